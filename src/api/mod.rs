@@ -1,0 +1,99 @@
+//! The HTTP API (axum). Every 4xx/5xx body is JSON `{"error": …}`.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::domain::Lang;
+use crate::faq;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub faq: Arc<faq::Engine>,
+}
+
+/// An API error: a status and a JSON body with `error` plus details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: json!({ "error": message.into() }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.http.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/faq", get(faq_search))
+        .fallback(not_found)
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    token: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint")
+}
+
+#[derive(Debug, Deserialize)]
+struct FaqQuery {
+    q: String,
+    lang: Option<String>,
+}
+
+async fn faq_search(
+    State(state): State<AppState>,
+    query: Result<Query<FaqQuery>, QueryRejection>,
+) -> Result<Json<faq::Answer>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let lang = match query.lang.as_deref() {
+        None | Some("") => None,
+        Some(l) => Some(l.parse::<Lang>().map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({ "error": e.to_string(), "field": "lang", "value": l }),
+        })?),
+    };
+    let engine = state.faq.clone();
+    let answer = tokio::task::spawn_blocking(move || engine.ask(&query.q, lang))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(answer))
+}

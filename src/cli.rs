@@ -1,0 +1,62 @@
+//! The `edesk` command line. Parsing and dispatch only: every subcommand calls
+//! into the module that owns the work.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, ConfigError, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edesk",
+    version,
+    about = "Notification and support desk for electronic software delivery"
+)]
+pub struct Cli {
+    /// TOML configuration file (layered over the built-in defaults).
+    #[arg(long, global = true, env = "EDESK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory (sled store, FAQ index, raw mail, outgoing mail).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: HTTP API, LMTP intake, outbox sender, jobs.
+    Serve,
+    /// Validate the configuration and print the effective values.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+    /// FAQ: import, ask, evaluate, benchmark, reindex.
+    Faq {
+        #[command(subcommand)]
+        cmd: crate::faq::cmd::FaqCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Check the configuration layers and print the effective configuration.
+    Check,
+}
+
+impl Cli {
+    /// The effective configuration for this invocation.
+    pub fn load_config(&self) -> Result<Config, ConfigError> {
+        Config::load(
+            self.config.as_deref(),
+            std::env::vars(),
+            &Overrides {
+                data_dir: self.data_dir.clone(),
+            },
+        )
+    }
+}

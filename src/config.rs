@@ -1,0 +1,494 @@
+//! Configuration: built-in defaults → TOML file (`--config`) → `EDESK_*`
+//! environment → command-line flags. Every layer is checked against the same
+//! schema, so an unknown key or a bad value is an error that names the key and
+//! where it came from (file path or environment variable).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Value;
+
+/// Prefix of every environment variable edesk reads as configuration.
+pub const ENV_PREFIX: &str = "EDESK_";
+
+/// Environment variables with the prefix that are not configuration keys
+/// (they select the file, or are read by clap directly).
+const ENV_NOT_KEYS: &[&str] = &["EDESK_CONFIG", "EDESK_LOG"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// sled database, tantivy index, raw mail, outgoing `.eml` files.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub lmtp: LmtpConfig,
+    pub smtp: SmtpConfig,
+    pub mail: MailConfig,
+    pub faq: FaqConfig,
+    pub discord: DiscordConfig,
+    pub calendar: CalendarConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub bind: SocketAddr,
+    /// Base of every link edesk puts in a mail (unsubscribe, order pages).
+    pub public_url: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LmtpConfig {
+    pub bind: SocketAddr,
+    /// Largest message accepted, in bytes (`552` above it).
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    /// `smtp://host:port`; unset means outgoing mail is written as `.eml` files.
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// Own domain: Message-IDs, `reply+TOKEN@`, `bounces+TOKEN@`.
+    pub domain: String,
+    /// Display name and local part of the sender of notifications.
+    pub from_name: String,
+    pub from_local: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaqConfig {
+    /// Directory holding the FAQ sources (`faq-index/`). Unset: `./faq-index`
+    /// when it exists, else the copy built into the binary.
+    pub dir: Option<PathBuf>,
+    /// Below this confidence the engine abstains.
+    pub threshold: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    pub token_file: Option<PathBuf>,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    pub time_zone: String,
+    pub holidays_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig::default(),
+            lmtp: LmtpConfig::default(),
+            smtp: SmtpConfig::default(),
+            mail: MailConfig::default(),
+            faq: FaqConfig::default(),
+            discord: DiscordConfig::default(),
+            calendar: CalendarConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7070)),
+            public_url: "http://127.0.0.1:7070".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LmtpConfig {
+    fn default() -> Self {
+        LmtpConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 2424)),
+            max_message_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            domain: "edesk.example.com".into(),
+            from_name: "eDelivery".into(),
+            from_local: "edelivery".into(),
+        }
+    }
+}
+
+impl Default for FaqConfig {
+    fn default() -> Self {
+        FaqConfig {
+            dir: None,
+            threshold: 0.5,
+        }
+    }
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig {
+            time_zone: "UTC".into(),
+            holidays_file: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+/// Command-line overrides, the last layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the effective configuration from all layers.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut table = to_table(&Config::default());
+        let mut origin: BTreeMap<String, String> = BTreeMap::new();
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let layer: Value =
+                text.parse::<toml::Table>()
+                    .map(Value::Table)
+                    .map_err(|e| ConfigError::File {
+                        path: path.to_path_buf(),
+                        message: e.to_string(),
+                    })?;
+            // Check the file on its own first, so the error names the file.
+            Config::deserialize(layer.clone()).map_err(|e| ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            for key in leaf_keys(&layer, "") {
+                origin.insert(key, path.display().to_string());
+            }
+            merge(&mut table, layer);
+        }
+
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&k.as_str()))
+            .collect();
+        vars.sort();
+        for (var, raw) in vars {
+            let path: Vec<String> = var[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            let key = path.join(".");
+            if !has_key(&table, &path) {
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!("`{key}` is not a configuration key"),
+                });
+            }
+            set_path(&mut table, &path, env_value(&raw));
+            origin.insert(key, var);
+        }
+
+        let mut config = Config::deserialize(table).map_err(|e| {
+            // The offending key is in the message; say which layer set it.
+            let message = e.to_string();
+            let from = origin
+                .iter()
+                .find(|(k, _)| message.contains(&format!("`{k}`")) || message.contains(k.as_str()))
+                .map(|(_, o)| o.clone());
+            match from {
+                Some(var) if var.starts_with(ENV_PREFIX) => ConfigError::Env { var, message },
+                Some(path) => ConfigError::File {
+                    path: PathBuf::from(path),
+                    message,
+                },
+                None => ConfigError::Invalid {
+                    key: "?".into(),
+                    message,
+                },
+            }
+        })?;
+
+        if let Some(dir) = &overrides.data_dir {
+            config.data_dir = dir.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::Invalid {
+                key: key.into(),
+                message,
+            })
+        };
+        if !(0.0..=1.0).contains(&self.faq.threshold) {
+            return bad(
+                "faq.threshold",
+                format!("{} is not in [0, 1]", self.faq.threshold),
+            );
+        }
+        if self.mail.domain.is_empty()
+            || !self
+                .mail
+                .domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
+            return bad(
+                "mail.domain",
+                format!("{:?} is not a domain name", self.mail.domain),
+            );
+        }
+        if !(self.http.public_url.starts_with("http://")
+            || self.http.public_url.starts_with("https://"))
+        {
+            return bad(
+                "http.public_url",
+                format!("{:?} is not an http(s) URL", self.http.public_url),
+            );
+        }
+        if let Some(url) = &self.smtp.url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return bad(
+                "smtp.url",
+                format!("{url:?} must start with smtp:// or smtps://"),
+            );
+        }
+        if self.http.max_body_bytes == 0 {
+            return bad("http.max_body_bytes", "must be > 0".into());
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML (what `edesk config check` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+fn to_table(config: &Config) -> Value {
+    Value::try_from(config).unwrap_or_else(|_| Value::Table(toml::Table::new()))
+}
+
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Table(b), Value::Table(l)) => {
+            for (k, v) in l {
+                match b.get_mut(&k) {
+                    Some(slot @ Value::Table(_)) if v.is_table() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, layer) => *slot = layer,
+    }
+}
+
+fn leaf_keys(v: &Value, prefix: &str) -> Vec<String> {
+    match v {
+        Value::Table(t) => t
+            .iter()
+            .flat_map(|(k, v)| {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_keys(v, &p)
+            })
+            .collect(),
+        _ => vec![prefix.to_string()],
+    }
+}
+
+/// Whether `path` names a key of the schema. Optional keys are absent from the
+/// serialized defaults, so they are listed here.
+fn has_key(table: &Value, path: &[String]) -> bool {
+    const OPTIONAL: &[&str] = &[
+        "smtp.url",
+        "faq.dir",
+        "discord.token_file",
+        "discord.token",
+        "calendar.holidays_file",
+    ];
+    let joined = path.join(".");
+    if OPTIONAL.contains(&joined.as_str()) {
+        return true;
+    }
+    let mut cur = table;
+    for p in path {
+        match cur.get(p) {
+            Some(v) => cur = v,
+            None => return false,
+        }
+    }
+    !cur.is_table()
+}
+
+fn set_path(table: &mut Value, path: &[String], value: Value) {
+    let mut cur = table;
+    for p in &path[..path.len() - 1] {
+        let Value::Table(t) = cur else { return };
+        cur = t
+            .entry(p.clone())
+            .or_insert_with(|| Value::Table(toml::Table::new()));
+    }
+    if let (Value::Table(t), Some(last)) = (cur, path.last()) {
+        t.insert(last.clone(), value);
+    }
+}
+
+/// An environment value is a TOML scalar when it parses as one (`true`, `0.4`,
+/// `8080`), otherwise the raw string (`127.0.0.1:7070`, a path).
+fn env_value(raw: &str) -> Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => match t.remove("v") {
+            Some(v @ (Value::Integer(_) | Value::Float(_) | Value::Boolean(_))) => v,
+            _ => Value::String(raw.to_string()),
+        },
+        Err(_) => Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_design() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http.bind.to_string(), "127.0.0.1:7070");
+        assert_eq!(c.lmtp.bind.to_string(), "127.0.0.1:2424");
+        assert_eq!(c.smtp.url, None);
+        assert_eq!(c.mail.domain, "edesk.example.com");
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("edesk.toml");
+        std::fs::write(
+            &f,
+            "data_dir = \"/from/file\"\n[http]\nbind = \"127.0.0.1:8000\"\n[faq]\nthreshold = 0.3\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[
+                ("EDESK_HTTP__BIND", "127.0.0.1:9000"),
+                ("EDESK_SMTP__URL", "smtp://127.0.0.1:2525"),
+                ("PATH", "/bin"),
+            ]),
+            &Overrides {
+                data_dir: Some("/from/flag".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.http.bind.to_string(), "127.0.0.1:9000");
+        assert_eq!(c.faq.threshold, 0.3);
+        assert_eq!(c.smtp.url.as_deref(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+    }
+
+    #[test]
+    fn unknown_file_key_names_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("bad.toml");
+        std::fs::write(&f, "[http]\nbnd = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bnd"), "{e}");
+        assert!(e.contains("bad.toml"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_env_var() {
+        let e = Config::load(
+            None,
+            env(&[("EDESK_HTTP__BIND", "not-an-address")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("EDESK_HTTP__BIND"), "{e}");
+    }
+
+    #[test]
+    fn unknown_env_key_is_an_error() {
+        let e = Config::load(
+            None,
+            env(&[("EDESK_HTTP__PORT", "1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("EDESK_HTTP__PORT") && e.contains("http.port"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_threshold_is_rejected() {
+        let e = Config::load(
+            None,
+            env(&[("EDESK_FAQ__THRESHOLD", "1.5")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("faq.threshold"), "{e}");
+    }
+}

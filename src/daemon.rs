@@ -1,0 +1,102 @@
+//! Starts, wires and stops the services: one cancellation token for all of
+//! them, a task tracker to wait for their drain.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::faq;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("FAQ: {0}")]
+    Faq(#[from] faq::FaqError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the services share, built once at start.
+pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| DaemonError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let faq = faq::Engine::open(
+        &faq::Sources::resolve(config.faq.dir.as_deref()),
+        &config.data_dir,
+        config.faq.threshold,
+    )?;
+    Ok(AppState {
+        config: Arc::new(config.clone()),
+        faq: Arc::new(faq),
+    })
+}
+
+/// Runs until SIGINT/SIGTERM, then drains.
+pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    let state = build_state(&config)?;
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let listener = tokio::net::TcpListener::bind(config.http.bind)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: "http",
+            addr: config.http.bind,
+            source,
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let http_token = token.clone();
+    tracker.spawn(async move {
+        if let Err(e) = api::run(listener, state, http_token).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+
+    tracker.close();
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutdown requested, draining"),
+        _ = tracker.wait() => tracing::warn!("all services stopped"),
+    }
+    token.cancel();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot install SIGTERM handler");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

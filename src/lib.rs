@@ -1,0 +1,15 @@
+//! edesk: the notification and support desk of an electronic software delivery business.
+//!
+//! See `README.md` for usage and `../shared/DESIGN.md` for the module map; each
+//! module below owns one concern and talks to the others through typed values.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod desk;
+pub mod domain;
+pub mod faq;
+pub mod inbound;
+pub mod notify;
+pub mod store;

@@ -1,0 +1,50 @@
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use edesk::cli::{Cli, Command, ConfigCmd};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("edesk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("EDESK_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info,tantivy=warn,sled=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.load_config()?;
+    match cli.command {
+        Command::Serve => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            rt.block_on(edesk::daemon::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            cmd: ConfigCmd::Check,
+        } => {
+            print!("{}", config.to_toml());
+            eprintln!("configuration OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
+    }
+}
