@@ -24,6 +24,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub lmtp: LmtpConfig,
+    pub inbound: InboundConfig,
     pub smtp: SmtpConfig,
     pub mail: MailConfig,
     pub faq: FaqConfig,
@@ -47,6 +48,18 @@ pub struct LmtpConfig {
     pub bind: SocketAddr,
     /// Largest message accepted, in bytes (`552` above it).
     pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Maildir polled for messages (`edesk mail deliver` writes there).
+    /// Unset: `DATA_DIR/maildir`.
+    pub maildir: Option<PathBuf>,
+    /// How often the Maildir is polled, in milliseconds.
+    pub poll_ms: u64,
+    /// Raw bytes of processed mail are purged after this many days.
+    pub retention_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -96,6 +109,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             http: HttpConfig::default(),
             lmtp: LmtpConfig::default(),
+            inbound: InboundConfig::default(),
             smtp: SmtpConfig::default(),
             mail: MailConfig::default(),
             faq: FaqConfig::default(),
@@ -120,6 +134,16 @@ impl Default for LmtpConfig {
         LmtpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 2424)),
             max_message_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            maildir: None,
+            poll_ms: 2000,
+            retention_days: 90,
         }
     }
 }
@@ -295,10 +319,26 @@ impl Config {
                 format!("{url:?} must start with smtp:// or smtps://"),
             );
         }
+        if self.inbound.poll_ms == 0 {
+            return bad("inbound.poll_ms", "must be > 0".into());
+        }
         if self.http.max_body_bytes == 0 {
             return bad("http.max_body_bytes", "must be > 0".into());
         }
         Ok(())
+    }
+
+    /// The Maildir the daemon polls and `edesk mail deliver` writes to.
+    pub fn maildir(&self) -> PathBuf {
+        self.inbound
+            .maildir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("maildir"))
+    }
+
+    /// The sled database directory.
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("db")
     }
 
     /// The effective configuration as TOML (what `edesk config check` prints).
@@ -349,6 +389,7 @@ fn leaf_keys(v: &Value, prefix: &str) -> Vec<String> {
 fn has_key(table: &Value, path: &[String]) -> bool {
     const OPTIONAL: &[&str] = &[
         "smtp.url",
+        "inbound.maildir",
         "faq.dir",
         "discord.token_file",
         "discord.token",

@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::faq;
+use crate::inbound::{intake, lmtp, maildir};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -25,6 +26,13 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot open the database in {path}: {source}")]
+    Db {
+        path: std::path::PathBuf,
+        source: sled::Error,
+    },
+    #[error("inbound mail store: {0}")]
+    Intake(#[from] intake::IntakeError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
@@ -40,15 +48,23 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         &config.data_dir,
         config.faq.threshold,
     )?;
+    let db_path = config.db_path();
+    let db = sled::open(&db_path).map_err(|source| DaemonError::Db {
+        path: db_path.clone(),
+        source,
+    })?;
+    let spool = intake::Spool::open(&db)?;
     Ok(AppState {
         config: Arc::new(config.clone()),
         faq: Arc::new(faq),
+        spool,
     })
 }
 
 /// Runs until SIGINT/SIGTERM, then drains.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let state = build_state(&config)?;
+    let spool = state.spool.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -66,6 +82,33 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
+
+    let new_mail = Arc::new(tokio::sync::Notify::new());
+    let lmtp_listener = tokio::net::TcpListener::bind(config.lmtp.bind)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            what: "lmtp",
+            addr: config.lmtp.bind,
+            source,
+        })?;
+    tracing::info!(addr = %lmtp_listener.local_addr()?, "LMTP intake listening");
+    tracker.spawn(lmtp::run(
+        lmtp_listener,
+        spool.clone(),
+        lmtp::LmtpSettings {
+            hostname: config.mail.domain.clone(),
+            max_message_bytes: config.lmtp.max_message_bytes,
+        },
+        new_mail.clone(),
+        token.clone(),
+    ));
+    tracker.spawn(maildir::watch(
+        config.maildir(),
+        spool.clone(),
+        std::time::Duration::from_millis(config.inbound.poll_ms),
+        new_mail.clone(),
+        token.clone(),
+    ));
 
     tracker.close();
     tokio::select! {

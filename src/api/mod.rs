@@ -20,6 +20,7 @@ use crate::faq;
 pub struct AppState {
     pub config: Arc<Config>,
     pub faq: Arc<faq::Engine>,
+    pub spool: crate::inbound::intake::Spool,
 }
 
 /// An API error: a status and a JSON body with `error` plus details.
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/faq", get(faq_search))
+        .route("/v1/mail", get(mail_list))
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -96,4 +98,27 @@ async fn faq_search(
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(answer))
+}
+
+#[derive(Debug, Deserialize)]
+struct MailListQuery {
+    limit: Option<usize>,
+}
+
+/// Stored inbound messages, newest first: envelope, state, decision.
+async fn mail_list(
+    State(state): State<AppState>,
+    query: Result<Query<MailListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    let list = state
+        .spool
+        .list(limit)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let pending = state
+        .spool
+        .pending()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(json!({ "pending": pending.len(), "messages": list })))
 }

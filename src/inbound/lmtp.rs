@@ -1,0 +1,320 @@
+//! LMTP listener (RFC 2033). The MTA hands us each message once; we reply
+//! `250` per recipient only after [`Spool::accept`] has flushed the bytes, so
+//! a crash at any point either loses nothing we acknowledged or makes the MTA
+//! retry (and the spool recognises the retry as a duplicate).
+//!
+//! Command parsing uses `smtp-proto`; the loop, the limits and the reply
+//! timing are ours.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use smtp_proto::Request;
+use smtp_proto::request::receiver::DataReceiver;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use super::intake::{Accepted, Envelope, IntakeError, Spool};
+
+/// Longest command line accepted (RFC 5321 says 512; be lenient).
+const MAX_LINE: usize = 4096;
+/// Idle time allowed between two reads before we hang up.
+const READ_TIMEOUT: Duration = Duration::from_secs(300);
+const MAX_RECIPIENTS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct LmtpSettings {
+    pub hostname: String,
+    pub max_message_bytes: usize,
+}
+
+/// Accepts connections until `token` is cancelled; each connection runs on
+/// its own task, tracked so shutdown waits for transactions in flight.
+pub async fn run(
+    listener: TcpListener,
+    spool: Spool,
+    settings: LmtpSettings,
+    new_mail: Arc<Notify>,
+    token: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let settings = Arc::new(settings);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "LMTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let session = Session {
+            spool: spool.clone(),
+            settings: settings.clone(),
+            new_mail: new_mail.clone(),
+            token: token.clone(),
+        };
+        let span = tracing::info_span!("lmtp", %peer);
+        tracker.spawn(
+            async move {
+                if let Err(e) = session.handle(stream).await {
+                    tracing::debug!(error = %e, "LMTP connection ended");
+                }
+            }
+            .instrument(span),
+        );
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+struct Session {
+    spool: Spool,
+    settings: Arc<LmtpSettings>,
+    new_mail: Arc<Notify>,
+    token: CancellationToken,
+}
+
+#[derive(Default)]
+struct Transaction {
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+}
+
+enum Read {
+    Data,
+    Closed,
+    Cancelled,
+}
+
+impl Session {
+    async fn handle(&self, mut stream: TcpStream) -> std::io::Result<()> {
+        let _ = stream.set_nodelay(true);
+        let host = &self.settings.hostname;
+        stream
+            .write_all(format!("220 {host} LMTP edesk ready\r\n").as_bytes())
+            .await?;
+        let mut buf: Vec<u8> = Vec::with_capacity(8192);
+        let mut greeted = false;
+        let mut tx: Option<Transaction> = None;
+
+        loop {
+            // One command line, possibly already in the buffer (pipelining).
+            let line = loop {
+                if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    break line;
+                }
+                if buf.len() > MAX_LINE {
+                    stream
+                        .write_all(b"500 5.5.2 line too long\r\n")
+                        .await?;
+                    return Ok(());
+                }
+                match self.read_more(&mut stream, &mut buf).await? {
+                    Read::Data => {}
+                    Read::Closed => return Ok(()),
+                    Read::Cancelled => {
+                        stream
+                            .write_all(b"421 4.3.2 shutting down, try again later\r\n")
+                            .await?;
+                        return Ok(());
+                    }
+                }
+            };
+
+            let reply: String = match Request::parse(&mut line.iter()) {
+                Ok(Request::Lhlo { host: client }) => {
+                    tracing::debug!(%client, "LHLO");
+                    greeted = true;
+                    tx = None;
+                    format!(
+                        "250-{host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE {}\r\n",
+                        self.settings.max_message_bytes
+                    )
+                }
+                Ok(Request::Ehlo { .. } | Request::Helo { .. }) => {
+                    "500 5.5.1 this is an LMTP server: use LHLO\r\n".into()
+                }
+                Ok(Request::Mail { from }) => {
+                    if !greeted {
+                        "503 5.5.1 LHLO first\r\n".into()
+                    } else if tx.is_some() {
+                        "503 5.5.1 nested MAIL command\r\n".into()
+                    } else if from.size > self.settings.max_message_bytes {
+                        "552 5.3.4 message size exceeds fixed maximum message size\r\n".into()
+                    } else {
+                        tx = Some(Transaction {
+                            mail_from: Some(from.address.to_string()),
+                            rcpt_to: Vec::new(),
+                        });
+                        "250 2.1.0 sender OK\r\n".into()
+                    }
+                }
+                Ok(Request::Rcpt { to }) => match tx.as_mut() {
+                    None => "503 5.5.1 MAIL first\r\n".into(),
+                    Some(t) if t.rcpt_to.len() >= MAX_RECIPIENTS => {
+                        "452 4.5.3 too many recipients\r\n".into()
+                    }
+                    Some(t) => {
+                        t.rcpt_to.push(to.address.to_string());
+                        "250 2.1.5 recipient OK\r\n".into()
+                    }
+                },
+                Ok(Request::Data) => match tx.take() {
+                    Some(t) if !t.rcpt_to.is_empty() => {
+                        stream
+                            .write_all(b"354 2.0.0 send the message, end with <CRLF>.<CRLF>\r\n")
+                            .await?;
+                        match self.receive_data(&mut stream, &mut buf).await? {
+                            None => return Ok(()),
+                            Some(body) => self.deliver(t, body).await,
+                        }
+                    }
+                    Some(t) => {
+                        tx = Some(t);
+                        "503 5.5.1 RCPT first\r\n".into()
+                    }
+                    None => "503 5.5.1 MAIL first\r\n".into(),
+                },
+                Ok(Request::Bdat { .. }) => "502 5.5.1 CHUNKING not offered\r\n".into(),
+                Ok(Request::Rset) => {
+                    tx = None;
+                    "250 2.0.0 OK\r\n".into()
+                }
+                Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
+                Ok(Request::Vrfy { .. }) => "252 2.1.5 cannot verify, will accept\r\n".into(),
+                Ok(Request::Quit) => {
+                    stream.write_all(b"221 2.0.0 bye\r\n").await?;
+                    return Ok(());
+                }
+                Ok(Request::StartTls) => "502 5.5.1 STARTTLS not offered on LMTP\r\n".into(),
+                Ok(other) => format!("502 5.5.1 {} not implemented\r\n", other.name()),
+                Err(smtp_proto::Error::UnknownCommand) => {
+                    "500 5.5.2 command not recognized\r\n".into()
+                }
+                Err(e) => format!("501 5.5.4 syntax error: {}\r\n", describe(&e)),
+            };
+            stream.write_all(reply.as_bytes()).await?;
+        }
+    }
+
+    async fn read_more(&self, stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Read> {
+        let mut chunk = [0u8; 16 * 1024];
+        tokio::select! {
+            _ = self.token.cancelled() => Ok(Read::Cancelled),
+            r = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)) => match r {
+                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle timeout")),
+                Ok(Ok(0)) => Ok(Read::Closed),
+                Ok(Ok(n)) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    Ok(Read::Data)
+                }
+                Ok(Err(e)) => Err(e),
+            },
+        }
+    }
+
+    /// Reads the dot-terminated body. `Ok(None)`: the client went away (or we
+    /// are shutting down) before the end; nothing was acknowledged.
+    /// `Ok(Some(Err(size)))`: the body exceeded the limit and was discarded.
+    async fn receive_data(
+        &self,
+        stream: &mut TcpStream,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<Option<Result<Vec<u8>, usize>>> {
+        let max = self.settings.max_message_bytes;
+        let mut receiver = DataReceiver::new();
+        let mut body = Vec::new();
+        let mut seen = 0usize;
+        let mut too_big = false;
+        loop {
+            let pending = std::mem::take(buf);
+            let mut iter = pending.iter();
+            let before = body.len();
+            let done = receiver.ingest(&mut iter, &mut body);
+            seen += body.len().saturating_sub(before);
+            // Pipelined commands after the final dot stay in the buffer.
+            buf.extend_from_slice(iter.as_slice());
+            if body.len() > max {
+                too_big = true;
+                body.clear();
+            }
+            if done {
+                return Ok(Some(if too_big { Err(seen) } else { Ok(body) }));
+            }
+            match self.read_more(stream, buf).await? {
+                Read::Data => {}
+                Read::Closed => return Ok(None),
+                Read::Cancelled => {
+                    let _ = stream
+                        .write_all(b"421 4.3.2 shutting down, message not accepted\r\n")
+                        .await;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Stores the message and builds one reply line per recipient (LMTP).
+    async fn deliver(&self, tx: Transaction, body: Result<Vec<u8>, usize>) -> String {
+        let n = tx.rcpt_to.len();
+        let line = match body {
+            Err(size) => {
+                tracing::warn!(size, "message over the size limit refused");
+                "552 5.3.4 message too big\r\n".to_string()
+            }
+            Ok(raw) => {
+                let envelope = Envelope {
+                    source: "lmtp".into(),
+                    mail_from: tx.mail_from,
+                    rcpt_to: tx.rcpt_to,
+                    received_at: chrono::Utc::now(),
+                };
+                match self.spool.accept(&raw, envelope).await {
+                    Ok(Accepted::New(id)) => {
+                        tracing::info!(id, size = raw.len(), "message accepted");
+                        self.new_mail.notify_one();
+                        format!("250 2.0.0 <{id}> accepted\r\n")
+                    }
+                    Ok(Accepted::Duplicate(id)) => {
+                        tracing::info!(id, "duplicate delivery accepted once");
+                        format!("250 2.0.0 <{id}> already accepted\r\n")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot store inbound message");
+                        match e {
+                            IntakeError::Store(sled::Error::Io(ref io))
+                                if io.kind() == std::io::ErrorKind::StorageFull =>
+                            {
+                                "452 4.3.1 insufficient storage, try again later\r\n".into()
+                            }
+                            _ => "451 4.3.0 cannot store the message, try again later\r\n".into(),
+                        }
+                    }
+                }
+            }
+        };
+        line.repeat(n)
+    }
+}
+
+fn describe(e: &smtp_proto::Error) -> String {
+    match e {
+        smtp_proto::Error::InvalidSenderAddress => "invalid sender address".into(),
+        smtp_proto::Error::InvalidRecipientAddress => "invalid recipient address".into(),
+        smtp_proto::Error::SyntaxError { syntax } => format!("expected {syntax}"),
+        smtp_proto::Error::InvalidParameter { param } => format!("invalid parameter {param}"),
+        smtp_proto::Error::UnsupportedParameter { param } => {
+            format!("unsupported parameter {param}")
+        }
+        other => format!("{other:?}"),
+    }
+}
