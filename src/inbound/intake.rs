@@ -364,7 +364,10 @@ mod tests {
         let raw = b"Message-ID: <1@x>\r\n\r\nhello";
         let a = s.accept_blocking(raw, Envelope::new("pipe")).unwrap();
         let b = s
-            .accept_blocking(b"Message-ID: <1@x>\r\n\r\nhello again", Envelope::new("lmtp"))
+            .accept_blocking(
+                b"Message-ID: <1@x>\r\n\r\nhello again",
+                Envelope::new("lmtp"),
+            )
             .unwrap();
         assert!(matches!(a, Accepted::New(_)));
         assert_eq!(b, Accepted::Duplicate(a.id()));
@@ -417,7 +420,11 @@ mod tests {
         assert_eq!(m.state, MailState::Processed);
         assert_eq!(m.decision.unwrap()["kind"], "new");
         // Retention drops raw bytes of processed mail only.
-        assert_eq!(s.purge_raw_before(Utc::now() + chrono::Duration::days(1)).unwrap(), 1);
+        assert_eq!(
+            s.purge_raw_before(Utc::now() + chrono::Duration::days(1))
+                .unwrap(),
+            1
+        );
         assert!(s.raw(id).unwrap().is_none());
         assert!(s.meta(id).unwrap().unwrap().raw_purged);
     }

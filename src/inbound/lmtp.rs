@@ -113,9 +113,7 @@ impl Session {
                     break line;
                 }
                 if buf.len() > MAX_LINE {
-                    stream
-                        .write_all(b"500 5.5.2 line too long\r\n")
-                        .await?;
+                    stream.write_all(b"500 5.5.2 line too long\r\n").await?;
                     return Ok(());
                 }
                 match self.read_more(&mut stream, &mut buf).await? {

@@ -1,0 +1,141 @@
+//! LMTP intake against the running daemon, with swaks as a real LMTP client.
+
+mod support;
+
+use support::{spawn_daemon, swaks};
+
+fn mail_list(d: &support::Daemon) -> serde_json::Value {
+    let (status, body) = d.get("/v1/mail?limit=1000");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn lmtp_send(d: &support::Daemon, to: &[&str], extra: &[&str]) -> (bool, String) {
+    let server = d.lmtp.to_string();
+    let mut args = vec![
+        "--protocol",
+        "LMTP",
+        "--server",
+        server.as_str(),
+        "--from",
+        "customer@example.org",
+    ];
+    let joined = to.join(",");
+    args.extend(["--to", joined.as_str()]);
+    args.extend(extra);
+    swaks(&args)
+}
+
+#[test]
+fn each_recipient_gets_a_reply_and_the_message_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let (ok, transcript) = lmtp_send(
+        &d,
+        &["support@edesk.example.com", "reply+abc@edesk.example.com"],
+        &[
+            "--header",
+            "Message-Id: <lmtp-1@example.org>",
+            "--body",
+            "Hello, where is my order?",
+        ],
+    );
+    assert!(ok, "{transcript}");
+    // RFC 2033: one reply per accepted recipient after the final dot.
+    assert_eq!(
+        transcript.matches("<-  250 2.0.0").count(),
+        2,
+        "{transcript}"
+    );
+
+    // The MTA retries the same message: it is accepted again but stored once.
+    let (ok, transcript) = lmtp_send(
+        &d,
+        &["support@edesk.example.com"],
+        &[
+            "--header",
+            "Message-Id: <lmtp-1@example.org>",
+            "--body",
+            "Hello, where is my order?",
+        ],
+    );
+    assert!(
+        ok && transcript.contains("already accepted"),
+        "{transcript}"
+    );
+    let list = mail_list(&d);
+    let messages = list["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{list}");
+    assert_eq!(
+        messages[0]["envelope"]["rcpt_to"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(messages[0]["envelope"]["mail_from"], "customer@example.org");
+}
+
+#[test]
+fn oversized_message_is_refused_with_552_and_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[("EDESK_LMTP__MAX_MESSAGE_BYTES", "2000")]);
+    let big = "x".repeat(5000);
+    let (ok, transcript) = lmtp_send(
+        &d,
+        &["support@edesk.example.com"],
+        &[
+            "--header",
+            "Message-Id: <big@example.org>",
+            "--body",
+            big.as_str(),
+        ],
+    );
+    assert!(!ok, "{transcript}");
+    assert!(transcript.contains("552 5.3.4"), "{transcript}");
+    assert_eq!(mail_list(&d)["messages"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn lhlo_is_required_and_helo_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    // swaks speaking SMTP (EHLO) to an LMTP port must be told off, not accepted.
+    let server = d.lmtp.to_string();
+    let (ok, transcript) = swaks(&[
+        "--server",
+        server.as_str(),
+        "--from",
+        "a@example.org",
+        "--to",
+        "b@edesk.example.com",
+    ]);
+    assert!(!ok, "{transcript}");
+    assert!(transcript.contains("LHLO"), "{transcript}");
+    assert_eq!(mail_list(&d)["messages"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn accepted_mail_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    for i in 0..5 {
+        let mid = format!("Message-Id: <kill-{i}@example.org>");
+        let (ok, transcript) = lmtp_send(
+            &d,
+            &["support@edesk.example.com"],
+            &["--header", mid.as_str(), "--body", "please help"],
+        );
+        assert!(ok, "{transcript}");
+    }
+    // Killed right after the last 250: nothing acknowledged may be lost.
+    d.sigkill();
+    let d = spawn_daemon(dir.path(), &[]);
+    let list = mail_list(&d);
+    assert_eq!(list["messages"].as_array().unwrap().len(), 5, "{list}");
+}
+
+#[test]
+fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    assert_eq!(d.get("/healthz").0, 200);
+    assert!(d.terminate(), "daemon did not exit cleanly on SIGTERM");
+}
