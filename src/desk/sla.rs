@@ -1,0 +1,135 @@
+//! Business days: the unit of every support promise ("answer within 1 business
+//! day", "3 business days"). Mon–Fri minus a holiday list, in the configured
+//! time zone.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{Datelike, NaiveDate, Weekday};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CalendarError {
+    #[error("cannot read holidays file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("holidays file {path}, line {line}: {value:?} is not a YYYY-MM-DD date")]
+    BadDate {
+        path: String,
+        line: usize,
+        value: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Calendar {
+    holidays: BTreeSet<NaiveDate>,
+}
+
+impl Calendar {
+    pub fn new(holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
+        Calendar {
+            holidays: holidays.into_iter().collect(),
+        }
+    }
+
+    /// One `YYYY-MM-DD` per line; `#` starts a comment; blank lines ignored.
+    pub fn load(path: &Path) -> Result<Calendar, CalendarError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CalendarError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Calendar, CalendarError> {
+        let mut holidays = BTreeSet::new();
+        for (i, line) in text.lines().enumerate() {
+            let value = line.split('#').next().unwrap_or("").trim();
+            if value.is_empty() {
+                continue;
+            }
+            let date = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+                CalendarError::BadDate {
+                    path: origin.to_string(),
+                    line: i + 1,
+                    value: value.to_string(),
+                }
+            })?;
+            holidays.insert(date);
+        }
+        Ok(Calendar { holidays })
+    }
+
+    pub fn is_business_day(&self, d: NaiveDate) -> bool {
+        !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&d)
+    }
+
+    /// The date `n` business days after `from` (a request made on a Friday
+    /// with n = 1 is due on Monday; on a holiday eve, the day after).
+    pub fn add_business_days(&self, from: NaiveDate, n: u32) -> NaiveDate {
+        let mut d = from;
+        let mut left = n;
+        while left > 0 {
+            d = d.succ_opt().unwrap_or(d);
+            if self.is_business_day(d) {
+                left -= 1;
+            }
+        }
+        d
+    }
+
+    /// Business days strictly after `from` up to and including `to`.
+    pub fn business_days_between(&self, from: NaiveDate, to: NaiveDate) -> i64 {
+        let mut count = 0;
+        let mut d = from;
+        while d < to {
+            d = d.succ_opt().unwrap_or(to);
+            if self.is_business_day(d) {
+                count += 1;
+            }
+        }
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn weekends_are_skipped() {
+        let c = Calendar::default();
+        // 2026-11-27 is a Friday.
+        assert_eq!(c.add_business_days(d("2026-11-27"), 1), d("2026-11-30"));
+        assert_eq!(c.add_business_days(d("2026-11-27"), 3), d("2026-12-02"));
+        // Asked on a Saturday: one business day is Monday.
+        assert_eq!(c.add_business_days(d("2026-11-28"), 1), d("2026-11-30"));
+        assert_eq!(c.add_business_days(d("2026-11-25"), 0), d("2026-11-25"));
+    }
+
+    #[test]
+    fn holidays_are_skipped_and_bad_lines_are_named() {
+        let c = Calendar::parse("# holidays\n2026-12-25\n\n2026-12-28 # observed\n", "h").unwrap();
+        assert_eq!(c.add_business_days(d("2026-12-24"), 1), d("2026-12-29"));
+        assert_eq!(c.business_days_between(d("2026-12-24"), d("2026-12-29")), 1);
+        let e = Calendar::parse("2026-12-25\nChristmas\n", "h.txt").unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn result_is_a_business_day_n_days_later(days in 0i64..3000, n in 1u32..30) {
+            let c = Calendar::new([d("2026-12-25"), d("2027-01-01")]);
+            let from = d("2024-01-01") + chrono::Duration::days(days);
+            let due = c.add_business_days(from, n);
+            proptest::prop_assert!(c.is_business_day(due));
+            proptest::prop_assert_eq!(c.business_days_between(from, due), n as i64);
+        }
+    }
+}
