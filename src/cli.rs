@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::faq::cmd::FaqCmd,
     },
+    /// Inbound mail: inspect, evaluate the extractor, benchmark.
+    Mail {
+        #[command(subcommand)]
+        cmd: crate::inbound::cmd::MailCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]

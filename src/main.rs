@@ -48,5 +48,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
+        Command::Mail { cmd } => Ok(edesk::inbound::cmd::run(cmd, &config)?),
     }
 }

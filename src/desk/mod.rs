@@ -3,6 +3,7 @@
 //! live in `routing`.
 
 pub mod guard;
+pub mod routing;
 pub mod sla;
 pub mod tickets;
 

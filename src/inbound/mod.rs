@@ -1,6 +1,48 @@
-//! Inbound mail: intake (LMTP, Maildir, pipe), parsing, classification,
-//! threading, reply extraction and the decision.
+//! Inbound mail: from raw bytes to a decision.
+//!
+//! parse (mail-parser, behind `catch_unwind`) → classify (auto-reply, bounce,
+//! list, loop, malformed: machine mail is never answered) → extract the new
+//! text (quotes, signatures, disclaimers; EN and FR clients) → thread (reply
+//! token, our Message-IDs, SO#/PO# in the new text) → language → authorize
+//! the sender → decide (mail command, FAQ answer, or escalation routed by
+//! `desk::routing`).
+//!
+//! The analysis is one pure function, [`analyze`]`(raw, &dyn Directory,
+//! &dyn FaqOracle) -> Decision`; the daemon and `edesk mail inspect` both
+//! call it. [`Directory`] and [`FaqOracle`] are the only things inbound needs
+//! from the store and the FAQ engine; [`MemWorld`] implements both in memory.
 
+pub mod classify;
+pub mod cmd;
+pub mod command;
+pub mod decide;
+pub mod eval;
+pub mod extract;
+pub mod html;
 pub mod intake;
+pub mod lang;
 pub mod lmtp;
 pub mod maildir;
+pub mod parse;
+pub mod ports;
+pub mod thread;
+
+use std::path::PathBuf;
+
+pub use classify::{Bounce, Kind};
+pub use command::MailCommand;
+pub use decide::{Action, Decision, FaqShown, analyze};
+pub use ports::{Abstain, Directory, FaqHit, FaqOracle, MemWorld, OrderRef};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    World { path: PathBuf, message: String },
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}

@@ -1,0 +1,240 @@
+//! `edesk mail …`: inspect messages, evaluate the extractor, benchmark the
+//! analysis. Nothing here sends mail or changes state.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Subcommand;
+
+use super::InboundError;
+use super::decide::{Decision, analyze};
+use super::eval;
+use super::ports::{Abstain, Directory, FaqOracle, MemWorld};
+use crate::config::Config;
+
+#[derive(Debug, Subcommand)]
+pub enum MailCmd {
+    /// Show what the daemon would do with each message, without doing it.
+    Inspect {
+        /// One JSON object per message (DESIGN.md's contract).
+        #[arg(long)]
+        json: bool,
+        /// Orders, own addresses and FAQ entries from a JSON file instead of
+        /// the store (see `MemWorld`).
+        #[arg(long, value_name = "FILE")]
+        world: Option<PathBuf>,
+        /// `.eml` files; `-` reads one message from stdin.
+        #[arg(required = true)]
+        files: Vec<String>,
+    },
+    /// Score the reply extractor on `NAME.eml` + `NAME.expected.txt` pairs.
+    Eval {
+        dir: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        world: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Messages per second through parse → classify → thread → extract → decide.
+    Bench {
+        dir: PathBuf,
+        /// Passes over the corpus.
+        #[arg(long, default_value_t = 50)]
+        rounds: usize,
+        #[arg(long, value_name = "FILE")]
+        world: Option<PathBuf>,
+    },
+}
+
+/// The directory the daemon would use. The lead replaces this with the
+/// store-backed implementation at integration; until then nothing is known.
+pub fn directory(_config: &Config) -> Box<dyn Directory> {
+    Box::new(MemWorld::default())
+}
+
+/// The FAQ the daemon would use. Placeholder until the engine is wired in:
+/// it abstains, so every question is escalated.
+pub fn faq(_config: &Config) -> Box<dyn FaqOracle> {
+    Box::new(Abstain)
+}
+
+fn load_world(path: &Path) -> Result<MemWorld, InboundError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InboundError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    MemWorld::from_json(&text).map_err(|e| InboundError::World {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+type Ports = (Box<dyn Directory>, Box<dyn FaqOracle>);
+
+fn ports(world: Option<&Path>, config: &Config) -> Result<Ports, InboundError> {
+    Ok(match world {
+        Some(p) => {
+            let w = load_world(p)?;
+            (Box::new(w.clone()), Box::new(w))
+        }
+        None => (directory(config), faq(config)),
+    })
+}
+
+pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
+    match cmd {
+        MailCmd::Inspect { json, world, files } => {
+            let (dir, faq) = ports(world.as_deref(), config)?;
+            inspect(&files, json, dir.as_ref(), faq.as_ref())
+        }
+        MailCmd::Eval { dir, world, json } => {
+            let (d, faq) = ports(world.as_deref(), config)?;
+            let report = eval::evaluate(&dir, d.as_ref(), faq.as_ref())?;
+            let out = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+            } else {
+                report.summary()
+            };
+            write_out(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCmd::Bench { dir, rounds, world } => {
+            let (d, faq) = ports(world.as_deref(), config)?;
+            let out = bench(&dir, rounds, d.as_ref(), faq.as_ref())?;
+            write_out(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn write_out(s: &str) -> Result<(), InboundError> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(InboundError::Output)
+}
+
+fn read_input(name: &str) -> Result<Vec<u8>, InboundError> {
+    if name == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|source| InboundError::Io {
+                path: PathBuf::from("-"),
+                source,
+            })?;
+        return Ok(buf);
+    }
+    std::fs::read(name).map_err(|source| InboundError::Io {
+        path: PathBuf::from(name),
+        source,
+    })
+}
+
+/// One line of JSON, or a short human-readable block.
+pub fn render(file: &str, d: &Decision, json: bool) -> String {
+    if json {
+        return serde_json::to_string(&d.inspect_json(file)).unwrap_or_default() + "\n";
+    }
+    let mut s = format!(
+        "{file}: {} → {}{}\n  from {} lang {} orders [{}] authorized {}\n",
+        d.kind.as_str(),
+        d.route,
+        if d.should_reply { " (reply)" } else { "" },
+        d.sender.as_deref().unwrap_or("?"),
+        d.lang,
+        d.orders.join(", "),
+        d.authorized
+    );
+    if let Some(f) = &d.faq {
+        s.push_str(&format!(
+            "  faq: {} ({:.2})\n",
+            f.question.as_deref().unwrap_or("-"),
+            f.confidence
+        ));
+    }
+    for r in &d.reasons {
+        s.push_str(&format!("  - {r}\n"));
+    }
+    if !d.new_text.is_empty() {
+        for l in d.new_text.lines() {
+            s.push_str(&format!("  | {l}\n"));
+        }
+    }
+    s
+}
+
+fn inspect(
+    files: &[String],
+    json: bool,
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> Result<ExitCode, InboundError> {
+    let mut failed = false;
+    for f in files {
+        match read_input(f) {
+            Ok(raw) => write_out(&render(f, &analyze(&raw, dir, faq), json))?,
+            Err(e) => {
+                eprintln!("edesk: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Runs the whole analysis over a corpus held in memory and reports rates.
+pub fn bench(
+    dir: &Path,
+    rounds: usize,
+    d: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> Result<String, InboundError> {
+    let mut corpus = Vec::new();
+    for f in eval::eml_files(dir)? {
+        corpus.push(std::fs::read(&f).map_err(|source| InboundError::Io { path: f, source })?);
+    }
+    let n = corpus.len() * rounds.max(1);
+    let bytes: usize = corpus.iter().map(Vec::len).sum::<usize>() * rounds.max(1);
+    // Warm up lazily built regexes and the language models.
+    for raw in &corpus {
+        std::hint::black_box(analyze(raw, d, faq));
+    }
+    let start = Instant::now();
+    for _ in 0..rounds.max(1) {
+        for raw in &corpus {
+            std::hint::black_box(analyze(raw, d, faq));
+        }
+    }
+    let full = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for _ in 0..rounds.max(1) {
+        for raw in &corpus {
+            std::hint::black_box(mail_parser::MessageParser::default().parse(raw.as_slice()));
+        }
+    }
+    let parse_only = start.elapsed().as_secs_f64();
+    let rate = |secs: f64| {
+        if secs > 0.0 {
+            n as f64 / secs
+        } else {
+            f64::INFINITY
+        }
+    };
+    Ok(format!(
+        "{} messages ({} files × {} rounds, {:.1} MB), one thread\nfull analysis: {:.0} messages/s ({:.1} µs/message)\nmail-parser alone: {:.0} messages/s\n",
+        n,
+        corpus.len(),
+        rounds.max(1),
+        bytes as f64 / 1e6,
+        rate(full),
+        full * 1e6 / n.max(1) as f64,
+        rate(parse_only)
+    ))
+}

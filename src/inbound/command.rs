@@ -1,0 +1,112 @@
+//! Mail commands: a line that is only `UNSUBSCRIBE`, `RESTORE SO#…` or
+//! `RESEND`, in English or French, on the first line of the new text or in
+//! the subject. A sentence that mentions the word is not a command.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "command", content = "so", rename_all = "lowercase")]
+pub enum MailCommand {
+    Unsubscribe,
+    /// Restore an archived order (the SO# given, or the threaded one).
+    Restore(Option<String>),
+    /// Send the notification again.
+    Resend(Option<String>),
+}
+
+impl MailCommand {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MailCommand::Unsubscribe => "unsubscribe",
+            MailCommand::Restore(_) => "restore",
+            MailCommand::Resend(_) => "resend",
+        }
+    }
+}
+
+fn pattern() -> Option<&'static Regex> {
+    static P: OnceLock<Option<Regex>> = OnceLock::new();
+    P.get_or_init(|| {
+        Regex::new(
+            r"(?i)^\s*(?:(unsubscribe|(?:se )?d[ée]sabonner|d[ée]sinscri(?:re|ption)|d[ée]sabonnement)|(restore|restaurer)|(resend|renvoyer))\b\s*(?:(?:so|order|commande|cde)?\s*(?:#|n°|no\.?)?\s*:?\s*(\d{6,10}))?\s*[.!]*\s*$",
+        )
+        .ok()
+    })
+    .as_ref()
+}
+
+/// Strips `Re:`/`TR:`/`Fwd:`-style prefixes from a subject.
+pub fn bare_subject(subject: &str) -> &str {
+    let mut s = subject.trim();
+    loop {
+        let lower = s.to_lowercase();
+        let hit = [
+            "re:", "re :", "aw:", "tr:", "tr :", "fw:", "fwd:", "réf:", "ref:", "rép:",
+        ]
+        .iter()
+        .find(|p| lower.starts_with(*p));
+        match hit {
+            Some(p) => s = s.get(p.len()..).unwrap_or("").trim_start(),
+            None => return s,
+        }
+    }
+}
+
+fn parse_line(line: &str) -> Option<MailCommand> {
+    let c = pattern()?.captures(line)?;
+    let so = c.get(4).map(|m| m.as_str().to_string());
+    if c.get(1).is_some() {
+        Some(MailCommand::Unsubscribe)
+    } else if c.get(2).is_some() {
+        Some(MailCommand::Restore(so))
+    } else {
+        c.get(3).map(|_| MailCommand::Resend(so))
+    }
+}
+
+/// The command in a message, if any: the first line of the new text wins
+/// over the subject.
+pub fn find(new_text: &str, subject: &str) -> Option<MailCommand> {
+    let first = new_text.lines().map(str::trim).find(|l| !l.is_empty());
+    first
+        .and_then(parse_line)
+        .or_else(|| parse_line(bare_subject(subject)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_en_fr() {
+        assert_eq!(find("UNSUBSCRIBE", ""), Some(MailCommand::Unsubscribe));
+        assert_eq!(find("Désabonner", ""), Some(MailCommand::Unsubscribe));
+        assert_eq!(find("", "Re: DÉSABONNER"), Some(MailCommand::Unsubscribe));
+        assert_eq!(
+            find("RESTORE SO#10458321\nthanks", ""),
+            Some(MailCommand::Restore(Some("10458321".into())))
+        );
+        assert_eq!(
+            find("restaurer commande 20571234", ""),
+            Some(MailCommand::Restore(Some("20571234".into())))
+        );
+        assert_eq!(find("RENVOYER", ""), Some(MailCommand::Resend(None)));
+    }
+
+    #[test]
+    fn sentences_are_not_commands() {
+        assert_eq!(find("How do I unsubscribe my colleague?", ""), None);
+        assert_eq!(find("Please resend the link", "Re: your order"), None);
+    }
+
+    #[test]
+    fn subject_prefixes() {
+        assert_eq!(
+            bare_subject("RE: TR: Re : Votre commande"),
+            "Votre commande"
+        );
+    }
+}

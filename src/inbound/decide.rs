@@ -1,0 +1,355 @@
+//! The whole analysis: raw bytes + what the directory and the FAQ know →
+//! one [`Decision`]. Pure (no I/O, no clock), so the daemon and
+//! `mail inspect` give the same answer for the same message.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::Serialize;
+
+use super::classify::{Bounce, Class, Kind, classify};
+use super::command::{self, MailCommand};
+use super::extract;
+use super::lang;
+use super::parse::{Parsed, parse};
+use super::ports::{Directory, FaqOracle, OrderRef};
+use super::thread::{Method, Thread, thread};
+use crate::desk::routing::{self, Route, RoutingInput};
+use crate::domain::Lang;
+
+/// New text shorter than this is completed with the subject before asking
+/// the FAQ ("see below", "any news?").
+const SHORT_QUESTION_CHARS: usize = 40;
+
+/// What the daemon does with the message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Machine mail or nothing to do.
+    Ignore,
+    /// Stop mailing an address that failed permanently.
+    Suppress { address: String },
+    /// Answer from the FAQ entry `id`.
+    Answer { id: String },
+    /// Open a ticket for the team and acknowledge to the customer.
+    Escalate { team: Route },
+    /// Run a mail command for the sender.
+    Command(MailCommand),
+}
+
+/// The FAQ entry considered, as shown by `mail inspect`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaqShown {
+    pub question: Option<String>,
+    pub confidence: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub message_id: Option<String>,
+    pub kind: Kind,
+    pub should_reply: bool,
+    pub lang: Lang,
+    pub orders: Vec<String>,
+    pub authorized: bool,
+    pub route: Route,
+    pub faq: Option<FaqShown>,
+    pub new_text: String,
+    pub reasons: Vec<String>,
+    pub action: Action,
+    pub sender: Option<String>,
+    pub subject: String,
+    pub thread_method: Method,
+    pub bounce: Option<Bounce>,
+}
+
+/// `mail inspect --json` output, field for field DESIGN.md's contract.
+#[derive(Debug, Serialize)]
+pub struct InspectJson<'a> {
+    pub file: &'a str,
+    pub message_id: Option<&'a str>,
+    pub kind: Kind,
+    pub should_reply: bool,
+    pub lang: Lang,
+    pub orders: &'a [String],
+    pub authorized: bool,
+    pub route: Route,
+    pub faq: Option<&'a FaqShown>,
+    pub new_text: &'a str,
+    pub reasons: &'a [String],
+}
+
+impl Decision {
+    pub fn inspect_json<'a>(&'a self, file: &'a str) -> InspectJson<'a> {
+        InspectJson {
+            file,
+            message_id: self.message_id.as_deref(),
+            kind: self.kind,
+            should_reply: self.should_reply,
+            lang: self.lang,
+            orders: &self.orders,
+            authorized: self.authorized,
+            route: self.route,
+            faq: self.faq.as_ref(),
+            new_text: &self.new_text,
+            reasons: &self.reasons,
+        }
+    }
+
+    fn machine(p: Option<&Parsed>, kind: Kind, reasons: Vec<String>) -> Decision {
+        Decision {
+            message_id: p.and_then(|p| p.message_id.clone()),
+            kind,
+            should_reply: false,
+            lang: Lang::En,
+            orders: Vec::new(),
+            authorized: false,
+            route: Route::None,
+            faq: None,
+            new_text: String::new(),
+            reasons,
+            action: Action::Ignore,
+            sender: p.and_then(|p| p.from.clone()),
+            subject: p.map(|p| p.subject.clone()).unwrap_or_default(),
+            thread_method: Method::None,
+            bounce: None,
+        }
+    }
+}
+
+/// Analyses one raw message. Never panics: anything unexpected is `malformed`.
+pub fn analyze(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decision {
+    match catch_unwind(AssertUnwindSafe(|| analyze_inner(raw, dir, faq))) {
+        Ok(d) => d,
+        Err(_) => Decision::machine(
+            None,
+            Kind::Malformed,
+            vec!["malformed: the analysis failed on this input".into()],
+        ),
+    }
+}
+
+fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decision {
+    let p = match parse(raw) {
+        Ok(p) => p,
+        Err(e) => return Decision::machine(None, Kind::Malformed, vec![format!("malformed: {e}")]),
+    };
+    let mut reasons = Vec::new();
+    match classify(&p, dir, &mut reasons) {
+        Class::Human => human(p, dir, faq, reasons),
+        Class::Machine { kind, bounce } => {
+            let mut d = Decision::machine(Some(&p), kind, reasons);
+            if let Some(b) = &bounce {
+                if let (true, Some(a)) = (b.hard, &b.address) {
+                    d.action = Action::Suppress { address: a.clone() };
+                }
+                if let Some(o) = b.token.as_deref().and_then(|t| dir.order_by_token(t)) {
+                    d.orders.push(o.so);
+                }
+            }
+            d.bounce = bounce;
+            d.reasons.push("machine mail: never answered".into());
+            d
+        }
+    }
+}
+
+fn is_reply(p: &Parsed, t: &Thread) -> bool {
+    matches!(t.method, Method::ReplyToken | Method::MessageId)
+        || !p.thread_ids.is_empty()
+        || command::bare_subject(&p.subject).len() < p.subject.trim().len()
+}
+
+fn pick_lang(new_text: &str, p: &Parsed, t: &Thread, dir: &dyn Directory) -> (Lang, String) {
+    if let Some(l) = lang::detect(new_text) {
+        return (l, format!("lang: {l} detected in the new text"));
+    }
+    let sender = p.from.as_deref().unwrap_or("");
+    let token_lang = t.orders.first().and_then(|o| o.recipient_lang);
+    if let Some(l) = token_lang.or_else(|| dir.known_lang(sender)) {
+        return (l, format!("lang: {l}, the sender's known language"));
+    }
+    if let Some(o) = t.orders.first() {
+        return (o.lang, format!("lang: {}, the order's language", o.lang));
+    }
+    if let Some(l) = lang::detect(command::bare_subject(&p.subject)) {
+        return (l, format!("lang: {l} detected in the subject"));
+    }
+    (Lang::En, "lang: en by default".into())
+}
+
+fn authorize(sender: &str, t: &Thread, dir: &dyn Directory, reasons: &mut Vec<String>) -> bool {
+    if t.orders.is_empty() {
+        reasons.push("authorized: no order referenced".into());
+        return false;
+    }
+    let mut all = true;
+    for o in &t.orders {
+        let by_token = t.token_recipient.as_deref() == Some(sender);
+        if by_token || dir.is_authorized(&o.so, sender) {
+            continue;
+        }
+        all = false;
+        reasons.push(format!(
+            "not authorized: {sender} is neither a recipient of SO {} nor granted access; no order details",
+            o.so
+        ));
+    }
+    all
+}
+
+fn human(
+    p: Parsed,
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+    mut reasons: Vec<String>,
+) -> Decision {
+    let sender = p.from.clone().unwrap_or_default();
+    let new_text = extract::new_text(p.text.as_deref(), p.html.as_deref(), p.from_name.as_deref());
+    let t = thread(&p, &new_text, dir);
+    let kind = if is_reply(&p, &t) {
+        Kind::Reply
+    } else {
+        Kind::New
+    };
+    reasons.push(format!(
+        "thread: {}",
+        match t.method {
+            Method::ReplyToken => "reply token",
+            Method::MessageId => "In-Reply-To/References of our notification",
+            Method::Text => "SO#/PO# in the subject or new text",
+            Method::None => "no order found",
+        }
+    ));
+    let (lang, why) = pick_lang(&new_text, &p, &t, dir);
+    reasons.push(why);
+    let authorized = authorize(&sender, &t, dir, &mut reasons);
+    let orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
+    let mut d = Decision {
+        message_id: p.message_id.clone(),
+        kind,
+        should_reply: true,
+        lang,
+        orders,
+        authorized,
+        route: Route::None,
+        faq: None,
+        new_text,
+        reasons,
+        action: Action::Ignore,
+        sender: p.from.clone(),
+        subject: p.subject.clone(),
+        thread_method: t.method,
+        bounce: None,
+    };
+    if let Some(cmd) = command::find(&d.new_text, &p.subject) {
+        run_command(&mut d, cmd, &t, dir, &sender);
+        return d;
+    }
+    decide_question(&mut d, &p, &t, faq);
+    d
+}
+
+fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directory, sender: &str) {
+    d.reasons.push(format!("command: {}", cmd.name()));
+    let (so, rebuild): (Option<String>, fn(Option<String>) -> MailCommand) = match &cmd {
+        MailCommand::Unsubscribe => {
+            d.action = Action::Command(cmd);
+            return;
+        }
+        MailCommand::Restore(so) => (so.clone(), MailCommand::Restore),
+        MailCommand::Resend(so) => (so.clone(), MailCommand::Resend),
+    };
+    let target: Option<OrderRef> = match so {
+        Some(so) => dir.order_exists(&so),
+        None => t.orders.first().cloned(),
+    };
+    let Some(order) = target else {
+        d.reasons.push("command: no such order; escalated".into());
+        escalate(d, Route::EdeliverySupport, "command without a known order");
+        return;
+    };
+    if !d.orders.contains(&order.so) {
+        d.orders.push(order.so.clone());
+    }
+    let allowed =
+        t.token_recipient.as_deref() == Some(sender) || dir.is_authorized(&order.so, sender);
+    if !allowed {
+        d.authorized = false;
+        d.reasons.push(format!(
+            "command refused: {sender} may not act on SO {}",
+            order.so
+        ));
+        escalate(d, Route::EdeliverySupport, "unauthorized command");
+        return;
+    }
+    d.authorized = true;
+    d.action = Action::Command(rebuild(Some(order.so)));
+}
+
+fn escalate(d: &mut Decision, team: Route, rule: &str) {
+    d.route = team;
+    d.action = Action::Escalate { team };
+    d.reasons.push(format!("escalate to {team} (rule: {rule})"));
+}
+
+fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle) {
+    let subject = command::bare_subject(&p.subject);
+    let question = if d.new_text.chars().count() < SHORT_QUESTION_CHARS {
+        format!("{subject}\n{}", d.new_text)
+    } else {
+        d.new_text.clone()
+    };
+    let holds: Vec<String> = t.orders.iter().flat_map(|o| o.open_holds.clone()).collect();
+    let pids: Vec<String> = t.orders.iter().flat_map(|o| o.pids.clone()).collect();
+    let routing_text = format!("{subject}\n{}", d.new_text);
+    if d.new_text.trim().is_empty() {
+        d.reasons.push("no new text written".into());
+        let r = routing::route(&RoutingInput {
+            text: &routing_text,
+            holds: &holds,
+            pids: &pids,
+            faq_team: None,
+        });
+        escalate(d, r.route, r.rule);
+        return;
+    }
+    let hit = faq.ask(&question, d.lang);
+    if hit.question.is_some() {
+        d.faq = Some(FaqShown {
+            question: hit.question.clone(),
+            confidence: hit.confidence,
+        });
+    }
+    match (&hit.id, hit.answered, hit.needs_person) {
+        (Some(id), true, false) => {
+            d.route = Route::Faq;
+            d.action = Action::Answer { id: id.clone() };
+            d.reasons.push(format!(
+                "faq: confident answer {id} ({:.2})",
+                hit.confidence
+            ));
+        }
+        (_, true, true) => {
+            d.reasons
+                .push("faq: matched a topic that needs a person".into());
+            let r = routing::route(&RoutingInput {
+                text: &routing_text,
+                holds: &holds,
+                pids: &pids,
+                faq_team: hit.team,
+            });
+            escalate(d, r.route, r.rule);
+        }
+        _ => {
+            d.reasons
+                .push(format!("faq: no confident answer ({:.2})", hit.confidence));
+            let r = routing::route(&RoutingInput {
+                text: &routing_text,
+                holds: &holds,
+                pids: &pids,
+                faq_team: hit.team,
+            });
+            escalate(d, r.route, r.rule);
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The text a person wrote: without quoted history, signature, closing
+//! formula or legal disclaimer. Works line by line on plain text; HTML-only
+//! mail is cut at its quote markers first and converted.
+//!
+//! Quoted lines (`>`) are dropped wherever they are, so inline and
+//! bottom-posted answers survive; an attribution line ("On … wrote:") is
+//! dropped when `>` lines follow it and ends the text when they do not
+//! (Outlook-style history has no markers).
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use super::html;
+
+/// Lines looked at after a closing formula for it to count as a sign-off.
+const MAX_SIGNATURE_LINES: usize = 10;
+
+/// The new text of a message, from its text part or else its HTML part.
+pub fn new_text(text: Option<&str>, html_body: Option<&str>, sender_name: Option<&str>) -> String {
+    let from_text = text.map(|t| strip(t, sender_name));
+    match (from_text, html_body) {
+        (Some(t), _) if !t.is_empty() => t,
+        (t, Some(h)) => {
+            let h = strip(&html::to_text(html::cut_quoted(h)), sender_name);
+            if h.is_empty() {
+                t.unwrap_or_default()
+            } else {
+                h
+            }
+        }
+        (t, None) => t.unwrap_or_default(),
+    }
+}
+
+struct Patterns {
+    attribution: Regex,
+    separator: Regex,
+    header_first: Regex,
+    header_next: Regex,
+    header_inline: Regex,
+    signature: Regex,
+    disclaimer: Regex,
+    closing: Regex,
+}
+
+fn patterns() -> Option<&'static Patterns> {
+    static P: OnceLock<Option<Patterns>> = OnceLock::new();
+    P.get_or_init(|| {
+        Some(Patterns {
+            // EN/FR/DE/ES/NL/IT forms; wrapped lines are joined before matching.
+            attribution: Regex::new(
+                r"(?i)^\s*(\*\s*)?(on|le|am|el|op|il)\b.{0,250}\b(wrote|a [ée]crit|schrieb|escribi[óo]|schreef|ha scritto)\s*:?\s*(\*\s*)?$|^\s*message du \d{1,2}/\d{1,2}/\d{2,4}.{0,120}$|^\s*-{2,}\s*.{0,120}\b(wrote|a [ée]crit)\s*:?\s*-{2,}\s*$|^.{0,120}<[^>\s]+@[^>\s]+>\s+(wrote|a [ée]crit)\s*:\s*$",
+            )
+            .ok()?,
+            separator: Regex::new(
+                r"(?i)^\s*(-{2,}|_{2,}|={2,})?\s*(original message|message d.origine|mail original|message original|courriel original|forwarded message|message transf[ée]r[ée]|message r[ée]exp[ée]di[ée]|forwarded by .{0,80}|transf[ée]r[ée] par .{0,80})\s*(-{2,}|_{2,}|={2,})?\s*$|^\s*_{8,}\s*$|^\s*(begin forwarded message|d[ée]but du message r[ée]exp[ée]di[ée]|d[ée]but du message transf[ée]r[ée])\s*:?\s*$",
+            )
+            .ok()?,
+            header_first: Regex::new(r"(?i)^\s*\*?\s*(from|de|von|van|exp[ée]diteur)\s*\*?\s*:\s*\*?\s*\S")
+                .ok()?,
+            header_next: Regex::new(
+                r"(?i)^\s*\*?\s*(sent|date|envoy[ée]|gesendet|to|[àa]|pour|an|subject|objet|sujet|betreff|cc|copie [àa]|importance)\s*\*?\s*:",
+            )
+            .ok()?,
+            header_inline: Regex::new(
+                r"(?i)^\s*\*?(from|de)\s*\*?:.{1,200}\b(sent|envoy[ée]|date)\s*\*?:.{1,120}\b(to|[àa]|subject|objet)\s*\*?:",
+            )
+            .ok()?,
+            signature: Regex::new(
+                r"(?i)^\s*(--|__)\s*$|^\s*(sent|envoy[ée]|exp[ée]di[ée]|get|obtenir|t[ée]l[ée]charger)\s+(from|with|via|using|de|depuis|du|avec|[àa] partir d.|outlook|my|mon)\b.{0,60}$",
+            )
+            .ok()?,
+            disclaimer: Regex::new(
+                r"(?i)^\s*(\*+\s*)?(this (e-?mail|message|communication|transmission)\b.{0,80}\b(confidential|privileged|intended|contain)|confidentiality notice|confidential(ity)?\s*:|disclaimer|the information (contained )?in this (e-?mail|message)|please consider the environment|think before you print|ce (message|courriel|mail|e-mail|m[ée]l)\b.{0,100}\b(confidenti|strictement|destin|priv)|les informations contenues dans ce|avis de confidentialit[ée]|avertissement\s*:|(merci de |pensez [àa] |respectez )?(penser [àa] )?l.environnement|p\s+(please|pensez))",
+            )
+            .ok()?,
+            closing: Regex::new(
+                r"(?i)^\s*(thanks|thank you|many thanks|thanks again|thanks in advance|thank you in advance|thx|regards|best regards|kind regards|warm regards|warmest regards|best wishes|best|cheers|sincerely|yours sincerely|yours truly|yours faithfully|all the best|br|rgds|with thanks|respectfully|have a (nice|good|great) (day|week|weekend)|cordialement|bien cordialement|tr[èe]s cordialement|cdlt|bien [àa] vous|bien [àa] toi|salutations|meilleures salutations|sinc[èe]res salutations|salutations distingu[ée]es|bien sinc[èe]rement|merci|merci beaucoup|merci bien|merci d.avance|merci par avance|d.avance merci|en vous remerciant|en vous remerciant par avance|en vous remerciant d.avance|bonne journ[ée]e|bonne fin de journ[ée]e|belle journ[ée]e|amicalement|[àa] bient[ôo]t|bises)\s*[,.!]*\s*([,.!-]\s*\p{Lu}[\p{L}.'\- ]{0,40})?\s*$",
+            )
+            .ok()?,
+        })
+    })
+    .as_ref()
+}
+
+fn is_quoted(line: &str) -> bool {
+    line.trim_start().starts_with('>')
+}
+
+/// How many lines (1–3) form an attribution starting at `i`, if any.
+fn attribution_at(p: &Patterns, lines: &[&str], i: usize) -> Option<usize> {
+    let first = lines[i].trim();
+    if first.is_empty() || first.len() > 400 || is_quoted(first) {
+        return None;
+    }
+    let mut joined = String::new();
+    for n in 0..3 {
+        let l = lines.get(i + n)?.trim();
+        if n > 0 && (l.is_empty() || is_quoted(l)) {
+            return None;
+        }
+        if !joined.is_empty() {
+            joined.push(' ');
+        }
+        joined.push_str(l);
+        if p.attribution.is_match(&joined) {
+            return Some(n + 1);
+        }
+    }
+    None
+}
+
+/// An Outlook-style header block (`From:` then `Sent:`/`To:`/`Subject:`).
+fn header_block_at(p: &Patterns, lines: &[&str], i: usize) -> bool {
+    let l = lines[i];
+    if p.header_inline.is_match(l) {
+        return true;
+    }
+    if !p.header_first.is_match(l) {
+        return false;
+    }
+    let following = lines[i + 1..]
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .take(5)
+        .filter(|l| p.header_next.is_match(l))
+        .count();
+    following >= 2
+}
+
+fn next_content<'a>(lines: &[&'a str], from: usize) -> Option<&'a str> {
+    lines[from.min(lines.len())..]
+        .iter()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty())
+}
+
+/// Strips quoted history, signature, closing formula and disclaimer.
+pub fn strip(body: &str, sender_name: Option<&str>) -> String {
+    let Some(p) = patterns() else {
+        return body.trim().to_string();
+    };
+    let lines: Vec<&str> = body.lines().collect();
+    let mut out: Vec<&str> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim_end();
+        if is_quoted(line) {
+            i += 1;
+            continue;
+        }
+        if let Some(n) = attribution_at(p, &lines, i) {
+            if next_content(&lines, i + n).is_some_and(is_quoted) {
+                i += n;
+                continue;
+            }
+            break;
+        }
+        if p.separator.is_match(line) || header_block_at(p, &lines, i) || p.signature.is_match(line)
+        {
+            break;
+        }
+        let has_content = out.iter().any(|l| !l.trim().is_empty());
+        if has_content && p.disclaimer.is_match(line) {
+            break;
+        }
+        out.push(line);
+        i += 1;
+    }
+    cut_closing(p, &mut out);
+    cut_sender_name(&mut out, sender_name);
+    tidy(&out)
+}
+
+/// Removes a trailing sign-off: a closing formula followed only by a few
+/// short lines (name, title, phone, company).
+fn cut_closing(p: &Patterns, out: &mut Vec<&str>) {
+    let content: Vec<usize> = (0..out.len())
+        .filter(|&k| !out[k].trim().is_empty())
+        .collect();
+    let tail = content.len().saturating_sub(MAX_SIGNATURE_LINES + 1);
+    for &k in &content[tail..] {
+        if k == content[0] {
+            continue;
+        }
+        // Signature lines are short and are not questions or sentences.
+        let rest_short = out[k + 1..].iter().all(|l| {
+            let l = l.trim();
+            l.chars().count() <= 70 && l.split_whitespace().count() <= 8 && !l.ends_with('?')
+        });
+        if rest_short && p.closing.is_match(out[k]) {
+            out.truncate(k);
+            return;
+        }
+    }
+}
+
+/// Drops a last line that is only the sender's name (or first name).
+fn cut_sender_name(out: &mut Vec<&str>, sender_name: Option<&str>) {
+    let Some(name) = sender_name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return;
+    };
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    let Some(last) = out.last() else { return };
+    let last = last.trim().trim_end_matches(['.', ',']).to_lowercase();
+    if out.len() < 2 || last.is_empty() {
+        return;
+    }
+    let name = name.to_lowercase();
+    let name = name.trim_matches(['"', '\'']);
+    // "Harper, John" and "John Harper" both name John.
+    let words: Vec<&str> = name.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let initials: String = words.iter().filter_map(|w| w.chars().next()).collect();
+    let is_name = last == name
+        || words.contains(&last.as_str())
+        || (last.len() >= 2 && last == initials)
+        || (last.split(' ').count() > 1 && last.split(' ').all(|w| words.contains(&w)));
+    if is_name {
+        out.pop();
+    }
+}
+
+fn tidy(lines: &[&str]) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for l in lines.iter().map(|l| l.trim_end()) {
+        if l.trim().is_empty() && out.last().is_none_or(|p| p.trim().is_empty()) {
+            continue;
+        }
+        out.push(l);
+    }
+    while out.last().is_some_and(|l| l.trim().is_empty()) {
+        out.pop();
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_compile() {
+        assert!(patterns().is_some());
+    }
+
+    #[test]
+    fn gmail_wrapped_attribution_and_quote() {
+        let b = "Hi,\n\nThe link is dead.\n\nOn Mon, 3 Mar 2025 at 09:02, eDelivery <\nedelivery@edesk.example.com> wrote:\n\n> Your order is ready\n> Bye\n";
+        assert_eq!(strip(b, None), "Hi,\n\nThe link is dead.");
+    }
+
+    #[test]
+    fn bottom_posting_keeps_answer() {
+        let b = "Le 03/03/2025 à 09:02, eDelivery a écrit :\n> Votre commande est prête\n\nMerci, mais le lien ne marche pas.\n";
+        assert_eq!(strip(b, None), "Merci, mais le lien ne marche pas.");
+    }
+
+    #[test]
+    fn outlook_fr_header_block() {
+        let b = "Bonjour,\nJe n'ai rien reçu.\n\nCordialement,\nMarie Dupont\nDupont SA\n\nDe : eDelivery <edelivery@edesk.example.com>\nEnvoyé : lundi 3 mars 2025 09:02\nÀ : Dupont Marie\nObjet : Votre commande\n\nTexte\n";
+        assert_eq!(strip(b, None), "Bonjour,\nJe n'ai rien reçu.");
+    }
+
+    #[test]
+    fn sentence_starting_with_thanks_is_content() {
+        let b = "Thanks for the quick answer, but the PAK is still refused.\n";
+        assert_eq!(strip(b, None), b.trim());
+    }
+
+    #[test]
+    fn lone_first_name_is_dropped() {
+        let b = "Can you resend the link?\n\nJohn\n";
+        assert_eq!(strip(b, Some("John Harper")), "Can you resend the link?");
+    }
+}

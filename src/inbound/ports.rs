@@ -1,0 +1,289 @@
+//! What inbound needs from the rest of the crate, as small traits: the lead
+//! implements them over the store and the FAQ engine; tests and
+//! `mail inspect --world FILE` use the in-memory versions below.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::desk::routing::Route;
+use crate::domain::Lang;
+
+/// An order as far as inbound mail is concerned.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OrderRef {
+    pub so: String,
+    #[serde(default)]
+    pub po: Option<String>,
+    /// The order's language.
+    #[serde(default)]
+    pub lang: Lang,
+    /// For a lookup by reply token: the recipient the token was minted for.
+    #[serde(default)]
+    pub recipient: Option<String>,
+    /// That recipient's language, when known.
+    #[serde(default)]
+    pub recipient_lang: Option<Lang>,
+    /// Types of holds not yet released (`export`, `new-product`, …).
+    #[serde(default)]
+    pub open_holds: Vec<String>,
+    #[serde(default)]
+    pub pids: Vec<String>,
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// What inbound needs to know about orders and addresses.
+pub trait Directory {
+    /// The order (and recipient) behind `reply+TOKEN@` or `bounces+TOKEN@`.
+    fn order_by_token(&self, token: &str) -> Option<OrderRef>;
+    /// The order one of our notifications (by Message-ID, without `<>`) was about.
+    fn order_by_message_id(&self, id: &str) -> Option<OrderRef>;
+    /// The order with this SO number, if it exists.
+    fn order_exists(&self, so: &str) -> Option<OrderRef>;
+    fn order_by_po(&self, po: &str) -> Option<OrderRef>;
+    /// The sender is a recipient of the order or was granted it by OBA.
+    fn is_authorized(&self, so: &str, sender: &str) -> bool;
+    /// One of edesk's own sending addresses (loop detection).
+    fn is_own_address(&self, addr: &str) -> bool;
+    /// The language this address is known to prefer.
+    fn known_lang(&self, addr: &str) -> Option<Lang>;
+}
+
+/// The best FAQ match for a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaqHit {
+    /// False when the engine abstains (question is then its best candidate).
+    pub answered: bool,
+    pub id: Option<String>,
+    pub question: Option<String>,
+    pub confidence: f64,
+    /// The entry's topic needs a person even when the match is confident.
+    pub needs_person: bool,
+    /// The team the entry names, if any.
+    pub team: Option<Route>,
+}
+
+impl FaqHit {
+    pub fn abstain() -> FaqHit {
+        FaqHit {
+            answered: false,
+            id: None,
+            question: None,
+            confidence: 0.0,
+            needs_person: false,
+            team: None,
+        }
+    }
+}
+
+pub trait FaqOracle {
+    fn ask(&self, text: &str, lang: Lang) -> FaqHit;
+}
+
+/// An oracle that never answers (everything is escalated).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Abstain;
+
+impl FaqOracle for Abstain {
+    fn ask(&self, _text: &str, _lang: Lang) -> FaqHit {
+        FaqHit::abstain()
+    }
+}
+
+/// One recipient of an in-memory order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemRecipient {
+    pub email: String,
+    #[serde(default)]
+    pub lang: Option<Lang>,
+    #[serde(default)]
+    pub reply_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemOrder {
+    pub so: String,
+    #[serde(default)]
+    pub po: Option<String>,
+    #[serde(default)]
+    pub lang: Lang,
+    #[serde(default)]
+    pub recipients: Vec<MemRecipient>,
+    /// OBA grants: addresses allowed to see this order.
+    #[serde(default)]
+    pub granted: Vec<String>,
+    #[serde(default)]
+    pub open_holds: Vec<String>,
+    #[serde(default)]
+    pub pids: Vec<String>,
+    #[serde(default)]
+    pub archived: bool,
+    /// Message-IDs of the notifications sent for it (without `<>`).
+    #[serde(default)]
+    pub notification_ids: Vec<String>,
+}
+
+/// A FAQ entry for the in-memory oracle: it answers when enough of an entry's
+/// keywords occur in the text (a stand-in for the real engine in tests).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemFaqEntry {
+    pub id: String,
+    pub lang: Lang,
+    pub question: String,
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub needs_person: bool,
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+/// Orders, own addresses and FAQ entries held in memory; loads from JSON
+/// (`{"orders": [...], "own_addresses": [...], "faq": [...]}`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemWorld {
+    #[serde(default)]
+    pub orders: Vec<MemOrder>,
+    #[serde(default)]
+    pub own_addresses: Vec<String>,
+    /// Our own domain: any address here is ours.
+    #[serde(default)]
+    pub own_domain: Option<String>,
+    #[serde(default)]
+    pub faq: Vec<MemFaqEntry>,
+    /// Share of an entry's keywords that must occur for a confident answer.
+    #[serde(default = "default_min_share")]
+    pub faq_min_share: f64,
+}
+
+fn default_min_share() -> f64 {
+    0.6
+}
+
+impl MemWorld {
+    pub fn from_json(text: &str) -> Result<MemWorld, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    fn to_ref(o: &MemOrder, recipient: Option<&MemRecipient>) -> OrderRef {
+        OrderRef {
+            so: o.so.clone(),
+            po: o.po.clone(),
+            lang: o.lang,
+            recipient: recipient.map(|r| r.email.to_ascii_lowercase()),
+            recipient_lang: recipient.and_then(|r| r.lang),
+            open_holds: o.open_holds.clone(),
+            pids: o.pids.clone(),
+            archived: o.archived,
+        }
+    }
+}
+
+impl Directory for MemWorld {
+    fn order_by_token(&self, token: &str) -> Option<OrderRef> {
+        self.orders.iter().find_map(|o| {
+            o.recipients
+                .iter()
+                .find(|r| {
+                    r.reply_token
+                        .as_deref()
+                        .is_some_and(|t| t.eq_ignore_ascii_case(token))
+                })
+                .map(|r| MemWorld::to_ref(o, Some(r)))
+        })
+    }
+
+    fn order_by_message_id(&self, id: &str) -> Option<OrderRef> {
+        let id = id.trim_matches(['<', '>']);
+        self.orders
+            .iter()
+            .find(|o| {
+                o.notification_ids
+                    .iter()
+                    .any(|n| n.trim_matches(['<', '>']) == id)
+            })
+            .map(|o| MemWorld::to_ref(o, None))
+    }
+
+    fn order_exists(&self, so: &str) -> Option<OrderRef> {
+        self.orders
+            .iter()
+            .find(|o| o.so == so)
+            .map(|o| MemWorld::to_ref(o, None))
+    }
+
+    fn order_by_po(&self, po: &str) -> Option<OrderRef> {
+        self.orders
+            .iter()
+            .find(|o| o.po.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(po)))
+            .map(|o| MemWorld::to_ref(o, None))
+    }
+
+    fn is_authorized(&self, so: &str, sender: &str) -> bool {
+        self.orders.iter().filter(|o| o.so == so).any(|o| {
+            o.recipients
+                .iter()
+                .any(|r| r.email.eq_ignore_ascii_case(sender))
+                || o.granted.iter().any(|g| g.eq_ignore_ascii_case(sender))
+        })
+    }
+
+    fn is_own_address(&self, addr: &str) -> bool {
+        let addr = addr.to_ascii_lowercase();
+        if self
+            .own_addresses
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(&addr))
+        {
+            return true;
+        }
+        match (&self.own_domain, addr.rsplit_once('@')) {
+            (Some(d), Some((_, dom))) => d.eq_ignore_ascii_case(dom),
+            _ => false,
+        }
+    }
+
+    fn known_lang(&self, addr: &str) -> Option<Lang> {
+        self.orders
+            .iter()
+            .flat_map(|o| o.recipients.iter())
+            .find(|r| r.email.eq_ignore_ascii_case(addr))
+            .and_then(|r| r.lang)
+    }
+}
+
+impl FaqOracle for MemWorld {
+    fn ask(&self, text: &str, lang: Lang) -> FaqHit {
+        let hay = text.to_lowercase();
+        let mut scored: BTreeMap<u64, &MemFaqEntry> = BTreeMap::new();
+        for e in self.faq.iter().filter(|e| e.lang == lang) {
+            if e.keywords.is_empty() {
+                continue;
+            }
+            let found = e
+                .keywords
+                .iter()
+                .filter(|k| hay.contains(&k.to_lowercase()))
+                .count();
+            let share = found as f64 / e.keywords.len() as f64;
+            // Keyed by share in millionths so the best entry sorts last.
+            scored.entry((share * 1e6) as u64).or_insert(e);
+        }
+        let Some((&key, best)) = scored.iter().next_back() else {
+            return FaqHit::abstain();
+        };
+        let confidence = key as f64 / 1e6;
+        FaqHit {
+            answered: confidence >= self.faq_min_share,
+            id: Some(best.id.clone()),
+            question: Some(best.question.clone()),
+            confidence,
+            needs_person: best.needs_person,
+            team: best.team.as_deref().and_then(|t| t.parse().ok()),
+        }
+    }
+}
