@@ -2,6 +2,7 @@
 //! relay of a team's reply back to the customer. Routing rules (which team)
 //! live in `routing`.
 
+pub mod cmd;
 pub mod guard;
 pub mod routing;
 pub mod sla;

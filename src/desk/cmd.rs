@@ -1,0 +1,109 @@
+//! `edesk desk …`: the support teams' view of escalations.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::tickets::{Desk, DeskError, Ticket, TicketId, TicketStatus};
+
+#[derive(Debug, Subcommand)]
+pub enum DeskCmd {
+    /// List tickets (open ones unless --all).
+    List {
+        #[arg(long)]
+        all: bool,
+        /// Only this team's tickets (`exportops`, `licensing`, …).
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one ticket with its whole thread.
+    Show {
+        ticket: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: DeskCmd, desk: &Desk) -> Result<ExitCode, DeskError> {
+    let mut out = String::new();
+    match cmd {
+        DeskCmd::List { all, team, json } => {
+            let tickets: Vec<Ticket> = desk
+                .list()?
+                .into_iter()
+                .filter(|t| all || t.status == TicketStatus::Open)
+                .filter(|t| team.as_deref().is_none_or(|team| t.team == team))
+                .collect();
+            if json {
+                out = serde_json::to_string_pretty(&tickets).unwrap_or_default() + "\n";
+            } else if tickets.is_empty() {
+                out.push_str("no tickets\n");
+            } else {
+                out.push_str("TICKET    STATUS    TEAM               DUE         CUSTOMER / SUBJECT\n");
+                for t in &tickets {
+                    out.push_str(&format!(
+                        "{:<9} {:<9} {:<18} {}  {} / {}\n",
+                        t.id,
+                        format!("{:?}", t.status).to_lowercase(),
+                        t.team,
+                        t.due,
+                        t.customer,
+                        t.subject
+                    ));
+                }
+            }
+        }
+        DeskCmd::Show { ticket, json } => {
+            let id: TicketId = ticket.parse()?;
+            let t = desk.get(id)?;
+            if json {
+                out = serde_json::to_string_pretty(&t).unwrap_or_default() + "\n";
+            } else {
+                out = show(&t);
+            }
+        }
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A readable ticket: header, attached FAQ entry, then the thread.
+pub fn show(t: &Ticket) -> String {
+    let mut s = format!(
+        "{}  [{}]  team: {}  due: {} ({} business day{})\ncustomer: {} ({})\nsubject: {}\n",
+        t.id,
+        format!("{:?}", t.status).to_lowercase(),
+        t.team,
+        t.due,
+        t.sla_business_days,
+        if t.sla_business_days == 1 { "" } else { "s" },
+        t.customer,
+        t.lang,
+        t.subject
+    );
+    if !t.orders.is_empty() {
+        s.push_str(&format!("orders: {}\n", t.orders.join(", ")));
+    }
+    if let Some(f) = &t.faq {
+        s.push_str(&format!(
+            "closest FAQ entry: {} ({:.2}) {}\n",
+            f.id, f.confidence, f.question
+        ));
+    }
+    if !t.reasons.is_empty() {
+        s.push_str(&format!("why escalated: {}\n", t.reasons.join("; ")));
+    }
+    for e in &t.events {
+        s.push_str(&format!(
+            "\n--- {} {:?} by {}\n{}\n",
+            e.at.format("%Y-%m-%d %H:%M UTC"),
+            e.kind,
+            e.by,
+            e.text.trim_end()
+        ));
+    }
+    s
+}
