@@ -42,7 +42,9 @@ pub fn run(cmd: DeskCmd, desk: &Desk) -> Result<ExitCode, DeskError> {
             } else if tickets.is_empty() {
                 out.push_str("no tickets\n");
             } else {
-                out.push_str("TICKET    STATUS    TEAM               DUE         CUSTOMER / SUBJECT\n");
+                out.push_str(
+                    "TICKET    STATUS    TEAM               DUE         CUSTOMER / SUBJECT\n",
+                );
                 for t in &tickets {
                     out.push_str(&format!(
                         "{:<9} {:<9} {:<18} {}  {} / {}\n",

@@ -200,6 +200,31 @@ impl Spool {
         decision: Option<serde_json::Value>,
         error: Option<String>,
     ) -> Result<(), IntakeError> {
+        self.record_outcome(id, state, decision, error)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// [`Spool::finish`] for synchronous callers.
+    pub fn finish_blocking(
+        &self,
+        id: u64,
+        state: MailState,
+        decision: Option<serde_json::Value>,
+        error: Option<String>,
+    ) -> Result<(), IntakeError> {
+        self.record_outcome(id, state, decision, error)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn record_outcome(
+        &self,
+        id: u64,
+        state: MailState,
+        decision: Option<serde_json::Value>,
+        error: Option<String>,
+    ) -> Result<(), IntakeError> {
         let Some(mut meta) = self.meta(id)? else {
             return Err(IntakeError::Corrupt {
                 id,
@@ -219,7 +244,6 @@ impl Spool {
             pending_t.remove(&k)?;
             Ok::<_, ConflictableTransactionError<IntakeError>>(())
         })?;
-        self.db.flush_async().await?;
         Ok(())
     }
 

@@ -26,6 +26,7 @@ pub mod maildir;
 pub mod parse;
 pub mod ports;
 pub mod thread;
+pub mod worker;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,685 @@
+//! The inbound worker: takes each pending message from the spool, analyses
+//! it (the same pure [`analyze`] as `mail inspect`), acts on the decision,
+//! and records the outcome. Acting is idempotent per message (outbox keys
+//! derive from the spool id; tickets are found by Message-ID), so a crash
+//! between acting and recording repeats nothing visible.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::decide::{Action, Decision, analyze};
+use super::intake::{MailState, Spool};
+use super::parse::parse;
+use super::ports::{Directory, FaqOracle};
+use crate::desk::guard::{AutoMailGuard, Verdict};
+use crate::desk::tickets::{Event, EventKind, FaqRef, NewTicket, TicketStatus};
+use crate::desk::{Desk, Ticket};
+use crate::domain::Lang;
+use crate::inbound::command::MailCommand;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What an automatic mail is about; each maps to a notification template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AutoKind {
+    /// The FAQ answer to the customer's question.
+    FaqAnswer { entry_id: String },
+    /// "We received your request, ticket T-…, answer by …".
+    EscalationAck { ticket: String },
+    /// A team's reply, relayed in the customer's thread.
+    TeamRelay { ticket: String, text: String },
+    /// Confirmation of a mail command (unsubscribe, restore, resend).
+    CommandDone {
+        command: String,
+        so: Option<String>,
+        ok: bool,
+    },
+    /// The escalation as the team receives it (not auto-replied: a person
+    /// reads it).
+    TeamEscalation { ticket: String },
+}
+
+/// One automatic mail to enqueue.
+#[derive(Debug, Clone)]
+pub struct AutoMail {
+    /// Idempotency key: enqueuing the same key twice sends once.
+    pub key: String,
+    pub to: String,
+    pub lang: Lang,
+    pub kind: AutoKind,
+    /// The customer's subject, for `Re: …`.
+    pub subject: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Orders concerned (recorded in the order's history).
+    pub orders: Vec<String>,
+}
+
+/// Side effects of inbound mail, implemented over the store and the outbox.
+pub trait Actions: Send + Sync {
+    /// Enqueues an automatic mail durably; returns its Message-ID.
+    fn send(&self, mail: AutoMail) -> Result<String, ActionError>;
+    /// A hard bounce: stop mailing this address.
+    fn suppress(&self, address: &str, reason: &str) -> Result<(), ActionError>;
+    /// The UNSUBSCRIBE command.
+    fn unsubscribe(&self, address: &str) -> Result<(), ActionError>;
+    /// RESTORE: returns whether the order was archived and is now restored.
+    fn restore(&self, so: &str, by: &str) -> Result<bool, ActionError>;
+    /// RESEND: enqueues the order's notification again for `to`.
+    fn resend(&self, so: &str, to: &str) -> Result<bool, ActionError>;
+}
+
+/// Support team addresses, for recognising a team's reply to a ticket.
+pub trait Teams: Send + Sync {
+    /// The team key (`exportops`, …) that owns this address, if any.
+    fn team_of(&self, address: &str) -> Option<String>;
+    /// Where escalations for `team` go.
+    fn address_of(&self, team: &str) -> Option<String>;
+}
+
+pub struct Worker {
+    pub spool: Spool,
+    pub directory: Arc<dyn Directory + Send + Sync>,
+    pub faq: Arc<dyn FaqOracle + Send + Sync>,
+    pub desk: Desk,
+    pub guard: AutoMailGuard,
+    pub actions: Arc<dyn Actions>,
+    pub teams: Arc<dyn Teams>,
+}
+
+/// What was done with a message, stored next to it.
+#[derive(Debug, Default)]
+struct Outcome {
+    done: Vec<String>,
+    ticket: Option<String>,
+}
+
+impl Worker {
+    /// Processes pending mail until cancelled; wakes on `new_mail` or every
+    /// few seconds (in case a notification was missed).
+    pub async fn run(self: Arc<Self>, new_mail: Arc<Notify>, token: CancellationToken) {
+        loop {
+            let worker = self.clone();
+            match tokio::task::spawn_blocking(move || worker.drain()).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!(n, "inbound messages processed"),
+                Ok(Err(e)) => tracing::error!(error = %e, "inbound worker"),
+                Err(e) => tracing::error!(error = %e, "inbound worker task failed"),
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = new_mail.notified() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            }
+        }
+    }
+
+    /// Processes every pending message once; returns how many.
+    pub fn drain(&self) -> Result<usize, super::intake::IntakeError> {
+        let ids = self.spool.pending()?;
+        for &id in &ids {
+            let span = tracing::info_span!("mail", id);
+            let _enter = span.enter();
+            let (state, decision, error) = match self.spool.raw(id)? {
+                None => (
+                    MailState::Failed,
+                    None,
+                    Some("raw bytes missing".to_string()),
+                ),
+                Some(raw) => match self.process(id, &raw) {
+                    Ok((d, outcome)) => {
+                        let mut j = serde_json::to_value(d.inspect_json(&format!("mail:{id}")))
+                            .unwrap_or_default();
+                        j["action"] = serde_json::to_value(&d.action).unwrap_or_default();
+                        j["done"] = json!(outcome.done);
+                        j["ticket"] = json!(outcome.ticket);
+                        tracing::info!(kind = d.kind.as_str(), route = %d.route, done = ?outcome.done, "processed");
+                        (MailState::Processed, Some(j), None)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "processing failed; kept for an operator");
+                        (MailState::Failed, None, Some(e.to_string()))
+                    }
+                },
+            };
+            self.spool.finish_blocking(id, state, decision, error)?;
+        }
+        Ok(ids.len())
+    }
+
+    fn process(&self, id: u64, raw: &[u8]) -> Result<(Decision, Outcome), ActionError> {
+        let decision = analyze(raw, self.directory.as_ref(), self.faq.as_ref());
+        let mut outcome = Outcome::default();
+        let thread_ids = parse(raw).map(|p| p.thread_ids).unwrap_or_default();
+        let thread_ids: Vec<String> = thread_ids.iter().map(|m| format!("<{m}>")).collect();
+        let sender = decision.sender.clone().unwrap_or_default();
+
+        // A team answering a ticket: relay it, whatever the analysis thinks.
+        if let Some(team) = self.teams.team_of(&sender)
+            && let Some(ticket) = self.ticket_for(&thread_ids)?
+        {
+            self.relay(id, &decision, &team, ticket, &mut outcome)?;
+            return Ok((decision, outcome));
+        }
+
+        match &decision.action {
+            Action::Ignore => outcome.done.push("ignored".into()),
+            Action::Suppress { address } => {
+                self.actions.suppress(address, "hard bounce")?;
+                outcome.done.push(format!("suppressed {address}"));
+            }
+            Action::Answer { id: entry } => {
+                self.auto_reply(
+                    &decision,
+                    id,
+                    "answer",
+                    AutoKind::FaqAnswer {
+                        entry_id: entry.clone(),
+                    },
+                    &thread_ids,
+                    &mut outcome,
+                )?;
+            }
+            Action::Escalate { team } => {
+                self.escalate(id, &decision, team.to_string(), &thread_ids, &mut outcome)?;
+            }
+            Action::Command(cmd) => self.command(id, &decision, cmd, &thread_ids, &mut outcome)?,
+        }
+        Ok((decision, outcome))
+    }
+
+    fn ticket_for(&self, thread_ids: &[String]) -> Result<Option<Ticket>, ActionError> {
+        self.desk
+            .by_thread(thread_ids)
+            .map_err(|e| ActionError::Failed(e.to_string()))
+    }
+
+    /// Sends an automatic reply when loop safety allows it.
+    fn auto_reply(
+        &self,
+        d: &Decision,
+        id: u64,
+        what: &str,
+        kind: AutoKind,
+        thread_ids: &[String],
+        outcome: &mut Outcome,
+    ) -> Result<Option<String>, ActionError> {
+        let Some(to) = d.sender.clone() else {
+            outcome.done.push(format!("no {what}: no sender address"));
+            return Ok(None);
+        };
+        if !d.should_reply {
+            outcome.done.push(format!("no {what}: machine mail"));
+            return Ok(None);
+        }
+        let verdict = self
+            .guard
+            .admit(&to, Utc::now())
+            .map_err(|e| ActionError::Failed(e.to_string()))?;
+        if verdict != Verdict::Allowed {
+            outcome
+                .done
+                .push(format!("no {what}: {}", verdict.reason()));
+            return Ok(None);
+        }
+        let mut references = thread_ids.to_vec();
+        if let Some(m) = &d.message_id {
+            references.push(format!("<{m}>"));
+        }
+        let mid = self.actions.send(AutoMail {
+            key: format!("inbound:{id}:{what}"),
+            to: to.clone(),
+            lang: d.lang,
+            kind,
+            subject: d.subject.clone(),
+            in_reply_to: d.message_id.as_ref().map(|m| format!("<{m}>")),
+            references,
+            orders: d.orders.clone(),
+        })?;
+        outcome.done.push(format!("{what} sent to {to}"));
+        Ok(Some(mid))
+    }
+
+    fn escalate(
+        &self,
+        id: u64,
+        d: &Decision,
+        team: String,
+        thread_ids: &[String],
+        outcome: &mut Outcome,
+    ) -> Result<(), ActionError> {
+        let own_mid = d.message_id.as_ref().map(|m| format!("<{m}>"));
+        let customer = d.sender.clone().unwrap_or_default();
+        let err = |e: crate::desk::DeskError| ActionError::Failed(e.to_string());
+        // Reprocessing after a crash finds the ticket this message opened.
+        let mut lookup = own_mid.iter().cloned().collect::<Vec<_>>();
+        lookup.extend(thread_ids.iter().cloned());
+        if let Some(existing) = self.desk.by_thread(&lookup).map_err(err)?
+            && existing.customer.eq_ignore_ascii_case(&customer)
+            && existing.status != TicketStatus::Closed
+        {
+            // A follow-up in an open ticket's thread: add it, no new ack.
+            self.desk
+                .record(
+                    existing.id,
+                    Event {
+                        at: Utc::now(),
+                        kind: EventKind::CustomerMail,
+                        by: customer,
+                        text: d.new_text.clone(),
+                        reference: Some(format!("mail:{id}")),
+                    },
+                    own_mid.as_deref(),
+                    Some(TicketStatus::Open),
+                )
+                .map_err(err)?;
+            outcome.ticket = Some(existing.id.to_string());
+            outcome
+                .done
+                .push(format!("added to ticket {}", existing.id));
+            return Ok(());
+        }
+        let ticket = self
+            .desk
+            .open_ticket(
+                NewTicket {
+                    team: team.clone(),
+                    customer: customer.clone(),
+                    lang: d.lang,
+                    subject: d.subject.clone(),
+                    orders: d.orders.clone(),
+                    faq: d.faq.as_ref().and_then(|f| {
+                        f.question.as_ref().map(|q| FaqRef {
+                            id: String::new(),
+                            question: q.clone(),
+                            confidence: f.confidence,
+                        })
+                    }),
+                    reasons: d.reasons.clone(),
+                    message_id: own_mid,
+                    text: d.new_text.clone(),
+                    spool_id: Some(id),
+                },
+                Utc::now(),
+            )
+            .map_err(err)?;
+        outcome.ticket = Some(ticket.id.to_string());
+        outcome
+            .done
+            .push(format!("ticket {} for {team}", ticket.id));
+
+        if let Some(team_addr) = self.teams.address_of(&team) {
+            self.actions.send(AutoMail {
+                key: format!("inbound:{id}:team"),
+                to: team_addr.clone(),
+                lang: Lang::En,
+                kind: AutoKind::TeamEscalation {
+                    ticket: ticket.id.to_string(),
+                },
+                subject: d.subject.clone(),
+                in_reply_to: None,
+                references: vec![],
+                orders: d.orders.clone(),
+            })?;
+            outcome.done.push(format!("escalation sent to {team_addr}"));
+        }
+        // A stranger writing about an order gets nothing automatic: a person
+        // checks first (no order details may leak).
+        if !d.orders.is_empty() && !d.authorized {
+            outcome
+                .done
+                .push("no acknowledgement: sender not authorized for the order".into());
+            return Ok(());
+        }
+        if let Some(mid) = self.auto_reply(
+            d,
+            id,
+            "acknowledgement",
+            AutoKind::EscalationAck {
+                ticket: ticket.id.to_string(),
+            },
+            thread_ids,
+            outcome,
+        )? {
+            self.desk
+                .record(
+                    ticket.id,
+                    Event {
+                        at: Utc::now(),
+                        kind: EventKind::Acknowledged,
+                        by: "edesk".into(),
+                        text: format!("acknowledged, due {}", ticket.due),
+                        reference: Some(mid.clone()),
+                    },
+                    Some(&mid),
+                    None,
+                )
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn relay(
+        &self,
+        id: u64,
+        d: &Decision,
+        team: &str,
+        ticket: Ticket,
+        outcome: &mut Outcome,
+    ) -> Result<(), ActionError> {
+        let err = |e: crate::desk::DeskError| ActionError::Failed(e.to_string());
+        outcome.ticket = Some(ticket.id.to_string());
+        let mut references = ticket.thread.clone();
+        if let Some(m) = &d.message_id {
+            references.push(format!("<{m}>"));
+        }
+        let mid = self.actions.send(AutoMail {
+            key: format!("inbound:{id}:relay"),
+            to: ticket.customer.clone(),
+            lang: ticket.lang,
+            kind: AutoKind::TeamRelay {
+                ticket: ticket.id.to_string(),
+                text: d.new_text.clone(),
+            },
+            subject: ticket.subject.clone(),
+            in_reply_to: ticket.thread.last().cloned(),
+            references: ticket.thread.clone(),
+            orders: ticket.orders.clone(),
+        })?;
+        self.desk
+            .record(
+                ticket.id,
+                Event {
+                    at: Utc::now(),
+                    kind: EventKind::TeamReply,
+                    by: format!("{team} <{}>", d.sender.clone().unwrap_or_default()),
+                    text: d.new_text.clone(),
+                    reference: Some(mid.clone()),
+                },
+                Some(&mid),
+                Some(TicketStatus::Answered),
+            )
+            .map_err(err)?;
+        let _ = references;
+        outcome
+            .done
+            .push(format!("team reply relayed to {}", ticket.customer));
+        Ok(())
+    }
+
+    fn command(
+        &self,
+        id: u64,
+        d: &Decision,
+        cmd: &MailCommand,
+        thread_ids: &[String],
+        outcome: &mut Outcome,
+    ) -> Result<(), ActionError> {
+        let sender = d.sender.clone().unwrap_or_default();
+        let (name, so, ok) = match cmd {
+            MailCommand::Unsubscribe => {
+                self.actions.unsubscribe(&sender)?;
+                ("unsubscribe", None, true)
+            }
+            MailCommand::Restore(so) => {
+                let so = so.clone().unwrap_or_default();
+                let ok = self.actions.restore(&so, &sender)?;
+                ("restore", Some(so), ok)
+            }
+            MailCommand::Resend(so) => {
+                let so = so.clone().unwrap_or_default();
+                let ok = self.actions.resend(&so, &sender)?;
+                ("resend", Some(so), ok)
+            }
+        };
+        outcome.done.push(format!(
+            "command {name}{} {}",
+            so.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
+            if ok { "done" } else { "had nothing to do" }
+        ));
+        self.auto_reply(
+            d,
+            id,
+            "confirmation",
+            AutoKind::CommandDone {
+                command: name.into(),
+                so,
+                ok,
+            },
+            thread_ids,
+            outcome,
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::desk::Calendar;
+    use crate::inbound::intake::Envelope;
+    use crate::inbound::ports::MemWorld;
+
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<AutoMail>>,
+        suppressed: Mutex<Vec<String>>,
+    }
+
+    impl Actions for Recorder {
+        fn send(&self, mail: AutoMail) -> Result<String, ActionError> {
+            let mid = format!("<{}@edesk.example.com>", mail.key.replace(':', "."));
+            self.sent.lock().unwrap().push(mail);
+            Ok(mid)
+        }
+        fn suppress(&self, address: &str, _reason: &str) -> Result<(), ActionError> {
+            self.suppressed.lock().unwrap().push(address.into());
+            Ok(())
+        }
+        fn unsubscribe(&self, _address: &str) -> Result<(), ActionError> {
+            Ok(())
+        }
+        fn restore(&self, _so: &str, _by: &str) -> Result<bool, ActionError> {
+            Ok(true)
+        }
+        fn resend(&self, _so: &str, _to: &str) -> Result<bool, ActionError> {
+            Ok(true)
+        }
+    }
+
+    struct OneTeam;
+    impl Teams for OneTeam {
+        fn team_of(&self, address: &str) -> Option<String> {
+            (address == "exportops@cisco.example").then(|| "exportops".into())
+        }
+        fn address_of(&self, team: &str) -> Option<String> {
+            (team == "exportops").then(|| "exportops@cisco.example".into())
+        }
+    }
+
+    const WORLD: &str = r#"{
+      "own_domain": "edesk.example.com",
+      "orders": [{"so": "10458321", "po": "ACME-PO-7781", "lang": "en",
+                  "open_holds": ["export"],
+                  "recipients": [{"email": "j.harper@acme.example.com", "lang": "en", "reply_token": "tok1"}]}],
+      "faq": [{"id": "dl-policy", "lang": "en", "question": "What is the software download policy?",
+               "keywords": ["download", "policy"]}]
+    }"#;
+
+    fn worker(per_hour: usize) -> (tempfile::TempDir, Arc<Worker>, Arc<Recorder>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("db")).unwrap();
+        let world = Arc::new(MemWorld::from_json(WORLD).unwrap());
+        let rec = Arc::new(Recorder::default());
+        let w = Worker {
+            spool: Spool::open(&db).unwrap(),
+            directory: world.clone(),
+            faq: world,
+            desk: Desk::open(&db, Calendar::default()).unwrap(),
+            guard: AutoMailGuard::open(&db, "edesk.example.com", per_hour).unwrap(),
+            actions: rec.clone(),
+            teams: Arc::new(OneTeam),
+        };
+        (dir, Arc::new(w), rec)
+    }
+
+    fn mail(from: &str, mid: &str, extra: &str, subject: &str, body: &str) -> Vec<u8> {
+        format!(
+            "From: {from}\r\nTo: support@edesk.example.com\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n{extra}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn deliver(w: &Worker, raw: &[u8]) -> u64 {
+        let id = w
+            .spool
+            .accept_blocking(raw, Envelope::new("test"))
+            .unwrap()
+            .id();
+        w.drain().unwrap();
+        id
+    }
+
+    #[test]
+    fn confident_faq_question_is_answered_in_thread() {
+        let (_d, w, rec) = worker(5);
+        let id = deliver(
+            &w,
+            &mail(
+                "ana@example.org",
+                "q1@example.org",
+                "",
+                "download policy",
+                "What is the download policy for my software?",
+            ),
+        );
+        let sent = rec.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].to, "ana@example.org");
+        assert!(
+            matches!(&sent[0].kind, AutoKind::FaqAnswer { entry_id } if entry_id == "dl-policy")
+        );
+        assert_eq!(sent[0].in_reply_to.as_deref(), Some("<q1@example.org>"));
+        let meta = w.spool.meta(id).unwrap().unwrap();
+        assert_eq!(meta.state, MailState::Processed);
+        assert_eq!(meta.decision.unwrap()["route"], "faq");
+    }
+
+    #[test]
+    fn escalation_opens_a_ticket_notifies_the_team_and_relays_its_reply() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "q2@acme.example.com",
+                "",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold, can you release it?",
+            ),
+        );
+        let tickets = w.desk.list().unwrap();
+        assert_eq!(tickets.len(), 1, "{:?}", rec.sent.lock().unwrap());
+        let t = &tickets[0];
+        assert_eq!(t.team, "exportops");
+        assert_eq!(t.orders, vec!["10458321".to_string()]);
+        {
+            let sent = rec.sent.lock().unwrap();
+            let kinds: Vec<_> = sent.iter().map(|m| (&m.to, &m.kind)).collect();
+            assert_eq!(sent.len(), 2, "{kinds:?}");
+            assert!(sent.iter().any(|m| m.to == "exportops@cisco.example"
+                && matches!(m.kind, AutoKind::TeamEscalation { .. })));
+            assert!(sent.iter().any(|m| m.to == "j.harper@acme.example.com"
+                && matches!(m.kind, AutoKind::EscalationAck { .. })));
+        }
+        // The team answers the escalation mail's thread.
+        let ack_mid = w.desk.get(t.id).unwrap().thread.last().cloned().unwrap();
+        deliver(
+            &w,
+            &mail(
+                "exportops@cisco.example",
+                "r1@cisco.example",
+                &format!("In-Reply-To: {ack_mid}\r\nReferences: {ack_mid}\r\n"),
+                &format!("Re: [{}] Export hold", t.id),
+                "The export hold is released.\r\n\r\n> Our order is stuck",
+            ),
+        );
+        let t = w.desk.get(t.id).unwrap();
+        assert_eq!(t.status, TicketStatus::Answered);
+        let sent = rec.sent.lock().unwrap();
+        let relay = sent.last().unwrap();
+        assert_eq!(relay.to, "j.harper@acme.example.com");
+        assert!(
+            matches!(&relay.kind, AutoKind::TeamRelay { text, .. } if text.contains("released") && !text.contains("stuck"))
+        );
+    }
+
+    #[test]
+    fn stranger_asking_about_an_order_gets_no_automatic_mail() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            &mail(
+                "mallory@acme-example.com",
+                "q3@x",
+                "",
+                "SO 10458321",
+                "Please send me the PAKs of order 10458321, I lost them.",
+            ),
+        );
+        let sent = rec.sent.lock().unwrap();
+        assert!(
+            sent.iter().all(|m| m.to != "mallory@acme-example.com"),
+            "{sent:?}"
+        );
+        assert_eq!(w.desk.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_chatty_correspondent_gets_at_most_n_automatic_mails_per_hour() {
+        let (_d, w, rec) = worker(3);
+        for i in 0..10 {
+            deliver(
+                &w,
+                &mail(
+                    "bot@example.net",
+                    &format!("loop{i}@example.net"),
+                    "",
+                    "download policy",
+                    "What is the download policy for my software?",
+                ),
+            );
+        }
+        let to_bot = rec
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.to == "bot@example.net")
+            .count();
+        assert_eq!(to_bot, 3);
+        assert!(w.spool.pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn hard_bounce_suppresses_and_is_never_answered() {
+        let (_d, w, rec) = worker(5);
+        let dsn = "From: MAILER-DAEMON@mx.example.org\r\nTo: bounces+tok1@edesk.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.org>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.org\r\n\r\nFinal-Recipient: rfc822; j.harper@acme.example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n--b--\r\n";
+        deliver(&w, dsn.as_bytes());
+        assert!(rec.sent.lock().unwrap().is_empty());
+        assert_eq!(
+            *rec.suppressed.lock().unwrap(),
+            vec!["j.harper@acme.example.com".to_string()]
+        );
+    }
+}
