@@ -367,6 +367,64 @@ impl Worker {
         Ok(())
     }
 
+    /// A reply typed by a team member (`edesk desk reply`, HTTP). A note
+    /// stays internal; anything else is relayed to the customer in the thread.
+    pub fn team_reply(
+        &self,
+        ticket: crate::desk::TicketId,
+        by: &str,
+        text: &str,
+        note: bool,
+    ) -> Result<Ticket, ActionError> {
+        let err = |e: crate::desk::DeskError| ActionError::Failed(e.to_string());
+        let t = self.desk.get(ticket).map_err(err)?;
+        if note {
+            return self
+                .desk
+                .record(
+                    ticket,
+                    Event {
+                        at: Utc::now(),
+                        kind: EventKind::Note,
+                        by: by.to_string(),
+                        text: text.to_string(),
+                        reference: None,
+                    },
+                    None,
+                    None,
+                )
+                .map_err(err);
+        }
+        let n = t.events.len();
+        let mid = self.actions.send(AutoMail {
+            key: format!("ticket:{}:reply:{n}", t.id),
+            to: t.customer.clone(),
+            lang: t.lang,
+            kind: AutoKind::TeamRelay {
+                ticket: t.id.to_string(),
+                text: text.to_string(),
+            },
+            subject: t.subject.clone(),
+            in_reply_to: t.thread.last().cloned(),
+            references: t.thread.clone(),
+            orders: t.orders.clone(),
+        })?;
+        self.desk
+            .record(
+                ticket,
+                Event {
+                    at: Utc::now(),
+                    kind: EventKind::TeamReply,
+                    by: by.to_string(),
+                    text: text.to_string(),
+                    reference: Some(mid.clone()),
+                },
+                Some(&mid),
+                Some(TicketStatus::Answered),
+            )
+            .map_err(err)
+    }
+
     fn relay(
         &self,
         id: u64,
@@ -377,10 +435,6 @@ impl Worker {
     ) -> Result<(), ActionError> {
         let err = |e: crate::desk::DeskError| ActionError::Failed(e.to_string());
         outcome.ticket = Some(ticket.id.to_string());
-        let mut references = ticket.thread.clone();
-        if let Some(m) = &d.message_id {
-            references.push(format!("<{m}>"));
-        }
         let mid = self.actions.send(AutoMail {
             key: format!("inbound:{id}:relay"),
             to: ticket.customer.clone(),
@@ -408,7 +462,6 @@ impl Worker {
                 Some(TicketStatus::Answered),
             )
             .map_err(err)?;
-        let _ = references;
         outcome
             .done
             .push(format!("team reply relayed to {}", ticket.customer));
@@ -621,6 +674,42 @@ mod tests {
         assert_eq!(relay.to, "j.harper@acme.example.com");
         assert!(
             matches!(&relay.kind, AutoKind::TeamRelay { text, .. } if text.contains("released") && !text.contains("stuck"))
+        );
+    }
+
+    #[test]
+    fn notes_stay_internal_and_typed_replies_are_relayed() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "q9@acme.example.com",
+                "",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold.",
+            ),
+        );
+        let t = w.desk.list().unwrap().remove(0);
+        let before = rec.sent.lock().unwrap().len();
+        w.team_reply(t.id, "ops-jane", "checked with compliance", true)
+            .unwrap();
+        assert_eq!(
+            rec.sent.lock().unwrap().len(),
+            before,
+            "a note is never sent"
+        );
+        let t2 = w
+            .team_reply(t.id, "ops-jane", "Released today.", false)
+            .unwrap();
+        assert_eq!(t2.status, TicketStatus::Answered);
+        let sent = rec.sent.lock().unwrap();
+        assert_eq!(sent.len(), before + 1);
+        let relay = sent.last().unwrap();
+        assert_eq!(relay.to, "j.harper@acme.example.com");
+        assert_eq!(
+            relay.in_reply_to.as_deref(),
+            t.thread.last().map(String::as_str)
         );
     }
 
