@@ -110,6 +110,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         token.clone(),
     ));
 
+    tracker.spawn(purge_raw_mail(
+        spool.clone(),
+        config.inbound.retention_days,
+        token.clone(),
+    ));
+
     tracker.close();
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutdown requested, draining"),
@@ -119,6 +125,24 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     tracker.wait().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Drops raw bytes of processed mail older than the retention, hourly.
+async fn purge_raw_mail(spool: intake::Spool, retention_days: u32, token: CancellationToken) {
+    loop {
+        let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
+        let s = spool.clone();
+        match tokio::task::spawn_blocking(move || s.purge_raw_before(cutoff)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(n, retention_days, "purged raw bytes of old mail"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "raw mail purge failed"),
+            Err(e) => tracing::warn!(error = %e, "raw mail purge task failed"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+        }
+    }
 }
 
 async fn shutdown_signal() {
