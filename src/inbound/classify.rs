@@ -84,13 +84,13 @@ pub fn classify(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> C
             bounce: Some(b),
         };
     }
-    if let Some(why) = auto_reply(p) {
-        reasons.push(format!("autoreply: {why}"));
-        return machine(Kind::Autoreply);
-    }
     if p.header("list-id").is_some() {
         reasons.push("list: List-Id header".into());
         return machine(Kind::List);
+    }
+    if let Some(why) = auto_reply(p) {
+        reasons.push(format!("autoreply: {why}"));
+        return machine(Kind::Autoreply);
     }
     if p.header("list-unsubscribe").is_some() {
         reasons.push("list: List-Unsubscribe header (bulk mail)".into());

@@ -55,6 +55,14 @@ pub fn bare_subject(subject: &str) -> &str {
     }
 }
 
+/// `Re:` and its translations: a reply, as opposed to a forward.
+pub fn is_reply_subject(subject: &str) -> bool {
+    let lower = subject.trim_start().to_lowercase();
+    ["re:", "re :", "aw:", "réf:", "ref:", "rép:", "rép :", "sv:"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
 fn parse_line(line: &str) -> Option<MailCommand> {
     let c = pattern()?.captures(line)?;
     let so = c.get(4).map(|m| m.as_str().to_string());

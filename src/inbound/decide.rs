@@ -156,7 +156,7 @@ fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decisi
 fn is_reply(p: &Parsed, t: &Thread) -> bool {
     matches!(t.method, Method::ReplyToken | Method::MessageId)
         || !p.thread_ids.is_empty()
-        || command::bare_subject(&p.subject).len() < p.subject.trim().len()
+        || command::is_reply_subject(&p.subject)
 }
 
 fn pick_lang(new_text: &str, p: &Parsed, t: &Thread, dir: &dyn Directory) -> (Lang, String) {

@@ -187,7 +187,9 @@ fn cut_closing(p: &Patterns, out: &mut Vec<&str>) {
         // Signature lines are short and are not questions or sentences.
         let rest_short = out[k + 1..].iter().all(|l| {
             let l = l.trim();
-            l.chars().count() <= 70 && l.split_whitespace().count() <= 8 && !l.ends_with('?')
+            let words = l.split_whitespace().count();
+            let sentence = words > 6 && l.ends_with(['.', '!']);
+            l.chars().count() <= 70 && words <= 12 && !l.ends_with('?') && !sentence
         });
         if rest_short && p.closing.is_match(out[k]) {
             out.truncate(k);

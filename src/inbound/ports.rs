@@ -269,6 +269,9 @@ impl FaqOracle for MemWorld {
                 .iter()
                 .filter(|k| hay.contains(&k.to_lowercase()))
                 .count();
+            if found == 0 {
+                continue;
+            }
             let share = found as f64 / e.keywords.len() as f64;
             // Keyed by share in millionths so the best entry sorts last.
             scored.entry((share * 1e6) as u64).or_insert(e);

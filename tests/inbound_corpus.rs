@@ -1,0 +1,233 @@
+//! The fixture corpus under `tests/fixtures/mail/`: extraction quality per
+//! language, a golden file of `mail inspect --json` output, and the
+//! decisions that matter for each kind of message.
+//!
+//! Regenerate the golden file after reviewing a change with
+//! `EDESK_UPDATE_GOLDEN=1 cargo test --test inbound_corpus`.
+
+use std::path::{Path, PathBuf};
+
+use edesk::desk::routing::Route;
+use edesk::inbound::cmd::render;
+use edesk::inbound::eval::{eml_files, evaluate};
+use edesk::inbound::{Action, Decision, Kind, MailCommand, MemWorld, analyze};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail")
+}
+
+fn world() -> MemWorld {
+    let text = std::fs::read_to_string(dir().join("world.json")).unwrap();
+    MemWorld::from_json(&text).unwrap()
+}
+
+fn decide(name: &str) -> Decision {
+    let w = world();
+    let raw = std::fs::read(dir().join(format!("{name}.eml"))).unwrap();
+    analyze(&raw, &w, &w)
+}
+
+#[test]
+fn extraction_reaches_95_percent_per_language() {
+    let w = world();
+    let report = evaluate(&dir(), &w, &w).unwrap();
+    println!("{}", report.summary());
+    for lang in ["en", "fr"] {
+        let sc = &report.per_lang[lang];
+        assert!(sc.total >= 20, "{lang}: only {} fixtures", sc.total);
+        assert!(
+            sc.share >= 0.95,
+            "{lang}: {:.1}% ({}/{})\n{}",
+            sc.share * 100.0,
+            sc.passed,
+            sc.total,
+            report.summary()
+        );
+    }
+}
+
+#[test]
+fn golden_inspect_json() {
+    let w = world();
+    let mut out = String::new();
+    for f in eml_files(&dir()).unwrap() {
+        let raw = std::fs::read(&f).unwrap();
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        out.push_str(&render(&name, &analyze(&raw, &w, &w), true));
+    }
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/inbound_inspect.jsonl");
+    if std::env::var_os("EDESK_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &out).unwrap();
+    }
+    let want = std::fs::read_to_string(&golden).unwrap();
+    for (got, want) in out.lines().zip(want.lines()) {
+        assert_eq!(got, want);
+    }
+    assert_eq!(out.lines().count(), want.lines().count());
+}
+
+#[test]
+fn inspect_json_has_exactly_the_contract_fields() {
+    let d = decide("gmail-en-reply");
+    let v: serde_json::Value = serde_json::from_str(&render("x.eml", &d, true)).unwrap();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "authorized", "faq", "file", "kind", "lang", "message_id", "new_text", "orders",
+            "reasons", "route", "should_reply"
+        ]
+    );
+}
+
+#[test]
+fn machine_mail_is_never_answered() {
+    let cases = [
+        ("postfix-en-dsn", Kind::Bounce),
+        ("postfix-en-delayed", Kind::Bounce),
+        ("exim-en-bounce", Kind::Bounce),
+        ("exchange-en-ndr", Kind::Bounce),
+        ("exchange-fr-ndr", Kind::Bounce),
+        ("outlook-en-ooo", Kind::Autoreply),
+        ("outlook-fr-ooo", Kind::Autoreply),
+        ("gmail-en-vacation", Kind::Autoreply),
+        ("orange-fr-autoreply", Kind::Autoreply),
+        ("outlook-en-mdn", Kind::Autoreply),
+        ("outlook-fr-lu", Kind::Autoreply),
+        ("loop-en-own", Kind::Autoreply),
+        ("list-en-newsletter", Kind::List),
+        ("garbage-xx-binary", Kind::Malformed),
+        ("hostile-en-nofrom", Kind::Malformed),
+    ];
+    for (name, kind) in cases {
+        let d = decide(name);
+        assert_eq!(d.kind, kind, "{name}: {:?}", d.reasons);
+        assert!(!d.should_reply, "{name}");
+        assert_eq!(d.route, Route::None, "{name}");
+        assert!(!d.reasons.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn hard_bounces_suppress_the_failed_address_soft_ones_do_not() {
+    let d = decide("postfix-en-dsn");
+    assert_eq!(
+        d.action,
+        Action::Suppress {
+            address: "j.harper@acme.example.com".into()
+        }
+    );
+    assert_eq!(d.orders, ["10458321"]);
+    let d = decide("exim-en-bounce");
+    assert_eq!(
+        d.action,
+        Action::Suppress {
+            address: "marie.dupont@dupont-sa.example.fr".into()
+        }
+    );
+    let d = decide("postfix-en-delayed");
+    assert_eq!(d.action, Action::Ignore);
+    assert!(!d.bounce.unwrap().hard);
+}
+
+#[test]
+fn human_mail_by_client_is_a_reply_threaded_to_its_order() {
+    let cases = [
+        ("outlook-en-toppost", "10458321"),
+        ("outlookweb-en-htmlonly", "30112233"),
+        ("gmail-fr-reply", "20571234"),
+        ("orange-fr-reply", "40998877"),
+        ("free-fr-reply", "20571234"),
+        ("lotus-en-reply", "30112233"),
+    ];
+    for (name, so) in cases {
+        let d = decide(name);
+        assert_eq!(d.kind, Kind::Reply, "{name}");
+        assert!(d.should_reply, "{name}");
+        assert_eq!(d.orders, [so], "{name}");
+        assert!(d.authorized, "{name}: {:?}", d.reasons);
+    }
+}
+
+#[test]
+fn language_follows_the_new_text() {
+    for (name, lang) in [
+        ("outlook-fr-toppost", "fr"),
+        ("iphone-fr-reply", "fr"),
+        ("gmail-en-reply", "en"),
+        ("hostile-fr-8bit", "fr"),
+    ] {
+        assert_eq!(decide(name).lang.as_str(), lang, "{name}");
+    }
+}
+
+#[test]
+fn commands_en_fr() {
+    assert_eq!(
+        decide("outlook-en-unsubscribe").action,
+        Action::Command(MailCommand::Unsubscribe)
+    );
+    assert_eq!(
+        decide("gmail-fr-desabonner").action,
+        Action::Command(MailCommand::Unsubscribe)
+    );
+    assert_eq!(
+        decide("outlook-fr-restaurer").action,
+        Action::Command(MailCommand::Restore(Some("40998877".into())))
+    );
+    assert_eq!(
+        decide("gmail-en-resend").action,
+        Action::Command(MailCommand::Resend(Some("10458321".into())))
+    );
+}
+
+#[test]
+fn quoted_unsubscribe_is_not_a_command() {
+    // Every notification quoted below says "reply UNSUBSCRIBE".
+    let d = decide("gmail-en-reply");
+    assert!(!matches!(d.action, Action::Command(_)), "{:?}", d.action);
+}
+
+#[test]
+fn orders_only_in_quoted_history_do_not_count() {
+    let d = decide("gmail-en-quotedso");
+    assert!(d.orders.is_empty(), "{:?}", d.orders);
+    assert!(!d.authorized);
+}
+
+#[test]
+fn strangers_get_no_order_details() {
+    let d = decide("plain-en-unauthorized");
+    assert_eq!(d.orders, ["10458321"]);
+    assert!(!d.authorized);
+    assert!(d.reasons.iter().any(|r| r.contains("not authorized")));
+    // A partner granted the order by OBA is authorized.
+    let d = decide("thunderbird-en-newso");
+    assert!(d.authorized, "{:?}", d.reasons);
+}
+
+#[test]
+fn routing_by_rule() {
+    let cases = [
+        ("outlook-en-cancel", Route::CustomerService),
+        ("outlookmac-fr-annuler", Route::CustomerService),
+        ("plain-en-ucss", Route::Ucss),
+        ("lotus-fr-export", Route::Exportops),
+        ("thunderbird-fr-new", Route::Exportops),
+        ("thunderbird-en-reply", Route::SacSupport),
+        ("hostile-en-crlfword", Route::Licensing),
+        ("thunderbird-en-newso", Route::Faq),
+    ];
+    for (name, route) in cases {
+        let d = decide(name);
+        assert_eq!(d.route, route, "{name}: {:?}", d.reasons);
+    }
+}
+
+#[test]
+fn hostile_headers_do_not_leak_line_breaks() {
+    let d = decide("hostile-en-crlfword");
+    assert!(!d.subject.contains(['\r', '\n']), "{:?}", d.subject);
+    assert_eq!(d.kind, Kind::Reply);
+}
