@@ -75,7 +75,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: 
     })
 }
 
-pub(crate) fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
