@@ -27,6 +27,10 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 /// Everything the services share, built once at start.
@@ -40,9 +44,12 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         &config.data_dir,
         config.faq.threshold,
     )?;
+    let store = crate::store::Store::open(&config.data_dir)?;
+    let notifier = crate::notify::Notifier::new(store, config)?;
     Ok(AppState {
         config: Arc::new(config.clone()),
         faq: Arc::new(faq),
+        notifier,
     })
 }
 
@@ -60,6 +67,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             source,
         })?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let sender = crate::notify::sender::Sender::new(state.notifier.clone(), &config)?;
+    let sender_token = token.clone();
+    tracker.spawn(async move { sender.run(sender_token).await });
+
     let http_token = token.clone();
     tracker.spawn(async move {
         if let Err(e) = api::run(listener, state, http_token).await {

@@ -15,11 +15,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::domain::Lang;
 use crate::faq;
+use crate::notify::Notifier;
+
+pub mod orders;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub faq: Arc<faq::Engine>,
+    pub notifier: Notifier,
 }
 
 /// An API error: a status and a JSON body with `error` plus details.
@@ -49,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/v1/faq", get(faq_search))
+        .merge(orders::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
