@@ -62,10 +62,14 @@ pub struct MailParts<'a> {
 
 /// Header-safe text: control characters (CR, LF, TAB, NUL…) become spaces and
 /// runs of whitespace collapse, so the value is one line whatever the input.
+/// `=?` becomes `= ?`: lettre passes ASCII through unencoded, and a literal
+/// encoded-word would be decoded by mail readers into different text
+/// (possibly with a CR/LF in it).
 pub fn header_text(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()
+        .replace("=?", "= ?")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
