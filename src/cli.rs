@@ -45,6 +45,31 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::inbound::cmd::MailCmd,
     },
+    /// Orders: import, show, notification history.
+    Order {
+        #[command(subcommand)]
+        cmd: crate::notify::cmd::OrderCmd,
+    },
+    /// Order-Based Access mails.
+    Oba {
+        #[command(subcommand)]
+        cmd: crate::notify::cmd::ObaCmd,
+    },
+    /// The outgoing mail queue: list, retry, flush.
+    Outbox {
+        #[command(subcommand)]
+        cmd: crate::notify::cmd::OutboxCmd,
+    },
+    /// The suppression list (addresses that hard-bounced).
+    Suppress {
+        #[command(subcommand)]
+        cmd: crate::notify::cmd::SuppressCmd,
+    },
+    /// Notification tools: benchmark, preview.
+    Notify {
+        #[command(subcommand)]
+        cmd: crate::notify::cmd::NotifyCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]

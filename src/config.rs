@@ -30,6 +30,34 @@ pub struct Config {
     pub faq: FaqConfig,
     pub discord: DiscordConfig,
     pub calendar: CalendarConfig,
+    pub outbox: OutboxConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Delivery attempts before a temporarily failing mail goes to `dead`.
+    pub max_attempts: u32,
+    /// First retry delay in milliseconds; doubles per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Parallel SMTP sessions per recipient domain.
+    pub per_domain_concurrency: usize,
+    /// Global cap on messages per second (0 = no cap).
+    pub rate_per_sec: u32,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: 8,
+            backoff_base_ms: 30_000,
+            backoff_max_ms: 3_600_000,
+            per_domain_concurrency: 4,
+            rate_per_sec: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +143,7 @@ impl Default for Config {
             faq: FaqConfig::default(),
             discord: DiscordConfig::default(),
             calendar: CalendarConfig::default(),
+            outbox: OutboxConfig::default(),
         }
     }
 }
@@ -321,6 +350,12 @@ impl Config {
         }
         if self.inbound.poll_ms == 0 {
             return bad("inbound.poll_ms", "must be > 0".into());
+        }
+        if self.outbox.max_attempts == 0 {
+            return bad("outbox.max_attempts", "must be > 0".into());
+        }
+        if self.outbox.per_domain_concurrency == 0 {
+            return bad("outbox.per_domain_concurrency", "must be > 0".into());
         }
         if self.http.max_body_bytes == 0 {
             return bad("http.max_body_bytes", "must be > 0".into());

@@ -35,6 +35,10 @@ pub enum DaemonError {
     Intake(#[from] intake::IntakeError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
 }
 
 /// Everything the services share, built once at start.
@@ -48,15 +52,13 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         &config.data_dir,
         config.faq.threshold,
     )?;
-    let db_path = config.db_path();
-    let db = sled::open(&db_path).map_err(|source| DaemonError::Db {
-        path: db_path.clone(),
-        source,
-    })?;
-    let spool = intake::Spool::open(&db)?;
+    let store = crate::store::Store::open(&config.data_dir)?;
+    let spool = intake::Spool::open(store.db())?;
+    let notifier = crate::notify::Notifier::new(store, config)?;
     Ok(AppState {
         config: Arc::new(config.clone()),
         faq: Arc::new(faq),
+        notifier,
         spool,
     })
 }
@@ -76,6 +78,10 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             source,
         })?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let sender = crate::notify::sender::Sender::new(state.notifier.clone(), &config)?;
+    let sender_token = token.clone();
+    tracker.spawn(async move { sender.run(sender_token).await });
+
     let http_token = token.clone();
     tracker.spawn(async move {
         if let Err(e) = api::run(listener, state, http_token).await {

@@ -49,5 +49,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
         Command::Mail { cmd } => Ok(edesk::inbound::cmd::run(cmd, &config)?),
+        Command::Order { cmd } => Ok(edesk::notify::cmd::run_order(cmd, &config)?),
+        Command::Oba { cmd } => Ok(edesk::notify::cmd::run_oba(cmd, &config)?),
+        Command::Outbox { cmd } => Ok(edesk::notify::cmd::run_outbox(cmd, &config)?),
+        Command::Suppress { cmd } => Ok(edesk::notify::cmd::run_suppress(cmd, &config)?),
+        Command::Notify { cmd } => Ok(edesk::notify::cmd::run_notify(cmd, &config)?),
     }
 }

@@ -15,12 +15,16 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::domain::Lang;
 use crate::faq;
+use crate::notify::Notifier;
+
+pub mod orders;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub faq: Arc<faq::Engine>,
     pub spool: crate::inbound::intake::Spool,
+    pub notifier: Notifier,
 }
 
 /// An API error: a status and a JSON body with `error` plus details.
@@ -51,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/faq", get(faq_search))
         .route("/v1/mail", get(mail_list))
+        .merge(orders::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())

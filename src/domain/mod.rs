@@ -1,6 +1,19 @@
 //! Types that validate on parse and the business rules as pure functions.
 //! Nothing in here does I/O.
 
+mod email;
+mod ids;
 mod lang;
+mod order;
+mod rules;
+mod validate;
 
+pub use email::{AddressError, EmailAddress, Mailbox, parse_address_list};
+pub use ids::{IdError, OrderId, PoNumber};
 pub use lang::{Lang, ParseLangError};
+pub use order::{Hold, HoldType, Image, Order, OrderLine, Recipient};
+pub use rules::{
+    ARCHIVE_AFTER_MONTHS, DownloadDecision, SECOND_DOWNLOAD_DAYS, Team, add_business_days,
+    archive_due, download_policy, is_business_day, team_for_hold, team_for_pid,
+};
+pub use validate::{FieldError, OrderRejection, parse_order};

@@ -1,1 +1,644 @@
-//! See DESIGN.md.
+//! Outbound mail: templates, MIME, Order-Based Access, preferences and
+//! unsubscribe, the durable outbox and its sender.
+//!
+//! API for the rest of the crate (inbound, desk, jobs, chat):
+//! - [`Notifier::new`] once at start (loads the server key from the data dir,
+//!   creating it on first start, and parses every template).
+//! - [`Notifier::import_value`] / [`Notifier::import`]: order upserts; state
+//!   changes (available, hold placed/released, archived, restored) queue mails.
+//! - [`Notifier::release_due`]: early-ship "No" orders whose requested date came
+//!   (the jobs module calls it; the sender loop also does, hourly).
+//! - [`Notifier::send_oba`]: Order-Based Access fan-out, grants authorized senders.
+//! - [`Notifier::enqueue`]: any kind of mail to any address through the durable
+//!   outbox, e.g. an escalation acknowledgement or a team reply relay, with
+//!   `AutoSubmitted::AutoReplied`, `in_reply_to` and `references` set, and an
+//!   idempotency key so a re-processed inbound mail never answers twice.
+//! - [`ReplyToken::mint`] / [`ReplyToken::verify`], [`ReplyToken::from_address`];
+//!   `Store::order_by_token` maps a token back to (order, recipient).
+//! - [`sender::Sender`]: the delivery task (SMTP with TCP_NODELAY, or `.eml` files).
+
+pub mod cmd;
+mod context;
+mod events;
+mod kind;
+pub mod message;
+pub mod oba;
+pub mod sender;
+pub mod templates;
+mod token;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use rand::Rng;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use kind::Kind;
+pub use message::AutoSubmitted;
+pub use oba::{Grouping, ObaError, ObaLine, ObaRequest};
+pub use templates::{Rendered, TemplateError, Templates};
+pub use token::{KeyError, ReplyToken, ServerKey};
+
+use crate::config::Config;
+use crate::domain::{EmailAddress, Lang, Mailbox, Order, OrderId, OrderRejection, parse_order};
+use crate::store::{
+    Commit, HistoryEntry, MailRecord, OutboxItem, OutboxStatus, Store, StoreError, TokenTarget,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Message(#[from] message::MessageError),
+    #[error("no order {0}")]
+    NoOrder(OrderId),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Address(#[from] crate::domain::AddressError),
+}
+
+/// Mail settings the notifier needs (from `Config`).
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    pub domain: String,
+    pub from_name: String,
+    pub from_local: String,
+    pub public_url: String,
+}
+
+impl MailSettings {
+    pub fn from_config(c: &Config) -> Self {
+        MailSettings {
+            domain: c.mail.domain.clone(),
+            from_name: c.mail.from_name.clone(),
+            from_local: c.mail.from_local.clone(),
+            public_url: c.http.public_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+struct Inner {
+    store: Store,
+    templates: Templates,
+    key: ServerKey,
+    settings: MailSettings,
+    wake: tokio::sync::Notify,
+}
+
+/// Shared handle (cheap to clone).
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+/// A mail to any address through the outbox (acknowledgements, relays, codes…).
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub kind: Kind,
+    pub to: Mailbox,
+    pub lang: Lang,
+    pub so: Option<OrderId>,
+    /// Kind-specific template values (`extra.*`): e.g. `ticket`, `team`,
+    /// `business_days`, `due` for an acknowledgement; `text` for a relay.
+    pub extra: Value,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    pub auto: AutoSubmitted,
+    /// Same key twice → queued once.
+    pub idempotency_key: String,
+    pub requested_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum EnqueueOutcome {
+    Queued { outbox_id: u64, message_id: String },
+    Skipped { reason: String },
+    Duplicate,
+}
+
+/// Result of importing one batch of orders.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub imported: Vec<String>,
+    pub updated: Vec<String>,
+    pub rejected: Vec<OrderRejection>,
+    pub queued: usize,
+    pub skipped: usize,
+}
+
+impl ImportReport {
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "imported {}, updated {}, rejected {} ({} mails queued, {} skipped)",
+            self.imported.len(),
+            self.updated.len(),
+            self.rejected.len(),
+            self.queued,
+            self.skipped
+        );
+        for r in &self.rejected {
+            s.push_str(&format!("\n  rejected {r}"));
+        }
+        s
+    }
+}
+
+/// One line of `history`, joined with the delivery state of its outbox item.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryView {
+    #[serde(flatten)]
+    pub entry: HistoryEntry,
+    /// `skipped`, `pending`, `sent` or `dead`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What one mail to prepare is.
+pub(crate) struct MailSpec<'a> {
+    pub key: String,
+    pub kind: Kind,
+    pub order: Option<&'a Order>,
+    pub to: Mailbox,
+    pub lang: Lang,
+    /// Lines the mail is about (history); for OBA also the lines shown.
+    pub lines: Vec<String>,
+    pub line_notes: Vec<(String, Option<String>, Option<String>)>,
+    pub extra: Value,
+    pub requested_by: String,
+    pub skip: Option<String>,
+    pub auto: AutoSubmitted,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+}
+
+impl Notifier {
+    pub fn new(store: Store, config: &Config) -> Result<Notifier, NotifyError> {
+        let key = ServerKey::load_or_create(&config.data_dir)?;
+        let templates = Templates::load(None)?;
+        Ok(Self::from_parts(
+            store,
+            templates,
+            key,
+            MailSettings::from_config(config),
+        ))
+    }
+
+    pub fn from_parts(
+        store: Store,
+        templates: Templates,
+        key: ServerKey,
+        settings: MailSettings,
+    ) -> Notifier {
+        Notifier {
+            inner: Arc::new(Inner {
+                store,
+                templates,
+                key,
+                settings,
+                wake: tokio::sync::Notify::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn key(&self) -> &ServerKey {
+        &self.inner.key
+    }
+
+    pub fn settings(&self) -> &MailSettings {
+        &self.inner.settings
+    }
+
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
+    }
+
+    /// Wakes the sender (new work in the outbox).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.inner.wake.notified().await
+    }
+
+    /// The token for (order, recipient): the migrated one when the order
+    /// carried it, else minted.
+    pub fn token_for(&self, order: Option<&Order>, email: &EmailAddress) -> String {
+        order
+            .and_then(|o| o.recipients.iter().find(|r| r.email.key() == email.key()))
+            .and_then(|r| r.reply_token.clone())
+            .unwrap_or_else(|| {
+                ReplyToken::mint(&self.inner.key, order.map(|o| &o.so), email)
+                    .as_str()
+                    .to_string()
+            })
+    }
+
+    /// Imports orders given as JSON (one object or an array). One bad order
+    /// never blocks the others.
+    pub fn import_value(&self, v: &Value, requested_by: &str) -> Result<ImportReport, NotifyError> {
+        let items: Vec<&Value> = match v {
+            Value::Array(a) => a.iter().collect(),
+            other => vec![other],
+        };
+        let now: DateTime<FixedOffset> = Utc::now().fixed_offset();
+        let mut report = ImportReport::default();
+        let mut good = Vec::new();
+        for item in items {
+            match parse_order(item, now) {
+                Ok(o) => good.push(o),
+                Err(r) => report.rejected.push(r),
+            }
+        }
+        self.import(good, requested_by, &mut report)?;
+        Ok(report)
+    }
+
+    /// Upserts validated orders and queues what their state changes call for.
+    pub fn import(
+        &self,
+        orders: Vec<Order>,
+        requested_by: &str,
+        report: &mut ImportReport,
+    ) -> Result<(), NotifyError> {
+        let today = Utc::now().date_naive();
+        for order in orders {
+            let so = order.so.clone();
+            let existed = self
+                .inner
+                .store
+                .exclusive(|| self.upsert(order, requested_by, today, report))?;
+            if existed {
+                report.updated.push(so.to_string());
+            } else {
+                report.imported.push(so.to_string());
+            }
+        }
+        if report.queued > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    fn upsert(
+        &self,
+        mut order: Order,
+        requested_by: &str,
+        today: NaiveDate,
+        report: &mut ImportReport,
+    ) -> Result<bool, NotifyError> {
+        let store = &self.inner.store;
+        let prev = store.order(&order.so)?;
+        let mut meta = store.order_meta(&order.so)?;
+        if order.available_at.is_none() && !order.has_open_hold() {
+            order.available_at = prev
+                .as_ref()
+                .and_then(|p| p.available_at)
+                .or(Some(Utc::now().fixed_offset()));
+        }
+        let planned = events::plan(prev.as_ref(), &order, &mut meta, today);
+        let now = Utc::now();
+        meta.imported_at.get_or_insert(now);
+        meta.updated_at = Some(now);
+        let mut commit = Commit::default();
+        for r in &order.recipients {
+            let token = self.token_for(Some(&order), &r.email);
+            commit.tokens.push((
+                token,
+                TokenTarget {
+                    so: Some(order.so.clone()),
+                    email: r.email.clone(),
+                },
+            ));
+        }
+        for id in &order.notification_ids {
+            commit.message_ids.push((id.clone(), order.so.clone()));
+        }
+        for p in &planned {
+            for r in &order.recipients {
+                let spec = MailSpec {
+                    key: format!("{}/{}/{}/{}", order.so, p.kind, r.email.key(), p.key_suffix),
+                    kind: p.kind,
+                    order: Some(&order),
+                    to: Mailbox {
+                        name: r.name.clone(),
+                        email: r.email.clone(),
+                    },
+                    lang: order.lang_for(r),
+                    lines: order.lines.iter().map(|l| l.line.clone()).collect(),
+                    line_notes: Vec::new(),
+                    extra: p.extra.clone(),
+                    requested_by: requested_by.to_string(),
+                    skip: p.skip.clone(),
+                    auto: AutoSubmitted::AutoGenerated,
+                    in_reply_to: None,
+                    references: Vec::new(),
+                };
+                commit.mails.push(self.prepare(&spec)?);
+            }
+        }
+        let existed = prev.is_some();
+        commit.meta = Some((order.so.clone(), meta));
+        commit.order = Some(order);
+        let outcome = store.commit(commit)?;
+        report.queued += outcome.queued.len();
+        report.skipped += outcome.skipped;
+        Ok(existed)
+    }
+
+    /// Re-evaluates orders waiting for their requested date (early ship "No")
+    /// and queues the availability mails that are now due. Returns how many
+    /// orders were released.
+    pub fn release_due(&self, today: NaiveDate) -> Result<usize, NotifyError> {
+        let store = &self.inner.store;
+        let mut released = 0;
+        let ids: Vec<OrderId> = store.order_ids().collect::<Result<_, _>>()?;
+        for so in ids {
+            if !store.order_meta(&so)?.early_ship_pending {
+                continue;
+            }
+            let Some(order) = store.order(&so)? else {
+                continue;
+            };
+            let mut report = ImportReport::default();
+            store.exclusive(|| self.upsert(order, "scheduler", today, &mut report))?;
+            if report.queued > 0 {
+                released += 1;
+            }
+        }
+        if released > 0 {
+            self.wake();
+        }
+        Ok(released)
+    }
+
+    /// Queues any kind of mail to any address.
+    pub fn enqueue(&self, m: OutgoingMail) -> Result<EnqueueOutcome, NotifyError> {
+        let store = &self.inner.store;
+        if store.seen_key(&m.idempotency_key)? {
+            return Ok(EnqueueOutcome::Duplicate);
+        }
+        let order =
+            m.so.as_ref()
+                .map(|so| store.order(so))
+                .transpose()?
+                .flatten();
+        let spec = MailSpec {
+            key: m.idempotency_key.clone(),
+            kind: m.kind,
+            order: order.as_ref(),
+            to: m.to.clone(),
+            lang: m.lang,
+            lines: Vec::new(),
+            line_notes: Vec::new(),
+            extra: m.extra.clone(),
+            requested_by: m.requested_by.clone(),
+            skip: None,
+            auto: m.auto,
+            in_reply_to: m.in_reply_to.clone(),
+            references: m.references.clone(),
+        };
+        let record = self.prepare(&spec)?;
+        let result = match (&record.item, &record.entry.skipped) {
+            (Some(item), _) => EnqueueOutcome::Queued {
+                outbox_id: item.id,
+                message_id: item.message_id.clone(),
+            },
+            (None, reason) => EnqueueOutcome::Skipped {
+                reason: reason.clone().unwrap_or_default(),
+            },
+        };
+        let mut commit = Commit::default();
+        let token = self.token_for(order.as_ref(), &m.to.email);
+        commit.tokens.push((
+            token,
+            TokenTarget {
+                so: m.so.clone(),
+                email: m.to.email.clone(),
+            },
+        ));
+        commit.mails.push(record);
+        let outcome = store.commit(commit)?;
+        if !outcome.duplicates.is_empty() {
+            return Ok(EnqueueOutcome::Duplicate);
+        }
+        if !outcome.queued.is_empty() {
+            self.wake();
+        }
+        Ok(result)
+    }
+
+    /// Renders and builds one mail, or records why it is not sent.
+    pub(crate) fn prepare(&self, s: &MailSpec<'_>) -> Result<MailRecord, NotifyError> {
+        let store = &self.inner.store;
+        let id = store.next_id()?;
+        let so = s.order.map(|o| o.so.clone());
+        let mut entry = HistoryEntry {
+            id,
+            so: so.clone(),
+            kind: s.kind.to_string(),
+            to: vec![s.to.email.to_string()],
+            lines: s.lines.clone(),
+            requested_by: s.requested_by.clone(),
+            at: Utc::now(),
+            skipped: None,
+            outbox_id: None,
+            message_id: None,
+        };
+        let skip = match &s.skip {
+            Some(r) => Some(r.clone()),
+            None if store.is_suppressed(&s.to.email)? => Some("suppressed address".to_string()),
+            None if s.kind.is_order_notification()
+                && !store.wants(&s.to.email, s.kind.as_str())? =>
+            {
+                Some("preference: no notifications".to_string())
+            }
+            None => None,
+        };
+        if let Some(reason) = skip {
+            entry.skipped = Some(reason);
+            return Ok(MailRecord {
+                key: s.key.clone(),
+                item: None,
+                entry,
+            });
+        }
+        let settings = &self.inner.settings;
+        let token = self.token_for(s.order, &s.to.email);
+        let unsubscribe = s
+            .kind
+            .is_order_notification()
+            .then(|| format!("{}/v1/unsubscribe/{token}", settings.public_url));
+        let ctx = context::build(s, &token, settings, unsubscribe.as_deref());
+        let rendered = self.inner.templates.render(s.kind, s.lang, &ctx)?;
+        let suffix: u32 = rand::thread_rng().r#gen();
+        let message_id = format!(
+            "<{}.{id}.{suffix:08x}@{}>",
+            so.as_ref().map_or("x", |o| o.as_str()),
+            settings.domain
+        );
+        let reply_to = format!("reply+{token}@{}", settings.domain);
+        let from_addr = format!("{}@{}", settings.from_local, settings.domain);
+        let raw = message::build(&message::MailParts {
+            from_name: &settings.from_name,
+            from_addr: &from_addr,
+            to: &s.to,
+            reply_to: &reply_to,
+            subject: &rendered.subject,
+            text: &rendered.text,
+            html: &rendered.html,
+            lang: rendered.lang,
+            message_id: &message_id,
+            auto: s.auto,
+            in_reply_to: s.in_reply_to.as_deref(),
+            references: &s.references,
+            unsubscribe_url: unsubscribe.as_deref(),
+        })?;
+        entry.outbox_id = Some(id);
+        entry.message_id = Some(message_id.clone());
+        let item = OutboxItem {
+            id,
+            key: s.key.clone(),
+            so,
+            kind: s.kind.to_string(),
+            message_id,
+            envelope_from: format!("bounces+{token}@{}", settings.domain),
+            to: s.to.email.clone(),
+            raw: String::from_utf8_lossy(&raw).into_owned(),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_ms: crate::store::now_ms(),
+            last_error: None,
+            created_at: Utc::now(),
+            sent_at: None,
+        };
+        Ok(MailRecord {
+            key: s.key.clone(),
+            item: Some(item),
+            entry,
+        })
+    }
+
+    /// An order's history joined with delivery results.
+    pub fn history(&self, so: &OrderId) -> Result<Vec<HistoryView>, NotifyError> {
+        let store = &self.inner.store;
+        let mut out = Vec::new();
+        for entry in store.history(so)? {
+            let item = entry
+                .outbox_id
+                .map(|id| store.outbox_item(id))
+                .transpose()?
+                .flatten();
+            let (status, attempts, last_error, sent_at) = match (&entry.skipped, item) {
+                (Some(_), _) => ("skipped".to_string(), 0, None, None),
+                (None, Some(i)) => (
+                    match i.status {
+                        OutboxStatus::Pending => "pending",
+                        OutboxStatus::Sent => "sent",
+                        OutboxStatus::Dead => "dead",
+                    }
+                    .to_string(),
+                    i.attempts,
+                    i.last_error,
+                    i.sent_at,
+                ),
+                (None, None) => ("unknown".to_string(), 0, None, None),
+            };
+            out.push(HistoryView {
+                entry,
+                status,
+                attempts,
+                last_error,
+                sent_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Renders a kind for a sample order without queuing anything (previews,
+    /// the render benchmark).
+    pub fn render_preview(
+        &self,
+        kind: Kind,
+        order: &Order,
+        lang: Lang,
+    ) -> Result<Rendered, NotifyError> {
+        let r = order.recipients.first();
+        let to = r.map_or_else(
+            || "preview@example.com".parse::<Mailbox>(),
+            |r| {
+                Ok(Mailbox {
+                    name: r.name.clone(),
+                    email: r.email.clone(),
+                })
+            },
+        )?;
+        let spec = MailSpec {
+            key: String::new(),
+            kind,
+            order: Some(order),
+            to: to.clone(),
+            lang,
+            lines: Vec::new(),
+            line_notes: Vec::new(),
+            extra: json!({}),
+            requested_by: String::new(),
+            skip: None,
+            auto: AutoSubmitted::AutoGenerated,
+            in_reply_to: None,
+            references: Vec::new(),
+        };
+        let token = self.token_for(Some(order), &to.email);
+        let ctx = context::build(
+            &spec,
+            &token,
+            &self.inner.settings,
+            Some("https://unsubscribe.example"),
+        );
+        Ok(self.inner.templates.render(kind, lang, &ctx)?)
+    }
+
+    /// Unsubscribe by token: all notifications, or one kind.
+    pub fn unsubscribe(
+        &self,
+        token: &str,
+        kind: Option<Kind>,
+    ) -> Result<Option<EmailAddress>, NotifyError> {
+        let Some(target) = self.inner.store.order_by_token(token)? else {
+            return Ok(None);
+        };
+        self.inner
+            .store
+            .set_preference(&target.email, kind.map(Kind::as_str), false)?;
+        Ok(Some(target.email))
+    }
+}
+
+/// Opens the notifier for command-line use (no daemon).
+pub fn open_for_cli(config: &Config) -> Result<Notifier, NotifyError> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let store = Store::open(&config.data_dir)?;
+    Notifier::new(store, config)
+}
+
+pub(crate) fn data_path(config: &Config, rel: &str) -> std::path::PathBuf {
+    Path::new(&config.data_dir).join(rel)
+}
+
+#[cfg(test)]
+mod tests;

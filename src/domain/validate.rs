@@ -1,0 +1,475 @@
+//! Order JSON → `Order`, collecting every problem instead of stopping at the
+//! first, so an import report can name each bad field of each order.
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::{
+    EmailAddress, Hold, HoldType, Image, Lang, Order, OrderId, OrderLine, PoNumber, Recipient,
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `lines[0].images[1].md5`.
+    pub field: String,
+    pub message: String,
+    pub value: Value,
+}
+
+/// Why one order of an import was rejected.
+#[derive(Debug, Clone, PartialEq, Serialize, thiserror::Error)]
+#[error("order {}: {}", so.as_deref().unwrap_or("?"), errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+pub struct OrderRejection {
+    /// The `so` as given (even when invalid), `None` when missing.
+    pub so: Option<String>,
+    pub errors: Vec<FieldError>,
+}
+
+const ORDER_FIELDS: &[&str] = &[
+    "so",
+    "po",
+    "lang",
+    "bill_to",
+    "available_at",
+    "early_ship",
+    "requested_date",
+    "archived",
+    "holds",
+    "lines",
+    "recipients",
+    "notification_ids",
+];
+const LINE_FIELDS: &[&str] = &["line", "pid", "qty", "images"];
+const IMAGE_FIELDS: &[&str] = &["file", "md5"];
+const HOLD_FIELDS: &[&str] = &["type", "line", "released"];
+const RECIPIENT_FIELDS: &[&str] = &["name", "email", "lang", "role", "reply_token"];
+
+struct Ctx {
+    errors: Vec<FieldError>,
+}
+
+impl Ctx {
+    fn bad(&mut self, field: impl Into<String>, message: impl Into<String>, value: &Value) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+            value: value.clone(),
+        });
+    }
+
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
+        let Some(obj) = v.as_object() else {
+            self.bad(path, "expected an object", v);
+            return None;
+        };
+        for k in obj.keys() {
+            if !allowed.contains(&k.as_str()) {
+                let field = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                self.bad(field, format!("unknown field `{k}`"), &obj[k]);
+            }
+        }
+        Some(obj)
+    }
+
+    fn string(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<String> {
+        let field = join(path, key);
+        match obj.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.bad(field, "required", &Value::Null);
+                }
+                None
+            }
+            Some(Value::String(s)) if s.chars().any(char::is_control) => {
+                self.bad(
+                    field,
+                    "control characters are not allowed",
+                    &Value::String(s.clone()),
+                );
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => {
+                self.bad(field, "expected a string", v);
+                None
+            }
+        }
+    }
+
+    fn parsed<T, E: std::fmt::Display>(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        let s = self.string(obj, path, key, required)?;
+        match parse(&s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.bad(join(path, key), e.to_string(), &Value::String(s));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, obj: &Map<String, Value>, path: &str, key: &str, default: bool) -> bool {
+        match obj.get(key) {
+            None | Some(Value::Null) => default,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                self.bad(join(path, key), "expected true or false", v);
+                default
+            }
+        }
+    }
+
+    fn array<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> &'a [Value] {
+        match obj.get(key) {
+            None | Some(Value::Null) => {
+                if required {
+                    self.bad(join(path, key), "required", &Value::Null);
+                }
+                &[]
+            }
+            Some(Value::Array(a)) => a,
+            Some(v) => {
+                self.bad(join(path, key), "expected an array", v);
+                &[]
+            }
+        }
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .or_else(|_| DateTime::parse_from_rfc3339(s).map(|d| d.date_naive()))
+        .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+}
+
+fn is_md5(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Validates one order object. `now` fills `available_at` for an order that
+/// arrives without holds and without a date.
+pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, OrderRejection> {
+    let mut c = Ctx { errors: Vec::new() };
+    let so_raw = v.get("so").map(|s| match s {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let Some(obj) = c.object(v, "", ORDER_FIELDS) else {
+        return Err(OrderRejection {
+            so: so_raw,
+            errors: c.errors,
+        });
+    };
+
+    let so = c.parsed(obj, "", "so", true, str::parse::<OrderId>);
+    let po = c.parsed(obj, "", "po", false, str::parse::<PoNumber>);
+    let lang = c.parsed(obj, "", "lang", true, str::parse::<Lang>);
+    let bill_to = c.string(obj, "", "bill_to", false);
+    let available_at = c.parsed(obj, "", "available_at", false, |s| {
+        DateTime::parse_from_rfc3339(s).map_err(|_| format!("{s:?} is not an RFC 3339 date-time"))
+    });
+    let early_ship = c.boolean(obj, "", "early_ship", true);
+    let requested_date = c.parsed(obj, "", "requested_date", false, parse_date);
+    let archived = c.boolean(obj, "", "archived", false);
+
+    let mut lines = Vec::new();
+    let raw_lines = c.array(obj, "", "lines", true);
+    if raw_lines.is_empty() && obj.get("lines").is_some_and(Value::is_array) {
+        c.bad(
+            "lines",
+            "at least one line is required",
+            &Value::Array(vec![]),
+        );
+    }
+    for (i, lv) in raw_lines.iter().enumerate() {
+        let p = format!("lines[{i}]");
+        let Some(lo) = c.object(lv, &p, LINE_FIELDS) else {
+            continue;
+        };
+        let line = c.string(lo, &p, "line", true);
+        let pid = c.string(lo, &p, "pid", true);
+        let qty = match lo.get("qty") {
+            None | Some(Value::Null) => Some(1),
+            Some(q) => match q.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => Some(n),
+                _ => {
+                    c.bad(join(&p, "qty"), "expected a positive integer", q);
+                    None
+                }
+            },
+        };
+        let mut images = Vec::new();
+        for (j, iv) in c.array(lo, &p, "images", false).iter().enumerate() {
+            let ip = format!("{p}.images[{j}]");
+            let Some(io) = c.object(iv, &ip, IMAGE_FIELDS) else {
+                continue;
+            };
+            let file = c.string(io, &ip, "file", true);
+            let md5 = c.parsed(io, &ip, "md5", true, |s| {
+                if is_md5(s) {
+                    Ok(s.to_ascii_lowercase())
+                } else {
+                    Err("not an MD5 (32 hex digits)")
+                }
+            });
+            if let (Some(file), Some(md5)) = (file, md5) {
+                images.push(Image { file, md5 });
+            }
+        }
+        if let Some(l) = &line
+            && lines.iter().any(|x: &OrderLine| &x.line == l)
+        {
+            c.bad(
+                join(&p, "line"),
+                "duplicate line number",
+                &Value::String(l.clone()),
+            );
+        }
+        if let (Some(line), Some(pid), Some(qty)) = (line, pid, qty) {
+            lines.push(OrderLine {
+                line,
+                pid,
+                qty,
+                images,
+            });
+        }
+    }
+
+    let mut holds = Vec::new();
+    for (i, hv) in c.array(obj, "", "holds", false).iter().enumerate() {
+        let p = format!("holds[{i}]");
+        let Some(ho) = c.object(hv, &p, HOLD_FIELDS) else {
+            continue;
+        };
+        let kind = c.parsed(ho, &p, "type", true, str::parse::<HoldType>);
+        let line = c.string(ho, &p, "line", false);
+        if let Some(l) = &line
+            && !raw_lines.is_empty()
+            && !lines.iter().any(|x| &x.line == l)
+        {
+            c.bad(
+                join(&p, "line"),
+                format!("no line {l:?} in this order"),
+                &Value::String(l.clone()),
+            );
+        }
+        let released = c.boolean(ho, &p, "released", false);
+        if let Some(kind) = kind {
+            holds.push(Hold {
+                kind,
+                line,
+                released,
+            });
+        }
+    }
+
+    let mut recipients: Vec<Recipient> = Vec::new();
+    for (i, rv) in c.array(obj, "", "recipients", true).iter().enumerate() {
+        let p = format!("recipients[{i}]");
+        let Some(ro) = c.object(rv, &p, RECIPIENT_FIELDS) else {
+            continue;
+        };
+        let name = c.string(ro, &p, "name", false);
+        let email = c.parsed(ro, &p, "email", true, str::parse::<EmailAddress>);
+        let rlang = c.parsed(ro, &p, "lang", false, str::parse::<Lang>);
+        let role = c.parsed(ro, &p, "role", false, |s| {
+            if !s.is_empty()
+                && s.len() <= 40
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                Ok(s.to_string())
+            } else {
+                Err("role must be a short word like \"end-user\"")
+            }
+        });
+        let reply_token = c.parsed(ro, &p, "reply_token", false, |s| {
+            if (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                Ok(s.to_ascii_lowercase())
+            } else {
+                Err("reply_token must be 16 to 64 letters or digits")
+            }
+        });
+        if let Some(e) = &email
+            && recipients.iter().any(|r| r.email.key() == e.key())
+        {
+            c.bad(
+                join(&p, "email"),
+                "duplicate recipient",
+                &Value::String(e.to_string()),
+            );
+            continue;
+        }
+        if let Some(email) = email {
+            recipients.push(Recipient {
+                name,
+                email,
+                lang: rlang,
+                role,
+                reply_token,
+            });
+        }
+    }
+
+    let mut notification_ids = Vec::new();
+    for (i, nv) in c
+        .array(obj, "", "notification_ids", false)
+        .iter()
+        .enumerate()
+    {
+        match nv.as_str() {
+            Some(s)
+                if s.starts_with('<')
+                    && s.ends_with('>')
+                    && s.contains('@')
+                    && !s.chars().any(|c| c.is_control() || c == ' ') =>
+            {
+                notification_ids.push(s.to_string())
+            }
+            _ => c.bad(
+                format!("notification_ids[{i}]"),
+                "expected a Message-ID like <id@domain>",
+                nv,
+            ),
+        }
+    }
+
+    match (so, lang) {
+        (Some(so), Some(lang)) if c.errors.is_empty() => {
+            let available_at =
+                available_at.or_else(|| holds.iter().all(|h| h.released).then_some(now));
+            Ok(Order {
+                so,
+                po,
+                lang,
+                bill_to,
+                available_at,
+                early_ship,
+                requested_date,
+                archived,
+                holds,
+                lines,
+                recipients,
+                notification_ids,
+            })
+        }
+        _ => Err(OrderRejection {
+            so: so_raw,
+            errors: c.errors,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<FixedOffset> {
+        DateTime::parse_from_rfc3339("2025-03-03T10:00:00+00:00").unwrap()
+    }
+
+    fn sample() -> Value {
+        json!({
+          "so": "10458321", "po": "ACME-PO-7781", "lang": "en", "bill_to": "ACME Networks",
+          "available_at": "2025-03-03T09:02:00+01:00", "early_ship": true, "requested_date": null,
+          "archived": false, "holds": [{"type": "export", "line": null, "released": false}],
+          "lines": [{"line": "1.1", "pid": "L-ASA5516-TD-1Y", "qty": 1,
+                     "images": [{"file": "asa-9.20.2-lfbff-k8.SPA", "md5": "9fb4c92d620d4be2a9f190e7fa6332b3"}]}],
+          "recipients": [{"name": "John Harper", "email": "j.harper@acme.example.com",
+                          "lang": "en", "role": "end-user", "reply_token": "2ec88d94097bcc8e32d6f0b69fa54158"}],
+          "notification_ids": ["<notif.10458321.1@edesk.example.com>"]
+        })
+    }
+
+    #[test]
+    fn design_example_parses_and_round_trips() {
+        let o = parse_order(&sample(), now()).unwrap();
+        assert_eq!(o.so.as_str(), "10458321");
+        assert_eq!(o.holds[0].kind, HoldType::Export);
+        assert!(o.has_open_hold());
+        let back = serde_json::to_value(&o).unwrap();
+        assert_eq!(parse_order(&back, now()).unwrap(), o);
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let o = parse_order(&json!({"so": "12345678", "lang": "fr", "lines": [{"line": "1", "pid": "X"}], "recipients": []}), now()).unwrap();
+        assert!(o.early_ship);
+        assert!(!o.archived);
+        assert_eq!(o.available_at, Some(now()));
+        assert_eq!(o.lines[0].qty, 1);
+        let held = parse_order(&json!({"so": "12345678", "lang": "fr", "lines": [{"line": "1", "pid": "X"}], "recipients": [], "holds": [{"type": "csm"}]}), now()).unwrap();
+        assert_eq!(held.available_at, None);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut v = sample();
+        v["so"] = json!("12ab");
+        v["colour"] = json!("red");
+        v["holds"][0]["type"] = json!("weather");
+        v["recipients"][0]["email"] = json!("j.harper@");
+        v["lines"][0]["images"][0]["md5"] = json!("xyz");
+        let e = parse_order(&v, now()).unwrap_err();
+        assert_eq!(e.so.as_deref(), Some("12ab"));
+        let fields: Vec<&str> = e.errors.iter().map(|e| e.field.as_str()).collect();
+        for f in [
+            "so",
+            "colour",
+            "holds[0].type",
+            "recipients[0].email",
+            "lines[0].images[0].md5",
+        ] {
+            assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn hold_on_unknown_line_and_empty_lines() {
+        let mut v = sample();
+        v["holds"][0]["line"] = json!("9.9");
+        let e = parse_order(&v, now()).unwrap_err();
+        assert_eq!(e.errors[0].field, "holds[0].line");
+        let mut v = sample();
+        v["lines"] = json!([]);
+        let e = parse_order(&v, now()).unwrap_err();
+        assert_eq!(e.errors[0].field, "lines");
+    }
+}

@@ -1,0 +1,386 @@
+//! `edesk order|oba|outbox|suppress|notify` subcommands. They open the store
+//! directly, so run them while the daemon is stopped (sled allows one process).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::{ImportReport, Kind, NotifyError, ObaError, ObaRequest, sender::Sender};
+use crate::config::Config;
+use crate::domain::{EmailAddress, Lang, OrderId, parse_order};
+use crate::store::OutboxStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error(transparent)]
+    Oba(#[from] ObaError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrderCmd {
+    /// Import orders: a JSON array or JSON Lines file (`-` for stdin).
+    Import { file: PathBuf },
+    /// Show an order as JSON.
+    Show { so: String },
+    /// Every mail sent or skipped for an order.
+    History { so: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ObaCmd {
+    /// Send Order-Based Access mails (the OBA request JSON).
+    Send {
+        so: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    /// List outbox items (pending and dead by default).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Put a dead item (or every dead item) back in the queue.
+    Retry {
+        id: Option<u64>,
+        #[arg(long)]
+        all_dead: bool,
+    },
+    /// Deliver everything due now and exit.
+    Flush,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SuppressCmd {
+    List,
+    Remove { addr: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCmd {
+    /// Benchmark: N orders imported → rendered → outbox → delivered, and render-only speed.
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        orders: usize,
+        /// Deliver to this SMTP server instead of `smtp.url` / files.
+        #[arg(long)]
+        smtp: Option<String>,
+    },
+    /// Render one kind for an order to stdout (`--part txt|html|subject`).
+    Preview {
+        so: String,
+        kind: String,
+        #[arg(long, default_value = "html")]
+        part: String,
+        #[arg(long)]
+        lang: Option<String>,
+    },
+}
+
+fn read_input(file: &PathBuf) -> Result<String, CmdError> {
+    let mut s = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|source| CmdError::Read {
+                path: "-".into(),
+                source,
+            })?;
+    } else {
+        s = std::fs::read_to_string(file).map_err(|source| CmdError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(s)
+}
+
+/// A JSON array, one object, or JSON Lines. A line that is not JSON becomes a
+/// rejection naming the line instead of failing the whole file.
+pub fn parse_orders_text(text: &str) -> (Vec<Value>, Vec<crate::domain::OrderRejection>) {
+    if let Ok(v) = serde_json::from_str::<Value>(text) {
+        return match v {
+            Value::Array(a) => (a, Vec::new()),
+            other => (vec![other], Vec::new()),
+        };
+    }
+    let mut vals = Vec::new();
+    let mut bad = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(line) {
+            Ok(v) => vals.push(v),
+            Err(e) => bad.push(crate::domain::OrderRejection {
+                so: None,
+                errors: vec![crate::domain::FieldError {
+                    field: format!("line {}", i + 1),
+                    message: format!("not JSON: {e}"),
+                    value: Value::Null,
+                }],
+            }),
+        }
+    }
+    (vals, bad)
+}
+
+fn so(s: &str) -> Result<OrderId, CmdError> {
+    s.parse()
+        .map_err(|e: crate::domain::IdError| CmdError::Usage(e.to_string()))
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+pub fn run_order(cmd: OrderCmd, config: &Config) -> Result<ExitCode, CmdError> {
+    let n = super::open_for_cli(config)?;
+    match cmd {
+        OrderCmd::Import { file } => {
+            let text = read_input(&file)?;
+            let (vals, bad) = parse_orders_text(&text);
+            let mut report = n.import_value(&Value::Array(vals), "cli")?;
+            report.rejected.extend(bad);
+            println!("{}", report.summary());
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        OrderCmd::Show { so: s } => match n.store().order(&so(&s)?)? {
+            Some(o) => {
+                print_json(&o);
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err(CmdError::Usage(format!("no order {s}"))),
+        },
+        OrderCmd::History { so: s } => {
+            print_json(&n.history(&so(&s)?)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn run_oba(cmd: ObaCmd, config: &Config) -> Result<ExitCode, CmdError> {
+    let n = super::open_for_cli(config)?;
+    let ObaCmd::Send { so: s, file } = cmd;
+    let text = read_input(&file)?;
+    let req: ObaRequest = serde_json::from_str(&text)
+        .map_err(|e| CmdError::Usage(format!("{}: {e}", file.display())))?;
+    let out = n.send_oba(&so(&s)?, &req)?;
+    print_json(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError> {
+    let n = super::open_for_cli(config)?;
+    match cmd {
+        OutboxCmd::List { all } => {
+            for it in n.store().outbox_list(None)? {
+                if !all && it.status == OutboxStatus::Sent {
+                    continue;
+                }
+                let status = serde_json::to_value(it.status)
+                    .ok()
+                    .and_then(|v| v.get("state").cloned())
+                    .unwrap_or_default();
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\tattempts={}\t{}",
+                    it.id,
+                    status.as_str().unwrap_or("?"),
+                    it.kind,
+                    it.so.as_ref().map_or("-", |s| s.as_str()),
+                    it.to,
+                    it.attempts,
+                    it.last_error.unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCmd::Retry {
+            id: Some(id),
+            all_dead: false,
+        } => {
+            if n.store().retry(id)? {
+                println!("item {id} queued again");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CmdError::Usage(format!("item {id} is not dead")))
+            }
+        }
+        OutboxCmd::Retry {
+            id: None,
+            all_dead: true,
+        } => {
+            println!("{} dead items queued again", n.store().retry_all_dead()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCmd::Retry { .. } => Err(CmdError::Usage("give an item id or --all-dead".into())),
+        OutboxCmd::Flush => {
+            let rt = runtime()?;
+            let stats = rt.block_on(async {
+                let s = Sender::new(n.clone(), config)?;
+                s.drain().await
+            })?;
+            println!(
+                "sent {}, retried {}, dead {}",
+                stats.sent, stats.retried, stats.dead
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn run_suppress(cmd: SuppressCmd, config: &Config) -> Result<ExitCode, CmdError> {
+    let n = super::open_for_cli(config)?;
+    match cmd {
+        SuppressCmd::List => {
+            for s in n.store().suppressions()? {
+                println!("{}\t{}\t{}", s.email, s.at.to_rfc3339(), s.reason);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SuppressCmd::Remove { addr } => {
+            let email: EmailAddress = addr
+                .parse()
+                .map_err(|e: crate::domain::AddressError| CmdError::Usage(e.to_string()))?;
+            if n.store().unsuppress(&email)? {
+                println!("{email} removed from the suppression list");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(CmdError::Usage(format!("{email} is not suppressed")))
+            }
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CmdError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CmdError::Runtime)
+}
+
+/// A realistic order for benchmarks and previews.
+pub fn sample_order(so: &str, email: &str, lang: Lang) -> Value {
+    json!({
+        "so": so, "po": format!("PO-{so}"), "lang": lang.as_str(), "bill_to": "ACME Networks",
+        "lines": [
+            {"line": "1.1", "pid": "L-ASA5516-TD-1Y", "qty": 1, "images": [{"file": "asa-9.20.2-lfbff-k8.SPA", "md5": "9fb4c92d620d4be2a9f190e7fa6332b3"}]},
+            {"line": "2.1", "pid": "R-ISE-BASE-100", "qty": 5, "images": [{"file": "ise-3.3.0.430.SPA.x86_64.iso", "md5": "0cc175b9c0f1b6a831c399e269772661"}, {"file": "ise-patch-3.3-4.tar.gz", "md5": "92eb5ffee6ae2fec3ad71c777531578f"}]}
+        ],
+        "recipients": [{"name": "John Harper", "email": email, "lang": lang.as_str(), "role": "end-user"}]
+    })
+}
+
+pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError> {
+    match cmd {
+        NotifyCmd::Preview {
+            so: s,
+            kind,
+            part,
+            lang,
+        } => {
+            let n = super::open_for_cli(config)?;
+            let kind: Kind = kind.parse().map_err(CmdError::Usage)?;
+            let order = n
+                .store()
+                .order(&so(&s)?)?
+                .ok_or_else(|| CmdError::Usage(format!("no order {s}")))?;
+            let lang = match lang {
+                Some(l) => l
+                    .parse()
+                    .map_err(|e: crate::domain::ParseLangError| CmdError::Usage(e.to_string()))?,
+                None => order.lang,
+            };
+            let r = n.render_preview(kind, &order, lang)?;
+            match part.as_str() {
+                "subject" => println!("{}", r.subject),
+                "txt" | "text" => print!("{}", r.text),
+                _ => print!("{}", r.html),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NotifyCmd::Bench { orders, smtp } => {
+            let mut config = config.clone();
+            if smtp.is_some() {
+                config.smtp.url = smtp;
+            }
+            let n = super::open_for_cli(&config)?;
+            // Render only.
+            let now = chrono::Utc::now().fixed_offset();
+            let sample = parse_order(
+                &sample_order("99000001", "bench@example.com", Lang::En),
+                now,
+            )
+            .map_err(|e| CmdError::Usage(e.to_string()))?;
+            let t = Instant::now();
+            let renders = orders.max(1);
+            for i in 0..renders {
+                let lang = if i % 2 == 0 { Lang::En } else { Lang::Fr };
+                n.render_preview(Kind::OrderAvailable, &sample, lang)?;
+            }
+            let render_rate = renders as f64 / t.elapsed().as_secs_f64();
+            println!(
+                "render only: {renders} notifications (text+html+subject) in {:.3}s = {render_rate:.0}/s",
+                t.elapsed().as_secs_f64()
+            );
+
+            let base: u64 = 90_000_000 + u64::from(rand::random::<u16>()) * 10_000;
+            let batch: Vec<Value> = (0..orders)
+                .map(|i| {
+                    sample_order(
+                        &format!("{}", base + i as u64),
+                        &format!("user{i}@bench{}.example.com", i % 8),
+                        Lang::En,
+                    )
+                })
+                .collect();
+            let rt = runtime()?;
+            let t = Instant::now();
+            let mut report = ImportReport::default();
+            for chunk in batch.chunks(100) {
+                let r = n.import_value(&Value::Array(chunk.to_vec()), "bench")?;
+                report.queued += r.queued;
+                report.rejected.extend(r.rejected);
+            }
+            let import_s = t.elapsed().as_secs_f64();
+            let stats = rt.block_on(async {
+                let s: Arc<Sender> = Sender::new(n.clone(), &config)?;
+                s.drain().await
+            })?;
+            let total = t.elapsed().as_secs_f64();
+            println!(
+                "end to end: {} orders imported+rendered+queued in {import_s:.3}s, {} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
+                orders,
+                stats.sent,
+                config.smtp.url.as_deref().unwrap_or("files"),
+                stats.sent as f64 / total
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{EmailAddress, Order, OrderId};
+
+/// State edesk owns about an order (kept across re-imports).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrderMeta {
+    /// Bumped once per detected event; part of idempotency keys.
+    pub event_seq: u64,
+    /// How many times the order became available and was announced.
+    pub available_count: u64,
+    /// The order is deliverable-but-waiting (early ship "No" before its date).
+    pub early_ship_pending: bool,
+    /// Order-Based Access grants.
+    pub grants: Vec<Grant>,
+    pub imported_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub email: EmailAddress,
+    pub lines: Vec<String>,
+    pub granted_by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What a reply token stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenTarget {
+    pub so: Option<OrderId>,
+    pub email: EmailAddress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum OutboxStatus {
+    Pending,
+    Sent,
+    Dead,
+}
+
+/// A rendered mail waiting for (or done with) delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxItem {
+    pub id: u64,
+    pub key: String,
+    pub so: Option<OrderId>,
+    pub kind: String,
+    pub message_id: String,
+    pub envelope_from: String,
+    pub to: EmailAddress,
+    /// The complete RFC 5322 message.
+    pub raw: String,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_ms: u64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// One line of an order's notification history: a mail queued, or a mail
+/// that was not sent and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: u64,
+    pub so: Option<OrderId>,
+    pub kind: String,
+    pub to: Vec<String>,
+    pub lines: Vec<String>,
+    pub requested_by: String,
+    pub at: DateTime<Utc>,
+    /// `None` when the mail was queued; the reason when it was skipped.
+    pub skipped: Option<String>,
+    pub outbox_id: Option<u64>,
+    pub message_id: Option<String>,
+}
+
+/// A unit of mail work: its idempotency key, the outbox item (none when
+/// skipped) and the history line.
+#[derive(Debug, Clone)]
+pub struct MailRecord {
+    pub key: String,
+    pub item: Option<OutboxItem>,
+    pub entry: HistoryEntry,
+}
+
+/// Everything one event writes, committed atomically by `Store::commit`.
+#[derive(Debug, Clone, Default)]
+pub struct Commit {
+    pub order: Option<Order>,
+    pub meta: Option<(OrderId, OrderMeta)>,
+    pub tokens: Vec<(String, TokenTarget)>,
+    pub message_ids: Vec<(String, OrderId)>,
+    pub mails: Vec<MailRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitOutcome {
+    pub queued: Vec<u64>,
+    pub skipped: usize,
+    /// Keys of mail records dropped because they were committed before.
+    pub duplicates: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suppression {
+    pub email: EmailAddress,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
