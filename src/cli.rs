@@ -45,6 +45,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::inbound::cmd::MailCmd,
     },
+    /// Support desk: escalation tickets.
+    Desk {
+        #[command(subcommand)]
+        cmd: crate::desk::cmd::DeskCmd,
+    },
     /// Orders: import, show, notification history.
     Order {
         #[command(subcommand)]

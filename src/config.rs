@@ -31,6 +31,7 @@ pub struct Config {
     pub discord: DiscordConfig,
     pub calendar: CalendarConfig,
     pub outbox: OutboxConfig,
+    pub desk: DeskConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +47,44 @@ pub struct OutboxConfig {
     pub per_domain_concurrency: usize,
     /// Global cap on messages per second (0 = no cap).
     pub rate_per_sec: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeskConfig {
+    /// At most this many automatic mails (answers, acknowledgements) to one
+    /// address per hour: the loop breaker against autoresponders.
+    pub auto_mail_per_hour: usize,
+    /// Treat a sender from the same (non-public) mail domain as an order's
+    /// recipient as authorized (Account-Based Access by company domain).
+    pub company_domains: bool,
+    /// Where each team's escalations are mailed, and whose replies to a
+    /// ticket are relayed to the customer. Defaults from the FAQ's contacts.
+    pub teams: BTreeMap<String, String>,
+}
+
+impl Default for DeskConfig {
+    fn default() -> Self {
+        let teams = [
+            ("edelivery-support", "edelivery-customer-support@cisco.com"),
+            ("exportops", "exportops@cisco.com"),
+            ("sac-support", "sac-support@cisco.com"),
+            ("licensing", "licensing@cisco.com"),
+            ("ucss", "ucss-support@external.cisco.com"),
+            ("cuwl", "cuwl-support@external.cisco.com"),
+            // The source document gives Customer Service a web form and a
+            // phone number, no address: set one to mail its escalations.
+            ("customer-service", ""),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        DeskConfig {
+            auto_mail_per_hour: 5,
+            company_domains: false,
+            teams,
+        }
+    }
 }
 
 impl Default for OutboxConfig {
@@ -137,6 +176,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             http: HttpConfig::default(),
             lmtp: LmtpConfig::default(),
+            desk: DeskConfig::default(),
             inbound: InboundConfig::default(),
             smtp: SmtpConfig::default(),
             mail: MailConfig::default(),
@@ -265,10 +305,11 @@ impl Config {
             .collect();
         vars.sort();
         for (var, raw) in vars {
-            let path: Vec<String> = var[ENV_PREFIX.len()..]
+            let raw_path: Vec<String> = var[ENV_PREFIX.len()..]
                 .split("__")
                 .map(|s| s.to_ascii_lowercase())
                 .collect();
+            let path = resolve_env_path(&table, raw_path);
             let key = path.join(".");
             if !has_key(&table, &path) {
                 return Err(ConfigError::Env {
@@ -348,6 +389,20 @@ impl Config {
                 format!("{url:?} must start with smtp:// or smtps://"),
             );
         }
+        if self.desk.auto_mail_per_hour == 0 {
+            return bad(
+                "desk.auto_mail_per_hour",
+                "must be > 0 (automatic answers need at least one mail per hour)".into(),
+            );
+        }
+        for (team, addr) in &self.desk.teams {
+            if !addr.is_empty() && addr.parse::<crate::domain::EmailAddress>().is_err() {
+                return bad(
+                    &format!("desk.teams.{team}"),
+                    format!("{addr:?} is not a mail address"),
+                );
+            }
+        }
         if self.inbound.poll_ms == 0 {
             return bad("inbound.poll_ms", "must be > 0".into());
         }
@@ -369,11 +424,6 @@ impl Config {
             .maildir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("maildir"))
-    }
-
-    /// The sled database directory.
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.join("db")
     }
 
     /// The effective configuration as TOML (what `edesk config check` prints).
@@ -417,6 +467,25 @@ fn leaf_keys(v: &Value, prefix: &str) -> Vec<String> {
             .collect(),
         _ => vec![prefix.to_string()],
     }
+}
+
+/// Environment variable names cannot hold `-`: a segment with `_` matches
+/// an existing key spelled with `-` (`TEAMS__SAC_SUPPORT` → `teams.sac-support`).
+fn resolve_env_path(table: &Value, path: Vec<String>) -> Vec<String> {
+    let mut cur = Some(table);
+    path.into_iter()
+        .map(|seg| {
+            let here = cur.and_then(|t| t.as_table());
+            let seg = match here {
+                Some(t) if !t.contains_key(&seg) && t.contains_key(&seg.replace('_', "-")) => {
+                    seg.replace('_', "-")
+                }
+                _ => seg,
+            };
+            cur = here.and_then(|t| t.get(&seg));
+            seg
+        })
+        .collect()
 }
 
 /// Whether `path` names a key of the schema. Optional keys are absent from the
@@ -539,6 +608,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("EDESK_HTTP__BIND"), "{e}");
+    }
+
+    #[test]
+    fn env_underscores_match_hyphenated_keys() {
+        let c = Config::load(
+            None,
+            env(&[("EDESK_DESK__TEAMS__SAC_SUPPORT", "sac@example.org")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.desk.teams["sac-support"], "sac@example.org");
     }
 
     #[test]

@@ -9,6 +9,9 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::faq;
+use crate::inbound::adapters::{ConfigTeams, EngineOracle, NotifyActions};
+use crate::inbound::store_dir::StoreDirectory;
+use crate::inbound::worker::Worker;
 use crate::inbound::{intake, lmtp, maildir};
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +29,12 @@ pub enum DaemonError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
-    #[error("cannot open the database in {path}: {source}")]
-    Db {
-        path: std::path::PathBuf,
-        source: sled::Error,
-    },
+    #[error("desk: {0}")]
+    Desk(#[from] crate::desk::DeskError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] crate::desk::sla::CalendarError),
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
     #[error("inbound mail store: {0}")]
     Intake(#[from] intake::IntakeError),
     #[error("{0}")]
@@ -52,14 +56,50 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         &config.data_dir,
         config.faq.threshold,
     )?;
+    let faq = Arc::new(faq);
     let store = crate::store::Store::open(&config.data_dir)?;
     let spool = intake::Spool::open(store.db())?;
-    let notifier = crate::notify::Notifier::new(store, config)?;
+    let calendar = match &config.calendar.holidays_file {
+        Some(path) => crate::desk::Calendar::load(path)?,
+        None => crate::desk::Calendar::default(),
+    };
+    let desk = crate::desk::Desk::open(store.db(), calendar)?;
+    let guard = crate::desk::guard::AutoMailGuard::open(
+        store.db(),
+        &config.mail.domain,
+        config.desk.auto_mail_per_hour,
+    )?;
+    let notifier = crate::notify::Notifier::new(store.clone(), config)?;
+    let worker = Arc::new(Worker {
+        spool: spool.clone(),
+        directory: Arc::new(StoreDirectory::new(
+            store,
+            &config.mail.domain,
+            config.desk.company_domains,
+        )),
+        faq: Arc::new(EngineOracle(faq.clone())),
+        desk: desk.clone(),
+        guard,
+        actions: Arc::new(NotifyActions {
+            notifier: notifier.clone(),
+            faq: faq.clone(),
+            desk: desk.clone(),
+            support_address: config
+                .desk
+                .teams
+                .get("edelivery-support")
+                .cloned()
+                .unwrap_or_default(),
+        }),
+        teams: Arc::new(ConfigTeams::new(&config.desk.teams)),
+    });
     Ok(AppState {
         config: Arc::new(config.clone()),
-        faq: Arc::new(faq),
+        faq,
         notifier,
         spool,
+        desk,
+        worker,
     })
 }
 
@@ -67,6 +107,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let state = build_state(&config)?;
     let spool = state.spool.clone();
+    let worker = state.worker.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -116,6 +157,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         token.clone(),
     ));
 
+    tracker.spawn(worker.run(new_mail.clone(), token.clone()));
     tracker.spawn(purge_raw_mail(
         spool.clone(),
         config.inbound.retention_days,

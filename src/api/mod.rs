@@ -17,6 +17,7 @@ use crate::domain::Lang;
 use crate::faq;
 use crate::notify::Notifier;
 
+pub mod desk;
 pub mod orders;
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub faq: Arc<faq::Engine>,
     pub spool: crate::inbound::intake::Spool,
+    pub desk: crate::desk::Desk,
+    pub worker: Arc<crate::inbound::worker::Worker>,
     pub notifier: Notifier,
 }
 
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/faq", get(faq_search))
         .route("/v1/mail", get(mail_list))
         .merge(orders::routes())
+        .merge(desk::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())

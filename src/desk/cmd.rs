@@ -25,9 +25,29 @@ pub enum DeskCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Answer a ticket: the text is relayed to the customer in their thread
+    /// (queued in the outbox; the daemon sends it). `--note` keeps it internal.
+    Reply {
+        ticket: String,
+        /// The answer (or use --file, or standard input).
+        #[arg(long, conflicts_with = "file")]
+        text: Option<String>,
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// Who answers (shown in the ticket).
+        #[arg(long, default_value = "support")]
+        by: String,
+        /// An internal note: never sent to the customer.
+        #[arg(long)]
+        note: bool,
+    },
 }
 
-pub fn run(cmd: DeskCmd, desk: &Desk) -> Result<ExitCode, DeskError> {
+pub fn run(
+    cmd: DeskCmd,
+    desk: &Desk,
+    worker: &crate::inbound::worker::Worker,
+) -> Result<ExitCode, DeskError> {
     let mut out = String::new();
     match cmd {
         DeskCmd::List { all, team, json } => {
@@ -66,6 +86,43 @@ pub fn run(cmd: DeskCmd, desk: &Desk) -> Result<ExitCode, DeskError> {
             } else {
                 out = show(&t);
             }
+        }
+        DeskCmd::Reply {
+            ticket,
+            text,
+            file,
+            by,
+            note,
+        } => {
+            let id: TicketId = ticket.parse()?;
+            let text = match (text, file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .map_err(|e| DeskError::Input(format!("{}: {e}", f.display())))?,
+                (None, None) => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                        .map_err(|e| DeskError::Input(format!("standard input: {e}")))?;
+                    s
+                }
+            };
+            if text.trim().is_empty() {
+                return Err(DeskError::Input("the reply is empty".into()));
+            }
+            let t = worker
+                .team_reply(id, &by, &text, note)
+                .map_err(|e| DeskError::Input(e.to_string()))?;
+            out = format!(
+                "{} {} ({} events, status {:?})\n",
+                t.id,
+                if note {
+                    "note added"
+                } else {
+                    "reply queued for the customer"
+                },
+                t.events.len(),
+                t.status
+            );
         }
     }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());

@@ -15,6 +15,8 @@ pub enum DeskError {
     Corrupt(String, String),
     #[error("no ticket {0}")]
     NotFound(String),
+    #[error("{0}")]
+    Input(String),
     #[error("{0:?} is not a ticket reference (expected T-123456)")]
     BadReference(String),
 }
@@ -268,6 +270,15 @@ impl Desk {
         self.save(&t)?;
         self.db.flush()?;
         Ok(t)
+    }
+
+    /// Makes replies to `message_id` (e.g. the escalation mail a team got)
+    /// find this ticket, without adding it to the customer's thread.
+    pub fn link(&self, id: TicketId, message_id: &str) -> Result<(), DeskError> {
+        self.threads
+            .insert(message_id.as_bytes(), &id.0.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 
     /// Open tickets whose due date is before `today` (for the SLA reminder job).

@@ -43,6 +43,15 @@ pub struct Alternative {
     pub score: f64,
 }
 
+/// One FAQ entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub question: String,
+    pub answer: String,
+    pub needs_person: bool,
+    pub team: String,
+}
+
 /// Where the FAQ sources come from.
 #[derive(Debug, Clone)]
 pub enum Sources {
@@ -58,6 +67,11 @@ impl Engine {
     /// Opens (building when the sources changed) the index under `data_dir`.
     pub fn open(_sources: &Sources, _data_dir: &Path, threshold: f64) -> Result<Engine, FaqError> {
         Ok(Engine { threshold })
+    }
+
+    /// Entry metadata (placeholder until the engine lands).
+    pub fn entry(&self, _id: &str, _lang: Lang) -> Option<&Entry> {
+        None
     }
 
     pub fn ask(&self, _question: &str, lang: Option<Lang>) -> Answer {

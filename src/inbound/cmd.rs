@@ -11,7 +11,7 @@ use clap::Subcommand;
 use super::InboundError;
 use super::decide::{Decision, analyze};
 use super::eval;
-use super::ports::{Abstain, Directory, FaqOracle, MemWorld};
+use super::ports::{Directory, FaqOracle, MemWorld};
 use crate::config::Config;
 
 #[derive(Debug, Subcommand)]
@@ -28,6 +28,13 @@ pub enum MailCmd {
         /// `.eml` files; `-` reads one message from stdin.
         #[arg(required = true)]
         files: Vec<String>,
+    },
+    /// Deliver one message from standard input (an MTA pipe): it is written
+    /// durably to the daemon's Maildir and processed by the daemon. Exit code
+    /// 75 (EX_TEMPFAIL) when it cannot be stored, so the MTA retries.
+    Deliver {
+        /// Read the message from this file instead of standard input.
+        file: Option<PathBuf>,
     },
     /// Score the reply extractor on `NAME.eml` + `NAME.expected.txt` pairs.
     Eval {
@@ -48,16 +55,28 @@ pub enum MailCmd {
     },
 }
 
-/// The directory the daemon would use. The lead replaces this with the
-/// store-backed implementation at integration; until then nothing is known.
-pub fn directory(_config: &Config) -> Box<dyn Directory> {
-    Box::new(MemWorld::default())
+/// The directory the daemon uses: the store in the data directory.
+pub fn directory(config: &Config) -> Result<Box<dyn Directory>, InboundError> {
+    let store = crate::store::Store::open(&config.data_dir)
+        .map_err(|e| InboundError::Service(format!("{}: {e}", config.data_dir.display())))?;
+    Ok(Box::new(super::store_dir::StoreDirectory::new(
+        store,
+        &config.mail.domain,
+        config.desk.company_domains,
+    )))
 }
 
-/// The FAQ the daemon would use. Placeholder until the engine is wired in:
-/// it abstains, so every question is escalated.
-pub fn faq(_config: &Config) -> Box<dyn FaqOracle> {
-    Box::new(Abstain)
+/// The FAQ the daemon uses.
+pub fn faq(config: &Config) -> Result<Box<dyn FaqOracle>, InboundError> {
+    let engine = crate::faq::Engine::open(
+        &crate::faq::Sources::resolve(config.faq.dir.as_deref()),
+        &config.data_dir,
+        config.faq.threshold,
+    )
+    .map_err(|e| InboundError::Service(format!("FAQ: {e}")))?;
+    Ok(Box::new(super::adapters::EngineOracle(
+        std::sync::Arc::new(engine),
+    )))
 }
 
 fn load_world(path: &Path) -> Result<MemWorld, InboundError> {
@@ -79,12 +98,36 @@ fn ports(world: Option<&Path>, config: &Config) -> Result<Ports, InboundError> {
             let w = load_world(p)?;
             (Box::new(w.clone()), Box::new(w))
         }
-        None => (directory(config), faq(config)),
+        None => (directory(config)?, faq(config)?),
     })
 }
 
 pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
     match cmd {
+        MailCmd::Deliver { file } => {
+            let name = file
+                .as_ref()
+                .map(|f| f.display().to_string())
+                .unwrap_or_else(|| "-".into());
+            let stored = read_input(&name).and_then(|raw| {
+                super::maildir::deliver(&config.maildir(), &raw).map_err(|source| {
+                    InboundError::Io {
+                        path: config.maildir(),
+                        source,
+                    }
+                })
+            });
+            match stored {
+                Ok(path) => {
+                    tracing::debug!(path = %path.display(), "message stored");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("edesk: cannot store the message, try again later: {e}");
+                    Ok(ExitCode::from(75))
+                }
+            }
+        }
         MailCmd::Inspect { json, world, files } => {
             let (dir, faq) = ports(world.as_deref(), config)?;
             inspect(&files, json, dir.as_ref(), faq.as_ref())

@@ -12,6 +12,7 @@
 //! call it. [`Directory`] and [`FaqOracle`] are the only things inbound needs
 //! from the store and the FAQ engine; [`MemWorld`] implements both in memory.
 
+pub mod adapters;
 pub mod classify;
 pub mod cmd;
 pub mod command;
@@ -25,6 +26,7 @@ pub mod lmtp;
 pub mod maildir;
 pub mod parse;
 pub mod ports;
+pub mod store_dir;
 pub mod thread;
 pub mod worker;
 
@@ -44,6 +46,8 @@ pub enum InboundError {
     },
     #[error("{path}: {message}")]
     World { path: PathBuf, message: String },
+    #[error("{0}")]
+    Service(String),
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
 }

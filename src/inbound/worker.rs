@@ -63,18 +63,27 @@ pub struct AutoMail {
     pub orders: Vec<String>,
 }
 
+/// What became of a mail handed to [`Actions::send`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// Durably queued with this Message-ID (or queued earlier: same key).
+    Queued(String),
+    /// Not sent, for this reason (suppressed address, preference).
+    Skipped(String),
+}
+
 /// Side effects of inbound mail, implemented over the store and the outbox.
 pub trait Actions: Send + Sync {
-    /// Enqueues an automatic mail durably; returns its Message-ID.
-    fn send(&self, mail: AutoMail) -> Result<String, ActionError>;
+    /// Enqueues an automatic mail durably.
+    fn send(&self, mail: AutoMail) -> Result<Sent, ActionError>;
     /// A hard bounce: stop mailing this address.
     fn suppress(&self, address: &str, reason: &str) -> Result<(), ActionError>;
     /// The UNSUBSCRIBE command.
     fn unsubscribe(&self, address: &str) -> Result<(), ActionError>;
     /// RESTORE: returns whether the order was archived and is now restored.
     fn restore(&self, so: &str, by: &str) -> Result<bool, ActionError>;
-    /// RESEND: enqueues the order's notification again for `to`.
-    fn resend(&self, so: &str, to: &str) -> Result<bool, ActionError>;
+    /// RESEND: enqueues the order's notification again for `to`, once per `key`.
+    fn resend(&self, so: &str, to: &str, key: &str) -> Result<bool, ActionError>;
 }
 
 /// Support team addresses, for recognising a team's reply to a ticket.
@@ -234,7 +243,7 @@ impl Worker {
         if let Some(m) = &d.message_id {
             references.push(format!("<{m}>"));
         }
-        let mid = self.actions.send(AutoMail {
+        match self.actions.send(AutoMail {
             key: format!("inbound:{id}:{what}"),
             to: to.clone(),
             lang: d.lang,
@@ -242,10 +251,21 @@ impl Worker {
             subject: d.subject.clone(),
             in_reply_to: d.message_id.as_ref().map(|m| format!("<{m}>")),
             references,
-            orders: d.orders.clone(),
-        })?;
-        outcome.done.push(format!("{what} sent to {to}"));
-        Ok(Some(mid))
+            orders: if d.authorized {
+                d.orders.clone()
+            } else {
+                vec![]
+            },
+        })? {
+            Sent::Queued(mid) => {
+                outcome.done.push(format!("{what} sent to {to}"));
+                Ok(Some(mid))
+            }
+            Sent::Skipped(reason) => {
+                outcome.done.push(format!("no {what}: {reason}"));
+                Ok(None)
+            }
+        }
     }
 
     fn escalate(
@@ -317,7 +337,7 @@ impl Worker {
             .push(format!("ticket {} for {team}", ticket.id));
 
         if let Some(team_addr) = self.teams.address_of(&team) {
-            self.actions.send(AutoMail {
+            let sent = self.actions.send(AutoMail {
                 key: format!("inbound:{id}:team"),
                 to: team_addr.clone(),
                 lang: Lang::En,
@@ -329,7 +349,17 @@ impl Worker {
                 references: vec![],
                 orders: d.orders.clone(),
             })?;
-            outcome.done.push(format!("escalation sent to {team_addr}"));
+            match sent {
+                Sent::Queued(mid) => {
+                    self.desk.link(ticket.id, &mid).map_err(err)?;
+                    outcome.done.push(format!("escalation sent to {team_addr}"));
+                }
+                Sent::Skipped(r) => {
+                    outcome
+                        .done
+                        .push(format!("escalation to {team_addr} not sent: {r}"));
+                }
+            }
         }
         // A stranger writing about an order gets nothing automatic: a person
         // checks first (no order details may leak).
@@ -396,7 +426,7 @@ impl Worker {
                 .map_err(err);
         }
         let n = t.events.len();
-        let mid = self.actions.send(AutoMail {
+        let sent = self.actions.send(AutoMail {
             key: format!("ticket:{}:reply:{n}", t.id),
             to: t.customer.clone(),
             lang: t.lang,
@@ -409,6 +439,15 @@ impl Worker {
             references: t.thread.clone(),
             orders: t.orders.clone(),
         })?;
+        let mid = match sent {
+            Sent::Queued(mid) => mid,
+            Sent::Skipped(reason) => {
+                return Err(ActionError::Failed(format!(
+                    "reply not sent to {}: {reason}",
+                    t.customer
+                )));
+            }
+        };
         self.desk
             .record(
                 ticket,
@@ -435,7 +474,7 @@ impl Worker {
     ) -> Result<(), ActionError> {
         let err = |e: crate::desk::DeskError| ActionError::Failed(e.to_string());
         outcome.ticket = Some(ticket.id.to_string());
-        let mid = self.actions.send(AutoMail {
+        let sent = self.actions.send(AutoMail {
             key: format!("inbound:{id}:relay"),
             to: ticket.customer.clone(),
             lang: ticket.lang,
@@ -448,6 +487,15 @@ impl Worker {
             references: ticket.thread.clone(),
             orders: ticket.orders.clone(),
         })?;
+        let mid = match sent {
+            Sent::Queued(mid) => mid,
+            Sent::Skipped(reason) => {
+                outcome
+                    .done
+                    .push(format!("team reply not relayed: {reason}"));
+                return Ok(());
+            }
+        };
         self.desk
             .record(
                 ticket.id,
@@ -489,7 +537,9 @@ impl Worker {
             }
             MailCommand::Resend(so) => {
                 let so = so.clone().unwrap_or_default();
-                let ok = self.actions.resend(&so, &sender)?;
+                let ok = self
+                    .actions
+                    .resend(&so, &sender, &format!("inbound:{id}:resend"))?;
                 ("resend", Some(so), ok)
             }
         };
@@ -530,10 +580,10 @@ mod tests {
     }
 
     impl Actions for Recorder {
-        fn send(&self, mail: AutoMail) -> Result<String, ActionError> {
+        fn send(&self, mail: AutoMail) -> Result<Sent, ActionError> {
             let mid = format!("<{}@edesk.example.com>", mail.key.replace(':', "."));
             self.sent.lock().unwrap().push(mail);
-            Ok(mid)
+            Ok(Sent::Queued(mid))
         }
         fn suppress(&self, address: &str, _reason: &str) -> Result<(), ActionError> {
             self.suppressed.lock().unwrap().push(address.into());
@@ -545,7 +595,7 @@ mod tests {
         fn restore(&self, _so: &str, _by: &str) -> Result<bool, ActionError> {
             Ok(true)
         }
-        fn resend(&self, _so: &str, _to: &str) -> Result<bool, ActionError> {
+        fn resend(&self, _so: &str, _to: &str, _key: &str) -> Result<bool, ActionError> {
             Ok(true)
         }
     }

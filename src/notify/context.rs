@@ -38,6 +38,13 @@ const EXTRA_KEYS: &[&str] = &[
     "text",
     "code",
     "expires_minutes",
+    "question",
+    "support",
+    "command",
+    "ok",
+    "so_ref",
+    "customer",
+    "reasons",
 ];
 
 fn order_value(o: &Order, lang: Lang, notes: &[(String, Option<String>, Option<String>)]) -> Value {

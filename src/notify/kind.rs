@@ -19,10 +19,13 @@ pub enum Kind {
     EscalationAck,
     TeamReply,
     AccountLinkCode,
+    FaqAnswer,
+    CommandDone,
+    TeamEscalation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 14] = [
         Kind::OrderAvailable,
         Kind::ObaAccess,
         Kind::OrderOnHold,
@@ -34,6 +37,9 @@ impl Kind {
         Kind::EscalationAck,
         Kind::TeamReply,
         Kind::AccountLinkCode,
+        Kind::FaqAnswer,
+        Kind::CommandDone,
+        Kind::TeamEscalation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +55,9 @@ impl Kind {
             Kind::EscalationAck => "escalation_ack",
             Kind::TeamReply => "team_reply",
             Kind::AccountLinkCode => "account_link_code",
+            Kind::FaqAnswer => "faq_answer",
+            Kind::CommandDone => "command_done",
+            Kind::TeamEscalation => "team_escalation",
         }
     }
 
@@ -57,7 +66,12 @@ impl Kind {
     pub fn is_order_notification(self) -> bool {
         !matches!(
             self,
-            Kind::EscalationAck | Kind::TeamReply | Kind::AccountLinkCode
+            Kind::EscalationAck
+                | Kind::TeamReply
+                | Kind::AccountLinkCode
+                | Kind::FaqAnswer
+                | Kind::CommandDone
+                | Kind::TeamEscalation
         )
     }
 }

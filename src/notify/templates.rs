@@ -58,7 +58,10 @@ static EMBEDDED: &[(&str, &str)] = embed_all!(
     "download_window_closing",
     "escalation_ack",
     "team_reply",
-    "account_link_code"
+    "account_link_code",
+    "faq_answer",
+    "command_done",
+    "team_escalation"
 );
 
 /// The rendered parts of one mail.

@@ -361,6 +361,21 @@ impl Store {
     pub fn seen_key(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.keys.contains_key(key)?)
     }
+
+    /// The Message-ID of the mail queued under an idempotency key, if one was
+    /// queued (not skipped).
+    pub fn message_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let Some(v) = self.keys.get(key)? else {
+            return Ok(None);
+        };
+        let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
+            return Ok(None);
+        };
+        match u64::from_be_bytes(bytes) {
+            0 => Ok(None),
+            id => Ok(self.outbox_item(id)?.map(|i| i.message_id)),
+        }
+    }
 }
 
 pub(crate) fn queue_key(due_ms: u64, id: u64) -> [u8; 16] {

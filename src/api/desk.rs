@@ -1,0 +1,74 @@
+//! Support desk over HTTP: tickets and team replies.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::desk::{DeskError, Ticket, TicketId};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tickets", get(list))
+        .route("/v1/tickets/{id}", get(show))
+        .route("/v1/tickets/{id}/reply", post(reply))
+}
+
+fn desk_error(e: DeskError) -> ApiError {
+    match e {
+        DeskError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, format!("no ticket {id}")),
+        DeskError::BadReference(r) => ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": "not a ticket reference (expected T-123456)", "value": r}),
+        },
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+    }
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<Ticket>>, ApiError> {
+    state.desk.list().map(Json).map_err(desk_error)
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Ticket>, ApiError> {
+    let id: TicketId = id.parse().map_err(desk_error)?;
+    state.desk.get(id).map(Json).map_err(desk_error)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    by: String,
+    text: String,
+    #[serde(default)]
+    note: bool,
+}
+
+async fn reply(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Json<ReplyBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<Ticket>), ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let id: TicketId = id.parse().map_err(desk_error)?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({"error": "the reply is empty", "field": "text"}),
+        });
+    }
+    state.desk.get(id).map_err(desk_error)?;
+    let worker = state.worker.clone();
+    let ticket =
+        tokio::task::spawn_blocking(move || worker.team_reply(id, &body.by, &body.text, body.note))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((StatusCode::CREATED, Json(ticket)))
+}

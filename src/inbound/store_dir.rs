@@ -1,0 +1,142 @@
+//! [`Directory`] over the real store: what the daemon and `mail inspect`
+//! know about orders, tokens, our Message-IDs and authorized senders.
+
+use super::ports::{Directory, OrderRef};
+use crate::domain::{EmailAddress, Lang, Order, OrderId};
+use crate::store::Store;
+
+pub struct StoreDirectory {
+    store: Store,
+    domain: String,
+    /// Extra sender domains treated as the same company account, per order
+    /// recipient (e.g. `acme.example.com` for `j.harper@acme.example.com`).
+    company_domains: bool,
+}
+
+impl StoreDirectory {
+    pub fn new(store: Store, own_domain: &str, company_domains: bool) -> Self {
+        StoreDirectory {
+            store,
+            domain: own_domain.to_ascii_lowercase(),
+            company_domains,
+        }
+    }
+
+    fn order(&self, so: &OrderId) -> Option<Order> {
+        match self.store.order(so) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(so = %so, error = %e, "order lookup failed");
+                None
+            }
+        }
+    }
+
+    fn to_ref(order: &Order, recipient: Option<&EmailAddress>) -> OrderRef {
+        let r = recipient.and_then(|e| order.recipients.iter().find(|r| &r.email == e));
+        OrderRef {
+            so: order.so.to_string(),
+            po: order.po.as_ref().map(|p| p.to_string()),
+            lang: order.lang,
+            recipient: recipient.map(|e| e.to_string()),
+            recipient_lang: r.and_then(|r| r.lang),
+            open_holds: order
+                .open_holds()
+                .map(|h| h.kind.as_str().to_string())
+                .collect(),
+            pids: order.lines.iter().map(|l| l.pid.clone()).collect(),
+            archived: order.archived,
+        }
+    }
+}
+
+impl Directory for StoreDirectory {
+    fn order_by_token(&self, token: &str) -> Option<OrderRef> {
+        let target = self.store.order_by_token(token).ok().flatten()?;
+        let so = target.so?;
+        let order = self.order(&so)?;
+        Some(Self::to_ref(&order, Some(&target.email)))
+    }
+
+    fn order_by_message_id(&self, id: &str) -> Option<OrderRef> {
+        let so = self.store.order_by_message_id(id).ok().flatten()?;
+        self.order(&so).map(|o| Self::to_ref(&o, None))
+    }
+
+    fn order_exists(&self, so: &str) -> Option<OrderRef> {
+        let so: OrderId = so.parse().ok()?;
+        self.order(&so).map(|o| Self::to_ref(&o, None))
+    }
+
+    fn order_by_po(&self, po: &str) -> Option<OrderRef> {
+        let ids = self.store.orders_by_po(po).ok()?;
+        // An ambiguous PO (several orders) threads to none of them.
+        match ids.as_slice() {
+            [so] => self.order(so).map(|o| Self::to_ref(&o, None)),
+            _ => None,
+        }
+    }
+
+    fn is_authorized(&self, so: &str, sender: &str) -> bool {
+        let (Ok(so), Ok(sender)) = (so.parse::<OrderId>(), sender.parse::<EmailAddress>()) else {
+            return false;
+        };
+        if self
+            .store
+            .is_authorized_sender(&so, &sender)
+            .unwrap_or(false)
+        {
+            return true;
+        }
+        // Account-Based Access approximated by the company's mail domain:
+        // only when the operator turned it on, and never for public
+        // mailbox providers.
+        self.company_domains
+            && !is_public_mail_domain(sender.domain())
+            && self.order(&so).is_some_and(|o| {
+                o.recipients
+                    .iter()
+                    .any(|r| r.email.domain() == sender.domain())
+            })
+    }
+
+    fn is_own_address(&self, addr: &str) -> bool {
+        addr.rsplit_once('@').is_some_and(|(_, d)| {
+            let d = d.to_ascii_lowercase();
+            d == self.domain || d.ends_with(&format!(".{}", self.domain))
+        })
+    }
+
+    fn known_lang(&self, _addr: &str) -> Option<Lang> {
+        None
+    }
+}
+
+/// Free mailbox providers: sharing one never makes two people colleagues.
+fn is_public_mail_domain(domain: &str) -> bool {
+    const PUBLIC: &[&str] = &[
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "hotmail.fr",
+        "live.com",
+        "live.fr",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.fr",
+        "icloud.com",
+        "me.com",
+        "aol.com",
+        "gmx.com",
+        "gmx.fr",
+        "orange.fr",
+        "wanadoo.fr",
+        "free.fr",
+        "laposte.net",
+        "sfr.fr",
+        "proton.me",
+        "protonmail.com",
+    ];
+    PUBLIC.contains(&domain.to_ascii_lowercase().as_str())
+}

@@ -1,0 +1,241 @@
+//! The support desk end to end: a customer writes over LMTP (swaks), the
+//! daemon escalates, mails the team and acknowledges over SMTP (aiosmtpd
+//! sink), the team's reply is relayed in the customer's thread, and an
+//! autoresponder-like correspondent is cut off after N automatic mails.
+
+mod support;
+
+use mail_parser::MessageParser;
+use serde_json::{Value, json};
+use support::{Daemon, Sink, spawn_daemon, swaks};
+
+fn order() -> Value {
+    json!({
+        "so": "10458321", "po": "ACME-PO-7781", "lang": "en", "bill_to": "ACME Networks",
+        "holds": [{"type": "export", "line": null, "released": false}],
+        "lines": [{"line": "1.1", "pid": "L-ASA5516-TD-1Y", "qty": 1,
+                   "images": [{"file": "asa-9.20.2-lfbff-k8.SPA", "md5": "9fb4c92d620d4be2a9f190e7fa6332b3"}]}],
+        "recipients": [{"name": "John Harper", "email": "j.harper@acme.example.com", "lang": "en"}]
+    })
+}
+
+fn start(tmp: &std::path::Path, per_hour: &str) -> (Sink, Daemon) {
+    let sink = Sink::start(&tmp.join("sink"));
+    let url = sink.url();
+    let d = spawn_daemon(
+        &tmp.join("data"),
+        &[
+            ("EDESK_SMTP__URL", url.as_str()),
+            ("EDESK_DESK__AUTO_MAIL_PER_HOUR", per_hour),
+            ("EDESK_DESK__TEAMS__EXPORTOPS", "exportops@cisco.example"),
+            (
+                "EDESK_DESK__TEAMS__EDELIVERY_SUPPORT",
+                "support@cisco.example",
+            ),
+        ],
+    );
+    (sink, d)
+}
+
+fn lmtp(d: &Daemon, from: &str, headers: &[String], body: &str) {
+    let server = d.lmtp.to_string();
+    let mut args: Vec<&str> = vec![
+        "--protocol",
+        "LMTP",
+        "--server",
+        &server,
+        "--from",
+        from,
+        "--to",
+        "support@edesk.example.com",
+        "--h-From",
+        from,
+        "--body",
+        body,
+    ];
+    for h in headers {
+        args.push("--header");
+        args.push(h);
+    }
+    let (ok, transcript) = swaks(&args);
+    assert!(ok, "{transcript}");
+}
+
+fn header(raw: &[u8], name: &str) -> Option<String> {
+    let m = MessageParser::default().parse(raw)?;
+    m.header_raw(name).map(|v| v.trim().to_string())
+}
+
+fn to_of(raw: &[u8]) -> String {
+    header(raw, "X-Sink-Rcpt-To").unwrap_or_default()
+}
+
+fn wait_mails(d: &Daemon, sink: &Sink, n: usize) -> Vec<Vec<u8>> {
+    d.wait_for(&format!("{n} mails at the sink"), || {
+        let m = sink.messages();
+        (m.len() >= n).then_some(m)
+    })
+}
+
+#[test]
+fn escalation_acknowledgement_team_reply_relay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    let (status, body) = d.post_json("/v1/orders", &order().to_string());
+    assert_eq!(status, 201, "{body}");
+    // The order is on hold: no notification yet (skipped in history).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = sink.messages().len();
+
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <cust-1@acme.example.com>".into(),
+            "Subject: Export hold on SO 10458321".into(),
+        ],
+        "Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John",
+    );
+    let mails = wait_mails(&d, &sink, before + 2);
+    let new: Vec<&Vec<u8>> = mails[before..].iter().collect();
+    let ack = new
+        .iter()
+        .find(|m| to_of(m) == "j.harper@acme.example.com")
+        .expect("acknowledgement to the customer");
+    let team = new
+        .iter()
+        .find(|m| to_of(m) == "exportops@cisco.example")
+        .expect("escalation to the export team");
+    assert_eq!(
+        header(ack, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    assert_eq!(
+        header(ack, "In-Reply-To").as_deref(),
+        Some("<cust-1@acme.example.com>")
+    );
+    let ack_subject = header(ack, "Subject").unwrap();
+    let ticket = ack_subject
+        .split_whitespace()
+        .find(|w| w.starts_with("T-"))
+        .map(|w| w.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
+        .unwrap_or_else(|| panic!("ticket in {ack_subject}"))
+        .to_string();
+    let ack_text = String::from_utf8_lossy(ack).to_string();
+    assert!(ack_text.contains("business day"), "{ack_text}");
+    let team_text = String::from_utf8_lossy(team).to_string();
+    assert!(team_text.contains("export hold"), "{team_text}");
+
+    let (status, body) = d.get(&format!("/v1/tickets/{ticket}"));
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["team"], "exportops");
+    assert_eq!(t["status"], "open");
+
+    // The export team answers the escalation mail.
+    let team_mid = header(team, "Message-ID").unwrap();
+    lmtp(
+        &d,
+        "exportops@cisco.example",
+        &[
+            "Message-Id: <team-1@cisco.example>".into(),
+            format!("In-Reply-To: {team_mid}"),
+            format!("References: {team_mid}"),
+            format!("Subject: Re: [Ticket {ticket}] escalation"),
+        ],
+        "The export hold was released this morning.\n\nOn Thu, the desk wrote:\n> our order 10458321 has been on an export hold",
+    );
+    let mails = wait_mails(&d, &sink, before + 3);
+    let relay = mails.last().unwrap();
+    assert_eq!(to_of(relay), "j.harper@acme.example.com");
+    let relay_text = String::from_utf8_lossy(relay).to_string();
+    assert!(relay_text.contains("released this morning"), "{relay_text}");
+    assert!(
+        !relay_text.contains("has been on an export hold for a week"),
+        "{relay_text}"
+    );
+    let refs = header(relay, "References").unwrap_or_default();
+    assert!(refs.contains("cust-1@acme.example.com"), "{refs}");
+    let (_, body) = d.get(&format!("/v1/tickets/{ticket}"));
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["status"], "answered");
+
+    // An internal note over HTTP is recorded and never mailed.
+    let (status, body) = d.post_json(
+        &format!("/v1/tickets/{ticket}/reply"),
+        r#"{"by": "jane", "text": "customer called, all good", "note": true}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), before + 3);
+}
+
+#[test]
+fn autoresponder_loop_stops_after_n_mails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "3");
+    // A correspondent that answers every mail it gets with a new
+    // human-looking question (no Auto-Submitted header): the worst case.
+    for i in 0..8 {
+        lmtp(
+            &d,
+            "robot@example.net",
+            &[
+                format!("Message-Id: <robot-{i}@example.net>"),
+                "Subject: my download keeps failing".into(),
+            ],
+            "The download of my software fails every time, what should I do?",
+        );
+    }
+    d.wait_for("all mail processed", || {
+        let (_, body) = d.get("/v1/mail");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (v["pending"] == 0 && v["messages"].as_array()?.len() == 8).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let to_robot = sink
+        .messages()
+        .iter()
+        .filter(|m| to_of(m) == "robot@example.net")
+        .count();
+    assert!(to_robot <= 3, "{to_robot} automatic mails to the robot");
+    assert!(to_robot >= 1, "the first question deserves an answer");
+}
+
+#[test]
+fn pipe_delivery_is_processed_by_the_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_sink, d) = start(tmp.path(), "5");
+    let msg = "From: ana@example.org\r\nTo: support@edesk.example.com\r\nSubject: hello\r\nMessage-ID: <pipe-1@example.org>\r\n\r\nHow do I stop receiving notification emails?\r\n";
+    let mut child = std::process::Command::new(support::BIN)
+        .args(["mail", "deliver", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), msg.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    d.wait_for("the piped message processed", || {
+        let (_, body) = d.get("/v1/mail");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let m = v["messages"].as_array()?.first()?.clone();
+        (m["state"] == "processed").then_some(())
+    });
+}
+
+#[test]
+fn pipe_delivery_fails_with_ex_tempfail_when_it_cannot_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The Maildir path is a file: nothing can be stored there.
+    let blocker = tmp.path().join("blocked");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let out = std::process::Command::new(support::BIN)
+        .args(["mail", "deliver", "--data-dir"])
+        .arg(tmp.path())
+        .env("EDESK_INBOUND__MAILDIR", &blocker)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(75), "{out:?}");
+}
