@@ -185,6 +185,17 @@ impl Worker {
                 self.actions.suppress(address, "hard bounce")?;
                 outcome.done.push(format!("suppressed {address}"));
             }
+            // A stranger writing about someone's order gets no automatic
+            // mail at all: a person checks the sender first.
+            Action::Answer { .. } if !decision.orders.is_empty() && !decision.authorized => {
+                self.escalate(
+                    id,
+                    &decision,
+                    "edelivery-support".into(),
+                    &thread_ids,
+                    &mut outcome,
+                )?;
+            }
             Action::Answer { id: entry } => {
                 self.auto_reply(
                     &decision,
@@ -782,6 +793,31 @@ mod tests {
             "{sent:?}"
         );
         assert_eq!(w.desk.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn stranger_asking_a_faq_question_about_an_order_is_escalated_silently() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            &mail(
+                "mallory@acme-example.com",
+                "q4@x",
+                "To: reply+tok1@edesk.example.com\r\n",
+                "Re: order 10458321",
+                "What is the download policy for my software?",
+            ),
+        );
+        assert!(
+            rec.sent
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|m| m.to != "mallory@acme-example.com")
+        );
+        let t = w.desk.list().unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].team, "edelivery-support");
     }
 
     #[test]
