@@ -1,28 +1,197 @@
 //! `edesk faq …` subcommands.
 
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::FaqError;
+use super::eval::{bench, evaluate, load_cases};
+use super::{Answer, Engine, FaqError, Sources};
 use crate::config::Config;
+use crate::domain::Lang;
 
 #[derive(Debug, Subcommand)]
 pub enum FaqCmd {
+    /// Parse the Word export (UTF-8 text) into the editable `faq-index/` files.
+    Import {
+        source: PathBuf,
+        /// Output directory (also where `corrections.toml` is read from).
+        #[arg(long, default_value = "faq-index")]
+        out: PathBuf,
+    },
     /// Ask a question.
     Ask {
         #[arg(long)]
         json: bool,
         #[arg(long)]
-        lang: Option<crate::domain::Lang>,
+        lang: Option<Lang>,
+        /// One question per line on stdin, one JSON object per line out.
         #[arg(long)]
         stdin: bool,
         question: Vec<String>,
     },
+    /// R@1, R@3, MRR, abstention on a JSON Lines question set.
+    Eval { file: PathBuf },
+    /// Questions/s and latency percentiles (default: the dev questions).
+    Bench {
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 500)]
+        rounds: usize,
+    },
+    /// Rebuild the index in the data directory now.
+    Reindex,
 }
 
-pub fn run(cmd: FaqCmd, _config: &Config) -> Result<ExitCode, FaqError> {
-    match cmd {
-        FaqCmd::Ask { .. } => Err(FaqError::Other("not built yet".into())),
+fn engine(config: &Config) -> Result<Engine, FaqError> {
+    Engine::open(
+        &Sources::resolve(config.faq.dir.as_deref()),
+        &config.data_dir,
+        config.faq.threshold,
+    )
+}
+
+fn io_err(source: std::io::Error) -> FaqError {
+    FaqError::Io {
+        path: PathBuf::from("<stdio>"),
+        source,
     }
+}
+
+fn json(a: &Answer) -> Result<String, FaqError> {
+    serde_json::to_string(a).map_err(|e| FaqError::Other(e.to_string()))
+}
+
+pub fn run(cmd: FaqCmd, config: &Config) -> Result<ExitCode, FaqError> {
+    match cmd {
+        FaqCmd::Import { source, out } => {
+            for f in super::import::import_to_dir(&source, &out)? {
+                println!("wrote {f}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Ask {
+            json: as_json,
+            lang,
+            stdin,
+            question,
+        } => {
+            let engine = engine(config)?;
+            if stdin {
+                return ask_stdin(&engine, lang, as_json);
+            }
+            let answer = engine.ask(&question.join(" "), lang);
+            if as_json {
+                println!("{}", json(&answer)?);
+            } else {
+                print!("{}", readable(&answer));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Eval { file } => {
+            let engine = engine(config)?;
+            let report = evaluate(&engine, &load_cases(&file)?)?;
+            print!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Bench { file, rounds } => {
+            let engine = engine(config)?;
+            let questions = bench_questions(file.as_deref())?;
+            println!("{}", bench(&engine, &questions, rounds.max(1)));
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Reindex => {
+            let dir = config.data_dir.join("faq-index");
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|source| FaqError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+            }
+            let engine = engine(config)?;
+            println!(
+                "indexed {} topics into {}",
+                engine.entries(Lang::En).len(),
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Lines are decoded lossily: a bad byte must not stop the stream, and the
+/// output keeps one object per input line, in order.
+fn ask_stdin(engine: &Engine, lang: Option<Lang>, as_json: bool) -> Result<ExitCode, FaqError> {
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = input.read_until(b'\n', &mut buf).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        while matches!(buf.last(), Some(b'\n' | b'\r')) {
+            buf.pop();
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let answer = engine.ask(&line, lang);
+        if as_json {
+            writeln!(out, "{}", json(&answer)?).map_err(io_err)?;
+        } else {
+            write!(out, "{}", readable(&answer)).map_err(io_err)?;
+        }
+    }
+    out.flush().map_err(io_err)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn readable(a: &Answer) -> String {
+    let mut s = String::new();
+    match (&a.question, &a.answer, a.answered) {
+        (Some(q), Some(ans), true) => {
+            s.push_str(&format!("Q: {q}\n\n{ans}\n\n(confidence {:.2})\n", a.confidence));
+            if !a.alternatives.is_empty() {
+                s.push_str("See also:\n");
+            }
+        }
+        _ => {
+            let msg = match a.lang {
+                Lang::En => "I am not sure I understood.",
+                Lang::Fr => "Je ne suis pas sûr d'avoir compris.",
+            };
+            s.push_str(&format!("{msg} (confidence {:.2})\n", a.confidence));
+            if let Some(q) = &a.question {
+                s.push_str(&format!("Did you mean:\n  - {q}\n"));
+            }
+        }
+    }
+    for alt in &a.alternatives {
+        s.push_str(&format!("  - {}\n", alt.question));
+    }
+    s
+}
+
+fn bench_questions(file: Option<&Path>) -> Result<Vec<String>, FaqError> {
+    let default = PathBuf::from("../shared/faq-dev.jsonl");
+    let path = file.unwrap_or(&default);
+    if path.exists() {
+        return Ok(load_cases(path)?.into_iter().map(|c| c.q).collect());
+    }
+    if file.is_some() {
+        let mut s = String::new();
+        std::fs::File::open(path)
+            .and_then(|mut f| f.read_to_string(&mut s))
+            .map_err(|source| FaqError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+    }
+    // No question file: the FAQ's own questions.
+    Err(FaqError::Invalid(format!(
+        "no question file at {} (give one: edesk faq bench FILE)",
+        path.display()
+    )))
 }

@@ -2,15 +2,42 @@
 //! EN/FR analysis, search with a calibrated confidence, evaluation.
 //!
 //! Public surface used by the rest of the crate: [`Engine::open`],
-//! [`Engine::ask`] and the [`Answer`] JSON contract (DESIGN.md).
+//! [`Engine::ask`] and the [`Answer`] JSON contract (DESIGN.md),
+//! [`Engine::entry`] (topic, `needs_person`, team) and [`Engine::contacts`].
+//!
+//! How a question is answered:
+//! 1. language: `--lang`, else FAQ-vocabulary evidence (words only found in
+//!    the English or only in the French entries), else lingua (EN/FR);
+//! 2. analysis in that language (folding, stop words, Snowball stemming),
+//!    typo correction against the FAQ vocabulary, and concept expansion from
+//!    `faq-index/synonyms.toml` (phrases in either language → concept ids);
+//! 3. one tantivy BM25 query over each topic's question and answer in both
+//!    languages (question weighted 3×, the other language low) and the
+//!    concept fields;
+//! 4. re-ranking by query coverage: the idf-weighted share of the question's
+//!    words/concepts the entry contains (unknown words count against it);
+//! 5. confidence = logistic(coverage, question coverage, margin to the
+//!    runner-up); below the threshold the engine abstains and lists
+//!    alternatives.
 
+pub mod analyze;
 pub mod cmd;
+mod engine;
+pub mod eval;
+pub mod import;
+mod index;
+pub mod langid;
+pub mod model;
+pub mod text;
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::domain::Lang;
+
+pub use engine::{Candidate, Engine};
+pub use model::{Contact, Entry, Link};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaqError {
@@ -19,6 +46,14 @@ pub enum FaqError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("line {line}: {message}")]
+    Source { line: usize, message: String },
+    #[error("{path}: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("index: {0}")]
+    Index(String),
     #[error("{0}")]
     Other(String),
 }
@@ -43,58 +78,24 @@ pub struct Alternative {
     pub score: f64,
 }
 
-/// One FAQ entry.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub question: String,
-    pub answer: String,
-    pub needs_person: bool,
-    pub team: String,
-}
-
 /// Where the FAQ sources come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Sources {
     Dir(PathBuf),
-}
-
-/// The search engine over the FAQ. Cheap to share behind an `Arc`.
-pub struct Engine {
-    threshold: f64,
-}
-
-impl Engine {
-    /// Opens (building when the sources changed) the index under `data_dir`.
-    pub fn open(_sources: &Sources, _data_dir: &Path, threshold: f64) -> Result<Engine, FaqError> {
-        Ok(Engine { threshold })
-    }
-
-    /// Entry metadata (placeholder until the engine lands).
-    pub fn entry(&self, _id: &str, _lang: Lang) -> Option<&Entry> {
-        None
-    }
-
-    pub fn ask(&self, _question: &str, lang: Option<Lang>) -> Answer {
-        let _ = self.threshold;
-        Answer {
-            answered: false,
-            lang: lang.unwrap_or_default(),
-            id: None,
-            question: None,
-            answer: None,
-            score: 0.0,
-            confidence: 0.0,
-            alternatives: vec![],
-        }
-    }
+    /// The copy of `faq-index/` compiled into the binary.
+    Embedded,
 }
 
 impl Sources {
-    /// `faq.dir` when set, else `./faq-index`.
+    /// `faq.dir` when set, else `./faq-index` when it exists, else the
+    /// sources built into the binary (so `edesk serve` works anywhere).
     pub fn resolve(dir: Option<&Path>) -> Sources {
-        Sources::Dir(
-            dir.map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("faq-index")),
-        )
+        match dir {
+            Some(d) => Sources::Dir(d.to_path_buf()),
+            None if Path::new("faq-index").join(model::ENTRIES_EN).is_file() => {
+                Sources::Dir(PathBuf::from("faq-index"))
+            }
+            None => Sources::Embedded,
+        }
     }
 }

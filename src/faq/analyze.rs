@@ -1,0 +1,236 @@
+//! EN/FR analysis shared by the index and the queries: tokenizing, ASCII
+//! folding, stop words, Snowball stemming, and the synonym concepts.
+//!
+//! Folding runs before the stop list and the stemmer in both languages so an
+//! unaccented question (`telecharger`) analyzes like the accented FAQ text.
+//! Negations (`no`, `sans`, …) survive the stop list because concept phrases
+//! such as "without java" need them; scoring ignores them.
+
+use std::collections::{HashMap, HashSet};
+
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    StopWordFilter, TextAnalyzer,
+};
+
+use super::model::Concept;
+use crate::domain::Lang;
+
+pub const TOKENIZER_EN: &str = "edesk_en";
+pub const TOKENIZER_FR: &str = "edesk_fr";
+
+const STOP_EN: &str = "a about above after again against all am an and any are as at be because been \
+before being below between both but by could did do does doing down during each few for from further \
+had has have having he her here hers herself him himself his how i if in into is it its itself just \
+me more most my myself of off on once only or other ought our ours ourselves out over own same she \
+should so some such than that the their theirs them themselves then there these they this those \
+through to too under until up very was we were what when where which while who whom why will with \
+would you your yours yourself yourselves s t d ll m re ve doesn don didn isn wasn aren won wouldn \
+couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please pls kindly here \
+im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
+want wants like know tell let lets way ok okay yes sure sam leo team guys folks cisco edelivery \
+e thing things really still even already one two use using used go going make made able";
+
+const STOP_FR: &str = "a au aux avec ce ces dans de des du elle en et eux il ils je la le les leur \
+lui ma mais me meme mes moi mon nos notre nous on ou par pour qu que qui sa se ses son sur ta te tes \
+toi ton tu un une vos votre vous c d j l m n s t y ete etee etees etes etant suis es est sommes \
+sont serai sera serait etais etait etaient ai as avons avez ont aura aurait avais avait eu \
+cela ca ceci celle celui cette cet comme tres bien tout tous toute toutes aussi donc alors ici \
+bonjour salut merci cordialement svp stp peux peut puis pouvez dois doit faut veux voudrais \
+faire fait quel quelle quels quelles comment pourquoi quand est-ce cisco edelivery mon ma mes \
+chose quelque dire on m'a dit deja encore avoir etre y";
+
+const NEGATIONS: &str = "no not non nor without nothing never sans pas ne rien aucun aucune jamais";
+
+fn words(list: &str) -> Vec<String> {
+    list.split_whitespace().map(str::to_string).collect()
+}
+
+fn stop_list(lang: Lang) -> Vec<String> {
+    let base = match lang {
+        Lang::En => STOP_EN,
+        Lang::Fr => STOP_FR,
+    };
+    let keep: HashSet<String> = words(NEGATIONS).into_iter().collect();
+    words(base).into_iter().filter(|w| !keep.contains(w)).collect()
+}
+
+/// The tantivy analyzer for one language (also registered on the index).
+pub fn text_analyzer(lang: Lang) -> TextAnalyzer {
+    let language = match lang {
+        Lang::En => Language::English,
+        Lang::Fr => Language::French,
+    };
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(StopWordFilter::remove(stop_list(lang)))
+        .filter(Stemmer::new(language))
+        .build()
+}
+
+pub fn tokenizer_name(lang: Lang) -> &'static str {
+    match lang {
+        Lang::En => TOKENIZER_EN,
+        Lang::Fr => TOKENIZER_FR,
+    }
+}
+
+/// Registers both analyzers; tantivy does not persist custom tokenizers, so
+/// this must run on every open.
+pub fn register(index: &tantivy::Index) {
+    for lang in Lang::ALL {
+        index
+            .tokenizers()
+            .register(tokenizer_name(lang), text_analyzer(lang));
+    }
+}
+
+/// Phrase → concept matcher over analyzed tokens of one language.
+#[derive(Debug, Default)]
+struct PhraseTable {
+    /// first token → (remaining tokens, concept index), longest first.
+    by_first: HashMap<String, Vec<(Vec<String>, usize)>>,
+}
+
+pub struct Analyzer {
+    en: TextAnalyzer,
+    fr: TextAnalyzer,
+    phrases: [PhraseTable; 2],
+    negations: [HashSet<String>; 2],
+    pub concept_ids: Vec<String>,
+}
+
+fn slot(lang: Lang) -> usize {
+    match lang {
+        Lang::En => 0,
+        Lang::Fr => 1,
+    }
+}
+
+impl Analyzer {
+    pub fn new(concepts: &[Concept]) -> Analyzer {
+        let mut a = Analyzer {
+            en: text_analyzer(Lang::En),
+            fr: text_analyzer(Lang::Fr),
+            phrases: [PhraseTable::default(), PhraseTable::default()],
+            negations: [HashSet::new(), HashSet::new()],
+            concept_ids: concepts.iter().map(|c| c.id.clone()).collect(),
+        };
+        for lang in Lang::ALL {
+            let neg: HashSet<String> = a.tokens(lang, NEGATIONS).into_iter().collect();
+            a.negations[slot(lang)] = neg;
+            let mut table = PhraseTable::default();
+            for (ci, c) in concepts.iter().enumerate() {
+                for term in &c.terms {
+                    let toks = a.tokens(lang, term);
+                    let Some((first, rest)) = toks.split_first() else {
+                        continue;
+                    };
+                    let list = table.by_first.entry(first.clone()).or_default();
+                    if !list.iter().any(|(r, i)| r == rest && *i == ci) {
+                        list.push((rest.to_vec(), ci));
+                    }
+                }
+            }
+            for list in table.by_first.values_mut() {
+                list.sort_by(|x, y| y.0.len().cmp(&x.0.len()).then(x.1.cmp(&y.1)));
+            }
+            a.phrases[slot(lang)] = table;
+        }
+        a
+    }
+
+    /// Analyzed tokens (folded, stop words removed, stemmed).
+    pub fn tokens(&self, lang: Lang, text: &str) -> Vec<String> {
+        let mut analyzer = match lang {
+            Lang::En => self.en.clone(),
+            Lang::Fr => self.fr.clone(),
+        };
+        let mut out = Vec::new();
+        let mut stream = analyzer.token_stream(text);
+        while let Some(tok) = stream.next() {
+            out.push(tok.text.clone());
+        }
+        out
+    }
+
+    pub fn is_negation(&self, lang: Lang, token: &str) -> bool {
+        self.negations[slot(lang)].contains(token)
+    }
+
+    /// Concepts named in a token sequence: at each position the longest
+    /// phrase wins (all concepts sharing that phrase are emitted).
+    /// Returns (concept, first token position, phrase length).
+    pub fn concepts(&self, lang: Lang, tokens: &[String]) -> Vec<(usize, usize, usize)> {
+        let table = &self.phrases[slot(lang)];
+        let mut out = Vec::new();
+        for (pos, tok) in tokens.iter().enumerate() {
+            let Some(cands) = table.by_first.get(tok) else {
+                continue;
+            };
+            let mut best_len: Option<usize> = None;
+            for (rest, ci) in cands {
+                if let Some(len) = best_len
+                    && rest.len() < len
+                {
+                    break;
+                }
+                let end = pos + 1 + rest.len();
+                if end <= tokens.len() && tokens[pos + 1..end] == rest[..] {
+                    best_len = Some(rest.len());
+                    out.push((*ci, pos, rest.len() + 1));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analyzer() -> Analyzer {
+        Analyzer::new(&[
+            Concept {
+                id: "dlm".into(),
+                terms: vec!["download manager".into(), "gestionnaire de téléchargement".into()],
+            },
+            Concept {
+                id: "non-java".into(),
+                terms: vec!["without java".into()],
+            },
+        ])
+    }
+
+    #[test]
+    fn english_stems_and_drops_stop_words() {
+        let a = analyzer();
+        assert_eq!(a.tokens(Lang::En, "The downloads are failing"), vec!["download", "fail"]);
+        assert_eq!(a.tokens(Lang::En, "Registering PAKs"), vec!["regist", "pak"]);
+    }
+
+    #[test]
+    fn french_folds_accents_and_stems() {
+        let a = analyzer();
+        let accented = a.tokens(Lang::Fr, "Les téléchargements archivées");
+        let plain = a.tokens(Lang::Fr, "les telechargement archivee");
+        assert_eq!(accented, plain);
+        assert_eq!(accented.len(), 2);
+        assert_eq!(a.tokens(Lang::Fr, "l'adresse"), a.tokens(Lang::Fr, "adresse"));
+    }
+
+    #[test]
+    fn concepts_match_phrases_in_both_languages() {
+        let a = analyzer();
+        let en = a.tokens(Lang::En, "my download manager hangs");
+        assert_eq!(a.concepts(Lang::En, &en).first().map(|c| c.0), Some(0));
+        let fr = a.tokens(Lang::Fr, "le gestionnaire de téléchargements plante");
+        assert_eq!(a.concepts(Lang::Fr, &fr).first().map(|c| c.0), Some(0));
+        let nj = a.tokens(Lang::En, "download without Java");
+        assert!(a.concepts(Lang::En, &nj).iter().any(|c| c.0 == 1));
+        assert!(a.is_negation(Lang::En, &a.tokens(Lang::En, "without")[0]));
+    }
+}

@@ -1,0 +1,474 @@
+//! Search: BM25 over both languages' questions and answers plus the synonym
+//! concepts (tantivy), re-ranked by query coverage, with a calibrated
+//! confidence and abstention.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{Searcher, TantivyDocument, Term};
+
+use super::analyze::Analyzer;
+use super::index::{Fields, open_or_build};
+use super::langid::LangId;
+use super::model::{Contact, Entry, FaqSet, Link};
+use super::text::edit_distance;
+use super::{Alternative, Answer, FaqError, Sources};
+use crate::domain::Lang;
+
+// Field weights of the BM25 query. Questions are short and written like the
+// user's question, so they weigh most; the other language's fields carry
+// shared words (DLM, PAK, CCW, product names).
+const W_QUESTION: f32 = 3.0;
+const W_ANSWER: f32 = 1.0;
+const W_OTHER_QUESTION: f32 = 0.8;
+const W_OTHER_ANSWER: f32 = 0.25;
+const W_CONCEPT_Q: f32 = 2.0;
+const W_CONCEPT_A: f32 = 0.7;
+const W_TYPO: f32 = 0.7;
+const CANDIDATES: usize = 10;
+
+/// Confidence = logistic(bias + Σ weight × feature); see `faq-index/README.md`
+/// for how the weights were chosen.
+const CALIBRATION: Calibration = Calibration {
+    bias: -5.0,
+    coverage: 6.0,
+    question_coverage: 2.0,
+    margin: 3.0,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Calibration {
+    bias: f64,
+    coverage: f64,
+    question_coverage: f64,
+    margin: f64,
+}
+
+/// Per-topic term and concept sets, for coverage features.
+struct TopicTerms {
+    all: [HashSet<String>; 2],
+    question: [HashSet<String>; 2],
+    concepts: HashSet<usize>,
+    question_concepts: HashSet<usize>,
+}
+
+/// A unit of the query for coverage: a plain token or a concept phrase.
+#[derive(Debug)]
+struct Unit {
+    tokens: Vec<String>,
+    concepts: Vec<usize>,
+    weight: f64,
+}
+
+/// One ranked candidate with its features.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub topic: usize,
+    pub bm25: f64,
+    pub coverage: f64,
+    pub question_coverage: f64,
+    pub score: f64,
+}
+
+/// The search engine over the FAQ. Cheap to share behind an `Arc`.
+pub struct Engine {
+    threshold: f64,
+    set: FaqSet,
+    analyzer: Analyzer,
+    searcher: Searcher,
+    fields: Fields,
+    doc_topic: HashMap<(u32, u32), usize>,
+    topics: Vec<TopicTerms>,
+    idf: [HashMap<String, f64>; 2],
+    concept_idf: Vec<f64>,
+    oov_idf: f64,
+    vocab_by_first: [HashMap<char, Vec<String>>; 2],
+    langid: LangId,
+}
+
+fn slot(lang: Lang) -> usize {
+    match lang {
+        Lang::En => 0,
+        Lang::Fr => 1,
+    }
+}
+
+fn idf(n: usize, df: usize) -> f64 {
+    (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln()
+}
+
+fn sigmoid(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+impl Engine {
+    /// Opens (building when the sources changed) the index under `data_dir`.
+    pub fn open(sources: &Sources, data_dir: &Path, threshold: f64) -> Result<Engine, FaqError> {
+        let set = FaqSet::load(sources)?;
+        let analyzer = Analyzer::new(&set.synonyms.concept);
+        let (index, fields) = open_or_build(&set, &analyzer, data_dir)?;
+        let reader = index
+            .reader()
+            .map_err(|e| FaqError::Index(e.to_string()))?;
+        let searcher = reader.searcher();
+        let mut doc_topic = HashMap::new();
+        let ids: HashMap<&str, usize> = set
+            .en
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.id.as_str(), i))
+            .collect();
+        for (ord, seg) in searcher.segment_readers().iter().enumerate() {
+            for doc in 0..seg.max_doc() {
+                let addr = tantivy::DocAddress::new(ord as u32, doc);
+                let d: TantivyDocument = searcher
+                    .doc(addr)
+                    .map_err(|e| FaqError::Index(e.to_string()))?;
+                if let Some(t) = d
+                    .get_first(fields.id)
+                    .and_then(|v| v.as_str())
+                    .and_then(|id| ids.get(id))
+                {
+                    doc_topic.insert((ord as u32, doc), *t);
+                }
+            }
+        }
+        if doc_topic.len() != set.en.len() {
+            return Err(FaqError::Index(format!(
+                "the index holds {} of {} topics",
+                doc_topic.len(),
+                set.en.len()
+            )));
+        }
+        let mut topics = Vec::new();
+        for (en, fr) in set.en.iter().zip(&set.fr) {
+            let mut t = TopicTerms {
+                all: [HashSet::new(), HashSet::new()],
+                question: [HashSet::new(), HashSet::new()],
+                concepts: HashSet::new(),
+                question_concepts: HashSet::new(),
+            };
+            for (lang, e) in [(Lang::En, en), (Lang::Fr, fr)] {
+                let q = analyzer.tokens(lang, &e.question);
+                let a = analyzer.tokens(lang, &e.answer);
+                for (c, _, _) in analyzer.concepts(lang, &q) {
+                    t.question_concepts.insert(c);
+                    t.concepts.insert(c);
+                }
+                for (c, _, _) in analyzer.concepts(lang, &a) {
+                    t.concepts.insert(c);
+                }
+                t.question[slot(lang)].extend(q.iter().cloned());
+                t.all[slot(lang)].extend(q);
+                t.all[slot(lang)].extend(a);
+            }
+            topics.push(t);
+        }
+        let n = topics.len();
+        let mut idf_maps = [HashMap::new(), HashMap::new()];
+        let mut vocab_by_first: [HashMap<char, Vec<String>>; 2] = [HashMap::new(), HashMap::new()];
+        for lang in Lang::ALL {
+            let s = slot(lang);
+            let mut df: HashMap<&str, usize> = HashMap::new();
+            for t in &topics {
+                for w in &t.all[s] {
+                    *df.entry(w.as_str()).or_default() += 1;
+                }
+            }
+            for (w, d) in &df {
+                idf_maps[s].insert((*w).to_string(), idf(n, *d));
+            }
+            let mut words: Vec<String> = df.keys().map(|w| (*w).to_string()).collect();
+            words.sort();
+            for w in words {
+                if let Some(c) = w.chars().next() {
+                    vocab_by_first[s].entry(c).or_default().push(w);
+                }
+            }
+        }
+        let concept_idf = (0..analyzer.concept_ids.len())
+            .map(|c| idf(n, topics.iter().filter(|t| t.concepts.contains(&c)).count()))
+            .collect();
+        let langid = LangId::new(&set);
+        Ok(Engine {
+            threshold,
+            set,
+            analyzer,
+            searcher,
+            fields,
+            doc_topic,
+            topics,
+            idf: idf_maps,
+            concept_idf,
+            oov_idf: idf(n, 0),
+            vocab_by_first,
+            langid,
+        })
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    /// The entry of a topic in one language.
+    pub fn entry(&self, id: &str, lang: Lang) -> Option<&Entry> {
+        self.set.entries(lang).iter().find(|e| e.id == id)
+    }
+
+    pub fn entries(&self, lang: Lang) -> &[Entry] {
+        self.set.entries(lang)
+    }
+
+    /// Support contacts (team, names, address, description in both languages).
+    pub fn contacts(&self) -> &[Contact] {
+        &self.set.contacts.contact
+    }
+
+    pub fn links(&self) -> &[Link] {
+        &self.set.contacts.link
+    }
+
+    pub fn detect_lang(&self, text: &str) -> Lang {
+        self.langid.detect(text)
+    }
+
+    pub fn langid(&self) -> &LangId {
+        &self.langid
+    }
+
+    /// Replaces a token unknown to the FAQ by its closest known spelling.
+    fn correct(&self, lang: Lang, token: &str) -> Option<String> {
+        let len = token.chars().count();
+        if len < 4 || self.idf[slot(lang)].contains_key(token) || token.chars().any(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let max = if len >= 7 { 2 } else { 1 };
+        let first = token.chars().next()?;
+        let mut best: Option<(usize, &String)> = None;
+        for w in self.vocab_by_first[slot(lang)].get(&first)? {
+            let d = edit_distance(token, w, max);
+            if d <= max && best.is_none_or(|(bd, _)| d < bd) {
+                best = Some((d, w));
+            }
+        }
+        best.map(|(_, w)| w.clone())
+    }
+
+    /// Analyzed, typo-corrected tokens; the flag marks corrected ones.
+    fn query_tokens(&self, lang: Lang, text: &str) -> Vec<(String, bool)> {
+        self.analyzer
+            .tokens(lang, text)
+            .into_iter()
+            .map(|t| match self.correct(lang, &t) {
+                Some(c) => (c, true),
+                None => (t, false),
+            })
+            .collect()
+    }
+
+    fn units(&self, lang: Lang, toks: &[(String, bool)]) -> (Vec<Unit>, Vec<usize>) {
+        let plain: Vec<String> = toks.iter().map(|(t, _)| t.clone()).collect();
+        let found = self.analyzer.concepts(lang, &plain);
+        let all_concepts: Vec<usize> = found.iter().map(|c| c.0).collect();
+        let s = slot(lang);
+        let mut units: Vec<Unit> = Vec::new();
+        let mut covered_to = 0usize;
+        for (pos, (tok, corrected)) in toks.iter().enumerate() {
+            let starting: Vec<&(usize, usize, usize)> =
+                found.iter().filter(|c| c.1 == pos).collect();
+            if pos < covered_to {
+                if let Some(u) = units.last_mut() {
+                    u.concepts.extend(starting.iter().map(|c| c.0));
+                    u.tokens.push(tok.clone());
+                    covered_to = covered_to.max(starting.iter().map(|c| pos + c.2).max().unwrap_or(0));
+                }
+                continue;
+            }
+            if self.analyzer.is_negation(lang, tok) && starting.is_empty() {
+                continue;
+            }
+            let known = self.idf[s].get(tok).copied();
+            let weight = match (known, starting.is_empty()) {
+                (Some(w), _) if !corrected => w,
+                (Some(w), _) => w * 0.8,
+                (None, false) => starting
+                    .iter()
+                    .map(|c| self.concept_idf[c.0])
+                    .fold(0.0, f64::max),
+                (None, true) => self.oov_idf,
+            };
+            covered_to = starting.iter().map(|c| pos + c.2).max().unwrap_or(pos + 1);
+            units.push(Unit {
+                tokens: vec![tok.clone()],
+                concepts: starting.iter().map(|c| c.0).collect(),
+                weight,
+            });
+        }
+        (units, all_concepts)
+    }
+
+    fn coverage(&self, units: &[Unit], lang: Lang, topic: usize) -> (f64, f64) {
+        let t = &self.topics[topic];
+        let s = slot(lang);
+        let (mut total, mut all, mut question) = (0.0, 0.0, 0.0);
+        for u in units {
+            total += u.weight;
+            let in_q = u.tokens.iter().any(|w| t.question[s].contains(w))
+                || u.concepts.iter().any(|c| t.question_concepts.contains(c));
+            let in_all = in_q
+                || u.tokens.iter().any(|w| t.all[s].contains(w))
+                || u.concepts.iter().any(|c| t.concepts.contains(c));
+            if in_all {
+                all += u.weight;
+            }
+            if in_q {
+                question += u.weight;
+            }
+        }
+        if total <= 0.0 {
+            return (0.0, 0.0);
+        }
+        (all / total, question / total)
+    }
+
+    fn build_query(&self, lang: Lang, toks: &[(String, bool)], other: &[String], concepts: &[usize]) -> BooleanQuery {
+        let f = &self.fields;
+        let (l, o) = (slot(lang), slot(lang.other()));
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut add = |field, text: &str, boost: f32| {
+            if seen.insert((field, text.to_string())) {
+                let q = TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs);
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
+            }
+        };
+        for (t, corrected) in toks {
+            if self.analyzer.is_negation(lang, t) {
+                continue;
+            }
+            let k = if *corrected { W_TYPO } else { 1.0 };
+            add(f.question[l], t, W_QUESTION * k);
+            add(f.answer[l], t, W_ANSWER * k);
+        }
+        for t in other {
+            if self.analyzer.is_negation(lang.other(), t) {
+                continue;
+            }
+            add(f.question[o], t, W_OTHER_QUESTION);
+            add(f.answer[o], t, W_OTHER_ANSWER);
+        }
+        for c in concepts {
+            let term = format!("c:{}", self.analyzer.concept_ids[*c]);
+            add(f.concepts_q, &term, W_CONCEPT_Q);
+            add(f.concepts_a, &term, W_CONCEPT_A);
+        }
+        BooleanQuery::new(clauses)
+    }
+
+    /// All candidates, best first, with their features.
+    pub fn rank(&self, question: &str, lang: Lang) -> Vec<Candidate> {
+        let toks = self.query_tokens(lang, question);
+        let other_toks = self.query_tokens(lang.other(), question);
+        let other_plain: Vec<String> = other_toks.iter().map(|(t, _)| t.clone()).collect();
+        let (units, mut concepts) = self.units(lang, &toks);
+        concepts.extend(self.analyzer.concepts(lang.other(), &other_plain).into_iter().map(|c| c.0));
+        concepts.sort_unstable();
+        concepts.dedup();
+        if units.is_empty() && concepts.is_empty() {
+            return Vec::new();
+        }
+        let query = self.build_query(lang, &toks, &other_plain, &concepts);
+        let collector = TopDocs::with_limit(CANDIDATES).order_by_score();
+        let Ok(hits) = self.searcher.search(&query, &collector) else {
+            return Vec::new();
+        };
+        let mut out: Vec<Candidate> = hits
+            .into_iter()
+            .filter_map(|(score, addr)| {
+                let topic = *self.doc_topic.get(&(addr.segment_ord, addr.doc_id))?;
+                let (coverage, question_coverage) = self.coverage(&units, lang, topic);
+                let bm25 = f64::from(score);
+                Some(Candidate {
+                    topic,
+                    bm25,
+                    coverage,
+                    question_coverage,
+                    score: bm25 * (0.25 + coverage + 0.5 * question_coverage),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.topic.cmp(&b.topic)));
+        out
+    }
+
+    /// Confidence in the best candidate, in [0, 1].
+    pub fn confidence(&self, ranked: &[Candidate]) -> f64 {
+        let Some(best) = ranked.first() else {
+            return 0.0;
+        };
+        let margin = ranked
+            .get(1)
+            .map_or(1.0, |second| ((best.score - second.score) / best.score.max(1e-9)).clamp(0.0, 1.0));
+        let c = CALIBRATION;
+        sigmoid(c.bias + c.coverage * best.coverage + c.question_coverage * best.question_coverage + c.margin * margin)
+    }
+
+    pub fn ask(&self, question: &str, lang: Option<Lang>) -> Answer {
+        let q = question.trim();
+        let lang = match lang {
+            Some(l) => l,
+            None if q.is_empty() => Lang::default(),
+            None => self.langid.detect(q),
+        };
+        let ranked = if q.is_empty() { Vec::new() } else { self.rank(q, lang) };
+        let confidence = self.confidence(&ranked);
+        let entries = self.set.entries(lang);
+        let Some(best) = ranked.first() else {
+            return Answer {
+                answered: false,
+                lang,
+                id: None,
+                question: None,
+                answer: None,
+                score: 0.0,
+                confidence: 0.0,
+                alternatives: Vec::new(),
+            };
+        };
+        let answered = confidence >= self.threshold;
+        // Close runner-ups are offered as "did you mean"; when abstaining,
+        // the next best ones are.
+        let close = if answered { 0.8 } else { 0.0 };
+        let alternatives = ranked
+            .iter()
+            .skip(1)
+            .filter(|c| c.score >= close * best.score)
+            .take(3)
+            .filter_map(|c| {
+                entries.get(c.topic).map(|e| Alternative {
+                    id: e.id.clone(),
+                    question: e.question.clone(),
+                    score: round(c.score),
+                })
+            })
+            .collect();
+        let entry = entries.get(best.topic);
+        Answer {
+            answered,
+            lang,
+            id: entry.map(|e| e.id.clone()),
+            question: entry.map(|e| e.question.clone()),
+            answer: entry.map(|e| e.answer.clone()),
+            score: round(best.score),
+            confidence: round(confidence),
+            alternatives,
+        }
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}

@@ -1,0 +1,317 @@
+//! Evaluation on a question set (JSON Lines, the format of `faq-dev.jsonl`)
+//! and the throughput/latency benchmark.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::text::question_key;
+use super::{Engine, FaqError};
+use crate::domain::Lang;
+
+/// One line of an evaluation file. `expected: null` = out of scope.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Case {
+    pub q: String,
+    #[serde(default)]
+    pub lang: Option<Lang>,
+    #[serde(default)]
+    pub expected: Option<Vec<String>>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+pub fn load_cases(path: &Path) -> Result<Vec<Case>, FaqError> {
+    let text = super::model::read(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: Case = serde_json::from_str(line).map_err(|e| FaqError::Toml {
+            path: path.to_path_buf(),
+            message: format!("line {}: {e}", i + 1),
+        })?;
+        out.push(case);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    pub n: usize,
+    pub hits1: usize,
+    pub hits3: usize,
+    pub rr: f64,
+}
+
+impl Metrics {
+    fn add(&mut self, rank: Option<usize>) {
+        self.n += 1;
+        if let Some(r) = rank {
+            if r == 0 {
+                self.hits1 += 1;
+            }
+            if r < 3 {
+                self.hits3 += 1;
+            }
+            self.rr += 1.0 / (r as f64 + 1.0);
+        }
+    }
+    pub fn r1(&self) -> f64 {
+        ratio(self.hits1, self.n)
+    }
+    pub fn r3(&self) -> f64 {
+        ratio(self.hits3, self.n)
+    }
+    pub fn mrr(&self) -> f64 {
+        if self.n == 0 { 0.0 } else { self.rr / self.n as f64 }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+#[derive(Debug, Clone)]
+pub struct Miss {
+    pub q: String,
+    pub expected: String,
+    pub got: Option<String>,
+    pub rank: Option<usize>,
+    pub confidence: f64,
+    pub answered: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub all: Metrics,
+    pub per_lang: BTreeMap<Lang, Metrics>,
+    pub out_of_scope: usize,
+    /// Out-of-scope questions the engine abstained on.
+    pub oos_abstained: usize,
+    /// In-scope questions the engine abstained on.
+    pub wrongly_abstained: usize,
+    /// In-scope questions answered with a wrong entry.
+    pub wrongly_answered: usize,
+    pub lang_checked: usize,
+    pub lang_right: usize,
+    pub misses: Vec<Miss>,
+    /// Out-of-scope questions answered anyway (question, answered id, confidence).
+    pub oos_answered: Vec<(String, String, f64)>,
+}
+
+impl Report {
+    pub fn abstention_precision(&self) -> f64 {
+        ratio(self.oos_abstained, self.oos_abstained + self.wrongly_abstained)
+    }
+    pub fn abstention_recall(&self) -> f64 {
+        ratio(self.oos_abstained, self.out_of_scope)
+    }
+    pub fn wrong_abstention_rate(&self) -> f64 {
+        ratio(self.wrongly_abstained, self.all.n)
+    }
+}
+
+/// Runs every case through language detection, ranking and `ask`.
+pub fn evaluate(engine: &Engine, cases: &[Case]) -> Result<Report, FaqError> {
+    let mut by_question: HashMap<String, usize> = HashMap::new();
+    for lang in Lang::ALL {
+        for (i, e) in engine.entries(lang).iter().enumerate() {
+            by_question.insert(question_key(&e.question), i);
+        }
+    }
+    let mut report = Report::default();
+    for case in cases {
+        let detected = engine.detect_lang(&case.q);
+        if let Some(l) = case.lang {
+            report.lang_checked += 1;
+            if l == detected {
+                report.lang_right += 1;
+            }
+        }
+        let answer = engine.ask(&case.q, None);
+        let Some(expected) = &case.expected else {
+            report.out_of_scope += 1;
+            if answer.answered {
+                report.oos_answered.push((
+                    case.q.clone(),
+                    answer.id.clone().unwrap_or_default(),
+                    answer.confidence,
+                ));
+            } else {
+                report.oos_abstained += 1;
+            }
+            continue;
+        };
+        let mut topics = Vec::new();
+        for q in expected {
+            let t = by_question.get(&question_key(q)).ok_or_else(|| {
+                FaqError::Invalid(format!("expected question not in the FAQ: {q:?}"))
+            })?;
+            topics.push(*t);
+        }
+        let ranked = engine.rank(&case.q, detected);
+        let rank = ranked.iter().position(|c| topics.contains(&c.topic));
+        report.all.add(rank);
+        report.per_lang.entry(case.lang.unwrap_or(detected)).or_default().add(rank);
+        if !answer.answered {
+            report.wrongly_abstained += 1;
+        } else if rank != Some(0) {
+            report.wrongly_answered += 1;
+        }
+        if rank != Some(0) || !answer.answered {
+            let entries = engine.entries(detected);
+            report.misses.push(Miss {
+                q: case.q.clone(),
+                expected: expected.first().cloned().unwrap_or_default(),
+                got: ranked.first().and_then(|c| entries.get(c.topic)).map(|e| e.question.clone()),
+                rank,
+                confidence: answer.confidence,
+                answered: answer.answered,
+            });
+        }
+    }
+    Ok(report)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = &self.all;
+        writeln!(
+            f,
+            "in-scope: {:>3}  R@1 {:.3}  R@3 {:.3}  MRR {:.3}",
+            m.n,
+            m.r1(),
+            m.r3(),
+            m.mrr()
+        )?;
+        for (lang, m) in &self.per_lang {
+            writeln!(
+                f,
+                "  {lang}:     {:>3}  R@1 {:.3}  R@3 {:.3}  MRR {:.3}",
+                m.n,
+                m.r1(),
+                m.r3(),
+                m.mrr()
+            )?;
+        }
+        writeln!(
+            f,
+            "out-of-scope: {}  abstained {}  abstention precision {:.3}  recall {:.3}",
+            self.out_of_scope,
+            self.oos_abstained,
+            self.abstention_precision(),
+            self.abstention_recall()
+        )?;
+        writeln!(
+            f,
+            "in-scope wrongly abstained: {} ({:.1} %)  answered wrongly: {}",
+            self.wrongly_abstained,
+            100.0 * self.wrong_abstention_rate(),
+            self.wrongly_answered
+        )?;
+        writeln!(
+            f,
+            "language detection: {}/{} right",
+            self.lang_right, self.lang_checked
+        )?;
+        if !self.misses.is_empty() {
+            writeln!(f, "misses:")?;
+            for x in &self.misses {
+                let rank = x.rank.map_or("-".to_string(), |r| (r + 1).to_string());
+                writeln!(
+                    f,
+                    "  [rank {rank}, conf {:.2}{}] {}\n      expected: {}\n      got:      {}",
+                    x.confidence,
+                    if x.answered { "" } else { ", abstained" },
+                    x.q,
+                    x.expected,
+                    x.got.as_deref().unwrap_or("(nothing)")
+                )?;
+            }
+        }
+        for (q, id, c) in &self.oos_answered {
+            writeln!(f, "  out-of-scope answered [conf {c:.2}] {q}  → {id}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Bench {
+    pub questions: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub lingua_mean: Duration,
+    pub vocab_lang_mean: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Single-threaded `ask` over the questions, repeated `rounds` times.
+pub fn bench(engine: &Engine, questions: &[String], rounds: usize) -> Bench {
+    for q in questions {
+        let _ = engine.ask(q, None);
+    }
+    let mut times = Vec::with_capacity(questions.len() * rounds);
+    let start = Instant::now();
+    for _ in 0..rounds {
+        for q in questions {
+            let t = Instant::now();
+            let a = engine.ask(q, None);
+            std::hint::black_box(a);
+            times.push(t.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    times.sort();
+    let time_each = |f: &dyn Fn(&str)| {
+        let t = Instant::now();
+        for q in questions {
+            f(q);
+        }
+        t.elapsed() / questions.len().max(1) as u32
+    };
+    let lingua_mean = time_each(&|q| {
+        std::hint::black_box(engine.langid().lingua(q));
+    });
+    let vocab_lang_mean = time_each(&|q| {
+        std::hint::black_box(engine.langid().evidence(q));
+    });
+    Bench {
+        questions: times.len(),
+        per_second: times.len() as f64 / total.as_secs_f64().max(1e-9),
+        p50: percentile(&times, 0.5),
+        p99: percentile(&times, 0.99),
+        max: times.last().copied().unwrap_or_default(),
+        lingua_mean,
+        vocab_lang_mean,
+    }
+}
+
+impl fmt::Display for Bench {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} questions, single thread: {:.0} questions/s  p50 {:?}  p99 {:?}  max {:?}",
+            self.questions, self.per_second, self.p50, self.p99, self.max
+        )?;
+        write!(
+            f,
+            "language detection per question: vocabulary evidence {:?}, lingua {:?}",
+            self.vocab_lang_mean, self.lingua_mean
+        )
+    }
+}

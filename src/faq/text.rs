@@ -1,0 +1,182 @@
+//! Small text helpers shared by the import and the analyzers.
+
+/// Removes Word's `[bookmark: …]` and `[image: …]` markers that the export
+/// leaves inline; they carry no content.
+pub fn strip_markers(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find('[') {
+        let tail = &rest[start..];
+        let is_marker = tail.starts_with("[bookmark:") || tail.starts_with("[image:");
+        match (is_marker, tail.find(']')) {
+            (true, Some(end)) => {
+                out.push_str(&rest[..start]);
+                rest = &tail[end + 1..];
+            }
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Repairs the export's link damage: a URL pasted twice in a row
+/// (`www.x.com/a/www.x.com/a/`) and an address glued to the next word
+/// (`support@cisco.comif`).
+pub fn repair_links(text: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split(' ') {
+        words.push(repair_word(word));
+    }
+    words.join(" ")
+}
+
+fn repair_word(word: &str) -> String {
+    let looks_like_link = word.contains("www.") || word.contains("://") || word.contains('@');
+    if !looks_like_link {
+        return word.to_string();
+    }
+    let (core, trail) = split_trailing_punct(word);
+    let n = core.len();
+    if n % 2 == 0 && n > 8 && core.is_char_boundary(n / 2) && core[..n / 2] == core[n / 2..] {
+        return format!("{}{}", &core[..n / 2], trail);
+    }
+    for tld in [".com", ".org", ".net"] {
+        if let Some(pos) = core.rfind(tld) {
+            let after = &core[pos + tld.len()..];
+            if !after.is_empty() && after.chars().all(|c| c.is_ascii_lowercase()) && core.contains('@')
+            {
+                return format!("{} {}{}", &core[..pos + tld.len()], after, trail);
+            }
+        }
+    }
+    word.to_string()
+}
+
+fn split_trailing_punct(word: &str) -> (&str, &str) {
+    let core = word.trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
+    (core, &word[core.len()..])
+}
+
+/// Lowercases and strips diacritics of Latin letters (é → e, œ → oe).
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match c {
+            'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => out.push('a'),
+            'ç' => out.push('c'),
+            'è' | 'é' | 'ê' | 'ë' => out.push('e'),
+            'ì' | 'í' | 'î' | 'ï' => out.push('i'),
+            'ñ' => out.push('n'),
+            'ò' | 'ó' | 'ô' | 'ö' | 'õ' => out.push('o'),
+            'ù' | 'ú' | 'û' | 'ü' => out.push('u'),
+            'ÿ' => out.push('y'),
+            'œ' => out.push_str("oe"),
+            'æ' => out.push_str("ae"),
+            '’' | '‘' => out.push('\''),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Words of a text: folded alphanumeric runs (apostrophes split words, so
+/// `l'adresse` gives `l`, `adresse`).
+pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
+    fold(text)
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Normalized form used to compare question strings (eval files name the
+/// expected entries by their question text, with varying quotes/dashes).
+pub fn question_key(text: &str) -> String {
+    words(text).collect::<Vec<_>>().join(" ")
+}
+
+/// A URL-safe id fragment from the first content words of a question.
+pub fn slug(text: &str, stop: &[&str], max_words: usize) -> String {
+    let parts: Vec<String> = words(text)
+        .filter(|w| !stop.contains(&w.as_str()))
+        .take(max_words)
+        .collect();
+    parts.join("-")
+}
+
+/// Edit distance with adjacent transpositions, stopping early past `max`.
+pub fn edit_distance(a: &str, b: &str, max: usize) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return max + 1;
+    }
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        d[i * w] = i;
+        let mut row_min = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+            row_min = row_min.min(v);
+        }
+        if row_min > max {
+            return max + 1;
+        }
+    }
+    d[a.len() * w + b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_bookmarks_and_images() {
+        assert_eq!(
+            strip_markers("[bookmark: _Toc1][bookmark: x]Q:  What? [image: C:\\a.jpg] end"),
+            "Q:  What?  end"
+        );
+        assert_eq!(strip_markers("keep [this] text"), "keep [this] text");
+    }
+
+    #[test]
+    fn repairs_glued_and_doubled_links() {
+        assert_eq!(
+            repair_links("contact a-b@cisco.comif notifications continue."),
+            "contact a-b@cisco.com if notifications continue."
+        );
+        assert_eq!(
+            repair_links("see www.cisco.com/go/cs/www.cisco.com/go/cs/."),
+            "see www.cisco.com/go/cs/."
+        );
+        assert_eq!(repair_links("mail x@cisco.com now"), "mail x@cisco.com now");
+    }
+
+    #[test]
+    fn folds_and_keys() {
+        assert_eq!(fold("Télécharger À l’œil"), "telecharger a l'oeil");
+        assert_eq!(
+            question_key("Why “Error ‒ invalid login”?"),
+            question_key("why \"error - invalid login\"")
+        );
+        assert_eq!(edit_distance("downlaod", "download", 2), 1);
+        assert_eq!(edit_distance("contry", "country", 2), 1);
+        assert!(edit_distance("weather", "download", 2) > 2);
+    }
+}
