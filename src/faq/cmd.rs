@@ -152,7 +152,10 @@ fn readable(a: &Answer) -> String {
     let mut s = String::new();
     match (&a.question, &a.answer, a.answered) {
         (Some(q), Some(ans), true) => {
-            s.push_str(&format!("Q: {q}\n\n{ans}\n\n(confidence {:.2})\n", a.confidence));
+            s.push_str(&format!(
+                "Q: {q}\n\n{ans}\n\n(confidence {:.2})\n",
+                a.confidence
+            ));
             if !a.alternatives.is_empty() {
                 s.push_str("See also:\n");
             }

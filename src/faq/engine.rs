@@ -110,9 +110,7 @@ impl Engine {
         let set = FaqSet::load(sources)?;
         let analyzer = Analyzer::new(&set.synonyms.concept);
         let (index, fields) = open_or_build(&set, &analyzer, data_dir)?;
-        let reader = index
-            .reader()
-            .map_err(|e| FaqError::Index(e.to_string()))?;
+        let reader = index.reader().map_err(|e| FaqError::Index(e.to_string()))?;
         let searcher = reader.searcher();
         let mut doc_topic = HashMap::new();
         let ids: HashMap<&str, usize> = set
@@ -242,7 +240,10 @@ impl Engine {
     /// Replaces a token unknown to the FAQ by its closest known spelling.
     fn correct(&self, lang: Lang, token: &str) -> Option<String> {
         let len = token.chars().count();
-        if len < 4 || self.idf[slot(lang)].contains_key(token) || token.chars().any(|c| c.is_ascii_digit()) {
+        if len < 4
+            || self.idf[slot(lang)].contains_key(token)
+            || token.chars().any(|c| c.is_ascii_digit())
+        {
             return None;
         }
         let max = if len >= 7 { 2 } else { 1 };
@@ -283,7 +284,8 @@ impl Engine {
                 if let Some(u) = units.last_mut() {
                     u.concepts.extend(starting.iter().map(|c| c.0));
                     u.tokens.push(tok.clone());
-                    covered_to = covered_to.max(starting.iter().map(|c| pos + c.2).max().unwrap_or(0));
+                    covered_to =
+                        covered_to.max(starting.iter().map(|c| pos + c.2).max().unwrap_or(0));
                 }
                 continue;
             }
@@ -334,14 +336,23 @@ impl Engine {
         (all / total, question / total)
     }
 
-    fn build_query(&self, lang: Lang, toks: &[(String, bool)], other: &[String], concepts: &[usize]) -> BooleanQuery {
+    fn build_query(
+        &self,
+        lang: Lang,
+        toks: &[(String, bool)],
+        other: &[String],
+        concepts: &[usize],
+    ) -> BooleanQuery {
         let f = &self.fields;
         let (l, o) = (slot(lang), slot(lang.other()));
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut seen = HashSet::new();
         let mut add = |field, text: &str, boost: f32| {
             if seen.insert((field, text.to_string())) {
-                let q = TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs);
+                let q = TermQuery::new(
+                    Term::from_field_text(field, text),
+                    IndexRecordOption::WithFreqs,
+                );
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
             }
         };
@@ -374,7 +385,12 @@ impl Engine {
         let other_toks = self.query_tokens(lang.other(), question);
         let other_plain: Vec<String> = other_toks.iter().map(|(t, _)| t.clone()).collect();
         let (units, mut concepts) = self.units(lang, &toks);
-        concepts.extend(self.analyzer.concepts(lang.other(), &other_plain).into_iter().map(|c| c.0));
+        concepts.extend(
+            self.analyzer
+                .concepts(lang.other(), &other_plain)
+                .into_iter()
+                .map(|c| c.0),
+        );
         concepts.sort_unstable();
         concepts.dedup();
         if units.is_empty() && concepts.is_empty() {
@@ -409,11 +425,16 @@ impl Engine {
         let Some(best) = ranked.first() else {
             return 0.0;
         };
-        let margin = ranked
-            .get(1)
-            .map_or(1.0, |second| ((best.score - second.score) / best.score.max(1e-9)).clamp(0.0, 1.0));
+        let margin = ranked.get(1).map_or(1.0, |second| {
+            ((best.score - second.score) / best.score.max(1e-9)).clamp(0.0, 1.0)
+        });
         let c = CALIBRATION;
-        sigmoid(c.bias + c.coverage * best.coverage + c.question_coverage * best.question_coverage + c.margin * margin)
+        sigmoid(
+            c.bias
+                + c.coverage * best.coverage
+                + c.question_coverage * best.question_coverage
+                + c.margin * margin,
+        )
     }
 
     pub fn ask(&self, question: &str, lang: Option<Lang>) -> Answer {
@@ -423,7 +444,11 @@ impl Engine {
             None if q.is_empty() => Lang::default(),
             None => self.langid.detect(q),
         };
-        let ranked = if q.is_empty() { Vec::new() } else { self.rank(q, lang) };
+        let ranked = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.rank(q, lang)
+        };
         let confidence = self.confidence(&ranked);
         let entries = self.set.entries(lang);
         let Some(best) = ranked.first() else {

@@ -86,7 +86,11 @@ pub fn concept_terms(analyzer: &Analyzer, lang: Lang, text: &str) -> Vec<String>
 
 /// Opens the index in `data_dir/faq-index`, building it when missing, stale
 /// or unreadable. Returns the index and its fields.
-pub fn open_or_build(set: &FaqSet, analyzer: &Analyzer, data_dir: &Path) -> Result<(Index, Fields), FaqError> {
+pub fn open_or_build(
+    set: &FaqSet,
+    analyzer: &Analyzer,
+    data_dir: &Path,
+) -> Result<(Index, Fields), FaqError> {
     let (schema, fields) = schema();
     let dir = data_dir.join("faq-index");
     let want = format!("{ENGINE_VERSION} {}", set.hash);

@@ -143,7 +143,12 @@ impl Actions for NotifyActions {
             }
             AutoKind::CommandDone { command, so, ok } => (
                 Kind::CommandDone,
-                json!({ "command": command, "ok": ok, "so_ref": so }),
+                json!({
+                    "command": command,
+                    "command_name": command.to_uppercase(),
+                    "ok": ok,
+                    "so_ref": so,
+                }),
                 AutoSubmitted::AutoReplied,
             ),
             AutoKind::TeamEscalation { ticket } => (

@@ -41,6 +41,7 @@ const EXTRA_KEYS: &[&str] = &[
     "question",
     "support",
     "command",
+    "command_name",
     "ok",
     "so_ref",
     "customer",
