@@ -55,7 +55,8 @@ fn golden_inspect_json() {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         out.push_str(&render(&name, &analyze(&raw, &w, &w), true));
     }
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/inbound_inspect.jsonl");
+    let golden =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/inbound_inspect.jsonl");
     if std::env::var_os("EDESK_UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, &out).unwrap();
     }
@@ -75,8 +76,17 @@ fn inspect_json_has_exactly_the_contract_fields() {
     assert_eq!(
         keys,
         [
-            "authorized", "faq", "file", "kind", "lang", "message_id", "new_text", "orders",
-            "reasons", "route", "should_reply"
+            "authorized",
+            "faq",
+            "file",
+            "kind",
+            "lang",
+            "message_id",
+            "new_text",
+            "orders",
+            "reasons",
+            "route",
+            "should_reply"
         ]
     );
 }

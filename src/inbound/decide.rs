@@ -256,7 +256,8 @@ fn human(
 
 fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directory, sender: &str) {
     d.reasons.push(format!("command: {}", cmd.name()));
-    let (so, rebuild): (Option<String>, fn(Option<String>) -> MailCommand) = match &cmd {
+    type Rebuild = fn(Option<String>) -> MailCommand;
+    let (so, rebuild): (Option<String>, Rebuild) = match &cmd {
         MailCommand::Unsubscribe => {
             d.action = Action::Command(cmd);
             return;

@@ -98,11 +98,15 @@ mod tests {
     #[test]
     fn function_words_settle_clear_cases_only() {
         assert_eq!(
-            by_function_words("Could you please check what is going on with the order and the link?"),
+            by_function_words(
+                "Could you please check what is going on with the order and the link?"
+            ),
             Some(Lang::En)
         );
         assert_eq!(
-            by_function_words("Pouvez-vous me dire ce qu'il faut faire pour la débloquer et où est le lien ?"),
+            by_function_words(
+                "Pouvez-vous me dire ce qu'il faut faire pour la débloquer et où est le lien ?"
+            ),
             Some(Lang::Fr)
         );
         assert_eq!(by_function_words("le the de of"), None);
