@@ -138,6 +138,11 @@ fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decisi
         Class::Human => human(p, dir, faq, reasons),
         Class::Machine { kind, bounce } => {
             let mut d = Decision::machine(Some(&p), kind, reasons);
+            // The language of whatever the machine said, for logs and tickets.
+            let sample = p.text.as_deref().unwrap_or(&p.subject);
+            d.lang = lang::detect(sample)
+                .or_else(|| p.from.as_deref().and_then(|f| dir.known_lang(f)))
+                .unwrap_or(Lang::En);
             if let Some(b) = &bounce {
                 if let (true, Some(a)) = (b.hard, &b.address) {
                     d.action = Action::Suppress { address: a.clone() };
@@ -251,7 +256,8 @@ fn human(
 
 fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directory, sender: &str) {
     d.reasons.push(format!("command: {}", cmd.name()));
-    let (so, rebuild): (Option<String>, fn(Option<String>) -> MailCommand) = match &cmd {
+    type Rebuild = fn(Option<String>) -> MailCommand;
+    let (so, rebuild): (Option<String>, Rebuild) = match &cmd {
         MailCommand::Unsubscribe => {
             d.action = Action::Command(cmd);
             return;

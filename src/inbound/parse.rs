@@ -12,6 +12,8 @@ use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 const MAX_BODY_CHARS: usize = 256 * 1024;
 /// Header values larger than this are not looked at.
 const MAX_HEADER_CHARS: usize = 4096;
+/// Message-IDs kept from In-Reply-To and References.
+const MAX_THREAD_IDS: usize = 32;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Parsed {
@@ -134,12 +136,13 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
             }
         }
     }
-    for id in header_texts(msg.in_reply_to())
-        .into_iter()
-        .chain(header_texts(msg.references()))
-    {
+    // In-Reply-To, then the most recent References (the end of the list);
+    // a hostile message can carry thousands.
+    let refs = header_texts(msg.references());
+    let recent = refs.iter().rev().take(MAX_THREAD_IDS);
+    for id in header_texts(msg.in_reply_to()).iter().chain(recent) {
         let id = id.trim().trim_matches(['<', '>']).to_string();
-        if !id.is_empty() && !p.thread_ids.contains(&id) {
+        if !id.is_empty() && p.thread_ids.len() < MAX_THREAD_IDS && !p.thread_ids.contains(&id) {
             p.thread_ids.push(id);
         }
     }
