@@ -39,6 +39,9 @@ pub enum Action {
 /// The FAQ entry considered, as shown by `mail inspect`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaqShown {
+    /// The entry's id, for the team's ticket (not part of the inspect JSON).
+    #[serde(skip)]
+    pub id: Option<String>,
     pub question: Option<String>,
     pub confidence: f64,
 }
@@ -232,7 +235,9 @@ fn human(
     let mut d = Decision {
         message_id: p.message_id.clone(),
         kind,
-        should_reply: true,
+        // Nothing automatic goes to a sender who wrote about an order they
+        // may not see; a person looks at it first.
+        should_reply: authorized || t.orders.is_empty(),
         lang,
         orders,
         authorized,
@@ -322,11 +327,22 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
     let hit = faq.ask(&question, d.lang);
     if hit.question.is_some() {
         d.faq = Some(FaqShown {
+            id: hit.id.clone(),
             question: hit.question.clone(),
             confidence: hit.confidence,
         });
     }
     match (&hit.id, hit.answered, hit.needs_person) {
+        // A stranger writing about someone's order gets no automatic mail,
+        // not even a generic answer: a person checks the sender first.
+        (Some(_), true, false) if !d.orders.is_empty() && !d.authorized => {
+            d.should_reply = false;
+            escalate(
+                d,
+                Route::EdeliverySupport,
+                "sender not authorized for the order: a person checks first",
+            );
+        }
         (Some(id), true, false) => {
             d.route = Route::Faq;
             d.action = Action::Answer { id: id.clone() };

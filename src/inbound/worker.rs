@@ -185,17 +185,6 @@ impl Worker {
                 self.actions.suppress(address, "hard bounce")?;
                 outcome.done.push(format!("suppressed {address}"));
             }
-            // A stranger writing about someone's order gets no automatic
-            // mail at all: a person checks the sender first.
-            Action::Answer { .. } if !decision.orders.is_empty() && !decision.authorized => {
-                self.escalate(
-                    id,
-                    &decision,
-                    "edelivery-support".into(),
-                    &thread_ids,
-                    &mut outcome,
-                )?;
-            }
             Action::Answer { id: entry } => {
                 self.auto_reply(
                     &decision,
@@ -329,7 +318,7 @@ impl Worker {
                     orders: d.orders.clone(),
                     faq: d.faq.as_ref().and_then(|f| {
                         f.question.as_ref().map(|q| FaqRef {
-                            id: String::new(),
+                            id: f.id.clone().unwrap_or_default(),
                             question: q.clone(),
                             confidence: f.confidence,
                         })
