@@ -133,6 +133,19 @@ fn accepted_mail_survives_sigkill() {
 }
 
 #[test]
+fn metrics_count_inbound_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let (status, body) = d.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("# TYPE edesk_inbound_pending gauge"),
+        "{body}"
+    );
+    assert!(body.contains("edesk_tickets_open 0"), "{body}");
+}
+
+#[test]
 fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);

@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/faq", get(faq_search))
         .route("/v1/mail", get(mail_list))
+        .route("/metrics", get(metrics))
         .merge(orders::routes())
         .merge(desk::routes())
         .fallback(not_found)
@@ -130,4 +131,79 @@ async fn mail_list(
         .pending()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok(Json(json!({ "pending": pending.len(), "messages": list })))
+}
+
+/// Gauges in the Prometheus text format: what an operator alerts on
+/// (mail waiting or failed, dead outbox items, open and overdue tickets).
+async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
+    let err = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e);
+    tokio::task::spawn_blocking(move || {
+        use crate::store::OutboxStatus;
+        let store = state.notifier.store();
+        let count = |s| {
+            store
+                .outbox_list(Some(s))
+                .map(|v| v.len())
+                .map_err(|e| e.to_string())
+        };
+        let (pending, sent, dead) = (
+            count(OutboxStatus::Pending)?,
+            count(OutboxStatus::Sent)?,
+            count(OutboxStatus::Dead)?,
+        );
+        let suppressed = store.suppressions().map_err(|e| e.to_string())?.len();
+        let inbound_pending = state.spool.pending().map_err(|e| e.to_string())?.len();
+        let tickets = state.desk.list().map_err(|e| e.to_string())?;
+        let today = chrono::Utc::now().date_naive();
+        let open = tickets
+            .iter()
+            .filter(|t| t.status == crate::desk::TicketStatus::Open)
+            .count();
+        let overdue = tickets
+            .iter()
+            .filter(|t| t.status == crate::desk::TicketStatus::Open && t.due < today)
+            .count();
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "edesk_outbox_pending",
+                "Outgoing mails waiting for delivery.",
+                pending,
+            ),
+            ("edesk_outbox_sent", "Outgoing mails delivered.", sent),
+            (
+                "edesk_outbox_dead",
+                "Outgoing mails that failed for good.",
+                dead,
+            ),
+            (
+                "edesk_suppressed_addresses",
+                "Addresses on the suppression list.",
+                suppressed,
+            ),
+            (
+                "edesk_inbound_pending",
+                "Inbound mails accepted, not yet processed.",
+                inbound_pending,
+            ),
+            (
+                "edesk_tickets_open",
+                "Escalation tickets waiting for a team.",
+                open,
+            ),
+            (
+                "edesk_tickets_overdue",
+                "Open tickets past their business-day SLA.",
+                overdue,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
+        }
+        Ok::<_, String>(out)
+    })
+    .await
+    .map_err(|e| err(e.to_string()))?
+    .map_err(err)
 }
