@@ -25,13 +25,20 @@ fn edesk(data: &Path, smtp: &str) -> Command {
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < Duration::from_secs(120), "gave up waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "gave up waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
 
 fn serve(data: &Path, smtp: &str, rate: u32) -> Child {
-    edesk(data, smtp).arg("serve").env("EDESK_OUTBOX__RATE_PER_SEC", rate.to_string()).spawn().unwrap()
+    edesk(data, smtp)
+        .arg("serve")
+        .env("EDESK_OUTBOX__RATE_PER_SEC", rate.to_string())
+        .spawn()
+        .unwrap()
 }
 
 #[test]
@@ -49,7 +56,11 @@ fn sigkill_while_sending_loses_and_duplicates_nothing() {
         .collect();
     let file = tmp.path().join("orders.jsonl");
     std::fs::write(&file, orders.join("\n")).unwrap();
-    let st = edesk(&data, &sink.url()).args(["order", "import"]).arg(&file).status().unwrap();
+    let st = edesk(&data, &sink.url())
+        .args(["order", "import"])
+        .arg(&file)
+        .status()
+        .unwrap();
     assert!(st.success());
 
     // Slow the first daemon down so the kill lands mid-stream.
@@ -58,7 +69,10 @@ fn sigkill_while_sending_loses_and_duplicates_nothing() {
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let before_restart = sink.messages().len();
-    assert!(before_restart < ORDERS, "the kill must interrupt the sending");
+    assert!(
+        before_restart < ORDERS,
+        "the kill must interrupt the sending"
+    );
 
     let mut second = serve(&data, &sink.url(), 0);
     wait_for(|| sink.messages().len() >= ORDERS, "all deliveries");
@@ -72,7 +86,9 @@ fn sigkill_while_sending_loses_and_duplicates_nothing() {
     let mut ids: HashMap<String, usize> = HashMap::new();
     for raw in sink.messages() {
         let m = parser.parse(&raw).unwrap();
-        *per_rcpt.entry(support::header(&m, "X-Sink-Rcpt-To").unwrap()).or_default() += 1;
+        *per_rcpt
+            .entry(support::header(&m, "X-Sink-Rcpt-To").unwrap())
+            .or_default() += 1;
         *ids.entry(m.message_id().unwrap().to_string()).or_default() += 1;
     }
     assert_eq!(per_rcpt.len(), ORDERS, "every recipient got its mail");
@@ -81,7 +97,15 @@ fn sigkill_while_sending_loses_and_duplicates_nothing() {
     assert_eq!(ids.len(), ORDERS);
 
     // The store agrees: nothing pending, all sent.
-    let out = edesk(&data, &sink.url()).args(["outbox", "list"]).stdout(Stdio::piped()).output().unwrap();
+    let out = edesk(&data, &sink.url())
+        .args(["outbox", "list"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "no pending or dead items left");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "",
+        "no pending or dead items left"
+    );
 }

@@ -8,8 +8,19 @@ use edesk::domain::{EmailAddress, Lang, Mailbox};
 use edesk::notify::message::{AutoSubmitted, MailParts, build, header_text};
 
 const EXPECTED: &[&str] = &[
-    "from", "reply-to", "to", "subject", "date", "message-id", "content-language", "auto-submitted",
-    "x-auto-response-suppress", "list-unsubscribe", "list-unsubscribe-post", "mime-version", "content-type",
+    "from",
+    "reply-to",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "content-language",
+    "auto-submitted",
+    "x-auto-response-suppress",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+    "mime-version",
+    "content-type",
 ];
 
 fn hostile() -> impl Strategy<Value = String> {

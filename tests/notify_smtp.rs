@@ -35,68 +35,149 @@ async fn delivers_retries_and_suppresses_over_smtp() {
     let sender = Sender::new(n.clone(), &config).unwrap();
     for _ in 0..200 {
         sender.drain().await.unwrap();
-        if n.store().outbox_list(Some(OutboxStatus::Pending)).unwrap().is_empty() {
+        if n.store()
+            .outbox_list(Some(OutboxStatus::Pending))
+            .unwrap()
+            .is_empty()
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 
     let msgs = sink.messages();
-    assert_eq!(msgs.len(), 2, "only the two deliverable recipients get mail");
+    assert_eq!(
+        msgs.len(),
+        2,
+        "only the two deliverable recipients get mail"
+    );
     let items = n.store().outbox_list(None).unwrap();
     let by_to = |p: &str| items.iter().find(|i| i.to.as_str().starts_with(p)).unwrap();
     let temp = by_to("tempfail");
     assert_eq!(temp.status, OutboxStatus::Dead);
     assert_eq!(temp.attempts, 3, "retried up to max_attempts");
-    assert!(temp.last_error.as_deref().unwrap_or("").contains("451"), "{:?}", temp.last_error);
+    assert!(
+        temp.last_error.as_deref().unwrap_or("").contains("451"),
+        "{:?}",
+        temp.last_error
+    );
     let rej = by_to("reject");
     assert_eq!(rej.status, OutboxStatus::Dead);
     assert_eq!(rej.attempts, 1, "5xx is not retried");
-    let suppressed: Vec<String> = n.store().suppressions().unwrap().into_iter().map(|s| s.email.to_string()).collect();
+    let suppressed: Vec<String> = n
+        .store()
+        .suppressions()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email.to_string())
+        .collect();
     assert_eq!(suppressed, vec!["reject-old@acme.example.com".to_string()]);
-    assert!(!n.store().is_suppressed(&"tempfail-ops@acme.example.com".parse::<EmailAddress>().unwrap()).unwrap());
+    assert!(
+        !n.store()
+            .is_suppressed(
+                &"tempfail-ops@acme.example.com"
+                    .parse::<EmailAddress>()
+                    .unwrap()
+            )
+            .unwrap()
+    );
 
     let parser = MessageParser::default();
     let parsed: Vec<_> = msgs.iter().map(|m| parser.parse(m).unwrap()).collect();
-    let en = parsed.iter().find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "j.harper@acme.example.com").unwrap();
-    let fr = parsed.iter().find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "elodie@acme.example.fr").unwrap();
+    let en = parsed
+        .iter()
+        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "j.harper@acme.example.com")
+        .unwrap();
+    let fr = parsed
+        .iter()
+        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "elodie@acme.example.fr")
+        .unwrap();
 
     // Envelope and headers.
     let mail_from = support::header(en, "X-Sink-Mail-From").unwrap();
-    assert!(mail_from.starts_with("bounces+") && mail_from.ends_with("@edesk.example.com"), "{mail_from}");
+    assert!(
+        mail_from.starts_with("bounces+") && mail_from.ends_with("@edesk.example.com"),
+        "{mail_from}"
+    );
     let reply_to = support::header(en, "Reply-To").unwrap();
-    assert!(reply_to.contains("reply+") && reply_to.contains("@edesk.example.com"), "{reply_to}");
+    assert!(
+        reply_to.contains("reply+") && reply_to.contains("@edesk.example.com"),
+        "{reply_to}"
+    );
     let token = edesk::notify::ReplyToken::from_address(reply_to.trim_matches(['<', '>'])).unwrap();
     assert_eq!(mail_from, format!("bounces+{token}@edesk.example.com"));
     let target = n.store().order_by_token(&token).unwrap().unwrap();
     assert_eq!(target.email.as_str(), "j.harper@acme.example.com");
     assert!(en.message_id().unwrap().ends_with("@edesk.example.com"));
-    assert_eq!(n.store().order_by_message_id(en.message_id().unwrap()).unwrap().unwrap().as_str(), "10458321");
-    assert_eq!(support::header(en, "Auto-Submitted").as_deref(), Some("auto-generated"));
-    assert_eq!(support::header(en, "X-Auto-Response-Suppress").as_deref(), Some("All"));
-    assert_eq!(support::header(en, "List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
+    assert_eq!(
+        n.store()
+            .order_by_message_id(en.message_id().unwrap())
+            .unwrap()
+            .unwrap()
+            .as_str(),
+        "10458321"
+    );
+    assert_eq!(
+        support::header(en, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        support::header(en, "X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
+    assert_eq!(
+        support::header(en, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
     let unsub = support::header(en, "List-Unsubscribe").unwrap();
-    assert_eq!(unsub, format!("<http://127.0.0.1:7070/v1/unsubscribe/{token}>"));
+    assert_eq!(
+        unsub,
+        format!("<http://127.0.0.1:7070/v1/unsubscribe/{token}>")
+    );
 
     // Both parts, language, links, MD5, escaping.
-    assert!(support::header(en, "Content-Type").unwrap().starts_with("multipart/alternative"));
-    assert_eq!(en.subject().unwrap(), "Your order 10458321 (PO ACME-PO-7781) is ready for download");
+    assert!(
+        support::header(en, "Content-Type")
+            .unwrap()
+            .starts_with("multipart/alternative")
+    );
+    assert_eq!(
+        en.subject().unwrap(),
+        "Your order 10458321 (PO ACME-PO-7781) is ready for download"
+    );
     let text = en.body_text(0).unwrap();
     let html = en.body_html(0).unwrap();
-    assert!(text.contains("9fb4c92d620d4be2a9f190e7fa6332b3") && html.contains("9fb4c92d620d4be2a9f190e7fa6332b3"));
+    assert!(
+        text.contains("9fb4c92d620d4be2a9f190e7fa6332b3")
+            && html.contains("9fb4c92d620d4be2a9f190e7fa6332b3")
+    );
     assert!(text.contains(&format!("/orders/10458321/pak?t={token}")));
-    assert!(html.contains("Access Order") && html.contains("Register Product Authorization Key (PAK)"));
+    assert!(
+        html.contains("Access Order") && html.contains("Register Product Authorization Key (PAK)")
+    );
     assert!(html.contains("To View Your Smart Licenses"));
     assert!(!html.contains("<script>"), "user text is escaped in HTML");
     assert!(html.contains("&lt;script&gt;"));
-    assert!(text.contains("John <script>alert(1)</script> Harper"), "the text part is plain text");
-    assert_eq!(fr.subject().unwrap(), "Votre commande 10458321 (BC ACME-PO-7781) est prête à être téléchargée");
+    assert!(
+        text.contains("John <script>alert(1)</script> Harper"),
+        "the text part is plain text"
+    );
+    assert_eq!(
+        fr.subject().unwrap(),
+        "Votre commande 10458321 (BC ACME-PO-7781) est prête à être téléchargée"
+    );
     assert!(fr.body_text(0).unwrap().contains("Bonjour Élodie Prévost"));
-    assert_eq!(support::header(fr, "Content-Language").as_deref(), Some("fr"));
+    assert_eq!(
+        support::header(fr, "Content-Language").as_deref(),
+        Some("fr")
+    );
 
     // History shows the delivery result of each mail.
     let h = n.history(&"10458321".parse().unwrap()).unwrap();
-    let statuses: Vec<(&str, &str)> = h.iter().map(|v| (v.entry.to[0].as_str(), v.status.as_str())).collect();
+    let statuses: Vec<(&str, &str)> = h
+        .iter()
+        .map(|v| (v.entry.to[0].as_str(), v.status.as_str()))
+        .collect();
     assert!(statuses.contains(&("j.harper@acme.example.com", "sent")));
     assert!(statuses.contains(&("reject-old@acme.example.com", "dead")));
 
@@ -107,8 +188,17 @@ async fn delivers_retries_and_suppresses_over_smtp() {
     o2["so"] = json!("10458322");
     n.import_value(&o2, "test").unwrap();
     let h2 = n.history(&"10458322".parse().unwrap()).unwrap();
-    let skipped = h2.iter().find(|v| v.entry.to[0] == "reject-old@acme.example.com").unwrap();
+    let skipped = h2
+        .iter()
+        .find(|v| v.entry.to[0] == "reject-old@acme.example.com")
+        .unwrap();
     assert_eq!(skipped.entry.skipped.as_deref(), Some("suppressed address"));
     assert_eq!(n.store().retry_all_dead().unwrap(), 2);
-    assert_eq!(n.store().outbox_list(Some(OutboxStatus::Dead)).unwrap().len(), 0);
+    assert_eq!(
+        n.store()
+            .outbox_list(Some(OutboxStatus::Dead))
+            .unwrap()
+            .len(),
+        0
+    );
 }

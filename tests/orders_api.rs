@@ -19,9 +19,15 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String)
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out[9..12].parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     // Small bodies may come chunked: keep the JSON/HTML between the chunk sizes.
-    let body = if out.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if out
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut rest = body.as_str();
         let mut joined = String::new();
         while let Some((size, tail)) = rest.split_once("\r\n") {
@@ -95,10 +101,20 @@ async fn orders_oba_history_unsubscribe() {
     let b = j(&r[1].1);
     assert_eq!(b["imported"], json!(["20000001"]));
     assert_eq!(b["so"], "2000000x");
-    let fields: Vec<&str> = b["rejected"][0]["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = b["rejected"][0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, vec!["colour", "so", "lang"]);
     assert_eq!(r[2].0, 400);
-    assert!(j(&r[2].1)["error"].as_str().unwrap().contains("malformed JSON"));
+    assert!(
+        j(&r[2].1)["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed JSON")
+    );
     assert_eq!(r[3].0, 200);
     assert_eq!(j(&r[3].1)["po"], "ACME-PO-7781");
     assert_eq!(r[4].0, 404);
@@ -114,16 +130,47 @@ async fn orders_oba_history_unsubscribe() {
     assert_eq!(r[7].0, 202, "{}", r[7].1);
     let b = j(&r[7].1);
     assert_eq!(b["queued"], 2);
-    assert_eq!(b["mails"], json!([{"to": "ana@example.com", "lines": ["1.1", "2.1"]}, {"to": "ops@example.org", "lines": ["1.1"]}]));
+    assert_eq!(
+        b["mails"],
+        json!([{"to": "ana@example.com", "lines": ["1.1", "2.1"]}, {"to": "ops@example.org", "lines": ["1.1"]}])
+    );
     // Per line: one mail per line.
     assert_eq!(j(&r[8].1)["queued"], 2);
     let so: edesk::domain::OrderId = "10458321".parse().unwrap();
-    let senders: Vec<String> = n.store().authorized_senders(&so).unwrap().iter().map(|e| e.to_string()).collect();
-    assert_eq!(senders, vec!["j.harper@acme.example.com", "ana@example.com", "ops@example.org", "li@example.com"]);
-    let ana_mail = n.store().outbox_list(None).unwrap().into_iter().find(|i| i.to.as_str() == "ana@example.com").unwrap();
-    let parsed = mail_parser::MessageParser::default().parse(ana_mail.raw.as_bytes()).unwrap();
+    let senders: Vec<String> = n
+        .store()
+        .authorized_senders(&so)
+        .unwrap()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        senders,
+        vec![
+            "j.harper@acme.example.com",
+            "ana@example.com",
+            "ops@example.org",
+            "li@example.com"
+        ]
+    );
+    let ana_mail = n
+        .store()
+        .outbox_list(None)
+        .unwrap()
+        .into_iter()
+        .find(|i| i.to.as_str() == "ana@example.com")
+        .unwrap();
+    let ana_raw = n.store().outbox_body(ana_mail.id).unwrap().unwrap();
+    let parsed = mail_parser::MessageParser::default()
+        .parse(ana_raw.as_bytes())
+        .unwrap();
     let text = parsed.body_text(0).unwrap();
-    assert!(text.contains("Carton 4 of 7") && text.contains("Rack B / PO 55-1") && text.contains("partner@example.net"), "{text}");
+    assert!(
+        text.contains("Carton 4 of 7")
+            && text.contains("Rack B / PO 55-1")
+            && text.contains("partner@example.net"),
+        "{text}"
+    );
     assert!(text.contains("L-ISE-BASE"));
 
     let h = j(&r[9].1);
@@ -135,7 +182,10 @@ async fn orders_oba_history_unsubscribe() {
     assert_eq!(rows[1]["status"], "pending");
 
     // Unsubscribe: GET only shows a form; POST (RFC 8058 one-click) acts.
-    let token = edesk::notify::ReplyToken::from_address(&n.store().outbox_list(None).unwrap()[0].envelope_from).unwrap();
+    let token = edesk::notify::ReplyToken::from_address(
+        &n.store().outbox_list(None).unwrap()[0].envelope_from,
+    )
+    .unwrap();
     let jh: edesk::domain::EmailAddress = "j.harper@acme.example.com".parse().unwrap();
     let path = format!("/v1/unsubscribe/{token}");
     let (g, body) = tokio::task::spawn_blocking({
@@ -146,11 +196,22 @@ async fn orders_oba_history_unsubscribe() {
     .unwrap();
     assert_eq!(g, 200);
     assert!(body.contains("<form method=\"post\""));
-    assert!(n.store().wants(&jh, "order_available").unwrap(), "GET must not unsubscribe");
-    let (p, _) = tokio::task::spawn_blocking(move || http(addr, "POST", &path, "List-Unsubscribe=One-Click")).await.unwrap();
+    assert!(
+        n.store().wants(&jh, "order_available").unwrap(),
+        "GET must not unsubscribe"
+    );
+    let (p, _) = tokio::task::spawn_blocking(move || {
+        http(addr, "POST", &path, "List-Unsubscribe=One-Click")
+    })
+    .await
+    .unwrap();
     assert_eq!(p, 200);
     assert!(!n.store().wants(&jh, "order_available").unwrap());
-    let (nf, _) = tokio::task::spawn_blocking(move || http(addr, "POST", "/v1/unsubscribe/0000000000000000", "")).await.unwrap();
+    let (nf, _) = tokio::task::spawn_blocking(move || {
+        http(addr, "POST", "/v1/unsubscribe/0000000000000000", "")
+    })
+    .await
+    .unwrap();
     assert_eq!(nf, 404);
 
     cancel.cancel();

@@ -20,7 +20,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/orders/{so}", get(get_order))
         .route("/v1/orders/{so}/oba", post(post_oba))
         .route("/v1/orders/{so}/notifications", get(get_history))
-        .route("/v1/unsubscribe/{token}", get(unsubscribe_page).post(unsubscribe))
+        .route(
+            "/v1/unsubscribe/{token}",
+            get(unsubscribe_page).post(unsubscribe),
+        )
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -47,7 +50,10 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
 async fn post_orders(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let v = json_body(&body)?;
     if !(v.is_object() || v.is_array()) {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "expected an order object or an array of orders"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "expected an order object or an array of orders",
+        ));
     }
     let n = state.notifier.clone();
     let report = tokio::task::spawn_blocking(move || n.import_value(&v, "api"))
@@ -73,15 +79,25 @@ async fn post_orders(State(state): State<AppState>, body: Bytes) -> Result<Respo
     }
 }
 
-async fn get_order(State(state): State<AppState>, Path(so): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_order(
+    State(state): State<AppState>,
+    Path(so): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let so = parse_so(&so)?;
     match state.notifier.store().order(&so).map_err(internal)? {
         Some(o) => Ok(Json(serde_json::to_value(o).map_err(internal)?)),
-        None => Err(ApiError { status: StatusCode::NOT_FOUND, body: json!({"error": format!("no order {so}"), "so": so.as_str()}) }),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": format!("no order {so}"), "so": so.as_str()}),
+        }),
     }
 }
 
-async fn post_oba(State(state): State<AppState>, Path(so): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn post_oba(
+    State(state): State<AppState>,
+    Path(so): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let so = parse_so(&so)?;
     let req: ObaRequest = serde_json::from_slice(&body).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -89,11 +105,24 @@ async fn post_oba(State(state): State<AppState>, Path(so): Path<String>, body: B
     })?;
     let n = state.notifier.clone();
     let so2 = so.clone();
-    let out = tokio::task::spawn_blocking(move || n.send_oba(&so2, &req)).await.map_err(internal)?;
+    let out = tokio::task::spawn_blocking(move || n.send_oba(&so2, &req))
+        .await
+        .map_err(internal)?;
     match out {
-        Ok(o) => Ok((StatusCode::ACCEPTED, Json(serde_json::to_value(o).map_err(internal)?)).into_response()),
-        Err(ObaError::NoOrder(_)) => Err(ApiError { status: StatusCode::NOT_FOUND, body: json!({"error": format!("no order {so}"), "so": so.as_str()}) }),
-        Err(ObaError::Invalid { message, field, value }) => Err(ApiError {
+        Ok(o) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::to_value(o).map_err(internal)?),
+        )
+            .into_response()),
+        Err(ObaError::NoOrder(_)) => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": format!("no order {so}"), "so": so.as_str()}),
+        }),
+        Err(ObaError::Invalid {
+            message,
+            field,
+            value,
+        }) => Err(ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             body: json!({"error": message, "field": field, "value": value}),
         }),
@@ -101,10 +130,22 @@ async fn post_oba(State(state): State<AppState>, Path(so): Path<String>, body: B
     }
 }
 
-async fn get_history(State(state): State<AppState>, Path(so): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_history(
+    State(state): State<AppState>,
+    Path(so): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let so = parse_so(&so)?;
-    if state.notifier.store().order(&so).map_err(internal)?.is_none() {
-        return Err(ApiError { status: StatusCode::NOT_FOUND, body: json!({"error": format!("no order {so}"), "so": so.as_str()}) });
+    if state
+        .notifier
+        .store()
+        .order(&so)
+        .map_err(internal)?
+        .is_none()
+    {
+        return Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": format!("no order {so}"), "so": so.as_str()}),
+        });
     }
     let h = state.notifier.history(&so).map_err(internal)?;
     Ok(Json(json!({"so": so.as_str(), "notifications": h})))
@@ -127,9 +168,23 @@ fn token_ok(t: &str) -> bool {
 }
 
 /// GET only shows a confirmation form: link scanners that fetch URLs must not unsubscribe anyone.
-async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>, Query(q): Query<UnsubQuery>) -> Result<Response, ApiError> {
-    if !token_ok(&token) || state.notifier.store().order_by_token(&token).map_err(internal)?.is_none() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown unsubscribe link"));
+async fn unsubscribe_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<UnsubQuery>,
+) -> Result<Response, ApiError> {
+    if !token_ok(&token)
+        || state
+            .notifier
+            .store()
+            .order_by_token(&token)
+            .map_err(internal)?
+            .is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown unsubscribe link",
+        ));
     }
     let kind = q.kind.as_deref().and_then(|k| k.parse::<Kind>().ok());
     let action = match kind {
@@ -149,16 +204,29 @@ async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<Strin
 }
 
 /// RFC 8058 one-click (and the form above): sets the preference to "No".
-async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String>, Query(q): Query<UnsubQuery>) -> Result<Response, ApiError> {
+async fn unsubscribe(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<UnsubQuery>,
+) -> Result<Response, ApiError> {
     if !token_ok(&token) {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown unsubscribe link"));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown unsubscribe link",
+        ));
     }
     let kind = match q.kind.as_deref() {
-        Some(k) => Some(k.parse::<Kind>().map_err(|e| ApiError { status: StatusCode::BAD_REQUEST, body: json!({"error": e, "field": "kind", "value": k}) })?),
+        Some(k) => Some(k.parse::<Kind>().map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": e, "field": "kind", "value": k}),
+        })?),
         None => None,
     };
     let n = state.notifier.clone();
-    let done = tokio::task::spawn_blocking(move || n.unsubscribe(&token, kind)).await.map_err(internal)?.map_err(internal)?;
+    let done = tokio::task::spawn_blocking(move || n.unsubscribe(&token, kind))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
     match done {
         Some(_) => Ok(page(
             "Unsubscribed / Désabonnement confirmé",

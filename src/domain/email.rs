@@ -115,12 +115,13 @@ impl FromStr for Mailbox {
                     reason: "text after >",
                 });
             }
-            let email: EmailAddress = rest[..close].parse().map_err(|e: AddressError| {
-                AddressError {
-                    input: s.to_string(),
-                    reason: e.reason,
-                }
-            })?;
+            let email: EmailAddress =
+                rest[..close]
+                    .parse()
+                    .map_err(|e: AddressError| AddressError {
+                        input: s.to_string(),
+                        reason: e.reason,
+                    })?;
             let raw_name = t[..open].trim();
             let unquoted = raw_name
                 .strip_prefix('"')
@@ -198,8 +199,16 @@ mod tests {
         assert_eq!(a.as_str(), "John.Harper@acme.example.com");
         assert_eq!(a.domain(), "acme.example.com");
         for bad in [
-            "", "ana", "ana@", "@x.com", "ana@x", "a..b@x.com", "ana@-x.com", "a b@x.com",
-            "ana@x.com\r\nBcc: y@z.com", "ana@x_y.com",
+            "",
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@x",
+            "a..b@x.com",
+            "ana@-x.com",
+            "a b@x.com",
+            "ana@x.com\r\nBcc: y@z.com",
+            "ana@x_y.com",
         ] {
             assert!(bad.parse::<EmailAddress>().is_err(), "{bad:?} accepted");
         }

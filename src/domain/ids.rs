@@ -1,8 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{0:?} is not a sales order number (8 to 10 digits)")]

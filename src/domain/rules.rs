@@ -17,7 +17,9 @@ pub enum DownloadDecision {
     /// Second download within the window: the customer gives a reason.
     AllowedWithReason,
     /// Needs a person; the answer comes within this many business days.
-    NeedsReview { answer_within_business_days: u32 },
+    NeedsReview {
+        answer_within_business_days: u32,
+    },
     /// The order is archived and must be restored first.
     Archived,
 }
@@ -31,8 +33,12 @@ pub fn download_policy(nth: u32, days_since_available: i64, archived: bool) -> D
     match nth {
         0 | 1 => DownloadDecision::Allowed,
         2 if days_since_available <= SECOND_DOWNLOAD_DAYS => DownloadDecision::AllowedWithReason,
-        2 => DownloadDecision::NeedsReview { answer_within_business_days: 1 },
-        _ => DownloadDecision::NeedsReview { answer_within_business_days: 3 },
+        2 => DownloadDecision::NeedsReview {
+            answer_within_business_days: 1,
+        },
+        _ => DownloadDecision::NeedsReview {
+            answer_within_business_days: 3,
+        },
     }
 }
 
@@ -127,14 +133,21 @@ mod tests {
     #[test]
     fn download_rules() {
         assert_eq!(download_policy(1, 400, false), DownloadDecision::Allowed);
-        assert_eq!(download_policy(2, 90, false), DownloadDecision::AllowedWithReason);
+        assert_eq!(
+            download_policy(2, 90, false),
+            DownloadDecision::AllowedWithReason
+        );
         assert_eq!(
             download_policy(2, 91, false),
-            DownloadDecision::NeedsReview { answer_within_business_days: 1 }
+            DownloadDecision::NeedsReview {
+                answer_within_business_days: 1
+            }
         );
         assert_eq!(
             download_policy(3, 1, false),
-            DownloadDecision::NeedsReview { answer_within_business_days: 3 }
+            DownloadDecision::NeedsReview {
+                answer_within_business_days: 3
+            }
         );
         assert_eq!(download_policy(1, 1, true), DownloadDecision::Archived);
     }
@@ -149,7 +162,10 @@ mod tests {
     fn business_days_skip_weekends_and_holidays() {
         // Friday + 1 → Monday; with Monday a holiday → Tuesday.
         assert_eq!(add_business_days(d("2025-03-07"), 1, &[]), d("2025-03-10"));
-        assert_eq!(add_business_days(d("2025-03-07"), 1, &[d("2025-03-10")]), d("2025-03-11"));
+        assert_eq!(
+            add_business_days(d("2025-03-07"), 1, &[d("2025-03-10")]),
+            d("2025-03-11")
+        );
         assert_eq!(add_business_days(d("2025-03-05"), 3, &[]), d("2025-03-10"));
     }
 

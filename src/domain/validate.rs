@@ -5,7 +5,9 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::{EmailAddress, Hold, HoldType, Image, Lang, Order, OrderId, OrderLine, PoNumber, Recipient};
+use super::{
+    EmailAddress, Hold, HoldType, Image, Lang, Order, OrderId, OrderLine, PoNumber, Recipient,
+};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldError {
@@ -25,8 +27,18 @@ pub struct OrderRejection {
 }
 
 const ORDER_FIELDS: &[&str] = &[
-    "so", "po", "lang", "bill_to", "available_at", "early_ship", "requested_date", "archived",
-    "holds", "lines", "recipients", "notification_ids",
+    "so",
+    "po",
+    "lang",
+    "bill_to",
+    "available_at",
+    "early_ship",
+    "requested_date",
+    "archived",
+    "holds",
+    "lines",
+    "recipients",
+    "notification_ids",
 ];
 const LINE_FIELDS: &[&str] = &["line", "pid", "qty", "images"];
 const IMAGE_FIELDS: &[&str] = &["file", "md5"];
@@ -46,21 +58,36 @@ impl Ctx {
         });
     }
 
-    fn object<'a>(&mut self, v: &'a Value, path: &str, allowed: &[&str]) -> Option<&'a Map<String, Value>> {
+    fn object<'a>(
+        &mut self,
+        v: &'a Value,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<&'a Map<String, Value>> {
         let Some(obj) = v.as_object() else {
             self.bad(path, "expected an object", v);
             return None;
         };
         for k in obj.keys() {
             if !allowed.contains(&k.as_str()) {
-                let field = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let field = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 self.bad(field, format!("unknown field `{k}`"), &obj[k]);
             }
         }
         Some(obj)
     }
 
-    fn string(&mut self, obj: &Map<String, Value>, path: &str, key: &str, required: bool) -> Option<String> {
+    fn string(
+        &mut self,
+        obj: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<String> {
         let field = join(path, key);
         match obj.get(key) {
             None | Some(Value::Null) => {
@@ -70,7 +97,11 @@ impl Ctx {
                 None
             }
             Some(Value::String(s)) if s.chars().any(char::is_control) => {
-                self.bad(field, "control characters are not allowed", &Value::String(s.clone()));
+                self.bad(
+                    field,
+                    "control characters are not allowed",
+                    &Value::String(s.clone()),
+                );
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
@@ -110,7 +141,13 @@ impl Ctx {
         }
     }
 
-    fn array<'a>(&mut self, obj: &'a Map<String, Value>, path: &str, key: &str, required: bool) -> &'a [Value] {
+    fn array<'a>(
+        &mut self,
+        obj: &'a Map<String, Value>,
+        path: &str,
+        key: &str,
+        required: bool,
+    ) -> &'a [Value] {
         match obj.get(key) {
             None | Some(Value::Null) => {
                 if required {
@@ -154,7 +191,10 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
         other => other.to_string(),
     });
     let Some(obj) = c.object(v, "", ORDER_FIELDS) else {
-        return Err(OrderRejection { so: so_raw, errors: c.errors });
+        return Err(OrderRejection {
+            so: so_raw,
+            errors: c.errors,
+        });
     };
 
     let so = c.parsed(obj, "", "so", true, str::parse::<OrderId>);
@@ -171,11 +211,17 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
     let mut lines = Vec::new();
     let raw_lines = c.array(obj, "", "lines", true);
     if raw_lines.is_empty() && obj.get("lines").is_some_and(Value::is_array) {
-        c.bad("lines", "at least one line is required", &Value::Array(vec![]));
+        c.bad(
+            "lines",
+            "at least one line is required",
+            &Value::Array(vec![]),
+        );
     }
     for (i, lv) in raw_lines.iter().enumerate() {
         let p = format!("lines[{i}]");
-        let Some(lo) = c.object(lv, &p, LINE_FIELDS) else { continue };
+        let Some(lo) = c.object(lv, &p, LINE_FIELDS) else {
+            continue;
+        };
         let line = c.string(lo, &p, "line", true);
         let pid = c.string(lo, &p, "pid", true);
         let qty = match lo.get("qty") {
@@ -191,10 +237,16 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
         let mut images = Vec::new();
         for (j, iv) in c.array(lo, &p, "images", false).iter().enumerate() {
             let ip = format!("{p}.images[{j}]");
-            let Some(io) = c.object(iv, &ip, IMAGE_FIELDS) else { continue };
+            let Some(io) = c.object(iv, &ip, IMAGE_FIELDS) else {
+                continue;
+            };
             let file = c.string(io, &ip, "file", true);
             let md5 = c.parsed(io, &ip, "md5", true, |s| {
-                if is_md5(s) { Ok(s.to_ascii_lowercase()) } else { Err("not an MD5 (32 hex digits)") }
+                if is_md5(s) {
+                    Ok(s.to_ascii_lowercase())
+                } else {
+                    Err("not an MD5 (32 hex digits)")
+                }
             });
             if let (Some(file), Some(md5)) = (file, md5) {
                 images.push(Image { file, md5 });
@@ -203,40 +255,65 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
         if let Some(l) = &line
             && lines.iter().any(|x: &OrderLine| &x.line == l)
         {
-            c.bad(join(&p, "line"), "duplicate line number", &Value::String(l.clone()));
+            c.bad(
+                join(&p, "line"),
+                "duplicate line number",
+                &Value::String(l.clone()),
+            );
         }
         if let (Some(line), Some(pid), Some(qty)) = (line, pid, qty) {
-            lines.push(OrderLine { line, pid, qty, images });
+            lines.push(OrderLine {
+                line,
+                pid,
+                qty,
+                images,
+            });
         }
     }
 
     let mut holds = Vec::new();
     for (i, hv) in c.array(obj, "", "holds", false).iter().enumerate() {
         let p = format!("holds[{i}]");
-        let Some(ho) = c.object(hv, &p, HOLD_FIELDS) else { continue };
+        let Some(ho) = c.object(hv, &p, HOLD_FIELDS) else {
+            continue;
+        };
         let kind = c.parsed(ho, &p, "type", true, str::parse::<HoldType>);
         let line = c.string(ho, &p, "line", false);
         if let Some(l) = &line
             && !raw_lines.is_empty()
             && !lines.iter().any(|x| &x.line == l)
         {
-            c.bad(join(&p, "line"), format!("no line {l:?} in this order"), &Value::String(l.clone()));
+            c.bad(
+                join(&p, "line"),
+                format!("no line {l:?} in this order"),
+                &Value::String(l.clone()),
+            );
         }
         let released = c.boolean(ho, &p, "released", false);
         if let Some(kind) = kind {
-            holds.push(Hold { kind, line, released });
+            holds.push(Hold {
+                kind,
+                line,
+                released,
+            });
         }
     }
 
     let mut recipients: Vec<Recipient> = Vec::new();
     for (i, rv) in c.array(obj, "", "recipients", true).iter().enumerate() {
         let p = format!("recipients[{i}]");
-        let Some(ro) = c.object(rv, &p, RECIPIENT_FIELDS) else { continue };
+        let Some(ro) = c.object(rv, &p, RECIPIENT_FIELDS) else {
+            continue;
+        };
         let name = c.string(ro, &p, "name", false);
         let email = c.parsed(ro, &p, "email", true, str::parse::<EmailAddress>);
         let rlang = c.parsed(ro, &p, "lang", false, str::parse::<Lang>);
         let role = c.parsed(ro, &p, "role", false, |s| {
-            if !s.is_empty() && s.len() <= 40 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if !s.is_empty()
+                && s.len() <= 40
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 Ok(s.to_string())
             } else {
                 Err("role must be a short word like \"end-user\"")
@@ -252,27 +329,51 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
         if let Some(e) = &email
             && recipients.iter().any(|r| r.email.key() == e.key())
         {
-            c.bad(join(&p, "email"), "duplicate recipient", &Value::String(e.to_string()));
+            c.bad(
+                join(&p, "email"),
+                "duplicate recipient",
+                &Value::String(e.to_string()),
+            );
             continue;
         }
         if let Some(email) = email {
-            recipients.push(Recipient { name, email, lang: rlang, role, reply_token });
+            recipients.push(Recipient {
+                name,
+                email,
+                lang: rlang,
+                role,
+                reply_token,
+            });
         }
     }
 
     let mut notification_ids = Vec::new();
-    for (i, nv) in c.array(obj, "", "notification_ids", false).iter().enumerate() {
+    for (i, nv) in c
+        .array(obj, "", "notification_ids", false)
+        .iter()
+        .enumerate()
+    {
         match nv.as_str() {
-            Some(s) if s.starts_with('<') && s.ends_with('>') && s.contains('@') && !s.chars().any(|c| c.is_control() || c == ' ') => {
+            Some(s)
+                if s.starts_with('<')
+                    && s.ends_with('>')
+                    && s.contains('@')
+                    && !s.chars().any(|c| c.is_control() || c == ' ') =>
+            {
                 notification_ids.push(s.to_string())
             }
-            _ => c.bad(format!("notification_ids[{i}]"), "expected a Message-ID like <id@domain>", nv),
+            _ => c.bad(
+                format!("notification_ids[{i}]"),
+                "expected a Message-ID like <id@domain>",
+                nv,
+            ),
         }
     }
 
     match (so, lang) {
         (Some(so), Some(lang)) if c.errors.is_empty() => {
-            let available_at = available_at.or_else(|| holds.iter().all(|h| h.released).then_some(now));
+            let available_at =
+                available_at.or_else(|| holds.iter().all(|h| h.released).then_some(now));
             Ok(Order {
                 so,
                 po,
@@ -288,7 +389,10 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
                 notification_ids,
             })
         }
-        _ => Err(OrderRejection { so: so_raw, errors: c.errors }),
+        _ => Err(OrderRejection {
+            so: so_raw,
+            errors: c.errors,
+        }),
     }
 }
 
@@ -346,7 +450,13 @@ mod tests {
         let e = parse_order(&v, now()).unwrap_err();
         assert_eq!(e.so.as_deref(), Some("12ab"));
         let fields: Vec<&str> = e.errors.iter().map(|e| e.field.as_str()).collect();
-        for f in ["so", "colour", "holds[0].type", "recipients[0].email", "lines[0].images[0].md5"] {
+        for f in [
+            "so",
+            "colour",
+            "holds[0].type",
+            "recipients[0].email",
+            "lines[0].images[0].md5",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }

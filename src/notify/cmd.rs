@@ -26,7 +26,10 @@ pub enum CmdError {
     #[error("{0}")]
     Usage(String),
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -83,6 +86,9 @@ pub enum NotifyCmd {
         /// Deliver to this SMTP server instead of `smtp.url` / files.
         #[arg(long)]
         smtp: Option<String>,
+        /// Deliver to a built-in SMTP sink that discards (measures edesk alone).
+        #[arg(long)]
+        sink: bool,
     },
     /// Render one kind for an order to stdout (`--part txt|html|subject`).
     Preview {
@@ -95,12 +101,20 @@ pub enum NotifyCmd {
     },
 }
 
-fn read_input(file: &PathBuf) -> Result<String, CmdError> {
+fn read_input(file: &std::path::Path) -> Result<String, CmdError> {
     let mut s = String::new();
     if file.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut s).map_err(|source| CmdError::Read { path: "-".into(), source })?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|source| CmdError::Read {
+                path: "-".into(),
+                source,
+            })?;
     } else {
-        s = std::fs::read_to_string(file).map_err(|source| CmdError::Read { path: file.display().to_string(), source })?;
+        s = std::fs::read_to_string(file).map_err(|source| CmdError::Read {
+            path: file.display().to_string(),
+            source,
+        })?;
     }
     Ok(s)
 }
@@ -124,7 +138,11 @@ pub fn parse_orders_text(text: &str) -> (Vec<Value>, Vec<crate::domain::OrderRej
             Ok(v) => vals.push(v),
             Err(e) => bad.push(crate::domain::OrderRejection {
                 so: None,
-                errors: vec![crate::domain::FieldError { field: format!("line {}", i + 1), message: format!("not JSON: {e}"), value: Value::Null }],
+                errors: vec![crate::domain::FieldError {
+                    field: format!("line {}", i + 1),
+                    message: format!("not JSON: {e}"),
+                    value: Value::Null,
+                }],
             }),
         }
     }
@@ -132,7 +150,8 @@ pub fn parse_orders_text(text: &str) -> (Vec<Value>, Vec<crate::domain::OrderRej
 }
 
 fn so(s: &str) -> Result<OrderId, CmdError> {
-    s.parse().map_err(|e: crate::domain::IdError| CmdError::Usage(e.to_string()))
+    s.parse()
+        .map_err(|e: crate::domain::IdError| CmdError::Usage(e.to_string()))
 }
 
 fn print_json(v: &impl serde::Serialize) {
@@ -148,7 +167,11 @@ pub fn run_order(cmd: OrderCmd, config: &Config) -> Result<ExitCode, CmdError> {
             let mut report = n.import_value(&Value::Array(vals), "cli")?;
             report.rejected.extend(bad);
             println!("{}", report.summary());
-            Ok(if report.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+            Ok(if report.rejected.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
         }
         OrderCmd::Show { so: s } => match n.store().order(&so(&s)?)? {
             Some(o) => {
@@ -168,7 +191,8 @@ pub fn run_oba(cmd: ObaCmd, config: &Config) -> Result<ExitCode, CmdError> {
     let n = super::open_for_cli(config)?;
     let ObaCmd::Send { so: s, file } = cmd;
     let text = read_input(&file)?;
-    let req: ObaRequest = serde_json::from_str(&text).map_err(|e| CmdError::Usage(format!("{}: {e}", file.display())))?;
+    let req: ObaRequest = serde_json::from_str(&text)
+        .map_err(|e| CmdError::Usage(format!("{}: {e}", file.display())))?;
     let out = n.send_oba(&so(&s)?, &req)?;
     print_json(&out);
     Ok(ExitCode::SUCCESS)
@@ -182,7 +206,10 @@ pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError>
                 if !all && it.status == OutboxStatus::Sent {
                     continue;
                 }
-                let status = serde_json::to_value(it.status).ok().and_then(|v| v.get("state").cloned()).unwrap_or_default();
+                let status = serde_json::to_value(it.status)
+                    .ok()
+                    .and_then(|v| v.get("state").cloned())
+                    .unwrap_or_default();
                 println!(
                     "{}\t{}\t{}\t{}\t{}\tattempts={}\t{}",
                     it.id,
@@ -196,7 +223,10 @@ pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError>
             }
             Ok(ExitCode::SUCCESS)
         }
-        OutboxCmd::Retry { id: Some(id), all_dead: false } => {
+        OutboxCmd::Retry {
+            id: Some(id),
+            all_dead: false,
+        } => {
             if n.store().retry(id)? {
                 println!("item {id} queued again");
                 Ok(ExitCode::SUCCESS)
@@ -204,7 +234,10 @@ pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError>
                 Err(CmdError::Usage(format!("item {id} is not dead")))
             }
         }
-        OutboxCmd::Retry { id: None, all_dead: true } => {
+        OutboxCmd::Retry {
+            id: None,
+            all_dead: true,
+        } => {
             println!("{} dead items queued again", n.store().retry_all_dead()?);
             Ok(ExitCode::SUCCESS)
         }
@@ -215,7 +248,10 @@ pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError>
                 let s = Sender::new(n.clone(), config)?;
                 s.drain().await
             })?;
-            println!("sent {}, retried {}, dead {}", stats.sent, stats.retried, stats.dead);
+            println!(
+                "sent {}, retried {}, dead {}",
+                stats.sent, stats.retried, stats.dead
+            );
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -231,7 +267,9 @@ pub fn run_suppress(cmd: SuppressCmd, config: &Config) -> Result<ExitCode, CmdEr
             Ok(ExitCode::SUCCESS)
         }
         SuppressCmd::Remove { addr } => {
-            let email: EmailAddress = addr.parse().map_err(|e: crate::domain::AddressError| CmdError::Usage(e.to_string()))?;
+            let email: EmailAddress = addr
+                .parse()
+                .map_err(|e: crate::domain::AddressError| CmdError::Usage(e.to_string()))?;
             if n.store().unsuppress(&email)? {
                 println!("{email} removed from the suppression list");
                 Ok(ExitCode::SUCCESS)
@@ -243,7 +281,10 @@ pub fn run_suppress(cmd: SuppressCmd, config: &Config) -> Result<ExitCode, CmdEr
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CmdError> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CmdError::Runtime)
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CmdError::Runtime)
 }
 
 /// A realistic order for benchmarks and previews.
@@ -260,12 +301,22 @@ pub fn sample_order(so: &str, email: &str, lang: Lang) -> Value {
 
 pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError> {
     match cmd {
-        NotifyCmd::Preview { so: s, kind, part, lang } => {
+        NotifyCmd::Preview {
+            so: s,
+            kind,
+            part,
+            lang,
+        } => {
             let n = super::open_for_cli(config)?;
             let kind: Kind = kind.parse().map_err(CmdError::Usage)?;
-            let order = n.store().order(&so(&s)?)?.ok_or_else(|| CmdError::Usage(format!("no order {s}")))?;
+            let order = n
+                .store()
+                .order(&so(&s)?)?
+                .ok_or_else(|| CmdError::Usage(format!("no order {s}")))?;
             let lang = match lang {
-                Some(l) => l.parse().map_err(|e: crate::domain::ParseLangError| CmdError::Usage(e.to_string()))?,
+                Some(l) => l
+                    .parse()
+                    .map_err(|e: crate::domain::ParseLangError| CmdError::Usage(e.to_string()))?,
                 None => order.lang,
             };
             let r = n.render_preview(kind, &order, lang)?;
@@ -276,16 +327,29 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
             }
             Ok(ExitCode::SUCCESS)
         }
-        NotifyCmd::Bench { orders, smtp } => {
+        NotifyCmd::Bench { orders, smtp, sink } => {
             let mut config = config.clone();
             if smtp.is_some() {
                 config.smtp.url = smtp;
             }
+            let rt = runtime()?;
+            let bench_sink = if sink {
+                let s = rt
+                    .block_on(super::bench_sink::start())
+                    .map_err(CmdError::Runtime)?;
+                config.smtp.url = Some(format!("smtp://{}", s.addr));
+                Some(s)
+            } else {
+                None
+            };
             let n = super::open_for_cli(&config)?;
             // Render only.
             let now = chrono::Utc::now().fixed_offset();
-            let sample = parse_order(&sample_order("99000001", "bench@example.com", Lang::En), now)
-                .map_err(|e| CmdError::Usage(e.to_string()))?;
+            let sample = parse_order(
+                &sample_order("99000001", "bench@example.com", Lang::En),
+                now,
+            )
+            .map_err(|e| CmdError::Usage(e.to_string()))?;
             let t = Instant::now();
             let renders = orders.max(1);
             for i in 0..renders {
@@ -293,13 +357,21 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
                 n.render_preview(Kind::OrderAvailable, &sample, lang)?;
             }
             let render_rate = renders as f64 / t.elapsed().as_secs_f64();
-            println!("render only: {renders} notifications (text+html+subject) in {:.3}s = {render_rate:.0}/s", t.elapsed().as_secs_f64());
+            println!(
+                "render only: {renders} notifications (text+html+subject) in {:.3}s = {render_rate:.0}/s",
+                t.elapsed().as_secs_f64()
+            );
 
             let base: u64 = 90_000_000 + u64::from(rand::random::<u16>()) * 10_000;
             let batch: Vec<Value> = (0..orders)
-                .map(|i| sample_order(&format!("{}", base + i as u64), &format!("user{i}@bench{}.example.com", i % 8), Lang::En))
+                .map(|i| {
+                    sample_order(
+                        &format!("{}", base + i as u64),
+                        &format!("user{i}@bench{}.example.com", i % 8),
+                        Lang::En,
+                    )
+                })
                 .collect();
-            let rt = runtime()?;
             let t = Instant::now();
             let mut report = ImportReport::default();
             for chunk in batch.chunks(100) {
@@ -320,6 +392,12 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
                 config.smtp.url.as_deref().unwrap_or("files"),
                 stats.sent as f64 / total
             );
+            if let Some(s) = bench_sink {
+                println!(
+                    "sink received {}",
+                    s.received.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -9,17 +9,34 @@ use crate::domain::{HoldType, Lang, Order, team_for_hold};
 /// Who to contact about a hold, as the source document says.
 pub fn hold_contact(h: HoldType, lang: Lang) -> &'static str {
     match (team_for_hold(h), lang) {
-        (crate::domain::Team::Exportops, Lang::En) => "for export holds, contact exportops@cisco.com",
-        (crate::domain::Team::Exportops, Lang::Fr) => "pour les mises en attente pour exportation, contactez exportops@cisco.com",
-        (crate::domain::Team::SacSupport, Lang::En) => "for new product holds, contact sac-support@cisco.com",
-        (crate::domain::Team::SacSupport, Lang::Fr) => "pour les mises en attente NPH, contactez sac-support@cisco.com",
+        (crate::domain::Team::Exportops, Lang::En) => {
+            "for export holds, contact exportops@cisco.com"
+        }
+        (crate::domain::Team::Exportops, Lang::Fr) => {
+            "pour les mises en attente pour exportation, contactez exportops@cisco.com"
+        }
+        (crate::domain::Team::SacSupport, Lang::En) => {
+            "for new product holds, contact sac-support@cisco.com"
+        }
+        (crate::domain::Team::SacSupport, Lang::Fr) => {
+            "pour les mises en attente NPH, contactez sac-support@cisco.com"
+        }
         (_, Lang::En) => "contact Customer Service Central",
         (_, Lang::Fr) => "contactez le service à la clientèle (www.cisco.com/go/cs/)",
     }
 }
 
 const EXTRA_KEYS: &[&str] = &[
-    "granted_by", "released", "deadline", "days_left", "ticket", "team", "business_days", "due", "text", "code",
+    "granted_by",
+    "released",
+    "deadline",
+    "days_left",
+    "ticket",
+    "team",
+    "business_days",
+    "due",
+    "text",
+    "code",
     "expires_minutes",
 ];
 
@@ -55,7 +72,12 @@ fn order_value(o: &Order, lang: Lang, notes: &[(String, Option<String>, Option<S
     })
 }
 
-pub(crate) fn build(s: &MailSpec<'_>, token: &str, settings: &MailSettings, unsubscribe: Option<&str>) -> Value {
+pub(crate) fn build(
+    s: &MailSpec<'_>,
+    token: &str,
+    settings: &MailSettings,
+    unsubscribe: Option<&str>,
+) -> Value {
     let base = &settings.public_url;
     let so = s.order.map(|o| o.so.as_str()).unwrap_or("");
     let links = json!({

@@ -39,7 +39,12 @@ fn open_holds(o: &Order) -> BTreeSet<(HoldType, Option<String>)> {
     o.open_holds().map(|h| (h.kind, h.line.clone())).collect()
 }
 
-pub(crate) fn plan(prev: Option<&Order>, next: &Order, meta: &mut OrderMeta, today: NaiveDate) -> Vec<Planned> {
+pub(crate) fn plan(
+    prev: Option<&Order>,
+    next: &Order,
+    meta: &mut OrderMeta,
+    today: NaiveDate,
+) -> Vec<Planned> {
     let mut out = Vec::new();
     let bump = |meta: &mut OrderMeta| {
         meta.event_seq += 1;
@@ -50,7 +55,12 @@ pub(crate) fn plan(prev: Option<&Order>, next: &Order, meta: &mut OrderMeta, tod
     if !next.archived {
         if after.difference(&before).next().is_some() {
             let n = bump(meta);
-            out.push(Planned { kind: Kind::OrderOnHold, skip: None, extra: json!({}), key_suffix: format!("e{n}") });
+            out.push(Planned {
+                kind: Kind::OrderOnHold,
+                skip: None,
+                extra: json!({}),
+                key_suffix: format!("e{n}"),
+            });
         }
         let released: Vec<Value> = before
             .difference(&after)
@@ -58,16 +68,31 @@ pub(crate) fn plan(prev: Option<&Order>, next: &Order, meta: &mut OrderMeta, tod
             .collect();
         if prev.is_some() && !released.is_empty() {
             let n = bump(meta);
-            out.push(Planned { kind: Kind::HoldReleased, skip: None, extra: json!({"released": released}), key_suffix: format!("e{n}") });
+            out.push(Planned {
+                kind: Kind::HoldReleased,
+                skip: None,
+                extra: json!({"released": released}),
+                key_suffix: format!("e{n}"),
+            });
         }
     }
     if let Some(p) = prev {
         if !p.archived && next.archived {
             let n = bump(meta);
-            out.push(Planned { kind: Kind::OrderArchived, skip: None, extra: json!({}), key_suffix: format!("e{n}") });
+            out.push(Planned {
+                kind: Kind::OrderArchived,
+                skip: None,
+                extra: json!({}),
+                key_suffix: format!("e{n}"),
+            });
         } else if p.archived && !next.archived && meta.available_count > 0 {
             let n = bump(meta);
-            out.push(Planned { kind: Kind::OrderRestored, skip: None, extra: json!({}), key_suffix: format!("e{n}") });
+            out.push(Planned {
+                kind: Kind::OrderRestored,
+                skip: None,
+                extra: json!({}),
+                key_suffix: format!("e{n}"),
+            });
         }
     }
     if meta.available_count == 0 {
@@ -76,7 +101,12 @@ pub(crate) fn plan(prev: Option<&Order>, next: &Order, meta: &mut OrderMeta, tod
                 meta.available_count = 1;
                 meta.early_ship_pending = false;
                 bump(meta);
-                out.push(Planned { kind: Kind::OrderAvailable, skip: None, extra: json!({}), key_suffix: "a1".into() });
+                out.push(Planned {
+                    kind: Kind::OrderAvailable,
+                    skip: None,
+                    extra: json!({}),
+                    key_suffix: "a1".into(),
+                });
             }
             Some(reason) => {
                 meta.early_ship_pending = reason.starts_with("early ship");
@@ -122,19 +152,35 @@ mod tests {
         let mut meta = OrderMeta::default();
         let today = day("2025-03-01");
         let held = order(json!({"holds": [{"type": "export"}]}));
-        assert_eq!(kinds(&plan(None, &held, &mut meta, today)), vec![(Kind::OrderOnHold, false), (Kind::OrderAvailable, true)]);
+        assert_eq!(
+            kinds(&plan(None, &held, &mut meta, today)),
+            vec![(Kind::OrderOnHold, false), (Kind::OrderAvailable, true)]
+        );
         // The same state again: nothing new (the skip key is stable).
         let again = plan(Some(&held), &held, &mut meta, today);
         assert_eq!(kinds(&again), vec![(Kind::OrderAvailable, true)]);
         assert_eq!(again[0].key_suffix, "skip-open-hold");
         let mut free = held.clone();
-        free.holds = vec![Hold { kind: HoldType::Export, line: None, released: true }];
-        assert_eq!(kinds(&plan(Some(&held), &free, &mut meta, today)), vec![(Kind::HoldReleased, false), (Kind::OrderAvailable, false)]);
+        free.holds = vec![Hold {
+            kind: HoldType::Export,
+            line: None,
+            released: true,
+        }];
+        assert_eq!(
+            kinds(&plan(Some(&held), &free, &mut meta, today)),
+            vec![(Kind::HoldReleased, false), (Kind::OrderAvailable, false)]
+        );
         assert!(plan(Some(&free), &free, &mut meta, today).is_empty());
         let mut arch = free.clone();
         arch.archived = true;
-        assert_eq!(kinds(&plan(Some(&free), &arch, &mut meta, today)), vec![(Kind::OrderArchived, false)]);
-        assert_eq!(kinds(&plan(Some(&arch), &free, &mut meta, today)), vec![(Kind::OrderRestored, false)]);
+        assert_eq!(
+            kinds(&plan(Some(&free), &arch, &mut meta, today)),
+            vec![(Kind::OrderArchived, false)]
+        );
+        assert_eq!(
+            kinds(&plan(Some(&arch), &free, &mut meta, today)),
+            vec![(Kind::OrderRestored, false)]
+        );
     }
 
     #[test]
@@ -142,7 +188,10 @@ mod tests {
         let mut meta = OrderMeta::default();
         let o = order(json!({"early_ship": false, "requested_date": "2025-03-10"}));
         let p = plan(None, &o, &mut meta, day("2025-03-01"));
-        assert_eq!(p[0].skip.as_deref(), Some("early ship No before the requested date"));
+        assert_eq!(
+            p[0].skip.as_deref(),
+            Some("early ship No before the requested date")
+        );
         assert!(meta.early_ship_pending);
         let p = plan(Some(&o), &o, &mut meta, day("2025-03-10"));
         assert_eq!(kinds(&p), vec![(Kind::OrderAvailable, false)]);

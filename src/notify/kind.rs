@@ -55,7 +55,10 @@ impl Kind {
     /// Order notifications obey the recipient's preferences; answers to a
     /// person who wrote to us (acknowledgements, relays, link codes) do not.
     pub fn is_order_notification(self) -> bool {
-        !matches!(self, Kind::EscalationAck | Kind::TeamReply | Kind::AccountLinkCode)
+        !matches!(
+            self,
+            Kind::EscalationAck | Kind::TeamReply | Kind::AccountLinkCode
+        )
     }
 }
 

@@ -10,7 +10,8 @@ use lettre::message::{Mailbox as LMailbox, MultiPart};
 use crate::domain::{Lang, Mailbox};
 
 const AUTO_SUBMITTED: HeaderName = HeaderName::new_from_ascii_str("Auto-Submitted");
-const AUTO_RESPONSE_SUPPRESS: HeaderName = HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
+const AUTO_RESPONSE_SUPPRESS: HeaderName =
+    HeaderName::new_from_ascii_str("X-Auto-Response-Suppress");
 const LIST_UNSUBSCRIBE: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe");
 const CONTENT_LANGUAGE: HeaderName = HeaderName::new_from_ascii_str("Content-Language");
 const LIST_UNSUBSCRIBE_POST: HeaderName = HeaderName::new_from_ascii_str("List-Unsubscribe-Post");
@@ -79,17 +80,24 @@ pub fn header_text(s: &str) -> String {
 /// In-Reply-To from an inbound mail is dropped rather than copied).
 pub fn msg_id(s: &str) -> Option<String> {
     let t = s.trim();
-    let inner = t.strip_prefix('<').and_then(|x| x.strip_suffix('>')).unwrap_or(t);
+    let inner = t
+        .strip_prefix('<')
+        .and_then(|x| x.strip_suffix('>'))
+        .unwrap_or(t);
     let ok = inner.len() <= 250
-        && inner.split_once('@').is_some_and(|(l, r)| !l.is_empty() && !r.is_empty())
-        && inner.bytes().all(|b| b.is_ascii_graphic() && !b"<>\"\\()[],;:".contains(&b) || b == b'@');
+        && inner
+            .split_once('@')
+            .is_some_and(|(l, r)| !l.is_empty() && !r.is_empty())
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !b"<>\"\\()[],;:".contains(&b) || b == b'@');
     ok.then(|| format!("<{inner}>"))
 }
 
 fn mailbox(name: Option<&str>, addr: &str) -> Result<LMailbox, MessageError> {
-    let address = addr
-        .parse()
-        .map_err(|e: lettre::address::AddressError| MessageError::Address(addr.to_string(), e.to_string()))?;
+    let address = addr.parse().map_err(|e: lettre::address::AddressError| {
+        MessageError::Address(addr.to_string(), e.to_string())
+    })?;
     let name = name.map(header_text).filter(|n| !n.is_empty());
     Ok(LMailbox::new(name, address))
 }
@@ -102,9 +110,17 @@ pub fn build(p: &MailParts<'_>) -> Result<Vec<u8>, MessageError> {
         .to(mailbox(p.to.name.as_deref(), p.to.email.as_str())?)
         .subject(header_text(p.subject))
         .date_now()
-        .message_id(Some(msg_id(p.message_id).ok_or_else(|| MessageError::Build(format!("bad Message-ID {:?}", p.message_id)))?))
-        .raw_header(HeaderValue::new(CONTENT_LANGUAGE, p.lang.as_str().to_string()))
-        .raw_header(HeaderValue::new(AUTO_SUBMITTED, p.auto.as_str().to_string()))
+        .message_id(Some(msg_id(p.message_id).ok_or_else(|| {
+            MessageError::Build(format!("bad Message-ID {:?}", p.message_id))
+        })?))
+        .raw_header(HeaderValue::new(
+            CONTENT_LANGUAGE,
+            p.lang.as_str().to_string(),
+        ))
+        .raw_header(HeaderValue::new(
+            AUTO_SUBMITTED,
+            p.auto.as_str().to_string(),
+        ))
         .raw_header(HeaderValue::new(AUTO_RESPONSE_SUPPRESS, "All".to_string()));
     if let Some(irt) = p.in_reply_to.and_then(msg_id) {
         b = b.in_reply_to(irt);
@@ -117,10 +133,16 @@ pub fn build(p: &MailParts<'_>) -> Result<Vec<u8>, MessageError> {
         let url = header_text(url).replace(['<', '>'], "");
         b = b
             .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE, format!("<{url}>")))
-            .raw_header(HeaderValue::new(LIST_UNSUBSCRIBE_POST, "List-Unsubscribe=One-Click".to_string()));
+            .raw_header(HeaderValue::new(
+                LIST_UNSUBSCRIBE_POST,
+                "List-Unsubscribe=One-Click".to_string(),
+            ));
     }
     let msg = b
-        .multipart(MultiPart::alternative_plain_html(p.text.to_string(), p.html.to_string()))
+        .multipart(MultiPart::alternative_plain_html(
+            p.text.to_string(),
+            p.html.to_string(),
+        ))
         .map_err(|e| MessageError::Build(e.to_string()))?;
     Ok(msg.formatted())
 }

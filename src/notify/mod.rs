@@ -17,6 +17,7 @@
 //!   `Store::order_by_token` maps a token back to (order, recipient).
 //! - [`sender::Sender`]: the delivery task (SMTP with TCP_NODELAY, or `.eml` files).
 
+pub mod bench_sink;
 pub mod cmd;
 mod context;
 mod events;
@@ -43,7 +44,9 @@ pub use token::{KeyError, ReplyToken, ServerKey};
 
 use crate::config::Config;
 use crate::domain::{EmailAddress, Lang, Mailbox, Order, OrderId, OrderRejection, parse_order};
-use crate::store::{Commit, HistoryEntry, MailRecord, OutboxItem, OutboxStatus, Store, StoreError, TokenTarget};
+use crate::store::{
+    Commit, HistoryEntry, MailRecord, OutboxItem, OutboxStatus, Store, StoreError, TokenTarget,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
@@ -184,10 +187,20 @@ impl Notifier {
     pub fn new(store: Store, config: &Config) -> Result<Notifier, NotifyError> {
         let key = ServerKey::load_or_create(&config.data_dir)?;
         let templates = Templates::load(None)?;
-        Ok(Self::from_parts(store, templates, key, MailSettings::from_config(config)))
+        Ok(Self::from_parts(
+            store,
+            templates,
+            key,
+            MailSettings::from_config(config),
+        ))
     }
 
-    pub fn from_parts(store: Store, templates: Templates, key: ServerKey, settings: MailSettings) -> Notifier {
+    pub fn from_parts(
+        store: Store,
+        templates: Templates,
+        key: ServerKey,
+        settings: MailSettings,
+    ) -> Notifier {
         Notifier {
             inner: Arc::new(Inner {
                 store,
@@ -230,7 +243,11 @@ impl Notifier {
         order
             .and_then(|o| o.recipients.iter().find(|r| r.email.key() == email.key()))
             .and_then(|r| r.reply_token.clone())
-            .unwrap_or_else(|| ReplyToken::mint(&self.inner.key, order.map(|o| &o.so), email).as_str().to_string())
+            .unwrap_or_else(|| {
+                ReplyToken::mint(&self.inner.key, order.map(|o| &o.so), email)
+                    .as_str()
+                    .to_string()
+            })
     }
 
     /// Imports orders given as JSON (one object or an array). One bad order
@@ -254,29 +271,48 @@ impl Notifier {
     }
 
     /// Upserts validated orders and queues what their state changes call for.
-    pub fn import(&self, orders: Vec<Order>, requested_by: &str, report: &mut ImportReport) -> Result<(), NotifyError> {
+    pub fn import(
+        &self,
+        orders: Vec<Order>,
+        requested_by: &str,
+        report: &mut ImportReport,
+    ) -> Result<(), NotifyError> {
         let today = Utc::now().date_naive();
         for order in orders {
             let so = order.so.clone();
-            let existed = self.inner.store.exclusive(|| self.upsert(order, requested_by, today, report))?;
+            let existed = self
+                .inner
+                .store
+                .exclusive(|| self.upsert(order, requested_by, today, report))?;
             if existed {
                 report.updated.push(so.to_string());
             } else {
                 report.imported.push(so.to_string());
             }
         }
+        // One flush for the batch, before anything is acknowledged.
+        self.inner.store.flush()?;
         if report.queued > 0 {
             self.wake();
         }
         Ok(())
     }
 
-    fn upsert(&self, mut order: Order, requested_by: &str, today: NaiveDate, report: &mut ImportReport) -> Result<bool, NotifyError> {
+    fn upsert(
+        &self,
+        mut order: Order,
+        requested_by: &str,
+        today: NaiveDate,
+        report: &mut ImportReport,
+    ) -> Result<bool, NotifyError> {
         let store = &self.inner.store;
         let prev = store.order(&order.so)?;
         let mut meta = store.order_meta(&order.so)?;
         if order.available_at.is_none() && !order.has_open_hold() {
-            order.available_at = prev.as_ref().and_then(|p| p.available_at).or(Some(Utc::now().fixed_offset()));
+            order.available_at = prev
+                .as_ref()
+                .and_then(|p| p.available_at)
+                .or(Some(Utc::now().fixed_offset()));
         }
         let planned = events::plan(prev.as_ref(), &order, &mut meta, today);
         let now = Utc::now();
@@ -285,7 +321,13 @@ impl Notifier {
         let mut commit = Commit::default();
         for r in &order.recipients {
             let token = self.token_for(Some(&order), &r.email);
-            commit.tokens.push((token, TokenTarget { so: Some(order.so.clone()), email: r.email.clone() }));
+            commit.tokens.push((
+                token,
+                TokenTarget {
+                    so: Some(order.so.clone()),
+                    email: r.email.clone(),
+                },
+            ));
         }
         for id in &order.notification_ids {
             commit.message_ids.push((id.clone(), order.so.clone()));
@@ -296,7 +338,10 @@ impl Notifier {
                     key: format!("{}/{}/{}/{}", order.so, p.kind, r.email.key(), p.key_suffix),
                     kind: p.kind,
                     order: Some(&order),
-                    to: Mailbox { name: r.name.clone(), email: r.email.clone() },
+                    to: Mailbox {
+                        name: r.name.clone(),
+                        email: r.email.clone(),
+                    },
                     lang: order.lang_for(r),
                     lines: order.lines.iter().map(|l| l.line.clone()).collect(),
                     line_notes: Vec::new(),
@@ -330,9 +375,12 @@ impl Notifier {
             if !store.order_meta(&so)?.early_ship_pending {
                 continue;
             }
-            let Some(order) = store.order(&so)? else { continue };
+            let Some(order) = store.order(&so)? else {
+                continue;
+            };
             let mut report = ImportReport::default();
             store.exclusive(|| self.upsert(order, "scheduler", today, &mut report))?;
+            store.flush()?;
             if report.queued > 0 {
                 released += 1;
             }
@@ -349,7 +397,11 @@ impl Notifier {
         if store.seen_key(&m.idempotency_key)? {
             return Ok(EnqueueOutcome::Duplicate);
         }
-        let order = m.so.as_ref().map(|so| store.order(so)).transpose()?.flatten();
+        let order =
+            m.so.as_ref()
+                .map(|so| store.order(so))
+                .transpose()?
+                .flatten();
         let spec = MailSpec {
             key: m.idempotency_key.clone(),
             kind: m.kind,
@@ -367,14 +419,26 @@ impl Notifier {
         };
         let record = self.prepare(&spec)?;
         let result = match (&record.item, &record.entry.skipped) {
-            (Some(item), _) => EnqueueOutcome::Queued { outbox_id: item.id, message_id: item.message_id.clone() },
-            (None, reason) => EnqueueOutcome::Skipped { reason: reason.clone().unwrap_or_default() },
+            (Some(item), _) => EnqueueOutcome::Queued {
+                outbox_id: item.id,
+                message_id: item.message_id.clone(),
+            },
+            (None, reason) => EnqueueOutcome::Skipped {
+                reason: reason.clone().unwrap_or_default(),
+            },
         };
         let mut commit = Commit::default();
         let token = self.token_for(order.as_ref(), &m.to.email);
-        commit.tokens.push((token, TokenTarget { so: m.so.clone(), email: m.to.email.clone() }));
+        commit.tokens.push((
+            token,
+            TokenTarget {
+                so: m.so.clone(),
+                email: m.to.email.clone(),
+            },
+        ));
         commit.mails.push(record);
         let outcome = store.commit(commit)?;
+        store.flush()?;
         if !outcome.duplicates.is_empty() {
             return Ok(EnqueueOutcome::Duplicate);
         }
@@ -404,22 +468,35 @@ impl Notifier {
         let skip = match &s.skip {
             Some(r) => Some(r.clone()),
             None if store.is_suppressed(&s.to.email)? => Some("suppressed address".to_string()),
-            None if s.kind.is_order_notification() && !store.wants(&s.to.email, s.kind.as_str())? => {
+            None if s.kind.is_order_notification()
+                && !store.wants(&s.to.email, s.kind.as_str())? =>
+            {
                 Some("preference: no notifications".to_string())
             }
             None => None,
         };
         if let Some(reason) = skip {
             entry.skipped = Some(reason);
-            return Ok(MailRecord { key: s.key.clone(), item: None, entry });
+            return Ok(MailRecord {
+                key: s.key.clone(),
+                item: None,
+                entry,
+            });
         }
         let settings = &self.inner.settings;
         let token = self.token_for(s.order, &s.to.email);
-        let unsubscribe = s.kind.is_order_notification().then(|| format!("{}/v1/unsubscribe/{token}", settings.public_url));
+        let unsubscribe = s
+            .kind
+            .is_order_notification()
+            .then(|| format!("{}/v1/unsubscribe/{token}", settings.public_url));
         let ctx = context::build(s, &token, settings, unsubscribe.as_deref());
         let rendered = self.inner.templates.render(s.kind, s.lang, &ctx)?;
         let suffix: u32 = rand::thread_rng().r#gen();
-        let message_id = format!("<{}.{id}.{suffix:08x}@{}>", so.as_ref().map_or("x", |o| o.as_str()), settings.domain);
+        let message_id = format!(
+            "<{}.{id}.{suffix:08x}@{}>",
+            so.as_ref().map_or("x", |o| o.as_str()),
+            settings.domain
+        );
         let reply_to = format!("reply+{token}@{}", settings.domain);
         let from_addr = format!("{}@{}", settings.from_local, settings.domain);
         let raw = message::build(&message::MailParts {
@@ -455,7 +532,11 @@ impl Notifier {
             created_at: Utc::now(),
             sent_at: None,
         };
-        Ok(MailRecord { key: s.key.clone(), item: Some(item), entry })
+        Ok(MailRecord {
+            key: s.key.clone(),
+            item: Some(item),
+            entry,
+        })
     }
 
     /// An order's history joined with delivery results.
@@ -463,7 +544,11 @@ impl Notifier {
         let store = &self.inner.store;
         let mut out = Vec::new();
         for entry in store.history(so)? {
-            let item = entry.outbox_id.map(|id| store.outbox_item(id)).transpose()?.flatten();
+            let item = entry
+                .outbox_id
+                .map(|id| store.outbox_item(id))
+                .transpose()?
+                .flatten();
             let (status, attempts, last_error, sent_at) = match (&entry.skipped, item) {
                 (Some(_), _) => ("skipped".to_string(), 0, None, None),
                 (None, Some(i)) => (
@@ -479,18 +564,34 @@ impl Notifier {
                 ),
                 (None, None) => ("unknown".to_string(), 0, None, None),
             };
-            out.push(HistoryView { entry, status, attempts, last_error, sent_at });
+            out.push(HistoryView {
+                entry,
+                status,
+                attempts,
+                last_error,
+                sent_at,
+            });
         }
         Ok(out)
     }
 
     /// Renders a kind for a sample order without queuing anything (previews,
     /// the render benchmark).
-    pub fn render_preview(&self, kind: Kind, order: &Order, lang: Lang) -> Result<Rendered, NotifyError> {
+    pub fn render_preview(
+        &self,
+        kind: Kind,
+        order: &Order,
+        lang: Lang,
+    ) -> Result<Rendered, NotifyError> {
         let r = order.recipients.first();
         let to = r.map_or_else(
             || "preview@example.com".parse::<Mailbox>(),
-            |r| Ok(Mailbox { name: r.name.clone(), email: r.email.clone() }),
+            |r| {
+                Ok(Mailbox {
+                    name: r.name.clone(),
+                    email: r.email.clone(),
+                })
+            },
         )?;
         let spec = MailSpec {
             key: String::new(),
@@ -508,16 +609,27 @@ impl Notifier {
             references: Vec::new(),
         };
         let token = self.token_for(Some(order), &to.email);
-        let ctx = context::build(&spec, &token, &self.inner.settings, Some("https://unsubscribe.example"));
+        let ctx = context::build(
+            &spec,
+            &token,
+            &self.inner.settings,
+            Some("https://unsubscribe.example"),
+        );
         Ok(self.inner.templates.render(kind, lang, &ctx)?)
     }
 
     /// Unsubscribe by token: all notifications, or one kind.
-    pub fn unsubscribe(&self, token: &str, kind: Option<Kind>) -> Result<Option<EmailAddress>, NotifyError> {
+    pub fn unsubscribe(
+        &self,
+        token: &str,
+        kind: Option<Kind>,
+    ) -> Result<Option<EmailAddress>, NotifyError> {
         let Some(target) = self.inner.store.order_by_token(token)? else {
             return Ok(None);
         };
-        self.inner.store.set_preference(&target.email, kind.map(Kind::as_str), false)?;
+        self.inner
+            .store
+            .set_preference(&target.email, kind.map(Kind::as_str), false)?;
         Ok(Some(target.email))
     }
 }

@@ -41,7 +41,11 @@ pub enum ObaError {
     NoOrder(OrderId),
     /// A 422: names the field and the bad value; nothing was sent.
     #[error("{message}")]
-    Invalid { message: String, field: String, value: String },
+    Invalid {
+        message: String,
+        field: String,
+        value: String,
+    },
     #[error(transparent)]
     Notify(#[from] NotifyError),
 }
@@ -62,11 +66,13 @@ pub struct ObaOutcome {
 
 fn note(v: &Option<String>, field: String) -> Result<Option<String>, ObaError> {
     match v {
-        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => Err(ObaError::Invalid {
-            message: "notes must be one line of at most 200 characters".into(),
-            field,
-            value: s.clone(),
-        }),
+        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => {
+            Err(ObaError::Invalid {
+                message: "notes must be one line of at most 200 characters".into(),
+                field,
+                value: s.clone(),
+            })
+        }
         Some(s) if s.trim().is_empty() => Ok(None),
         other => Ok(other.as_ref().map(|s| s.trim().to_string())),
     }
@@ -79,31 +85,61 @@ impl Notifier {
         let store = self.store();
         let sent_by = req.sent_by.trim();
         if sent_by.is_empty() || sent_by.len() > 254 || sent_by.chars().any(char::is_control) {
-            return Err(ObaError::Invalid { message: "sent_by must name who sends the request".into(), field: "sent_by".into(), value: req.sent_by.clone() });
+            return Err(ObaError::Invalid {
+                message: "sent_by must name who sends the request".into(),
+                field: "sent_by".into(),
+                value: req.sent_by.clone(),
+            });
         }
         if req.lines.is_empty() {
-            return Err(ObaError::Invalid { message: "no lines selected".into(), field: "lines".into(), value: String::new() });
+            return Err(ObaError::Invalid {
+                message: "no lines selected".into(),
+                field: "lines".into(),
+                value: String::new(),
+            });
         }
         store.exclusive(|| {
-            let order = store.order(so).map_err(NotifyError::from)?.ok_or_else(|| ObaError::NoOrder(so.clone()))?;
+            let order = store
+                .order(so)
+                .map_err(NotifyError::from)?
+                .ok_or_else(|| ObaError::NoOrder(so.clone()))?;
             // (recipient, [(line, carton, ref)]) in first-seen order.
             let mut per: Vec<(Mailbox, Vec<(String, Option<String>, Option<String>)>)> = Vec::new();
             for (i, l) in req.lines.iter().enumerate() {
                 if order.line(&l.line).is_none() {
-                    return Err(ObaError::Invalid { message: format!("order {so} has no line {:?}", l.line), field: format!("lines[{i}].line"), value: l.line.clone() });
+                    return Err(ObaError::Invalid {
+                        message: format!("order {so} has no line {:?}", l.line),
+                        field: format!("lines[{i}].line"),
+                        value: l.line.clone(),
+                    });
                 }
                 let carton = note(&l.carton_note, format!("lines[{i}].carton_note"))?;
                 let cref = note(&l.customer_ref, format!("lines[{i}].customer_ref"))?;
                 let parsed = parse_address_list(&l.to);
                 if parsed.is_empty() {
-                    return Err(ObaError::Invalid { message: "no address".into(), field: format!("lines[{i}].to"), value: l.to.clone() });
+                    return Err(ObaError::Invalid {
+                        message: "no address".into(),
+                        field: format!("lines[{i}].to"),
+                        value: l.to.clone(),
+                    });
                 }
                 for r in parsed {
-                    let mb = r.map_err(|e| ObaError::Invalid { message: format!("invalid address on line {}: {}", l.line, e.reason), field: format!("lines[{i}].to"), value: e.input.clone() })?;
-                    match per.iter_mut().find(|(m, _)| m.email.key() == mb.email.key()) {
-                        Some((_, lines)) if !lines.iter().any(|(id, _, _)| id == &l.line) => lines.push((l.line.clone(), carton.clone(), cref.clone())),
+                    let mb = r.map_err(|e| ObaError::Invalid {
+                        message: format!("invalid address on line {}: {}", l.line, e.reason),
+                        field: format!("lines[{i}].to"),
+                        value: e.input.clone(),
+                    })?;
+                    match per
+                        .iter_mut()
+                        .find(|(m, _)| m.email.key() == mb.email.key())
+                    {
+                        Some((_, lines)) if !lines.iter().any(|(id, _, _)| id == &l.line) => {
+                            lines.push((l.line.clone(), carton.clone(), cref.clone()))
+                        }
                         Some(_) => {}
-                        None => per.push((mb, vec![(l.line.clone(), carton.clone(), cref.clone())])),
+                        None => {
+                            per.push((mb, vec![(l.line.clone(), carton.clone(), cref.clone())]))
+                        }
                     }
                 }
             }
@@ -113,15 +149,24 @@ impl Notifier {
             let mut commit = Commit::default();
             let mut mails = Vec::new();
             for (mb, lines) in &per {
-                let lang = order.recipients.iter().find(|r| r.email.key() == mb.email.key()).map_or(order.lang, |r| order.lang_for(r));
-                let groups: Vec<Vec<(String, Option<String>, Option<String>)>> = match req.grouping {
+                let lang = order
+                    .recipients
+                    .iter()
+                    .find(|r| r.email.key() == mb.email.key())
+                    .map_or(order.lang, |r| order.lang_for(r));
+                let groups: Vec<Vec<(String, Option<String>, Option<String>)>> = match req.grouping
+                {
                     Grouping::Grouped => vec![lines.clone()],
                     Grouping::PerLine => lines.iter().map(|l| vec![l.clone()]).collect(),
                 };
                 for g in groups {
                     let ids: Vec<String> = g.iter().map(|(id, _, _)| id.clone()).collect();
                     let spec = MailSpec {
-                        key: format!("{so}/oba_access/{}/{}/o{seq}", mb.email.key(), ids.join("+")),
+                        key: format!(
+                            "{so}/oba_access/{}/{}/o{seq}",
+                            mb.email.key(),
+                            ids.join("+")
+                        ),
                         kind: super::Kind::ObaAccess,
                         order: Some(&order),
                         to: mb.clone(),
@@ -140,9 +185,19 @@ impl Notifier {
                     commit.mails.push(rec);
                 }
                 let token = self.token_for(Some(&order), &mb.email);
-                commit.tokens.push((token, TokenTarget { so: Some(so.clone()), email: mb.email.clone() }));
+                commit.tokens.push((
+                    token,
+                    TokenTarget {
+                        so: Some(so.clone()),
+                        email: mb.email.clone(),
+                    },
+                ));
                 let line_ids: Vec<String> = lines.iter().map(|(id, _, _)| id.clone()).collect();
-                match meta.grants.iter_mut().find(|g| g.email.key() == mb.email.key()) {
+                match meta
+                    .grants
+                    .iter_mut()
+                    .find(|g| g.email.key() == mb.email.key())
+                {
                     Some(g) => {
                         for l in line_ids {
                             if !g.lines.contains(&l) {
@@ -150,17 +205,30 @@ impl Notifier {
                             }
                         }
                     }
-                    None => meta.grants.push(Grant { email: mb.email.clone(), lines: line_ids, granted_by: sent_by.to_string(), at: Utc::now() }),
+                    None => meta.grants.push(Grant {
+                        email: mb.email.clone(),
+                        lines: line_ids,
+                        granted_by: sent_by.to_string(),
+                        at: Utc::now(),
+                    }),
                 }
             }
             commit.meta = Some((so.clone(), meta));
             let outcome = store.commit(commit).map_err(NotifyError::from)?;
+            store.flush().map_err(NotifyError::from)?;
             self.wake();
-            let (sent, skipped): (Vec<_>, Vec<_>) = mails.into_iter().partition(|(_, _, s)| s.is_none());
+            let (sent, skipped): (Vec<_>, Vec<_>) =
+                mails.into_iter().partition(|(_, _, s)| s.is_none());
             Ok(ObaOutcome {
                 queued: outcome.queued.len(),
-                mails: sent.into_iter().map(|(to, lines, _)| ObaMail { to, lines }).collect(),
-                skipped: skipped.into_iter().map(|(to, lines, s)| json!({"to": to, "lines": lines, "reason": s})).collect(),
+                mails: sent
+                    .into_iter()
+                    .map(|(to, lines, _)| ObaMail { to, lines })
+                    .collect(),
+                skipped: skipped
+                    .into_iter()
+                    .map(|(to, lines, s)| json!({"to": to, "lines": lines, "reason": s}))
+                    .collect(),
             })
         })
     }

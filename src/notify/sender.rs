@@ -40,12 +40,20 @@ pub enum Delivery {
     /// 4xx or connection trouble: try again later.
     Transient(String),
     /// 5xx. `address` when the server refused the recipient itself.
-    Permanent { message: String, address: bool },
+    Permanent {
+        message: String,
+        address: bool,
+    },
 }
 
 enum Transport {
     Files(PathBuf),
-    Smtp { addr: String, tls_host: Option<String>, hello: ClientId, pool: Mutex<Vec<AsyncSmtpConnection>> },
+    Smtp {
+        addr: String,
+        tls_host: Option<String>,
+        hello: ClientId,
+        pool: Mutex<Vec<AsyncSmtpConnection>>,
+    },
 }
 
 struct RateLimit {
@@ -89,9 +97,19 @@ impl Sender {
         let transport = match &config.smtp.url {
             Some(url) => {
                 let tls = url.starts_with("smtps://");
-                let rest = url.trim_start_matches("smtps://").trim_start_matches("smtp://").trim_end_matches('/');
-                let addr = if rest.contains(':') { rest.to_string() } else { format!("{rest}:{}", if tls { 465 } else { 25 }) };
-                let host = addr.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_default();
+                let rest = url
+                    .trim_start_matches("smtps://")
+                    .trim_start_matches("smtp://")
+                    .trim_end_matches('/');
+                let addr = if rest.contains(':') {
+                    rest.to_string()
+                } else {
+                    format!("{rest}:{}", if tls { 465 } else { 25 })
+                };
+                let host = addr
+                    .rsplit_once(':')
+                    .map(|(h, _)| h.to_string())
+                    .unwrap_or_default();
                 Transport::Smtp {
                     addr,
                     tls_host: tls.then_some(host),
@@ -113,7 +131,8 @@ impl Sender {
             journal: Mutex::new(None),
             journal_path,
             rate: RateLimit {
-                interval: (config.outbox.rate_per_sec > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(config.outbox.rate_per_sec))),
+                interval: (config.outbox.rate_per_sec > 0)
+                    .then(|| Duration::from_secs_f64(1.0 / f64::from(config.outbox.rate_per_sec))),
                 next: tokio::sync::Mutex::new(tokio::time::Instant::now()),
             },
         };
@@ -139,14 +158,19 @@ impl Sender {
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), "replaying delivery journal");
             let now = Utc::now();
-            self.store().mark_sent_many(&ids.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
+            self.store()
+                .mark_sent_many(&ids.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
             self.store().flush()?;
         }
         self.reset_journal()
     }
 
     fn reset_journal(&self) -> Result<(), NotifyError> {
-        let f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&self.journal_path)?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&self.journal_path)?;
         *self.journal.lock().unwrap_or_else(|p| p.into_inner()) = Some(f);
         Ok(())
     }
@@ -172,7 +196,8 @@ impl Sender {
             if last_release != Some((today, chrono::Timelike::hour(&Utc::now()))) {
                 last_release = Some((today, chrono::Timelike::hour(&Utc::now())));
                 let n = self.notifier.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || n.release_due(today)).await {
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || n.release_due(today)).await
+                {
                     tracing::error!(error = %e, "early-ship release failed");
                 }
             }
@@ -182,7 +207,9 @@ impl Sender {
                 Err(e) => tracing::error!(error = %e, "outbox pass failed"),
             }
             let wait = match self.store().next_due_ms() {
-                Ok(Some(due)) => Duration::from_millis(due.saturating_sub(now_ms()).clamp(10, 60_000)),
+                Ok(Some(due)) => {
+                    Duration::from_millis(due.saturating_sub(now_ms()).clamp(10, 60_000))
+                }
                 _ => Duration::from_secs(60),
             };
             tokio::select! {
@@ -192,7 +219,11 @@ impl Sender {
             }
         }
         if let Transport::Smtp { pool, .. } = &self.transport {
-            let conns: Vec<_> = pool.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect();
+            let conns: Vec<_> = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+                .collect();
             for mut c in conns {
                 let _ = c.quit().await;
             }
@@ -220,7 +251,10 @@ impl Sender {
         }
         let mut by_domain: HashMap<String, Vec<OutboxItem>> = HashMap::new();
         for it in items {
-            by_domain.entry(it.to.domain().to_string()).or_default().push(it);
+            by_domain
+                .entry(it.to.domain().to_string())
+                .or_default()
+                .push(it);
         }
         let mut set = JoinSet::new();
         for (_, items) in by_domain {
@@ -248,7 +282,8 @@ impl Sender {
         }
         stats.sent = done.len();
         let now = Utc::now();
-        self.store().mark_sent_many(&done.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
+        self.store()
+            .mark_sent_many(&done.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
         self.store().flush_async().await?;
         self.reset_journal()?;
         Ok(stats)
@@ -271,10 +306,12 @@ impl Sender {
                     let outcome = if attempts >= self.cfg.max_attempts {
                         stats.dead += 1;
                         tracing::warn!(id = item.id, to = %item.to, error = %msg, "giving up after {attempts} attempts");
-                        self.store().mark_dead(item.id, &format!("{msg} (after {attempts} attempts)"))
+                        self.store()
+                            .mark_dead(item.id, &format!("{msg} (after {attempts} attempts)"))
                     } else {
                         stats.retried += 1;
-                        self.store().reschedule(item.id, now_ms() + self.backoff(attempts), &msg)
+                        self.store()
+                            .reschedule(item.id, now_ms() + self.backoff(attempts), &msg)
                     };
                     if let Err(e) = outcome {
                         tracing::error!(error = %e, "cannot record a failed delivery");
@@ -303,7 +340,10 @@ impl Sender {
     /// Exponential backoff with jitter: base·2^(n−1), then a random point in
     /// its upper half, capped.
     fn backoff(&self, attempts: u32) -> u64 {
-        let exp = self.cfg.backoff_base_ms.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
+        let exp = self
+            .cfg
+            .backoff_base_ms
+            .saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
         let capped = exp.min(self.cfg.backoff_max_ms).max(1);
         rand::thread_rng().gen_range(capped / 2..=capped)
     }
@@ -314,7 +354,12 @@ impl Sender {
                 Ok(()) => Delivery::Sent,
                 Err(e) => Delivery::Transient(format!("cannot write .eml: {e}")),
             },
-            Transport::Smtp { addr, tls_host, hello, pool } => {
+            Transport::Smtp {
+                addr,
+                tls_host,
+                hello,
+                pool,
+            } => {
                 if conn.is_none() {
                     let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
                     *conn = match pooled {
@@ -331,18 +376,33 @@ impl Sender {
                 let envelope = match (item.envelope_from.parse(), item.to.as_str().parse()) {
                     (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
                         Ok(e) => e,
-                        Err(e) => return Delivery::Permanent { message: format!("bad envelope: {e}"), address: false },
+                        Err(e) => {
+                            return Delivery::Permanent {
+                                message: format!("bad envelope: {e}"),
+                                address: false,
+                            };
+                        }
                     },
-                    _ => return Delivery::Permanent { message: "bad envelope address".into(), address: false },
+                    _ => {
+                        return Delivery::Permanent {
+                            message: "bad envelope address".into(),
+                            address: false,
+                        };
+                    }
                 };
-                let r = tokio::time::timeout(IO_TIMEOUT, c.send(&envelope, item.raw.as_bytes())).await;
+                let r =
+                    tokio::time::timeout(IO_TIMEOUT, c.send(&envelope, item.raw.as_bytes())).await;
                 let result = match r {
                     Ok(Ok(_)) => Delivery::Sent,
                     Ok(Err(e)) if e.is_permanent() => {
                         let code = e.status().map(|c| c.to_string()).unwrap_or_default();
                         // 550/551/553 and 5.1.x name the mailbox; other 5xx are about the message.
-                        let address = matches!(code.as_str(), "550" | "551" | "553") || e.to_string().contains("5.1.");
-                        Delivery::Permanent { message: e.to_string(), address }
+                        let address = matches!(code.as_str(), "550" | "551" | "553")
+                            || e.to_string().contains("5.1.");
+                        Delivery::Permanent {
+                            message: e.to_string(),
+                            address,
+                        }
                     }
                     Ok(Err(e)) => Delivery::Transient(e.to_string()),
                     Err(_) => Delivery::Transient("SMTP timeout".into()),
@@ -356,22 +416,36 @@ impl Sender {
     }
 }
 
-async fn connect(addr: &str, tls_host: Option<&str>, hello: &ClientId) -> Result<AsyncSmtpConnection, String> {
+async fn connect(
+    addr: &str,
+    tls_host: Option<&str>,
+    hello: &ClientId,
+) -> Result<AsyncSmtpConnection, String> {
     if let Some(host) = tls_host {
-        let params = lettre::transport::smtp::client::TlsParameters::new(host.to_string()).map_err(|e| e.to_string())?;
-        return AsyncSmtpConnection::connect_tokio1(addr.to_string(), Some(IO_TIMEOUT), hello, Some(params), None)
-            .await
-            .map_err(|e| format!("cannot connect to {addr}: {e}"));
+        let params = lettre::transport::smtp::client::TlsParameters::new(host.to_string())
+            .map_err(|e| e.to_string())?;
+        return AsyncSmtpConnection::connect_tokio1(
+            addr.to_string(),
+            Some(IO_TIMEOUT),
+            hello,
+            Some(params),
+            None,
+        )
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"));
     }
     let stream = tokio::time::timeout(IO_TIMEOUT, tokio::net::TcpStream::connect(addr))
         .await
         .map_err(|_| format!("connect to {addr} timed out"))?
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    tokio::time::timeout(IO_TIMEOUT, AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello))
-        .await
-        .map_err(|_| format!("SMTP greeting from {addr} timed out"))?
-        .map_err(|e| format!("SMTP session with {addr}: {e}"))
+    tokio::time::timeout(
+        IO_TIMEOUT,
+        AsyncSmtpConnection::connect_with_transport(Box::new(stream), hello),
+    )
+    .await
+    .map_err(|_| format!("SMTP greeting from {addr} timed out"))?
+    .map_err(|e| format!("SMTP session with {addr}: {e}"))
 }
 
 /// Writes `ID.eml` atomically; the name is the outbox id, so a replay

@@ -27,7 +27,10 @@ const SHARED: [&str; 4] = ["_layout.html", "_footer.txt", "_lines.txt", "_lines.
 
 macro_rules! tpl {
     ($path:expr) => {
-        ($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $path)))
+        (
+            $path,
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/", $path)),
+        )
     };
 }
 
@@ -45,8 +48,16 @@ macro_rules! embed_all {
 }
 
 static EMBEDDED: &[(&str, &str)] = embed_all!(
-    "order_available", "oba_access", "order_on_hold", "hold_released", "order_archived",
-    "order_restored", "pak_reminder", "download_window_closing", "escalation_ack", "team_reply",
+    "order_available",
+    "oba_access",
+    "order_on_hold",
+    "hold_released",
+    "order_archived",
+    "order_restored",
+    "pak_reminder",
+    "download_window_closing",
+    "escalation_ack",
+    "team_reply",
     "account_link_code"
 );
 
@@ -75,7 +86,10 @@ impl Templates {
         };
         match dir {
             Some(d) => Self::from_dir(&d),
-            None => Self::from_sources(EMBEDDED.iter().map(|(n, s)| (n.to_string(), s.to_string())), "embedded".into()),
+            None => Self::from_sources(
+                EMBEDDED.iter().map(|(n, s)| (n.to_string(), s.to_string())),
+                "embedded".into(),
+            ),
         }
     }
 
@@ -84,16 +98,20 @@ impl Templates {
     }
 
     fn load_embedded() -> Result<Templates, TemplateError> {
-        Self::from_sources(EMBEDDED.iter().map(|(n, s)| (n.to_string(), s.to_string())), "embedded".into())
+        Self::from_sources(
+            EMBEDDED.iter().map(|(n, s)| (n.to_string(), s.to_string())),
+            "embedded".into(),
+        )
     }
 
     pub fn from_dir(dir: &Path) -> Result<Templates, TemplateError> {
         let mut sources = Vec::new();
         for lang in Lang::ALL {
-            let names = SHARED
-                .iter()
-                .map(|s| s.to_string())
-                .chain(Kind::ALL.iter().flat_map(|k| PARTS.map(|p| format!("{k}.{p}"))));
+            let names = SHARED.iter().map(|s| s.to_string()).chain(
+                Kind::ALL
+                    .iter()
+                    .flat_map(|k| PARTS.map(|p| format!("{k}.{p}"))),
+            );
             for name in names {
                 let path = dir.join(lang.as_str()).join(&name);
                 match std::fs::read_to_string(&path) {
@@ -113,17 +131,22 @@ impl Templates {
     }
 
     /// Parses every template; an error names the file (and tera's report the line).
-    pub fn from_sources(sources: impl IntoIterator<Item = (String, String)>, origin: String) -> Result<Templates, TemplateError> {
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+        origin: String,
+    ) -> Result<Templates, TemplateError> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![".html"]);
         let sources: Vec<(String, String)> = sources.into_iter().collect();
         // Layouts first so that templates extending them resolve.
-        let (shared, rest): (Vec<_>, Vec<_>) = sources.into_iter().partition(|(n, _)| n.contains("/_"));
+        let (shared, rest): (Vec<_>, Vec<_>) =
+            sources.into_iter().partition(|(n, _)| n.contains("/_"));
         for (name, text) in shared.iter().chain(rest.iter()) {
-            tera.add_raw_template(name, text).map_err(|e| TemplateError::Load {
-                file: format!("{origin}/{name}"),
-                message: e.to_string(),
-            })?;
+            tera.add_raw_template(name, text)
+                .map_err(|e| TemplateError::Load {
+                    file: format!("{origin}/{name}"),
+                    message: e.to_string(),
+                })?;
         }
         for kind in Kind::ALL {
             for part in PARTS {
@@ -133,12 +156,23 @@ impl Templates {
                 }
             }
         }
-        Ok(Templates { tera, source: origin })
+        Ok(Templates {
+            tera,
+            source: origin,
+        })
     }
 
     /// Renders the three parts of `kind` in `lang` (falling back to English).
-    pub fn render(&self, kind: Kind, lang: Lang, ctx: &serde_json::Value) -> Result<Rendered, TemplateError> {
-        let used = if self.tera.contains_template(&format!("{lang}/{kind}.subject")) {
+    pub fn render(
+        &self,
+        kind: Kind,
+        lang: Lang,
+        ctx: &serde_json::Value,
+    ) -> Result<Rendered, TemplateError> {
+        let used = if self
+            .tera
+            .contains_template(&format!("{lang}/{kind}.subject"))
+        {
             lang
         } else {
             tracing::info!(kind = %kind, lang = %lang, "no template in this language, using English");
@@ -150,13 +184,18 @@ impl Templates {
         })?;
         let render = |part: &str| {
             let name = format!("{used}/{kind}.{part}");
-            self.tera.render(&name, &context).map_err(|e| TemplateError::Render {
-                name,
-                message: e.to_string(),
-            })
+            self.tera
+                .render(&name, &context)
+                .map_err(|e| TemplateError::Render {
+                    name,
+                    message: e.to_string(),
+                })
         };
         Ok(Rendered {
-            subject: render("subject")?.split_whitespace().collect::<Vec<_>>().join(" "),
+            subject: render("subject")?
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
             text: render("txt")?,
             html: render("html")?,
             lang: used,

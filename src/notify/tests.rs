@@ -11,7 +11,12 @@ pub(crate) fn notifier(dir: &Path) -> Notifier {
         from_local: "edelivery".into(),
         public_url: "https://edesk.example.com".into(),
     };
-    Notifier::from_parts(store, Templates::embedded().unwrap(), ServerKey::from_bytes([7; 32]), settings)
+    Notifier::from_parts(
+        store,
+        Templates::embedded().unwrap(),
+        ServerKey::from_bytes([7; 32]),
+        settings,
+    )
 }
 
 fn sample(so: &str) -> Value {
@@ -29,28 +34,46 @@ fn every_kind_renders_in_both_languages() {
         for lang in Lang::ALL {
             let r = n.render_preview(kind, &order, lang).unwrap();
             assert_eq!(r.lang, lang);
-            assert!(!r.subject.is_empty() && !r.subject.contains('\n'), "{kind} {lang}");
+            assert!(
+                !r.subject.is_empty() && !r.subject.contains('\n'),
+                "{kind} {lang}"
+            );
             assert!(r.html.contains("</html>"), "{kind} {lang}");
             // The recipient name is user data: escaped in HTML, verbatim in text.
-            assert!(r.html.contains("John &lt;b&gt;Harper&lt;&#x2F;b&gt;") || r.html.contains("John &lt;b&gt;Harper&lt;/b&gt;"), "{kind} {lang}: {}", r.html);
+            assert!(
+                r.html.contains("John &lt;b&gt;Harper&lt;&#x2F;b&gt;")
+                    || r.html.contains("John &lt;b&gt;Harper&lt;/b&gt;"),
+                "{kind} {lang}: {}",
+                r.html
+            );
             assert!(!r.html.contains("<b>Harper"), "{kind} {lang}");
             assert!(r.text.contains("John <b>Harper</b>"), "{kind} {lang}");
         }
     }
-    let r = n.render_preview(Kind::OrderAvailable, &order, Lang::En).unwrap();
+    let r = n
+        .render_preview(Kind::OrderAvailable, &order, Lang::En)
+        .unwrap();
     assert!(r.text.contains("9fb4c92d620d4be2a9f190e7fa6332b3"));
     assert!(r.text.contains("Register Product Authorization Key (PAK)"));
     assert!(r.html.contains("/orders/10458321/pak?t="));
-    let fr = n.render_preview(Kind::OrderAvailable, &order, Lang::Fr).unwrap();
+    let fr = n
+        .render_preview(Kind::OrderAvailable, &order, Lang::Fr)
+        .unwrap();
     assert!(fr.subject.starts_with("Votre commande 10458321"));
 }
 
 #[test]
 fn broken_template_names_the_file() {
-    let err = Templates::from_sources(vec![("en/order_available.html".to_string(), "{% if %}".to_string())], "templates".into())
-        .err()
-        .unwrap()
-        .to_string();
+    let err = Templates::from_sources(
+        vec![(
+            "en/order_available.html".to_string(),
+            "{% if %}".to_string(),
+        )],
+        "templates".into(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("templates/en/order_available.html"), "{err}");
 }
 
@@ -68,7 +91,12 @@ fn import_queues_once_and_records_skips() {
     let r = n.import_value(&v, "test").unwrap();
     assert_eq!(r.queued, 2, "hold released + available");
     let so: OrderId = "10458321".parse().unwrap();
-    let kinds: Vec<(String, String)> = n.history(&so).unwrap().into_iter().map(|h| (h.entry.kind, h.status)).collect();
+    let kinds: Vec<(String, String)> = n
+        .history(&so)
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.entry.kind, h.status))
+        .collect();
     assert_eq!(
         kinds,
         vec![
@@ -80,11 +108,19 @@ fn import_queues_once_and_records_skips() {
     );
     // Threading lookups for inbound.
     let item = n.store().outbox_list(None).unwrap().pop().unwrap();
-    assert_eq!(n.store().order_by_message_id(&item.message_id).unwrap(), Some(so.clone()));
+    assert_eq!(
+        n.store().order_by_message_id(&item.message_id).unwrap(),
+        Some(so.clone())
+    );
     let token = ReplyToken::from_address(&item.envelope_from).unwrap();
     let target = n.store().order_by_token(&token).unwrap().unwrap();
     assert_eq!(target.so, Some(so.clone()));
-    assert!(ReplyToken::verify(n.key(), &token, Some(&so), &target.email));
+    assert!(ReplyToken::verify(
+        n.key(),
+        &token,
+        Some(&so),
+        &target.email
+    ));
     assert_eq!(n.store().orders_by_po("po-10458321").unwrap(), vec![so]);
 }
 
@@ -98,8 +134,16 @@ fn preferences_and_suppression_skip_with_reason() {
     n.store().set_preference(&email, None, true).unwrap();
     n.store().suppress(&email, "550 test").unwrap();
     n.import_value(&sample("10000002"), "t").unwrap();
-    let reason = |so: &str| n.history(&so.parse().unwrap()).unwrap()[0].entry.skipped.clone();
-    assert_eq!(reason("10000001").as_deref(), Some("preference: no notifications"));
+    let reason = |so: &str| {
+        n.history(&so.parse().unwrap()).unwrap()[0]
+            .entry
+            .skipped
+            .clone()
+    };
+    assert_eq!(
+        reason("10000001").as_deref(),
+        Some("preference: no notifications")
+    );
     assert_eq!(reason("10000002").as_deref(), Some("suppressed address"));
 }
 
@@ -120,11 +164,16 @@ fn enqueue_is_idempotent_and_threads() {
         requested_by: "inbound".into(),
     };
     let first = n.enqueue(mail.clone()).unwrap();
-    let EnqueueOutcome::Queued { outbox_id, .. } = first else { panic!("{first:?}") };
+    let EnqueueOutcome::Queued { outbox_id, .. } = first else {
+        panic!("{first:?}")
+    };
     assert_eq!(n.enqueue(mail).unwrap(), EnqueueOutcome::Duplicate);
-    let raw = n.store().outbox_item(outbox_id).unwrap().unwrap().raw;
+    let raw = n.store().outbox_body(outbox_id).unwrap().unwrap();
     assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
     assert!(raw.contains("In-Reply-To: <abc@client.example>"));
     assert!(!raw.contains("Bcc"));
-    assert!(!raw.contains("List-Unsubscribe"), "acknowledgements are not list mail");
+    assert!(
+        !raw.contains("List-Unsubscribe"),
+        "acknowledgements are not list mail"
+    );
 }

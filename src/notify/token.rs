@@ -20,7 +20,10 @@ pub const TOKEN_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("server key {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("server key {path} is not 64 hex digits")]
     Malformed { path: PathBuf },
 }
@@ -42,11 +45,17 @@ impl ServerKey {
     /// Loads `data_dir/server.key`, creating it (mode 0600) on first start.
     pub fn load_or_create(data_dir: &Path) -> Result<ServerKey, KeyError> {
         let path = data_dir.join("server.key");
-        let io = |source| KeyError::Io { path: path.clone(), source };
+        let io = |source| KeyError::Io {
+            path: path.clone(),
+            source,
+        };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim()).map_err(|_| KeyError::Malformed { path: path.clone() })?;
-                let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyError::Malformed { path: path.clone() })?;
+                let bytes = hex::decode(text.trim())
+                    .map_err(|_| KeyError::Malformed { path: path.clone() })?;
+                let arr: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| KeyError::Malformed { path: path.clone() })?;
                 Ok(ServerKey(arr))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -67,7 +76,9 @@ impl ServerKey {
                         Ok(ServerKey(key))
                     }
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(data_dir),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(data_dir)
+                    }
                     Err(e) => Err(io(e)),
                 }
             }
@@ -101,11 +112,20 @@ impl ReplyToken {
     }
 
     /// Constant-time check that `token` was minted for (so, email) under `key`.
-    pub fn verify(key: &ServerKey, token: &str, so: Option<&OrderId>, email: &EmailAddress) -> bool {
+    pub fn verify(
+        key: &ServerKey,
+        token: &str,
+        so: Option<&OrderId>,
+        email: &EmailAddress,
+    ) -> bool {
         let Ok(bytes) = hex::decode(token.trim().to_ascii_lowercase()) else {
             return false;
         };
-        bytes.len() == TOKEN_LEN / 2 && key.mac("reply", so, email).verify_truncated_left(&bytes).is_ok()
+        bytes.len() == TOKEN_LEN / 2
+            && key
+                .mac("reply", so, email)
+                .verify_truncated_left(&bytes)
+                .is_ok()
     }
 
     /// Extracts the token from `reply+TOKEN@domain` / `bounces+TOKEN@domain`.
@@ -141,7 +161,10 @@ mod tests {
 
     #[test]
     fn address_extraction() {
-        assert_eq!(ReplyToken::from_address("reply+AbC123@edesk.example.com").as_deref(), Some("abc123"));
+        assert_eq!(
+            ReplyToken::from_address("reply+AbC123@edesk.example.com").as_deref(),
+            Some("abc123")
+        );
         assert_eq!(ReplyToken::from_address("reply@edesk.example.com"), None);
         assert_eq!(ReplyToken::from_address("reply+a b@x.com"), None);
     }

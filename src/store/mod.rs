@@ -8,7 +8,7 @@
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
 //! - `order_meta`: `SO` → [`OrderMeta`] (state edesk owns: event counters, grants)
 //! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`
-//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `queue`: due-ms BE ++ id BE → ()
+//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message; `queue`: due-ms BE ++ id BE → ()
 //! - `keys`: idempotency key → outbox id (0 when the mail was skipped)
 //! - `history`: `SO` ++ 0 ++ id BE → [`HistoryEntry`]
 //! - `prefs`: `address-key/kind` (`*` = all) → "no" | "yes"
@@ -16,9 +16,10 @@
 //! - `counters`: `address-key/hour` → u64 BE
 //! - `meta`: `schema_version` → u32 BE
 //!
-//! Every method that acknowledges a write to a caller (`commit`, `set_*`,
-//! `suppress`, outbox transitions) flushes before returning, except
-//! `mark_sent_many`, whose caller journals first (see `notify::sender`).
+//! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
+//! outbox transitions) flushes before returning, except `commit` (callers
+//! batch, then `flush`) and `mark_sent_many` (the sender journals first, see
+//! `notify::sender`).
 
 mod history;
 mod outbox;
@@ -57,6 +58,7 @@ pub struct Store {
     order_meta: sled::Tree,
     index: sled::Tree,
     outbox: sled::Tree,
+    bodies: sled::Tree,
     queue: sled::Tree,
     keys: sled::Tree,
     history: sled::Tree,
@@ -68,7 +70,10 @@ pub struct Store {
     write_lock: Arc<std::sync::Mutex<()>>,
 }
 
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    tree: &'static str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
         tree,
         message: e.to_string(),
@@ -89,6 +94,7 @@ impl Store {
             order_meta: tree("order_meta")?,
             index: tree("index")?,
             outbox: tree("outbox")?,
+            bodies: tree("bodies")?,
             queue: tree("queue")?,
             keys: tree("keys")?,
             history: tree("history")?,
@@ -100,16 +106,22 @@ impl Store {
         };
         match store.db.get("schema_version")? {
             Some(v) => {
-                let found = u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    tree: "meta",
-                    message: "schema_version".into(),
-                })?);
+                let found =
+                    u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                        tree: "meta",
+                        message: "schema_version".into(),
+                    })?);
                 if found > SCHEMA_VERSION {
-                    return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
                 }
             }
             None => {
-                store.db.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+                store
+                    .db
+                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
                 store.db.flush()?;
             }
         }
@@ -133,7 +145,10 @@ impl Store {
     }
 
     pub fn order(&self, so: &OrderId) -> Result<Option<Order>, StoreError> {
-        self.orders.get(so.as_str())?.map(|b| decode("orders", &b)).transpose()
+        self.orders
+            .get(so.as_str())?
+            .map(|b| decode("orders", &b))
+            .transpose()
     }
 
     pub fn order_meta(&self, so: &OrderId) -> Result<OrderMeta, StoreError> {
@@ -149,10 +164,12 @@ impl Store {
     pub fn order_ids(&self) -> impl Iterator<Item = Result<OrderId, StoreError>> + '_ {
         self.orders.iter().keys().map(|k| {
             let k = k?;
-            String::from_utf8_lossy(&k).parse().map_err(|_| StoreError::Corrupt {
-                tree: "orders",
-                message: "bad key".into(),
-            })
+            String::from_utf8_lossy(&k)
+                .parse()
+                .map_err(|_| StoreError::Corrupt {
+                    tree: "orders",
+                    message: "bad key".into(),
+                })
         })
     }
 
@@ -164,10 +181,12 @@ impl Store {
             .keys()
             .map(|k| {
                 let k = k?;
-                String::from_utf8_lossy(&k[prefix.len()..]).parse().map_err(|_| StoreError::Corrupt {
-                    tree: "index",
-                    message: "bad po key".into(),
-                })
+                String::from_utf8_lossy(&k[prefix.len()..])
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "index",
+                        message: "bad po key".into(),
+                    })
             })
             .collect()
     }
@@ -183,7 +202,10 @@ impl Store {
     /// The order a Message-ID we sent (or a migrated `notification_ids` entry) belongs to.
     /// Accepts the id with or without angle brackets.
     pub fn order_by_message_id(&self, message_id: &str) -> Result<Option<OrderId>, StoreError> {
-        let id = message_id.trim().trim_start_matches('<').trim_end_matches('>');
+        let id = message_id
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>');
         match self.index.get(format!("mid/{id}"))? {
             Some(b) => Ok(String::from_utf8_lossy(&b).parse().ok()),
             None => Ok(None),
@@ -205,8 +227,15 @@ impl Store {
         Ok(out)
     }
 
-    pub fn is_authorized_sender(&self, so: &OrderId, email: &EmailAddress) -> Result<bool, StoreError> {
-        Ok(self.authorized_senders(so)?.iter().any(|e| e.key() == email.key()))
+    pub fn is_authorized_sender(
+        &self,
+        so: &OrderId,
+        email: &EmailAddress,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .authorized_senders(so)?
+            .iter()
+            .any(|e| e.key() == email.key()))
     }
 
     /// A fresh unique id (outbox items, history entries).
@@ -215,12 +244,17 @@ impl Store {
         Ok(self.db.generate_id()? + 1)
     }
 
-    /// Writes a unit of work atomically and durably: order, its meta, index
-    /// entries and mail records. A mail record whose idempotency key was seen
+    /// Writes a unit of work atomically: order, its meta, index entries and
+    /// mail records. Not flushed: the caller flushes (once per batch) before
+    /// acknowledging. A mail record whose idempotency key was seen
     /// before is dropped (returned in `duplicates`).
     pub fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         let order_bytes = c.order.as_ref().map(serde_json::to_vec).transpose()?;
-        let meta_bytes = c.meta.as_ref().map(|(so, m)| Ok::<_, serde_json::Error>((so.clone(), serde_json::to_vec(m)?))).transpose()?;
+        let meta_bytes = c
+            .meta
+            .as_ref()
+            .map(|(so, m)| Ok::<_, serde_json::Error>((so.clone(), serde_json::to_vec(m)?)))
+            .transpose()?;
         let mut mails = Vec::with_capacity(c.mails.len());
         for m in &c.mails {
             let item = m.item.as_ref().map(serde_json::to_vec).transpose()?;
@@ -230,60 +264,95 @@ impl Store {
         if let Some(o) = &c.order
             && let Some(po) = &o.po
         {
-            index_puts.push((format!("po/{}/{}", po.as_str().to_lowercase(), o.so).into_bytes(), Vec::new()));
+            index_puts.push((
+                format!("po/{}/{}", po.as_str().to_lowercase(), o.so).into_bytes(),
+                Vec::new(),
+            ));
         }
         for (tok, target) in &c.tokens {
-            index_puts.push((format!("tok/{}", tok.to_ascii_lowercase()).into_bytes(), serde_json::to_vec(target)?));
+            index_puts.push((
+                format!("tok/{}", tok.to_ascii_lowercase()).into_bytes(),
+                serde_json::to_vec(target)?,
+            ));
         }
         for (mid, so) in &c.message_ids {
             let id = mid.trim().trim_start_matches('<').trim_end_matches('>');
-            index_puts.push((format!("mid/{id}").into_bytes(), so.as_str().as_bytes().to_vec()));
+            index_puts.push((
+                format!("mid/{id}").into_bytes(),
+                so.as_str().as_bytes().to_vec(),
+            ));
         }
         for (m, _, _) in &mails {
             if let Some(item) = &m.item
                 && let Some(so) = &item.so
             {
-                let id = item.message_id.trim_start_matches('<').trim_end_matches('>');
-                index_puts.push((format!("mid/{id}").into_bytes(), so.as_str().as_bytes().to_vec()));
+                let id = item
+                    .message_id
+                    .trim_start_matches('<')
+                    .trim_end_matches('>');
+                index_puts.push((
+                    format!("mid/{id}").into_bytes(),
+                    so.as_str().as_bytes().to_vec(),
+                ));
             }
         }
 
-        let result = (&self.orders, &self.order_meta, &self.index, &self.outbox, &self.queue, &self.keys, &self.history)
-            .transaction(|(orders, order_meta, index, outbox, queue, keys, history)| {
-                let mut outcome = CommitOutcome::default();
-                if let (Some(o), Some(b)) = (&c.order, &order_bytes) {
-                    orders.insert(o.so.as_str().as_bytes(), b.as_slice())?;
-                }
-                if let Some((so, b)) = &meta_bytes {
-                    order_meta.insert(so.as_str().as_bytes(), b.as_slice())?;
-                }
-                for (k, v) in &index_puts {
-                    index.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (m, item_bytes, entry_bytes) in &mails {
-                    if keys.get(m.key.as_bytes())?.is_some() {
-                        outcome.duplicates.push(m.key.clone());
-                        continue;
+        let result = (
+            &self.orders,
+            &self.order_meta,
+            &self.index,
+            &self.outbox,
+            &self.bodies,
+            &self.queue,
+            &self.keys,
+            &self.history,
+        )
+            .transaction(
+                |(orders, order_meta, index, outbox, bodies, queue, keys, history)| {
+                    let mut outcome = CommitOutcome::default();
+                    if let (Some(o), Some(b)) = (&c.order, &order_bytes) {
+                        orders.insert(o.so.as_str().as_bytes(), b.as_slice())?;
                     }
-                    let id = m.item.as_ref().map_or(0, |i| i.id);
-                    keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
-                    if let (Some(item), Some(b)) = (&m.item, item_bytes) {
-                        outbox.insert(&item.id.to_be_bytes(), b.as_slice())?;
-                        queue.insert(queue_key(item.next_attempt_ms, item.id).as_slice(), &[])?;
-                        outcome.queued.push(item.id);
-                    } else {
-                        outcome.skipped += 1;
+                    if let Some((so, b)) = &meta_bytes {
+                        order_meta.insert(so.as_str().as_bytes(), b.as_slice())?;
                     }
-                    history.insert(history_key(m.entry.so.as_ref(), m.entry.id).as_slice(), entry_bytes.as_slice())?;
-                }
-                Ok::<_, ConflictableTransactionError<()>>(outcome)
-            });
+                    for (k, v) in &index_puts {
+                        index.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (m, item_bytes, entry_bytes) in &mails {
+                        if keys.get(m.key.as_bytes())?.is_some() {
+                            outcome.duplicates.push(m.key.clone());
+                            continue;
+                        }
+                        let id = m.item.as_ref().map_or(0, |i| i.id);
+                        keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
+                        if let (Some(item), Some(b)) = (&m.item, item_bytes) {
+                            outbox.insert(&item.id.to_be_bytes(), b.as_slice())?;
+                            bodies.insert(&item.id.to_be_bytes(), item.raw.as_bytes())?;
+                            queue
+                                .insert(queue_key(item.next_attempt_ms, item.id).as_slice(), &[])?;
+                            outcome.queued.push(item.id);
+                        } else {
+                            outcome.skipped += 1;
+                        }
+                        history.insert(
+                            history_key(m.entry.so.as_ref(), m.entry.id).as_slice(),
+                            entry_bytes.as_slice(),
+                        )?;
+                    }
+                    Ok::<_, ConflictableTransactionError<()>>(outcome)
+                },
+            );
         let outcome = match result {
             Ok(o) => o,
             Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => return Err(StoreError::Corrupt { tree: "commit", message: "aborted".into() }),
+            Err(TransactionError::Abort(())) => {
+                return Err(StoreError::Corrupt {
+                    tree: "commit",
+                    message: "aborted".into(),
+                });
+            }
         };
-        self.db.flush()?;
         Ok(outcome)
     }
 
@@ -301,7 +370,9 @@ pub(crate) fn queue_key(due_ms: u64, id: u64) -> [u8; 16] {
 }
 
 pub(crate) fn history_key(so: Option<&OrderId>, id: u64) -> Vec<u8> {
-    let mut k = so.map(|s| s.as_str().as_bytes().to_vec()).unwrap_or_else(|| b"-".to_vec());
+    let mut k = so
+        .map(|s| s.as_str().as_bytes().to_vec())
+        .unwrap_or_else(|| b"-".to_vec());
     k.push(0);
     k.extend_from_slice(&id.to_be_bytes());
     k

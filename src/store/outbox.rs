@@ -4,7 +4,18 @@ use super::{OutboxItem, OutboxStatus, Store, StoreError, decode, now_ms, queue_k
 
 impl Store {
     pub fn outbox_item(&self, id: u64) -> Result<Option<OutboxItem>, StoreError> {
-        self.outbox.get(id.to_be_bytes())?.map(|b| decode("outbox", &b)).transpose()
+        self.outbox
+            .get(id.to_be_bytes())?
+            .map(|b| decode("outbox", &b))
+            .transpose()
+    }
+
+    /// The raw message of an item.
+    pub fn outbox_body(&self, id: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .bodies
+            .get(id.to_be_bytes())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// Outbox items, oldest first, optionally only those in one state.
@@ -24,12 +35,17 @@ impl Store {
         let mut out = Vec::new();
         for k in self.queue.range(..queue_key(now_ms, u64::MAX)).keys() {
             let k = k?;
-            let id = <[u8; 8]>::try_from(&k[8..16]).map(u64::from_be_bytes).map_err(|_| StoreError::Corrupt {
-                tree: "queue",
-                message: "bad key".into(),
-            })?;
+            let id = <[u8; 8]>::try_from(&k[8..16])
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    tree: "queue",
+                    message: "bad key".into(),
+                })?;
             match self.outbox_item(id)? {
-                Some(item) if item.status == OutboxStatus::Pending => out.push(item),
+                Some(mut item) if item.status == OutboxStatus::Pending => {
+                    item.raw = self.outbox_body(id)?.unwrap_or_default();
+                    out.push(item)
+                }
                 // A stale queue entry (item finished meanwhile): drop it.
                 _ => {
                     self.queue.remove(k)?;
@@ -54,9 +70,11 @@ impl Store {
         if let Some(d) = old_due {
             self.queue.remove(queue_key(d, item.id))?;
         }
-        self.outbox.insert(item.id.to_be_bytes(), serde_json::to_vec(item)?)?;
+        self.outbox
+            .insert(item.id.to_be_bytes(), serde_json::to_vec(item)?)?;
         if item.status == OutboxStatus::Pending {
-            self.queue.insert(queue_key(item.next_attempt_ms, item.id), &[])?;
+            self.queue
+                .insert(queue_key(item.next_attempt_ms, item.id), &[])?;
         }
         Ok(())
     }

@@ -8,7 +8,12 @@ const ALL_KINDS: &str = "*";
 impl Store {
     /// Sets whether `email` receives `kind` (`None` = every notification, the
     /// source document's "Notification email preference").
-    pub fn set_preference(&self, email: &EmailAddress, kind: Option<&str>, send: bool) -> Result<(), StoreError> {
+    pub fn set_preference(
+        &self,
+        email: &EmailAddress,
+        kind: Option<&str>,
+        send: bool,
+    ) -> Result<(), StoreError> {
         let key = format!("{}/{}", email.key(), kind.unwrap_or(ALL_KINDS));
         self.prefs.insert(key, if send { "yes" } else { "no" })?;
         self.db.flush()?;
@@ -33,7 +38,10 @@ impl Store {
             .scan_prefix(prefix.as_bytes())
             .map(|r| {
                 let (k, v) = r?;
-                Ok((String::from_utf8_lossy(&k[prefix.len()..]).into_owned(), v.as_ref() != b"no"))
+                Ok((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    v.as_ref() != b"no",
+                ))
             })
             .collect()
     }
@@ -54,7 +62,11 @@ impl Store {
     }
 
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
-        self.suppress.iter().values().map(|v| decode("suppress", &v?)).collect()
+        self.suppress
+            .iter()
+            .values()
+            .map(|v| decode("suppress", &v?))
+            .collect()
     }
 
     /// Removes an address from the suppression list; false when it was not on it.
@@ -76,6 +88,7 @@ impl Store {
                 .map_or(0, u64::from_be_bytes);
             Some((n + 1).to_be_bytes().to_vec())
         })?;
-        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(1, u64::from_be_bytes))
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes))
     }
 }

@@ -14,7 +14,11 @@ pub struct Sink {
 
 impl Sink {
     pub fn start(dir: &Path) -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
@@ -24,9 +28,15 @@ impl Sink {
             .spawn()
             .expect("start /usr/bin/python3 tests/support/smtp_sink.py (needs python3-aiosmtpd)");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         assert_eq!(line.trim(), "ready", "sink did not start");
-        Sink { port, dir: dir.to_path_buf(), child }
+        Sink {
+            port,
+            dir: dir.to_path_buf(),
+            child,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -39,12 +49,20 @@ impl Sink {
             .unwrap()
             .filter_map(|e| {
                 let p = e.ok()?.path();
-                let n = p.file_name()?.to_str()?.strip_suffix(".eml")?.parse().ok()?;
+                let n = p
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".eml")?
+                    .parse()
+                    .ok()?;
                 Some((n, p))
             })
             .collect();
         files.sort();
-        files.into_iter().map(|(_, p)| std::fs::read(p).unwrap()).collect()
+        files
+            .into_iter()
+            .map(|(_, p)| std::fs::read(p).unwrap())
+            .collect()
     }
 }
 
