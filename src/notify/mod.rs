@@ -165,6 +165,9 @@ pub struct HistoryView {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// A line shown in an OBA mail: (line id, carton note, customer reference).
+pub(crate) type LineNote = (String, Option<String>, Option<String>);
+
 /// What one mail to prepare is.
 pub(crate) struct MailSpec<'a> {
     pub key: String,
@@ -174,7 +177,7 @@ pub(crate) struct MailSpec<'a> {
     pub lang: Lang,
     /// Lines the mail is about (history); for OBA also the lines shown.
     pub lines: Vec<String>,
-    pub line_notes: Vec<(String, Option<String>, Option<String>)>,
+    pub line_notes: Vec<LineNote>,
     pub extra: Value,
     pub requested_by: String,
     pub skip: Option<String>,
