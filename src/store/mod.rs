@@ -377,3 +377,41 @@ pub(crate) fn history_key(so: Option<&OrderId>, id: u64) -> Vec<u8> {
     k.extend_from_slice(&id.to_be_bytes());
     k
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferences_counters_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a: EmailAddress = "Ana@Example.com".parse().unwrap();
+        let same: EmailAddress = "ana@EXAMPLE.COM".parse().unwrap();
+        assert!(s.wants(&a, "order_available").unwrap());
+        s.set_preference(&a, None, false).unwrap();
+        s.set_preference(&a, Some("order_available"), true).unwrap();
+        assert!(
+            s.wants(&same, "order_available").unwrap(),
+            "per-kind setting wins"
+        );
+        assert!(
+            !s.wants(&same, "order_on_hold").unwrap(),
+            "global No applies to the rest"
+        );
+        assert_eq!(s.count_auto_mail(&a).unwrap(), 1);
+        assert_eq!(s.count_auto_mail(&same).unwrap(), 2);
+        drop(s);
+        // Reopen: schema version present, data kept.
+        let s = Store::open(dir.path()).unwrap();
+        assert!(!s.wants(&a, "pak_reminder").unwrap());
+        s.db.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+        drop(s);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Schema { .. })
+        ));
+    }
+}
