@@ -61,6 +61,14 @@ static EMBEDDED: &[(&str, &str)] = embed_all!(
     "account_link_code"
 );
 
+/// The templates built into the binary, as (name, source).
+pub fn embedded_sources() -> Vec<(String, String)> {
+    EMBEDDED
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect()
+}
+
 /// The rendered parts of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
