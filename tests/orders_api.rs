@@ -160,8 +160,9 @@ async fn orders_oba_history_unsubscribe() {
         .into_iter()
         .find(|i| i.to.as_str() == "ana@example.com")
         .unwrap();
+    let ana_raw = n.store().outbox_body(ana_mail.id).unwrap().unwrap();
     let parsed = mail_parser::MessageParser::default()
-        .parse(ana_mail.raw.as_bytes())
+        .parse(ana_raw.as_bytes())
         .unwrap();
     let text = parsed.body_text(0).unwrap();
     assert!(
@@ -212,6 +213,43 @@ async fn orders_oba_history_unsubscribe() {
     .await
     .unwrap();
     assert_eq!(nf, 404);
+
+    // Preferences per kind, and "No" for all.
+    let (put, _) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            "PUT",
+            "/v1/preferences/ana@example.com",
+            r#"{"kind": "order_on_hold", "send": false}"#,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(put, 200);
+    let (bad, body) = tokio::task::spawn_blocking(move || {
+        http(
+            addr,
+            "PUT",
+            "/v1/preferences/ana@example.com",
+            r#"{"kind": "weather", "send": false}"#,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(bad, 422);
+    assert_eq!(j(&body)["field"], "kind");
+    let (_, body) = tokio::task::spawn_blocking(move || {
+        http(addr, "GET", "/v1/preferences/ana@example.com", "")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        j(&body)["preferences"],
+        json!([{"kind": "order_on_hold", "send": false}])
+    );
+    let ana: edesk::domain::EmailAddress = "ana@example.com".parse().unwrap();
+    assert!(!n.store().wants(&ana, "order_on_hold").unwrap());
+    assert!(n.store().wants(&ana, "order_available").unwrap());
 
     cancel.cancel();
     server.await.unwrap().unwrap();

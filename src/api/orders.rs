@@ -7,6 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+
+use crate::domain::EmailAddress;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -24,6 +26,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/unsubscribe/{token}",
             get(unsubscribe_page).post(unsubscribe),
         )
+        .route("/v1/preferences/{email}", get(get_prefs).put(put_pref))
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -235,4 +238,68 @@ async fn unsubscribe(
         .into_response()),
         None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown unsubscribe link")),
     }
+}
+
+fn parse_email(s: &str) -> Result<EmailAddress, ApiError> {
+    s.parse()
+        .map_err(|e: crate::domain::AddressError| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": e.to_string(), "field": "email", "value": s}),
+        })
+}
+
+async fn get_prefs(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let email = parse_email(&email)?;
+    let prefs = state
+        .notifier
+        .store()
+        .preferences(&email)
+        .map_err(internal)?;
+    let suppressed = state
+        .notifier
+        .store()
+        .is_suppressed(&email)
+        .map_err(internal)?;
+    Ok(Json(json!({
+        "email": email.as_str(),
+        "suppressed": suppressed,
+        "preferences": prefs.into_iter().map(|(k, send)| json!({"kind": if k == "*" { Value::Null } else { json!(k) }, "send": send})).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrefBody {
+    /// A notification kind, or absent/null for every notification.
+    kind: Option<String>,
+    send: bool,
+}
+
+/// Per recipient × kind, or "No" for all (the source document's preference).
+async fn put_pref(
+    State(state): State<AppState>,
+    Path(email): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let email = parse_email(&email)?;
+    let b: PrefBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("bad preference: {e}")))?;
+    let kind = match b.kind.as_deref() {
+        Some(k) => Some(k.parse::<Kind>().map_err(|e| ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({"error": e, "field": "kind", "value": k}),
+        })?),
+        None => None,
+    };
+    state
+        .notifier
+        .store()
+        .set_preference(&email, kind.map(Kind::as_str), b.send)
+        .map_err(internal)?;
+    Ok(Json(
+        json!({"email": email.as_str(), "kind": kind, "send": b.send}),
+    ))
 }

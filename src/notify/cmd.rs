@@ -86,6 +86,9 @@ pub enum NotifyCmd {
         /// Deliver to this SMTP server instead of `smtp.url` / files.
         #[arg(long)]
         smtp: Option<String>,
+        /// Deliver to a built-in SMTP sink that discards (measures edesk alone).
+        #[arg(long)]
+        sink: bool,
     },
     /// Render one kind for an order to stdout (`--part txt|html|subject`).
     Preview {
@@ -98,7 +101,7 @@ pub enum NotifyCmd {
     },
 }
 
-fn read_input(file: &PathBuf) -> Result<String, CmdError> {
+fn read_input(file: &std::path::Path) -> Result<String, CmdError> {
     let mut s = String::new();
     if file.as_os_str() == "-" {
         std::io::stdin()
@@ -324,11 +327,21 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
             }
             Ok(ExitCode::SUCCESS)
         }
-        NotifyCmd::Bench { orders, smtp } => {
+        NotifyCmd::Bench { orders, smtp, sink } => {
             let mut config = config.clone();
             if smtp.is_some() {
                 config.smtp.url = smtp;
             }
+            let rt = runtime()?;
+            let bench_sink = if sink {
+                let s = rt
+                    .block_on(super::bench_sink::start())
+                    .map_err(CmdError::Runtime)?;
+                config.smtp.url = Some(format!("smtp://{}", s.addr));
+                Some(s)
+            } else {
+                None
+            };
             let n = super::open_for_cli(&config)?;
             // Render only.
             let now = chrono::Utc::now().fixed_offset();
@@ -359,7 +372,10 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
                     )
                 })
                 .collect();
-            let rt = runtime()?;
+            // The sender runs alongside the import, as in the daemon.
+            let sender: Arc<Sender> = Sender::new(n.clone(), &config)?;
+            let stop = tokio_util::sync::CancellationToken::new();
+            let task = rt.spawn(sender.run(stop.clone()));
             let t = Instant::now();
             let mut report = ImportReport::default();
             for chunk in batch.chunks(100) {
@@ -368,18 +384,27 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
                 report.rejected.extend(r.rejected);
             }
             let import_s = t.elapsed().as_secs_f64();
-            let stats = rt.block_on(async {
-                let s: Arc<Sender> = Sender::new(n.clone(), &config)?;
-                s.drain().await
-            })?;
+            while n.store().next_due_ms()?.is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
             let total = t.elapsed().as_secs_f64();
+            stop.cancel();
+            let _ = rt.block_on(task);
+            let sent = n
+                .store()
+                .outbox_list(Some(crate::store::OutboxStatus::Sent))?
+                .len();
             println!(
-                "end to end: {} orders imported+rendered+queued in {import_s:.3}s, {} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
-                orders,
-                stats.sent,
+                "end to end: {orders} orders imported+rendered+queued in {import_s:.3}s, {sent} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
                 config.smtp.url.as_deref().unwrap_or("files"),
-                stats.sent as f64 / total
+                report.queued as f64 / total
             );
+            if let Some(s) = bench_sink {
+                println!(
+                    "sink received {}",
+                    s.received.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

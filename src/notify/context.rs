@@ -48,7 +48,7 @@ const EXTRA_KEYS: &[&str] = &[
     "reasons",
 ];
 
-fn order_value(o: &Order, lang: Lang, notes: &[(String, Option<String>, Option<String>)]) -> Value {
+fn order_value(o: &Order, lang: Lang, notes: &[super::LineNote]) -> Value {
     let lines: Vec<Value> = o
         .lines
         .iter()

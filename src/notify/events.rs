@@ -184,6 +184,41 @@ mod tests {
     }
 
     #[test]
+    fn line_level_holds_are_events_of_their_own() {
+        let mut meta = OrderMeta::default();
+        let today = day("2025-03-01");
+        let o = order(json!({}));
+        assert_eq!(
+            kinds(&plan(None, &o, &mut meta, today)),
+            vec![(Kind::OrderAvailable, false)]
+        );
+        let mut held = o.clone();
+        held.holds = vec![Hold {
+            kind: HoldType::Compliance,
+            line: Some("1.1".into()),
+            released: false,
+        }];
+        let p = plan(Some(&o), &held, &mut meta, today);
+        assert_eq!(
+            kinds(&p),
+            vec![(Kind::OrderOnHold, false)],
+            "already announced: no second availability mail"
+        );
+        let mut other_line = held.clone();
+        other_line.holds.push(Hold {
+            kind: HoldType::Compliance,
+            line: None,
+            released: false,
+        });
+        let p2 = plan(Some(&held), &other_line, &mut meta, today);
+        assert_eq!(kinds(&p2), vec![(Kind::OrderOnHold, false)]);
+        assert_ne!(
+            p[0].key_suffix, p2[0].key_suffix,
+            "each hold event has its own idempotency key"
+        );
+    }
+
+    #[test]
     fn early_ship_waits_for_requested_date() {
         let mut meta = OrderMeta::default();
         let o = order(json!({"early_ship": false, "requested_date": "2025-03-10"}));

@@ -17,6 +17,7 @@
 //!   `Store::order_by_token` maps a token back to (order, recipient).
 //! - [`sender::Sender`]: the delivery task (SMTP with TCP_NODELAY, or `.eml` files).
 
+pub mod bench_sink;
 pub mod cmd;
 mod context;
 mod events;
@@ -164,6 +165,9 @@ pub struct HistoryView {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
+/// A line shown in an OBA mail: (line id, carton note, customer reference).
+pub(crate) type LineNote = (String, Option<String>, Option<String>);
+
 /// What one mail to prepare is.
 pub(crate) struct MailSpec<'a> {
     pub key: String,
@@ -173,7 +177,7 @@ pub(crate) struct MailSpec<'a> {
     pub lang: Lang,
     /// Lines the mail is about (history); for OBA also the lines shown.
     pub lines: Vec<String>,
-    pub line_notes: Vec<(String, Option<String>, Option<String>)>,
+    pub line_notes: Vec<LineNote>,
     pub extra: Value,
     pub requested_by: String,
     pub skip: Option<String>,
@@ -289,6 +293,8 @@ impl Notifier {
                 report.imported.push(so.to_string());
             }
         }
+        // One flush for the batch, before anything is acknowledged.
+        self.inner.store.flush()?;
         if report.queued > 0 {
             self.wake();
         }
@@ -377,6 +383,7 @@ impl Notifier {
             };
             let mut report = ImportReport::default();
             store.exclusive(|| self.upsert(order, "scheduler", today, &mut report))?;
+            store.flush()?;
             if report.queued > 0 {
                 released += 1;
             }
@@ -434,6 +441,7 @@ impl Notifier {
         ));
         commit.mails.push(record);
         let outcome = store.commit(commit)?;
+        store.flush()?;
         if !outcome.duplicates.is_empty() {
             return Ok(EnqueueOutcome::Duplicate);
         }

@@ -4,7 +4,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{AutoSubmitted, MailSpec, Notifier, NotifyError};
+use super::{AutoSubmitted, LineNote, MailSpec, Notifier, NotifyError};
 use crate::domain::{Mailbox, OrderId, parse_address_list};
 use crate::store::{Commit, Grant, TokenTarget};
 
@@ -104,7 +104,7 @@ impl Notifier {
                 .map_err(NotifyError::from)?
                 .ok_or_else(|| ObaError::NoOrder(so.clone()))?;
             // (recipient, [(line, carton, ref)]) in first-seen order.
-            let mut per: Vec<(Mailbox, Vec<(String, Option<String>, Option<String>)>)> = Vec::new();
+            let mut per: Vec<(Mailbox, Vec<LineNote>)> = Vec::new();
             for (i, l) in req.lines.iter().enumerate() {
                 if order.line(&l.line).is_none() {
                     return Err(ObaError::Invalid {
@@ -154,8 +154,7 @@ impl Notifier {
                     .iter()
                     .find(|r| r.email.key() == mb.email.key())
                     .map_or(order.lang, |r| order.lang_for(r));
-                let groups: Vec<Vec<(String, Option<String>, Option<String>)>> = match req.grouping
-                {
+                let groups: Vec<Vec<LineNote>> = match req.grouping {
                     Grouping::Grouped => vec![lines.clone()],
                     Grouping::PerLine => lines.iter().map(|l| vec![l.clone()]).collect(),
                 };
@@ -215,6 +214,7 @@ impl Notifier {
             }
             commit.meta = Some((so.clone(), meta));
             let outcome = store.commit(commit).map_err(NotifyError::from)?;
+            store.flush().map_err(NotifyError::from)?;
             self.wake();
             let (sent, skipped): (Vec<_>, Vec<_>) =
                 mails.into_iter().partition(|(_, _, s)| s.is_none());

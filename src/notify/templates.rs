@@ -64,6 +64,14 @@ static EMBEDDED: &[(&str, &str)] = embed_all!(
     "team_escalation"
 );
 
+/// The templates built into the binary, as (name, source).
+pub fn embedded_sources() -> Vec<(String, String)> {
+    EMBEDDED
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_string()))
+        .collect()
+}
+
 /// The rendered parts of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {

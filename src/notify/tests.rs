@@ -75,6 +75,39 @@ fn broken_template_names_the_file() {
     .unwrap()
     .to_string();
     assert!(err.contains("templates/en/order_available.html"), "{err}");
+    assert!(
+        err.contains("order_available.html:1:"),
+        "names the line: {err}"
+    );
+}
+
+#[test]
+fn french_falls_back_to_english_when_missing() {
+    let sources = templates::embedded_sources()
+        .into_iter()
+        .filter(|(n, _)| !n.starts_with("fr/pak_reminder."));
+    let t = Templates::from_sources(sources, "test".into()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let settings = MailSettings {
+        domain: "edesk.example.com".into(),
+        from_name: "eDelivery".into(),
+        from_local: "edelivery".into(),
+        public_url: "https://edesk.example.com".into(),
+    };
+    let n = Notifier::from_parts(store, t, ServerKey::from_bytes([1; 32]), settings);
+    let order = parse_order(&sample("10458321"), Utc::now().fixed_offset()).unwrap();
+    let r = n
+        .render_preview(Kind::PakReminder, &order, Lang::Fr)
+        .unwrap();
+    assert_eq!(r.lang, Lang::En);
+    assert!(r.subject.starts_with("Reminder"));
+    assert_eq!(
+        n.render_preview(Kind::OrderAvailable, &order, Lang::Fr)
+            .unwrap()
+            .lang,
+        Lang::Fr
+    );
 }
 
 #[test]
@@ -168,7 +201,7 @@ fn enqueue_is_idempotent_and_threads() {
         panic!("{first:?}")
     };
     assert_eq!(n.enqueue(mail).unwrap(), EnqueueOutcome::Duplicate);
-    let raw = n.store().outbox_item(outbox_id).unwrap().unwrap().raw;
+    let raw = n.store().outbox_body(outbox_id).unwrap().unwrap();
     assert!(raw.contains("Auto-Submitted: auto-replied"), "{raw}");
     assert!(raw.contains("In-Reply-To: <abc@client.example>"));
     assert!(!raw.contains("Bcc"));

@@ -8,7 +8,7 @@
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
 //! - `order_meta`: `SO` → [`OrderMeta`] (state edesk owns: event counters, grants)
 //! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`
-//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `queue`: due-ms BE ++ id BE → ()
+//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message; `queue`: due-ms BE ++ id BE → ()
 //! - `keys`: idempotency key → outbox id (0 when the mail was skipped)
 //! - `history`: `SO` ++ 0 ++ id BE → [`HistoryEntry`]
 //! - `prefs`: `address-key/kind` (`*` = all) → "no" | "yes"
@@ -16,9 +16,10 @@
 //! - `counters`: `address-key/hour` → u64 BE
 //! - `meta`: `schema_version` → u32 BE
 //!
-//! Every method that acknowledges a write to a caller (`commit`, `set_*`,
-//! `suppress`, outbox transitions) flushes before returning, except
-//! `mark_sent_many`, whose caller journals first (see `notify::sender`).
+//! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
+//! outbox transitions) flushes before returning, except `commit` (callers
+//! batch, then `flush`) and `mark_sent_many` (the sender journals first, see
+//! `notify::sender`).
 
 mod history;
 mod outbox;
@@ -57,6 +58,7 @@ pub struct Store {
     order_meta: sled::Tree,
     index: sled::Tree,
     outbox: sled::Tree,
+    bodies: sled::Tree,
     queue: sled::Tree,
     keys: sled::Tree,
     history: sled::Tree,
@@ -92,6 +94,7 @@ impl Store {
             order_meta: tree("order_meta")?,
             index: tree("index")?,
             outbox: tree("outbox")?,
+            bodies: tree("bodies")?,
             queue: tree("queue")?,
             keys: tree("keys")?,
             history: tree("history")?,
@@ -247,8 +250,9 @@ impl Store {
         Ok(self.db.generate_id()? + 1)
     }
 
-    /// Writes a unit of work atomically and durably: order, its meta, index
-    /// entries and mail records. A mail record whose idempotency key was seen
+    /// Writes a unit of work atomically: order, its meta, index entries and
+    /// mail records. Not flushed: the caller flushes (once per batch) before
+    /// acknowledging. A mail record whose idempotency key was seen
     /// before is dropped (returned in `duplicates`).
     pub fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         let order_bytes = c.order.as_ref().map(serde_json::to_vec).transpose()?;
@@ -304,12 +308,13 @@ impl Store {
             &self.order_meta,
             &self.index,
             &self.outbox,
+            &self.bodies,
             &self.queue,
             &self.keys,
             &self.history,
         )
             .transaction(
-                |(orders, order_meta, index, outbox, queue, keys, history)| {
+                |(orders, order_meta, index, outbox, bodies, queue, keys, history)| {
                     let mut outcome = CommitOutcome::default();
                     if let (Some(o), Some(b)) = (&c.order, &order_bytes) {
                         orders.insert(o.so.as_str().as_bytes(), b.as_slice())?;
@@ -329,6 +334,7 @@ impl Store {
                         keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
                         if let (Some(item), Some(b)) = (&m.item, item_bytes) {
                             outbox.insert(&item.id.to_be_bytes(), b.as_slice())?;
+                            bodies.insert(&item.id.to_be_bytes(), item.raw.as_bytes())?;
                             queue
                                 .insert(queue_key(item.next_attempt_ms, item.id).as_slice(), &[])?;
                             outcome.queued.push(item.id);
@@ -353,7 +359,6 @@ impl Store {
                 });
             }
         };
-        self.db.flush()?;
         Ok(outcome)
     }
 
@@ -392,4 +397,42 @@ pub(crate) fn history_key(so: Option<&OrderId>, id: u64) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(&id.to_be_bytes());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn preferences_counters_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a: EmailAddress = "Ana@Example.com".parse().unwrap();
+        let same: EmailAddress = "ana@EXAMPLE.COM".parse().unwrap();
+        assert!(s.wants(&a, "order_available").unwrap());
+        s.set_preference(&a, None, false).unwrap();
+        s.set_preference(&a, Some("order_available"), true).unwrap();
+        assert!(
+            s.wants(&same, "order_available").unwrap(),
+            "per-kind setting wins"
+        );
+        assert!(
+            !s.wants(&same, "order_on_hold").unwrap(),
+            "global No applies to the rest"
+        );
+        assert_eq!(s.count_auto_mail(&a).unwrap(), 1);
+        assert_eq!(s.count_auto_mail(&same).unwrap(), 2);
+        drop(s);
+        // Reopen: schema version present, data kept.
+        let s = Store::open(dir.path()).unwrap();
+        assert!(!s.wants(&a, "pak_reminder").unwrap());
+        s.db.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+            .unwrap();
+        s.flush().unwrap();
+        drop(s);
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StoreError::Schema { .. })
+        ));
+    }
 }

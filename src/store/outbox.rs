@@ -10,6 +10,14 @@ impl Store {
             .transpose()
     }
 
+    /// The raw message of an item.
+    pub fn outbox_body(&self, id: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .bodies
+            .get(id.to_be_bytes())?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     /// Outbox items, oldest first, optionally only those in one state.
     pub fn outbox_list(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxItem>, StoreError> {
         let mut out = Vec::new();
@@ -34,7 +42,10 @@ impl Store {
                     message: "bad key".into(),
                 })?;
             match self.outbox_item(id)? {
-                Some(item) if item.status == OutboxStatus::Pending => out.push(item),
+                Some(mut item) if item.status == OutboxStatus::Pending => {
+                    item.raw = self.outbox_body(id)?.unwrap_or_default();
+                    out.push(item)
+                }
                 // A stale queue entry (item finished meanwhile): drop it.
                 _ => {
                     self.queue.remove(k)?;

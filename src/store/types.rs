@@ -51,7 +51,10 @@ pub struct OutboxItem {
     pub message_id: String,
     pub envelope_from: String,
     pub to: EmailAddress,
-    /// The complete RFC 5322 message.
+    /// The complete RFC 5322 message. Kept in its own tree (`bodies`) so that
+    /// status updates do not rewrite it: empty unless loaded by `due` or
+    /// `outbox_body`.
+    #[serde(skip)]
     pub raw: String,
     pub status: OutboxStatus,
     pub attempts: u32,

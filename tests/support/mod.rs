@@ -265,8 +265,10 @@ impl Drop for Sink {
 }
 
 pub fn config(data: &Path, smtp: Option<String>) -> edesk::config::Config {
-    let mut c = edesk::config::Config::default();
-    c.data_dir = data.to_path_buf();
+    let mut c = edesk::config::Config {
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
     c.smtp.url = smtp;
     c.outbox.backoff_base_ms = 20;
     c.outbox.backoff_max_ms = 100;
