@@ -105,6 +105,18 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
 
 /// Runs until SIGINT/SIGTERM, then drains.
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
+    // Signals are caught from the first instant (the handlers are
+    // registered here, synchronously): a SIGTERM during start-up still
+    // drains instead of killing the process mid-write.
+    let signalled = CancellationToken::new();
+    let signals = Signals::install();
+    {
+        let signalled = signalled.clone();
+        tokio::spawn(async move {
+            signals.recv().await;
+            signalled.cancel();
+        });
+    }
     let state = build_state(&config)?;
     let spool = state.spool.clone();
     let worker = state.worker.clone();
@@ -166,7 +178,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
 
     tracker.close();
     tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutdown requested, draining"),
+        _ = signalled.cancelled() => tracing::info!("shutdown requested, draining"),
         _ = tracker.wait() => tracing::warn!("all services stopped"),
     }
     token.cancel();
@@ -193,25 +205,45 @@ async fn purge_raw_mail(spool: intake::Spool, retention_days: u32, token: Cancel
     }
 }
 
-async fn shutdown_signal() {
+/// SIGINT and SIGTERM, registered as soon as this value exists.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Signals {
+                    handlers: Some((int, term)),
+                },
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "cannot install signal handlers; using Ctrl-C only");
+                    Signals { handlers: None }
                 }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot install SIGTERM handler");
-                let _ = tokio::signal::ctrl_c().await;
-            }
+        }
+        #[cfg(not(unix))]
+        {
+            Signals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn recv(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.handlers {
+            tokio::select! {
+                _ = int.recv() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }

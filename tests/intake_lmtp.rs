@@ -125,11 +125,20 @@ fn accepted_mail_survives_sigkill() {
         );
         assert!(ok, "{transcript}");
     }
-    // Killed right after the last 250: nothing acknowledged may be lost.
+    // Killed right after the last 250: nothing acknowledged may be lost,
+    // and whatever was not processed yet is processed after the restart.
     d.sigkill();
     let d = spawn_daemon(dir.path(), &[]);
     let list = mail_list(&d);
     assert_eq!(list["messages"].as_array().unwrap().len(), 5, "{list}");
+    d.wait_for("every message processed after restart", || {
+        let l = mail_list(&d);
+        let all = l["messages"]
+            .as_array()?
+            .iter()
+            .all(|m| m["state"] == "processed");
+        (l["pending"] == 0 && all).then_some(())
+    });
 }
 
 #[test]
@@ -146,9 +155,28 @@ fn metrics_count_inbound_mail() {
 }
 
 #[test]
+fn cli_names_the_running_daemon_instead_of_a_lock_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _d = spawn_daemon(dir.path(), &[]);
+    let out = std::process::Command::new(support::BIN)
+        .args(["desk", "list", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by a running edesk daemon"), "{err}");
+}
+
+#[test]
 fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);
     assert_eq!(d.get("/healthz").0, 200);
-    assert!(d.terminate(), "daemon did not exit cleanly on SIGTERM");
+    let log = d.log.clone();
+    assert!(
+        d.terminate(),
+        "daemon did not exit cleanly on SIGTERM; log:\n{}",
+        log.lock().unwrap()
+    );
 }

@@ -43,6 +43,10 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store: corrupt record in {tree}: {message}")]
     Corrupt { tree: &'static str, message: String },
+    #[error(
+        "the data directory {0} is in use by a running edesk daemon (sled allows one process): stop it, or use the HTTP API"
+    )]
+    Locked(String),
     #[error("store schema version {found} is newer than this edesk ({supported})")]
     Schema { found: u32, supported: u32 },
     #[error("store: cannot encode: {0}")]
@@ -87,7 +91,20 @@ pub fn now_ms() -> u64 {
 impl Store {
     /// Opens (or creates) the store under `data_dir/store`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(data_dir.join("store")).open()?;
+        let db = sled::Config::new()
+            .path(data_dir.join("store"))
+            .open()
+            .map_err(|e| match e {
+                // sled reports the file lock held by another process as an
+                // I/O error whose text is the only distinguishing mark.
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked(data_dir.display().to_string())
+                }
+                other => StoreError::Sled(other),
+            })?;
         let tree = |n: &str| db.open_tree(n);
         let store = Store {
             orders: tree("orders")?,
