@@ -239,3 +239,107 @@ fn pipe_delivery_fails_with_ex_tempfail_when_it_cannot_store() {
         .unwrap();
     assert_eq!(out.status.code(), Some(75), "{out:?}");
 }
+
+#[test]
+fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    let mut o = order();
+    o["holds"] = json!([]);
+    o["archived"] = json!(true);
+    let (status, body) = d.post_json("/v1/orders", &o.to_string());
+    assert_eq!(status, 201, "{body}");
+    // A stranger cannot restore it.
+    lmtp(
+        &d,
+        "mallory@evil.example",
+        &[
+            "Message-Id: <restore-0@evil.example>".into(),
+            "Subject: RESTORE 10458321".into(),
+        ],
+        "RESTORE 10458321",
+    );
+    d.wait_for("the stranger's mail processed", || {
+        let (_, body) = d.get("/v1/mail");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        (v["pending"] == 0 && v["messages"].as_array()?.len() == 1).then_some(())
+    });
+    let (_, body) = d.get("/v1/orders/10458321");
+    assert!(body.contains("\"archived\":true"), "{body}");
+
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <restore-1@acme.example.com>".into(),
+            "Subject: RESTORE SO 10458321".into(),
+        ],
+        "RESTORE 10458321\n\nThanks",
+    );
+    d.wait_for("the order restored", || {
+        let (_, body) = d.get("/v1/orders/10458321");
+        body.contains("\"archived\":false").then_some(())
+    });
+    let mails = d.wait_for("restored notice and confirmation", || {
+        let m: Vec<Vec<u8>> = sink
+            .messages()
+            .into_iter()
+            .filter(|m| to_of(m) == "j.harper@acme.example.com")
+            .collect();
+        (m.len() >= 2).then_some(m)
+    });
+    let subjects: Vec<String> = mails.iter().filter_map(|m| header(m, "Subject")).collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("RESTORE")),
+        "{subjects:?}"
+    );
+    assert!(
+        sink.messages()
+            .iter()
+            .all(|m| to_of(m) != "mallory@evil.example"),
+        "nothing automatic to the stranger"
+    );
+}
+
+#[test]
+fn confident_faq_question_is_answered_in_the_askers_language() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    lmtp(
+        &d,
+        "claire@exemple.fr",
+        &[
+            "Message-Id: <faq-fr-1@exemple.fr>".into(),
+            "Subject: notifications".into(),
+        ],
+        "Bonjour,\nComment puis-je arrêter de recevoir des notifications électroniques ?\nMerci",
+    );
+    let mails = d.wait_for("the FAQ answer", || {
+        let m: Vec<Vec<u8>> = sink
+            .messages()
+            .into_iter()
+            .filter(|m| to_of(m) == "claire@exemple.fr")
+            .collect();
+        (!m.is_empty()).then_some(m)
+    });
+    let answer = &mails[0];
+    assert_eq!(
+        header(answer, "In-Reply-To").as_deref(),
+        Some("<faq-fr-1@exemple.fr>")
+    );
+    assert_eq!(
+        header(answer, "Auto-Submitted").as_deref(),
+        Some("auto-replied")
+    );
+    let parsed = MessageParser::default().parse(answer.as_slice()).unwrap();
+    let text = parsed.body_text(0).unwrap_or_default().to_string();
+    assert!(
+        text.contains("Mon eDelivery"),
+        "French answer expected: {text}"
+    );
+    assert!(
+        text.contains("une personne"),
+        "a way to reach a person: {text}"
+    );
+    assert_eq!(header(answer, "Content-Language").as_deref(), Some("fr"));
+}
