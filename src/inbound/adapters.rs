@@ -127,6 +127,7 @@ impl Actions for NotifyActions {
                         "question": entry.question,
                         "text": entry.answer,
                         "support": self.support_address,
+                        "subject": bare_subject(&mail.subject),
                     }),
                     AutoSubmitted::AutoReplied,
                 )
@@ -253,4 +254,10 @@ impl Actions for NotifyActions {
             .map_err(failed)?;
         Ok(matches!(outcome, EnqueueOutcome::Queued { .. }))
     }
+}
+
+/// The customer's subject without the reply prefixes it already carries.
+fn bare_subject(s: &str) -> String {
+    let b = crate::inbound::command::bare_subject(s).trim();
+    b.to_string()
 }

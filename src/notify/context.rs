@@ -42,6 +42,7 @@ const EXTRA_KEYS: &[&str] = &[
     "support",
     "command",
     "command_name",
+    "subject",
     "ok",
     "so_ref",
     "customer",
