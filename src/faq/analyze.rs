@@ -20,16 +20,17 @@ pub const TOKENIZER_EN: &str = "edesk_en";
 pub const TOKENIZER_FR: &str = "edesk_fr";
 
 const STOP_EN: &str = "a about above after again against all am an and any are as at be because been \
-before being below between both but by could did do does doing down during each few for from further \
+before being below between both but by could did do does doing during each few for from further \
 had has have having he her here hers herself him himself his how i if in into is it its itself just \
-me more most my myself of off on once only or other ought our ours ourselves out over own same she \
+me more most my myself of on once only or other ought our ours ourselves own same she \
 should so some such than that the their theirs them themselves then there these they this those \
-through to too under until up very was we were what when where which while who whom why will with \
+through to too under until very was we were what when where which while who whom why will with \
 would you your yours yourself yourselves s t d ll m re ve doesn don didn isn wasn aren won wouldn \
 couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please pls kindly here \
 im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
 want wants like know tell let lets way ok okay yes sure sam leo team guys folks cisco edelivery \
-e thing things really still even already one two use using used go going make made able";
+e thing things really still even already one two use using used go going make made able though although others \
+whether might may must shall since without";
 
 const STOP_FR: &str = "a au aux avec ce ces dans de des du elle en et eux il ils je la le les leur \
 lui ma mais me meme mes moi mon nos notre nous on ou par pour qu que qui sa se ses son sur ta te tes \
@@ -125,6 +126,12 @@ impl Analyzer {
             for (ci, c) in concepts.iter().enumerate() {
                 for term in &c.terms {
                     let toks = a.tokens(lang, term);
+                    // A phrase whose words the stop list ate ("switch off" →
+                    // "switch") would match far too much.
+                    let long_words = term.split([' ', '\'', '-']).filter(|w| w.chars().count() > 2).count();
+                    if long_words > 1 && toks.len() < 2 {
+                        continue;
+                    }
                     let Some((first, rest)) = toks.split_first() else {
                         continue;
                     };

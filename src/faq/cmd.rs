@@ -39,6 +39,12 @@ pub enum FaqCmd {
         #[arg(long, default_value_t = 500)]
         rounds: usize,
     },
+    /// Show how a question is analyzed and ranked.
+    Explain {
+        #[arg(long)]
+        lang: Option<Lang>,
+        question: Vec<String>,
+    },
     /// Rebuild the index in the data directory now.
     Reindex,
 }
@@ -92,12 +98,23 @@ pub fn run(cmd: FaqCmd, config: &Config) -> Result<ExitCode, FaqError> {
             let engine = engine(config)?;
             let report = evaluate(&engine, &load_cases(&file)?)?;
             print!("{report}");
+            let m = engine.model();
+            println!(
+                "confidence model: bias {:.2}, weights (coverage, question coverage, margin × coverage, matched units) {:.2?}; threshold {}",
+                m.bias,
+                m.weights,
+                engine.threshold()
+            );
             Ok(ExitCode::SUCCESS)
         }
         FaqCmd::Bench { file, rounds } => {
             let engine = engine(config)?;
             let questions = bench_questions(file.as_deref())?;
             println!("{}", bench(&engine, &questions, rounds.max(1)));
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Explain { lang, question } => {
+            print!("{}", engine(config)?.explain(&question.join(" "), lang));
             Ok(ExitCode::SUCCESS)
         }
         FaqCmd::Reindex => {

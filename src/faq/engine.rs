@@ -11,6 +11,7 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
 use super::analyze::Analyzer;
+use super::calibrate::{Model, features, fit, training_set};
 use super::index::{Fields, open_or_build};
 use super::langid::LangId;
 use super::model::{Contact, Entry, FaqSet, Link};
@@ -29,23 +30,6 @@ const W_CONCEPT_Q: f32 = 2.0;
 const W_CONCEPT_A: f32 = 0.7;
 const W_TYPO: f32 = 0.7;
 const CANDIDATES: usize = 10;
-
-/// Confidence = logistic(bias + Σ weight × feature); see `faq-index/README.md`
-/// for how the weights were chosen.
-const CALIBRATION: Calibration = Calibration {
-    bias: -5.0,
-    coverage: 6.0,
-    question_coverage: 2.0,
-    margin: 3.0,
-};
-
-#[derive(Debug, Clone, Copy)]
-struct Calibration {
-    bias: f64,
-    coverage: f64,
-    question_coverage: f64,
-    margin: f64,
-}
 
 /// Per-topic term and concept sets, for coverage features.
 struct TopicTerms {
@@ -70,6 +54,8 @@ pub struct Candidate {
     pub bm25: f64,
     pub coverage: f64,
     pub question_coverage: f64,
+    /// How many query units (words or concept phrases) the entry contains.
+    pub matched: usize,
     pub score: f64,
 }
 
@@ -87,6 +73,7 @@ pub struct Engine {
     oov_idf: f64,
     vocab_by_first: [HashMap<char, Vec<String>>; 2],
     langid: LangId,
+    model: Model,
 }
 
 fn slot(lang: Lang) -> usize {
@@ -100,9 +87,6 @@ fn idf(n: usize, df: usize) -> f64 {
     (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln()
 }
 
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
 
 impl Engine {
     /// Opens (building when the sources changed) the index under `data_dir`.
@@ -203,10 +187,23 @@ impl Engine {
             topics,
             idf: idf_maps,
             concept_idf,
-            oov_idf: idf(n, 0),
+            oov_idf: idf(n, 1),
             vocab_by_first,
             langid,
+            model: Model {
+                bias: 0.0,
+                weights: [0.0; super::calibrate::FEATURES],
+            },
         })
+        .map(|mut engine| {
+            engine.model = fit(&training_set(&engine));
+            engine
+        })
+    }
+
+    /// The fitted confidence model.
+    pub fn model(&self) -> Model {
+        self.model
     }
 
     pub fn threshold(&self) -> f64 {
@@ -242,10 +239,10 @@ impl Engine {
     /// Replaces a token unknown to the FAQ by its closest known spelling.
     fn correct(&self, lang: Lang, token: &str) -> Option<String> {
         let len = token.chars().count();
-        if len < 4 || self.idf[slot(lang)].contains_key(token) || token.chars().any(|c| c.is_ascii_digit()) {
+        if len < 5 || self.idf[slot(lang)].contains_key(token) || token.chars().any(|c| c.is_ascii_digit()) {
             return None;
         }
-        let max = if len >= 7 { 2 } else { 1 };
+        let max = if len >= 9 { 2 } else { 1 };
         let first = token.chars().next()?;
         let mut best: Option<(usize, &String)> = None;
         for w in self.vocab_by_first[slot(lang)].get(&first)? {
@@ -291,13 +288,14 @@ impl Engine {
                 continue;
             }
             let known = self.idf[s].get(tok).copied();
+            let concept_w = starting
+                .iter()
+                .map(|c| self.concept_idf[c.0])
+                .fold(0.0, f64::max);
             let weight = match (known, starting.is_empty()) {
-                (Some(w), _) if !corrected => w,
+                (Some(w), _) if !corrected => w.max(concept_w),
                 (Some(w), _) => w * 0.8,
-                (None, false) => starting
-                    .iter()
-                    .map(|c| self.concept_idf[c.0])
-                    .fold(0.0, f64::max),
+                (None, false) => concept_w,
                 (None, true) => self.oov_idf,
             };
             covered_to = starting.iter().map(|c| pos + c.2).max().unwrap_or(pos + 1);
@@ -310,10 +308,10 @@ impl Engine {
         (units, all_concepts)
     }
 
-    fn coverage(&self, units: &[Unit], lang: Lang, topic: usize) -> (f64, f64) {
+    fn coverage(&self, units: &[Unit], lang: Lang, topic: usize) -> (f64, f64, usize) {
         let t = &self.topics[topic];
         let s = slot(lang);
-        let (mut total, mut all, mut question) = (0.0, 0.0, 0.0);
+        let (mut total, mut all, mut question, mut matched) = (0.0, 0.0, 0.0, 0);
         for u in units {
             total += u.weight;
             let in_q = u.tokens.iter().any(|w| t.question[s].contains(w))
@@ -323,15 +321,16 @@ impl Engine {
                 || u.concepts.iter().any(|c| t.concepts.contains(c));
             if in_all {
                 all += u.weight;
+                matched += 1;
             }
             if in_q {
                 question += u.weight;
             }
         }
         if total <= 0.0 {
-            return (0.0, 0.0);
+            return (0.0, 0.0, 0);
         }
-        (all / total, question / total)
+        (all / total, question / total, matched)
     }
 
     fn build_query(&self, lang: Lang, toks: &[(String, bool)], other: &[String], concepts: &[usize]) -> BooleanQuery {
@@ -389,13 +388,14 @@ impl Engine {
             .into_iter()
             .filter_map(|(score, addr)| {
                 let topic = *self.doc_topic.get(&(addr.segment_ord, addr.doc_id))?;
-                let (coverage, question_coverage) = self.coverage(&units, lang, topic);
+                let (coverage, question_coverage, matched) = self.coverage(&units, lang, topic);
                 let bm25 = f64::from(score);
                 Some(Candidate {
                     topic,
                     bm25,
                     coverage,
                     question_coverage,
+                    matched,
                     score: bm25 * (0.25 + coverage + 0.5 * question_coverage),
                 })
             })
@@ -404,16 +404,38 @@ impl Engine {
         out
     }
 
+    /// A human-readable trace of how a question is analyzed and ranked.
+    pub fn explain(&self, question: &str, lang: Option<Lang>) -> String {
+        let lang = lang.unwrap_or_else(|| self.langid.detect(question));
+        let toks = self.query_tokens(lang, question);
+        let (units, concepts) = self.units(lang, &toks);
+        let mut s = format!("lang {lang}\ntokens {toks:?}\nconcepts [");
+        for c in concepts {
+            s.push_str(&self.analyzer.concept_ids[c]);
+            s.push(' ');
+        }
+        s.push_str("]\nunits:\n");
+        for u in &units {
+            s.push_str(&format!("  {:?} {:?} w={:.2}\n", u.tokens, u.concepts, u.weight));
+        }
+        let ranked = self.rank(question, lang);
+        for c in ranked.iter().take(5) {
+            let e = &self.set.entries(lang)[c.topic];
+            s.push_str(&format!(
+                "  {:.2} bm25 {:.2} cov {:.2} qcov {:.2} matched {}  {}\n",
+                c.score, c.bm25, c.coverage, c.question_coverage, c.matched, e.id
+            ));
+        }
+        s.push_str(&format!("features {:?} confidence {:.3}\n", features(&ranked), self.confidence(&ranked)));
+        s
+    }
+
     /// Confidence in the best candidate, in [0, 1].
     pub fn confidence(&self, ranked: &[Candidate]) -> f64 {
-        let Some(best) = ranked.first() else {
+        if ranked.is_empty() {
             return 0.0;
-        };
-        let margin = ranked
-            .get(1)
-            .map_or(1.0, |second| ((best.score - second.score) / best.score.max(1e-9)).clamp(0.0, 1.0));
-        let c = CALIBRATION;
-        sigmoid(c.bias + c.coverage * best.coverage + c.question_coverage * best.question_coverage + c.margin * margin)
+        }
+        self.model.predict(&features(ranked))
     }
 
     pub fn ask(&self, question: &str, lang: Option<Lang>) -> Answer {

@@ -21,6 +21,7 @@
 //!    alternatives.
 
 pub mod analyze;
+pub mod calibrate;
 pub mod cmd;
 mod engine;
 pub mod eval;
