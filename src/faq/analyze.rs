@@ -6,7 +6,10 @@
 //! Negations (`no`, `sans`, …) survive the stop list because concept phrases
 //! such as "without java" need them; scoring ignores them.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use super::fxhash::{FxHashMap, FxHashSet};
 
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
@@ -92,14 +95,16 @@ pub fn register(index: &tantivy::Index) {
 #[derive(Debug, Default)]
 struct PhraseTable {
     /// first token → (remaining tokens, concept index), longest first.
-    by_first: HashMap<String, Vec<(Vec<String>, usize)>>,
+    by_first: FxHashMap<String, Vec<(Vec<String>, usize)>>,
 }
 
 pub struct Analyzer {
     en: TextAnalyzer,
     fr: TextAnalyzer,
     phrases: [PhraseTable; 2],
-    negations: [HashSet<String>; 2],
+    negations: [FxHashSet<String>; 2],
+    /// Every token of every concept phrase, per language.
+    concept_words: [FxHashSet<String>; 2],
     pub concept_ids: Vec<String>,
 }
 
@@ -116,11 +121,12 @@ impl Analyzer {
             en: text_analyzer(Lang::En),
             fr: text_analyzer(Lang::Fr),
             phrases: [PhraseTable::default(), PhraseTable::default()],
-            negations: [HashSet::new(), HashSet::new()],
+            negations: [FxHashSet::default(), FxHashSet::default()],
+            concept_words: [FxHashSet::default(), FxHashSet::default()],
             concept_ids: concepts.iter().map(|c| c.id.clone()).collect(),
         };
         for lang in Lang::ALL {
-            let neg: HashSet<String> = a.tokens(lang, NEGATIONS).into_iter().collect();
+            let neg: FxHashSet<String> = a.tokens(lang, NEGATIONS).into_iter().collect();
             a.negations[slot(lang)] = neg;
             let mut table = PhraseTable::default();
             for (ci, c) in concepts.iter().enumerate() {
@@ -132,6 +138,7 @@ impl Analyzer {
                     if long_words > 1 && toks.len() < 2 {
                         continue;
                     }
+                    a.concept_words[slot(lang)].extend(toks.iter().cloned());
                     let Some((first, rest)) = toks.split_first() else {
                         continue;
                     };
@@ -151,16 +158,25 @@ impl Analyzer {
 
     /// Analyzed tokens (folded, stop words removed, stemmed).
     pub fn tokens(&self, lang: Lang, text: &str) -> Vec<String> {
-        let mut analyzer = match lang {
-            Lang::En => self.en.clone(),
-            Lang::Fr => self.fr.clone(),
-        };
-        let mut out = Vec::new();
-        let mut stream = analyzer.token_stream(text);
-        while let Some(tok) = stream.next() {
-            out.push(tok.text.clone());
+        // tantivy analyzers need `&mut`; one clone per thread, not per call.
+        thread_local! {
+            static LOCAL: RefCell<Option<[TextAnalyzer; 2]>> = const { RefCell::new(None) };
         }
-        out
+        LOCAL.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let pair = cell.get_or_insert_with(|| [self.en.clone(), self.fr.clone()]);
+            let mut out = Vec::new();
+            let mut stream = pair[slot(lang)].token_stream(text);
+            while let Some(tok) = stream.next() {
+                out.push(tok.text.clone());
+            }
+            out
+        })
+    }
+
+    /// The token is part of some concept phrase (so not a typo).
+    pub fn in_concepts(&self, lang: Lang, token: &str) -> bool {
+        self.concept_words[slot(lang)].contains(token)
     }
 
     pub fn is_negation(&self, lang: Lang, token: &str) -> bool {
