@@ -11,7 +11,16 @@ fn edesk(data: &std::path::Path) -> Command {
     c
 }
 
-const KEYS: [&str; 8] = ["answered", "lang", "id", "question", "answer", "score", "confidence", "alternatives"];
+const KEYS: [&str; 8] = [
+    "answered",
+    "lang",
+    "id",
+    "question",
+    "answer",
+    "score",
+    "confidence",
+    "alternatives",
+];
 
 fn check_contract(v: &serde_json::Value) {
     let obj = v.as_object().expect("object");
@@ -32,15 +41,30 @@ fn check_contract(v: &serde_json::Value) {
 fn ask_json_with_lang() {
     let data = tempfile::tempdir().expect("tmp");
     let out = edesk(data.path())
-        .args(["faq", "ask", "--json", "--lang", "fr", "how do I stop receiving email notifications"])
+        .args([
+            "faq",
+            "ask",
+            "--json",
+            "--lang",
+            "fr",
+            "how do I stop receiving email notifications",
+        ])
         .output()
         .expect("run");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     check_contract(&v);
     assert_eq!(v["lang"], "fr");
     assert_eq!(v["answered"], true);
-    assert!(v["question"].as_str().is_some_and(|q| q.contains("arrêter")));
+    assert!(
+        v["question"]
+            .as_str()
+            .is_some_and(|q| q.contains("arrêter"))
+    );
 }
 
 #[test]
@@ -58,9 +82,18 @@ fn ask_stdin_one_object_per_line_in_order() {
     input.extend_from_slice(b"\n");
     input.extend_from_slice(b"t\xe9l\xe9chargement \xff\xfe bloqu\xe9\r\n");
     input.extend_from_slice("politique de téléchargement".as_bytes());
-    child.stdin.take().expect("stdin").write_all(&input).expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&input)
+        .expect("write");
     let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .expect("utf8 out")
         .lines()

@@ -50,25 +50,51 @@ fn detects_language_of_short_questions() {
 #[test]
 fn answers_in_the_askers_language_and_lang_overrides() {
     let e = engine();
-    let fr = e.ask("comment arrêter de recevoir les courriels de notification", None);
+    let fr = e.ask(
+        "comment arrêter de recevoir les courriels de notification",
+        None,
+    );
     assert!(fr.answered, "{fr:?}");
     assert_eq!(fr.lang, Lang::Fr);
     assert_eq!(fr.id.as_deref(), Some("stop-receiving-email-notifications"));
-    assert!(fr.answer.as_deref().is_some_and(|a| a.contains("Mon eDelivery")));
-    let en = e.ask("comment arrêter de recevoir les courriels de notification", Some(Lang::En));
+    assert!(
+        fr.answer
+            .as_deref()
+            .is_some_and(|a| a.contains("Mon eDelivery"))
+    );
+    let en = e.ask(
+        "comment arrêter de recevoir les courriels de notification",
+        Some(Lang::En),
+    );
     assert_eq!(en.lang, Lang::En);
     assert_eq!(en.id, fr.id, "same topic in the other language");
-    assert!(en.answer.as_deref().is_some_and(|a| a.contains("My eDelivery")));
+    assert!(
+        en.answer
+            .as_deref()
+            .is_some_and(|a| a.contains("My eDelivery"))
+    );
 }
 
 #[test]
 fn synonyms_and_typos_reach_the_entry() {
     let e = engine();
     for (q, id) in [
-        ("what does the downlaod manager do", "download-manager-dlm-work"),
-        ("product authorization key registration link broken", "link-register-product-authorization-key"),
-        ("gestionnaire de téléchargement configuration requise", "system-requirements-dlm"),
-        ("how long until my archived order can be restored", "restore-orders-older-than-15"),
+        (
+            "what does the downlaod manager do",
+            "download-manager-dlm-work",
+        ),
+        (
+            "product authorization key registration link broken",
+            "link-register-product-authorization-key",
+        ),
+        (
+            "gestionnaire de téléchargement configuration requise",
+            "system-requirements-dlm",
+        ),
+        (
+            "how long until my archived order can be restored",
+            "restore-orders-older-than-15",
+        ),
     ] {
         let a = e.ask(q, None);
         assert_eq!(a.id.as_deref(), Some(id), "{q}: {a:?}");
@@ -78,7 +104,12 @@ fn synonyms_and_typos_reach_the_entry() {
 #[test]
 fn abstains_on_out_of_scope_and_empty() {
     let e = engine();
-    for q in ["what is the capital of Peru", "recette de la tarte aux pommes", "", "   "] {
+    for q in [
+        "what is the capital of Peru",
+        "recette de la tarte aux pommes",
+        "",
+        "   ",
+    ] {
         let a = e.ask(q, None);
         assert!(!a.answered, "{q}: {a:?}");
         assert!(a.confidence < 0.5);
@@ -91,16 +122,26 @@ fn abstains_on_out_of_scope_and_empty() {
 #[test]
 fn entry_and_contacts_for_routing() {
     let e = engine();
-    let holds = e.entry("ask-holds-released-orders", Lang::En).expect("holds");
+    let holds = e
+        .entry("ask-holds-released-orders", Lang::En)
+        .expect("holds");
     assert!(holds.needs_person);
     assert_eq!(holds.team, "customer-service");
-    let fr = e.entry("ask-holds-released-orders", Lang::Fr).expect("holds fr");
+    let fr = e
+        .entry("ask-holds-released-orders", Lang::Fr)
+        .expect("holds fr");
     assert_eq!(fr.topic, holds.topic);
     assert!(e.entry("no-such-id", Lang::En).is_none());
-    let lic = e.entry("license-not-received", Lang::En).expect("added pair");
+    let lic = e
+        .entry("license-not-received", Lang::En)
+        .expect("added pair");
     assert_eq!(lic.team, "licensing");
     let contacts = e.contacts();
-    assert!(contacts.iter().any(|c| c.team == "exportops" && c.email.as_deref() == Some("exportops@cisco.com")));
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.team == "exportops" && c.email.as_deref() == Some("exportops@cisco.com"))
+    );
     assert!(contacts.iter().any(|c| c.team == "edelivery-support"));
 }
 
@@ -108,13 +149,30 @@ fn entry_and_contacts_for_routing() {
 fn close_entries_are_offered_as_alternatives() {
     let e = engine();
     let mut offered = 0;
-    for q in ["send order notification email", "download problem", "license", "order access", "PAK link"] {
+    for q in [
+        "send order notification email",
+        "download problem",
+        "license",
+        "order access",
+        "PAK link",
+    ] {
         let a = e.ask(q, None);
-        assert!(a.alternatives.iter().all(|x| Some(&x.id) != a.id.as_ref()), "{a:?}");
+        assert!(
+            a.alternatives.iter().all(|x| Some(&x.id) != a.id.as_ref()),
+            "{a:?}"
+        );
         if a.answered {
-            assert!(a.alternatives.iter().all(|x| x.score >= 0.8 * a.score - 1e-6), "{a:?}");
+            assert!(
+                a.alternatives
+                    .iter()
+                    .all(|x| x.score >= 0.8 * a.score - 1e-6),
+                "{a:?}"
+            );
         } else if a.id.is_some() {
-            assert!(!a.alternatives.is_empty(), "an abstention lists what it hesitated on: {a:?}");
+            assert!(
+                !a.alternatives.is_empty(),
+                "an abstention lists what it hesitated on: {a:?}"
+            );
         }
         offered += usize::from(!a.alternatives.is_empty());
     }
@@ -135,10 +193,17 @@ fn index_is_reused_when_sources_are_unchanged() {
     let src = Sources::Dir(repo("faq-index"));
     drop(Engine::open(&src, dir.path(), 0.5).expect("first"));
     let hash = dir.path().join("faq-index/SOURCES_HASH");
-    let before = std::fs::metadata(&hash).and_then(|m| m.modified()).expect("hash file");
+    let before = std::fs::metadata(&hash)
+        .and_then(|m| m.modified())
+        .expect("hash file");
     drop(Engine::open(&src, dir.path(), 0.5).expect("second"));
-    let after = std::fs::metadata(&hash).and_then(|m| m.modified()).expect("hash file");
-    assert_eq!(before, after, "the index was rebuilt although nothing changed");
+    let after = std::fs::metadata(&hash)
+        .and_then(|m| m.modified())
+        .expect("hash file");
+    assert_eq!(
+        before, after,
+        "the index was rebuilt although nothing changed"
+    );
     let emb = Engine::open(&Sources::Embedded, dir.path(), 0.5).expect("embedded");
     assert_eq!(emb.entries(Lang::En).len(), 42);
 }
@@ -153,7 +218,10 @@ fn dev_set_thresholds() {
     }
     let r = evaluate(engine(), &load_cases(&path).expect("cases")).expect("eval");
     assert!(r.all.r1() >= 0.92, "{r}");
-    assert!(r.per_lang.get(&Lang::Fr).is_some_and(|m| m.r1() >= 0.85), "{r}");
+    assert!(
+        r.per_lang.get(&Lang::Fr).is_some_and(|m| m.r1() >= 0.85),
+        "{r}"
+    );
     assert!(r.oos_abstained >= 8, "{r}");
     assert!(r.wrong_abstention_rate() <= 0.05, "{r}");
 }

@@ -25,7 +25,12 @@ fn import_reproduces_committed_index() {
         std::fs::copy(repo(&format!("faq-index/{f}")), out.path().join(f)).expect("copy");
     }
     import_to_dir(&repo("faq-index/source/edelivery-faq.txt"), out.path()).expect("import");
-    for f in ["entries.en.toml", "entries.fr.toml", "contacts.toml", "synonyms.toml"] {
+    for f in [
+        "entries.en.toml",
+        "entries.fr.toml",
+        "contacts.toml",
+        "synonyms.toml",
+    ] {
         let want = std::fs::read_to_string(repo(&format!("faq-index/{f}"))).expect("committed");
         let got = std::fs::read_to_string(out.path().join(f)).expect("generated");
         assert!(want == got, "{f} differs from a fresh import");
@@ -58,7 +63,10 @@ fn without_corrections_only_documented_defects_remain() {
     assert!(!fr_fixed.contains("edelivery-it-support@cisco.com"));
     assert!(fr_raw.contains(r#"défini sur "oui", la commande"#));
     assert!(fr_fixed.contains(r#"défini sur "Non", la commande"#));
-    assert_eq!(raw.files[0].1, fixed.files[0].1, "English has no answer fixes");
+    assert_eq!(
+        raw.files[0].1, fixed.files[0].1,
+        "English has no answer fixes"
+    );
 }
 
 #[test]
@@ -80,11 +88,23 @@ fn generated_entries_are_paired_and_clean() {
     }
     let holds = en
         .iter()
-        .find(|e| e["question"].as_str().is_some_and(|q| q.contains("holds released")))
+        .find(|e| {
+            e["question"]
+                .as_str()
+                .is_some_and(|q| q.contains("holds released"))
+        })
         .expect("holds entry");
     assert_eq!(holds["needs_person"].as_bool(), Some(true));
     let contacts = &g.files[2].1;
-    for team in ["edelivery-support", "customer-service", "licensing", "ucss", "cuwl", "exportops", "sac-support"] {
+    for team in [
+        "edelivery-support",
+        "customer-service",
+        "licensing",
+        "ucss",
+        "cuwl",
+        "exportops",
+        "sac-support",
+    ] {
         assert!(contacts.contains(&format!("team = \"{team}\"")), "{team}");
     }
 }
@@ -107,7 +127,9 @@ fn bad_input_is_an_error_with_a_line() {
     let at = text.find("Français (Initiative").expect("french heading");
     let cut = text[..at].rfind('\n').expect("line start");
     match import(&src[..cut], &corrections(), "") {
-        Err(FaqError::Source { message, .. }) => assert!(message.contains("truncated"), "{message}"),
+        Err(FaqError::Source { message, .. }) => {
+            assert!(message.contains("truncated"), "{message}")
+        }
         other => panic!("expected a truncation error, got {other:?}"),
     }
     // A question with no answer at the very end.

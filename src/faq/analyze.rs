@@ -56,7 +56,10 @@ fn stop_list(lang: Lang) -> Vec<String> {
         Lang::Fr => STOP_FR,
     };
     let keep: HashSet<String> = words(NEGATIONS).into_iter().collect();
-    words(base).into_iter().filter(|w| !keep.contains(w)).collect()
+    words(base)
+        .into_iter()
+        .filter(|w| !keep.contains(w))
+        .collect()
 }
 
 /// The tantivy analyzer for one language (also registered on the index).
@@ -134,7 +137,10 @@ impl Analyzer {
                     let toks = a.tokens(lang, term);
                     // A phrase whose words the stop list ate ("switch off" →
                     // "switch") would match far too much.
-                    let long_words = term.split([' ', '\'', '-']).filter(|w| w.chars().count() > 2).count();
+                    let long_words = term
+                        .split([' ', '\'', '-'])
+                        .filter(|w| w.chars().count() > 2)
+                        .count();
                     if long_words > 1 && toks.len() < 2 {
                         continue;
                     }
@@ -219,7 +225,10 @@ mod tests {
         Analyzer::new(&[
             Concept {
                 id: "dlm".into(),
-                terms: vec!["download manager".into(), "gestionnaire de téléchargement".into()],
+                terms: vec![
+                    "download manager".into(),
+                    "gestionnaire de téléchargement".into(),
+                ],
             },
             Concept {
                 id: "non-java".into(),
@@ -231,8 +240,14 @@ mod tests {
     #[test]
     fn english_stems_and_drops_stop_words() {
         let a = analyzer();
-        assert_eq!(a.tokens(Lang::En, "The downloads are failing"), vec!["download", "fail"]);
-        assert_eq!(a.tokens(Lang::En, "Registering PAKs"), vec!["regist", "pak"]);
+        assert_eq!(
+            a.tokens(Lang::En, "The downloads are failing"),
+            vec!["download", "fail"]
+        );
+        assert_eq!(
+            a.tokens(Lang::En, "Registering PAKs"),
+            vec!["regist", "pak"]
+        );
     }
 
     #[test]
@@ -242,7 +257,10 @@ mod tests {
         let plain = a.tokens(Lang::Fr, "les telechargement archivee");
         assert_eq!(accented, plain);
         assert_eq!(accented.len(), 2);
-        assert_eq!(a.tokens(Lang::Fr, "l'adresse"), a.tokens(Lang::Fr, "adresse"));
+        assert_eq!(
+            a.tokens(Lang::Fr, "l'adresse"),
+            a.tokens(Lang::Fr, "adresse")
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub type Sample = ([f64; FEATURES], f64, f64);
 /// The generated training set. In-domain questions with their entry left
 /// out count half: they are rarer in real traffic than plain off-topic ones.
 pub fn training_set(engine: &Engine) -> Vec<Sample> {
-    let mut rng = Rng(0x5EED_FA0);
+    let mut rng = Rng(0x05EE_DFA0);
     let mut out = Vec::new();
     let n = engine.entries(Lang::En).len();
     for lang in Lang::ALL {
@@ -107,7 +107,8 @@ pub fn training_set(engine: &Engine) -> Vec<Sample> {
                     let len = 4 + rng.below(6);
                     let start = rng.below(a.len().saturating_sub(len) + 1);
                     let end = (start + len).min(a.len());
-                    let mut w: Vec<String> = a[start..end].iter().map(|s| (*s).to_string()).collect();
+                    let mut w: Vec<String> =
+                        a[start..end].iter().map(|s| (*s).to_string()).collect();
                     if rng.chance(0.5) {
                         w.push(rng.unknown_word());
                     }
@@ -158,8 +159,18 @@ pub fn fit(data: &[Sample]) -> Model {
         bias: 0.0,
         weights: [0.0; FEATURES],
     };
-    let pos: f64 = data.iter().filter(|d| d.1 > 0.5).map(|d| d.2).sum::<f64>().max(1e-9);
-    let neg: f64 = data.iter().filter(|d| d.1 <= 0.5).map(|d| d.2).sum::<f64>().max(1e-9);
+    let pos: f64 = data
+        .iter()
+        .filter(|d| d.1 > 0.5)
+        .map(|d| d.2)
+        .sum::<f64>()
+        .max(1e-9);
+    let neg: f64 = data
+        .iter()
+        .filter(|d| d.1 <= 0.5)
+        .map(|d| d.2)
+        .sum::<f64>()
+        .max(1e-9);
     let lr = 0.5;
     let l2 = 1e-3;
     for _ in 0..2000 {
@@ -167,7 +178,12 @@ pub fn fit(data: &[Sample]) -> Model {
         let mut gw = [0.0; FEATURES];
         let mut total_w = 0.0;
         for (x, y, sw) in data {
-            let w = sw * if *y > 0.5 { IN_SCOPE_PRIOR / pos } else { (1.0 - IN_SCOPE_PRIOR) / neg };
+            let w = sw
+                * if *y > 0.5 {
+                    IN_SCOPE_PRIOR / pos
+                } else {
+                    (1.0 - IN_SCOPE_PRIOR) / neg
+                };
             let err = m.predict(x) - y;
             gb += w * err;
             for k in 0..FEATURES {
@@ -177,8 +193,8 @@ pub fn fit(data: &[Sample]) -> Model {
         }
         let total_w: f64 = if total_w > 0.0 { total_w } else { 1.0 };
         m.bias -= lr * gb / total_w;
-        for k in 0..FEATURES {
-            m.weights[k] -= lr * (gw[k] / total_w + l2 * m.weights[k]);
+        for (wk, g) in m.weights.iter_mut().zip(gw) {
+            *wk -= lr * (g / total_w + l2 * *wk);
         }
     }
     m

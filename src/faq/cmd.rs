@@ -1,6 +1,6 @@
 //! `edesk faq …` subcommands.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -169,7 +169,10 @@ fn readable(a: &Answer) -> String {
     let mut s = String::new();
     match (&a.question, &a.answer, a.answered) {
         (Some(q), Some(ans), true) => {
-            s.push_str(&format!("Q: {q}\n\n{ans}\n\n(confidence {:.2})\n", a.confidence));
+            s.push_str(&format!(
+                "Q: {q}\n\n{ans}\n\n(confidence {:.2})\n",
+                a.confidence
+            ));
             if !a.alternatives.is_empty() {
                 s.push_str("See also:\n");
             }
@@ -191,24 +194,9 @@ fn readable(a: &Answer) -> String {
     s
 }
 
+/// The questions of an eval file; by default the dev set beside the repo.
 fn bench_questions(file: Option<&Path>) -> Result<Vec<String>, FaqError> {
     let default = PathBuf::from("../shared/faq-dev.jsonl");
     let path = file.unwrap_or(&default);
-    if path.exists() {
-        return Ok(load_cases(path)?.into_iter().map(|c| c.q).collect());
-    }
-    if file.is_some() {
-        let mut s = String::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut s))
-            .map_err(|source| FaqError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
-    // No question file: the FAQ's own questions.
-    Err(FaqError::Invalid(format!(
-        "no question file at {} (give one: edesk faq bench FILE)",
-        path.display()
-    )))
+    Ok(load_cases(path)?.into_iter().map(|c| c.q).collect())
 }

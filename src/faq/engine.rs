@@ -91,16 +91,13 @@ fn idf(n: usize, df: usize) -> f64 {
     (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln()
 }
 
-
 impl Engine {
     /// Opens (building when the sources changed) the index under `data_dir`.
     pub fn open(sources: &Sources, data_dir: &Path, threshold: f64) -> Result<Engine, FaqError> {
         let set = FaqSet::load(sources)?;
         let analyzer = Analyzer::new(&set.synonyms.concept);
         let (index, fields) = open_or_build(&set, &analyzer, data_dir)?;
-        let reader = index
-            .reader()
-            .map_err(|e| FaqError::Index(e.to_string()))?;
+        let reader = index.reader().map_err(|e| FaqError::Index(e.to_string()))?;
         let searcher = reader.searcher();
         let mut doc_topic = HashMap::new();
         let ids: HashMap<&str, usize> = set
@@ -181,7 +178,11 @@ impl Engine {
             .map(|c| idf(n, topics.iter().filter(|t| t.concepts.contains(&c)).count()))
             .collect();
         let langid = LangId::new(&set);
-        let concept_terms = analyzer.concept_ids.iter().map(|c| format!("c:{c}")).collect();
+        let concept_terms = analyzer
+            .concept_ids
+            .iter()
+            .map(|c| format!("c:{c}"))
+            .collect();
         Ok(Engine {
             concept_terms,
             threshold,
@@ -291,7 +292,8 @@ impl Engine {
                 if let Some(u) = units.last_mut() {
                     u.concepts.extend(starting.iter().map(|c| c.0));
                     u.tokens.push(tok.clone());
-                    covered_to = covered_to.max(starting.iter().map(|c| pos + c.2).max().unwrap_or(0));
+                    covered_to =
+                        covered_to.max(starting.iter().map(|c| pos + c.2).max().unwrap_or(0));
                 }
                 continue;
             }
@@ -357,7 +359,10 @@ impl Engine {
         let mut seen: FxHashSet<(tantivy::schema::Field, &str)> = FxHashSet::default();
         let mut add = |field, text: &'a str, boost: f32| {
             if seen.insert((field, text)) {
-                let q = TermQuery::new(Term::from_field_text(field, text), IndexRecordOption::WithFreqs);
+                let q = TermQuery::new(
+                    Term::from_field_text(field, text),
+                    IndexRecordOption::WithFreqs,
+                );
                 clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(q), boost))));
             }
         };
@@ -390,7 +395,12 @@ impl Engine {
         // The other language only contributes shared words: no typo pass.
         let other_plain = self.analyzer.tokens(lang.other(), question);
         let (units, mut concepts) = self.units(lang, &toks);
-        concepts.extend(self.analyzer.concepts(lang.other(), &other_plain).into_iter().map(|c| c.0));
+        concepts.extend(
+            self.analyzer
+                .concepts(lang.other(), &other_plain)
+                .into_iter()
+                .map(|c| c.0),
+        );
         concepts.sort_unstable();
         concepts.dedup();
         if units.is_empty() && concepts.is_empty() {
@@ -433,7 +443,10 @@ impl Engine {
         }
         s.push_str("]\nunits:\n");
         for u in &units {
-            s.push_str(&format!("  {:?} {:?} w={:.2}\n", u.tokens, u.concepts, u.weight));
+            s.push_str(&format!(
+                "  {:?} {:?} w={:.2}\n",
+                u.tokens, u.concepts, u.weight
+            ));
         }
         let ranked = self.rank(question, lang);
         for c in ranked.iter().take(5) {
@@ -443,7 +456,11 @@ impl Engine {
                 c.score, c.bm25, c.coverage, c.question_coverage, c.matched, e.id
             ));
         }
-        s.push_str(&format!("features {:?} confidence {:.3}\n", features(&ranked), self.confidence(&ranked)));
+        s.push_str(&format!(
+            "features {:?} confidence {:.3}\n",
+            features(&ranked),
+            self.confidence(&ranked)
+        ));
         s
     }
 
@@ -462,7 +479,11 @@ impl Engine {
             None if q.is_empty() => Lang::default(),
             None => self.langid.detect(q),
         };
-        let ranked = if q.is_empty() { Vec::new() } else { self.rank(q, lang) };
+        let ranked = if q.is_empty() {
+            Vec::new()
+        } else {
+            self.rank(q, lang)
+        };
         let confidence = self.confidence(&ranked);
         let entries = self.set.entries(lang);
         let Some(best) = ranked.first() else {

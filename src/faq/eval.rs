@@ -68,7 +68,11 @@ impl Metrics {
         ratio(self.hits3, self.n)
     }
     pub fn mrr(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { self.rr / self.n as f64 }
+        if self.n == 0 {
+            0.0
+        } else {
+            self.rr / self.n as f64
+        }
     }
 }
 
@@ -106,7 +110,10 @@ pub struct Report {
 
 impl Report {
     pub fn abstention_precision(&self) -> f64 {
-        ratio(self.oos_abstained, self.oos_abstained + self.wrongly_abstained)
+        ratio(
+            self.oos_abstained,
+            self.oos_abstained + self.wrongly_abstained,
+        )
     }
     pub fn abstention_recall(&self) -> f64 {
         ratio(self.oos_abstained, self.out_of_scope)
@@ -157,7 +164,11 @@ pub fn evaluate(engine: &Engine, cases: &[Case]) -> Result<Report, FaqError> {
         let ranked = engine.rank(&case.q, detected);
         let rank = ranked.iter().position(|c| topics.contains(&c.topic));
         report.all.add(rank);
-        report.per_lang.entry(case.lang.unwrap_or(detected)).or_default().add(rank);
+        report
+            .per_lang
+            .entry(case.lang.unwrap_or(detected))
+            .or_default()
+            .add(rank);
         if !answer.answered {
             report.wrongly_abstained += 1;
         } else if rank != Some(0) {
@@ -168,7 +179,10 @@ pub fn evaluate(engine: &Engine, cases: &[Case]) -> Result<Report, FaqError> {
             report.misses.push(Miss {
                 q: case.q.clone(),
                 expected: expected.first().cloned().unwrap_or_default(),
-                got: ranked.first().and_then(|c| entries.get(c.topic)).map(|e| e.question.clone()),
+                got: ranked
+                    .first()
+                    .and_then(|c| entries.get(c.topic))
+                    .map(|e| e.question.clone()),
                 rank,
                 confidence: answer.confidence,
                 answered: answer.answered,

@@ -127,14 +127,25 @@ fn err(line: usize, message: impl Into<String>) -> FaqError {
 /// Decodes strictly: a wrong encoding is reported at its line, not guessed.
 fn decode(bytes: &[u8]) -> Result<&str, FaqError> {
     std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-        err(line, "not valid UTF-8 (the export must be saved as UTF-8 text)")
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count()
+            + 1;
+        err(
+            line,
+            "not valid UTF-8 (the export must be saved as UTF-8 text)",
+        )
     })
 }
 
 /// Parses the export and applies `corrections`; returns the generated files.
 /// `synonyms` is copied as is (it is curated by hand, not derived).
-pub fn import(bytes: &[u8], corrections: &Corrections, synonyms: &str) -> Result<Generated, FaqError> {
+pub fn import(
+    bytes: &[u8],
+    corrections: &Corrections,
+    synonyms: &str,
+) -> Result<Generated, FaqError> {
     let text = decode(bytes)?;
     let lines: Vec<&str> = text.split('\n').map(|l| l.trim_end_matches('\r')).collect();
     if lines.iter().all(|l| l.trim().is_empty()) {
@@ -143,7 +154,12 @@ pub fn import(bytes: &[u8], corrections: &Corrections, synonyms: &str) -> Result
     let split = lines
         .iter()
         .position(|l| strip_markers(l).trim().starts_with("Français"))
-        .ok_or_else(|| err(lines.len(), "no French half (\"Français\" heading) found: truncated file?"))?;
+        .ok_or_else(|| {
+            err(
+                lines.len(),
+                "no French half (\"Français\" heading) found: truncated file?",
+            )
+        })?;
     let en = parse_half(&lines[..split], 1)?;
     let fr = parse_half(&lines[split + 1..], split + 2)?;
     build(en, fr, corrections, synonyms)
@@ -193,7 +209,10 @@ fn parse_half(lines: &[&str], first_line: usize) -> Result<Half, FaqError> {
     }
     half.entries = parse_entries(lines, i, first_line)?;
     if half.entries.is_empty() {
-        return Err(err(first_line + lines.len(), "no questions found in this half"));
+        return Err(err(
+            first_line + lines.len(),
+            "no questions found in this half",
+        ));
     }
     Ok(half)
 }
@@ -211,14 +230,14 @@ fn parse_table(lines: &[&str], start: usize, first_line: usize) -> (Vec<Row>, us
             break;
         }
         if is_table_cell(&raw) {
-            if (t == "Name" || t == "Nom") && cells.len() % 3 == 0 {
+            if (t == "Name" || t == "Nom") && cells.len().is_multiple_of(3) {
                 break;
             }
             cells.push((first_line + k, t));
             blank = false;
         } else if t.is_empty() {
             blank = true;
-        } else if cells.is_empty() || (cells.len() % 3 == 0 && blank) {
+        } else if cells.is_empty() || (cells.len().is_multiple_of(3) && blank) {
             break;
         } else if let Some((_, last)) = cells.last_mut() {
             last.push('\n');
@@ -276,7 +295,11 @@ fn is_heading(t: &str, next: Option<&str>) -> bool {
         && next.is_some_and(is_q)
 }
 
-fn parse_entries(lines: &[&str], start: usize, first_line: usize) -> Result<Vec<RawEntry>, FaqError> {
+fn parse_entries(
+    lines: &[&str],
+    start: usize,
+    first_line: usize,
+) -> Result<Vec<RawEntry>, FaqError> {
     let logical = logical_lines(lines, start, first_line);
     let mut entries: Vec<RawEntry> = Vec::new();
     let mut current: Option<RawEntry> = None;
@@ -285,7 +308,10 @@ fn parse_entries(lines: &[&str], start: usize, first_line: usize) -> Result<Vec<
     let finish = |cur: Option<RawEntry>, has_answer: bool, out: &mut Vec<RawEntry>| {
         if let Some(mut e) = cur {
             if !has_answer {
-                return Err(err(e.line, format!("question with no answer: {:?}", e.question)));
+                return Err(err(
+                    e.line,
+                    format!("question with no answer: {:?}", e.question),
+                ));
             }
             e.answer = tidy_answer(&e.answer);
             out.push(e);
@@ -403,7 +429,10 @@ fn links_in(text: &str) -> Vec<String> {
     };
     let mut out: Vec<String> = Vec::new();
     for m in re.find_iter(text) {
-        let l = m.as_str().trim_end_matches(['.', ',', ')', ';', ':']).to_string();
+        let l = m
+            .as_str()
+            .trim_end_matches(['.', ',', ')', ';', ':'])
+            .to_string();
         if !out.contains(&l) {
             out.push(l);
         }
@@ -420,16 +449,20 @@ fn build(en: Half, fr: Half, c: &Corrections, synonyms: &str) -> Result<Generate
         let line = fr_e.last().map_or(0, |e| e.line);
         return Err(err(
             line,
-            format!("{} English questions but {} French ones", en_e.len(), fr_e.len()),
+            format!(
+                "{} English questions but {} French ones",
+                en_e.len(),
+                fr_e.len()
+            ),
         ));
     }
     let routes: Vec<(Regex, &Route)> = c
         .route
         .iter()
         .map(|r| {
-            Regex::new(&r.pattern)
-                .map(|re| (re, r))
-                .map_err(|e| FaqError::Invalid(format!("{CORRECTIONS}: route {:?}: {e}", r.pattern)))
+            Regex::new(&r.pattern).map(|re| (re, r)).map_err(|e| {
+                FaqError::Invalid(format!("{CORRECTIONS}: route {:?}: {e}", r.pattern))
+            })
         })
         .collect::<Result<_, _>>()?;
     for r in &c.route {
@@ -500,7 +533,13 @@ fn build(en: Half, fr: Half, c: &Corrections, synonyms: &str) -> Result<Generate
         files: vec![
             (ENTRIES_EN, ser(&EntryFile { entry: out_en })?),
             (ENTRIES_FR, ser(&EntryFile { entry: out_fr })?),
-            (CONTACTS, ser(&ContactFile { contact: contacts, link })?),
+            (
+                CONTACTS,
+                ser(&ContactFile {
+                    contact: contacts,
+                    link,
+                })?,
+            ),
             (SYNONYMS, synonyms.to_string()),
         ],
     })
@@ -524,7 +563,9 @@ fn check_team(team: &str) -> Result<(), FaqError> {
     if TEAMS.contains(&team) {
         Ok(())
     } else {
-        Err(FaqError::Invalid(format!("{CORRECTIONS}: unknown team {team:?}")))
+        Err(FaqError::Invalid(format!(
+            "{CORRECTIONS}: unknown team {team:?}"
+        )))
     }
 }
 
@@ -563,9 +604,18 @@ fn build_contacts(
         let found = links_in(&e.cells[1]);
         let email = found.iter().find(|l| l.contains('@')).cloned();
         let urls: Vec<String> = found.iter().filter(|l| !l.contains('@')).cloned().collect();
-        let key = email.clone().or_else(|| urls.first().cloned()).unwrap_or_default();
+        let key = email
+            .clone()
+            .or_else(|| urls.first().cloned())
+            .unwrap_or_default();
         let team = c.contact_teams.get(&key).ok_or_else(|| {
-            err(e.line, format!("contact {:?} ({key}) has no team in {CORRECTIONS}", e.cells[0]))
+            err(
+                e.line,
+                format!(
+                    "contact {:?} ({key}) has no team in {CORRECTIONS}",
+                    e.cells[0]
+                ),
+            )
         })?;
         check_team(team)?;
         out.push(Contact {
@@ -639,7 +689,10 @@ pub fn import_to_dir(source: &Path, out_dir: &Path) -> Result<Vec<String>, FaqEr
     let mut written = Vec::new();
     for (name, text) in generated.files {
         let path = out_dir.join(name);
-        std::fs::write(&path, text).map_err(|e| FaqError::Io { path: path.clone(), source: e })?;
+        std::fs::write(&path, text).map_err(|e| FaqError::Io {
+            path: path.clone(),
+            source: e,
+        })?;
         written.push(path.display().to_string());
     }
     Ok(written)

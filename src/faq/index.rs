@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::{Index, TantivyDocument};
 
@@ -50,7 +50,6 @@ fn schema() -> (Schema, Fields) {
     };
     let concepts_q = sb.add_text_field("concepts_q", concept());
     let concepts_a = sb.add_text_field("concepts_a", concept());
-    let _ = INDEXED;
     (
         sb.build(),
         Fields {
@@ -86,7 +85,11 @@ pub fn concept_terms(analyzer: &Analyzer, lang: Lang, text: &str) -> Vec<String>
 
 /// Opens the index in `data_dir/faq-index`, building it when missing, stale
 /// or unreadable. Returns the index and its fields.
-pub fn open_or_build(set: &FaqSet, analyzer: &Analyzer, data_dir: &Path) -> Result<(Index, Fields), FaqError> {
+pub fn open_or_build(
+    set: &FaqSet,
+    analyzer: &Analyzer,
+    data_dir: &Path,
+) -> Result<(Index, Fields), FaqError> {
     let (schema, fields) = schema();
     let dir = data_dir.join("faq-index");
     let want = format!("{ENGINE_VERSION} {}", set.hash);

@@ -179,7 +179,10 @@ impl FaqSet {
         let mut seen = std::collections::HashSet::new();
         for (e, f) in self.en.iter().zip(&self.fr) {
             if e.id != f.id {
-                return bad(format!("entry {:?} (en) is paired with {:?} (fr)", e.id, f.id));
+                return bad(format!(
+                    "entry {:?} (en) is paired with {:?} (fr)",
+                    e.id, f.id
+                ));
             }
             if !seen.insert(e.id.as_str()) {
                 return bad(format!("duplicate entry id {:?}", e.id));
@@ -195,7 +198,10 @@ impl FaqSet {
         }
         for c in &self.contacts.contact {
             if !TEAMS.contains(&c.team.as_str()) {
-                return bad(format!("contact {:?}: unknown team {:?}", c.name_en, c.team));
+                return bad(format!(
+                    "contact {:?}: unknown team {:?}",
+                    c.name_en, c.team
+                ));
             }
         }
         Ok(())

@@ -47,7 +47,9 @@ fn repair_word(word: &str) -> String {
     for tld in [".com", ".org", ".net"] {
         if let Some(pos) = core.rfind(tld) {
             let after = &core[pos + tld.len()..];
-            if !after.is_empty() && after.chars().all(|c| c.is_ascii_lowercase()) && core.contains('@')
+            if !after.is_empty()
+                && after.chars().all(|c| c.is_ascii_lowercase())
+                && core.contains('@')
             {
                 return format!("{} {}{}", &core[..pos + tld.len()], after, trail);
             }
