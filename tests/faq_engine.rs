@@ -196,13 +196,24 @@ fn index_is_reused_when_sources_are_unchanged() {
     let before = std::fs::metadata(&hash)
         .and_then(|m| m.modified())
         .expect("hash file");
-    drop(Engine::open(&src, dir.path(), 0.5).expect("second"));
+    let again = Engine::open(&src, dir.path(), 0.5).expect("second");
+    assert_eq!(
+        again
+            .ask("what is the download manager", None)
+            .id
+            .as_deref(),
+        Some("download-manager-dlm-work")
+    );
     let after = std::fs::metadata(&hash)
         .and_then(|m| m.modified())
         .expect("hash file");
     assert_eq!(
         before, after,
         "the index was rebuilt although nothing changed"
+    );
+    assert_eq!(
+        Sources::resolve(Some(dir.path())),
+        Sources::Dir(dir.path().to_path_buf())
     );
     let emb = Engine::open(&Sources::Embedded, dir.path(), 0.5).expect("embedded");
     assert_eq!(emb.entries(Lang::En).len(), 42);
