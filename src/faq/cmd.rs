@@ -174,7 +174,10 @@ fn readable(a: &Answer) -> String {
                 a.confidence
             ));
             if !a.alternatives.is_empty() {
-                s.push_str("See also:\n");
+                s.push_str(match a.lang {
+                    Lang::En => "See also:\n",
+                    Lang::Fr => "Voir aussi :\n",
+                });
             }
         }
         _ => {
@@ -184,7 +187,11 @@ fn readable(a: &Answer) -> String {
             };
             s.push_str(&format!("{msg} (confidence {:.2})\n", a.confidence));
             if let Some(q) = &a.question {
-                s.push_str(&format!("Did you mean:\n  - {q}\n"));
+                let ask = match a.lang {
+                    Lang::En => "Did you mean:",
+                    Lang::Fr => "Vouliez-vous dire :",
+                };
+                s.push_str(&format!("{ask}\n  - {q}\n"));
             }
         }
     }
