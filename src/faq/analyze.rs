@@ -6,7 +6,10 @@
 //! Negations (`no`, `sans`, …) survive the stop list because concept phrases
 //! such as "without java" need them; scoring ignores them.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+use super::fxhash::{FxHashMap, FxHashSet};
 
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
@@ -20,16 +23,17 @@ pub const TOKENIZER_EN: &str = "edesk_en";
 pub const TOKENIZER_FR: &str = "edesk_fr";
 
 const STOP_EN: &str = "a about above after again against all am an and any are as at be because been \
-before being below between both but by could did do does doing down during each few for from further \
+before being below between both but by could did do does doing during each few for from further \
 had has have having he her here hers herself him himself his how i if in into is it its itself just \
-me more most my myself of off on once only or other ought our ours ourselves out over own same she \
+me more most my myself of on once only or other ought our ours ourselves own same she \
 should so some such than that the their theirs them themselves then there these they this those \
-through to too under until up very was we were what when where which while who whom why will with \
+through to too under until very was we were what when where which while who whom why will with \
 would you your yours yourself yourselves s t d ll m re ve doesn don didn isn wasn aren won wouldn \
 couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please pls kindly here \
 im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
 want wants like know tell let lets way ok okay yes sure sam leo team guys folks cisco edelivery \
-e thing things really still even already one two use using used go going make made able";
+e thing things really still even already one two use using used go going make made able though although others \
+whether might may must shall since without";
 
 const STOP_FR: &str = "a au aux avec ce ces dans de des du elle en et eux il ils je la le les leur \
 lui ma mais me meme mes moi mon nos notre nous on ou par pour qu que qui sa se ses son sur ta te tes \
@@ -94,14 +98,16 @@ pub fn register(index: &tantivy::Index) {
 #[derive(Debug, Default)]
 struct PhraseTable {
     /// first token → (remaining tokens, concept index), longest first.
-    by_first: HashMap<String, Vec<(Vec<String>, usize)>>,
+    by_first: FxHashMap<String, Vec<(Vec<String>, usize)>>,
 }
 
 pub struct Analyzer {
     en: TextAnalyzer,
     fr: TextAnalyzer,
     phrases: [PhraseTable; 2],
-    negations: [HashSet<String>; 2],
+    negations: [FxHashSet<String>; 2],
+    /// Every token of every concept phrase, per language.
+    concept_words: [FxHashSet<String>; 2],
     pub concept_ids: Vec<String>,
 }
 
@@ -118,16 +124,27 @@ impl Analyzer {
             en: text_analyzer(Lang::En),
             fr: text_analyzer(Lang::Fr),
             phrases: [PhraseTable::default(), PhraseTable::default()],
-            negations: [HashSet::new(), HashSet::new()],
+            negations: [FxHashSet::default(), FxHashSet::default()],
+            concept_words: [FxHashSet::default(), FxHashSet::default()],
             concept_ids: concepts.iter().map(|c| c.id.clone()).collect(),
         };
         for lang in Lang::ALL {
-            let neg: HashSet<String> = a.tokens(lang, NEGATIONS).into_iter().collect();
+            let neg: FxHashSet<String> = a.tokens(lang, NEGATIONS).into_iter().collect();
             a.negations[slot(lang)] = neg;
             let mut table = PhraseTable::default();
             for (ci, c) in concepts.iter().enumerate() {
                 for term in &c.terms {
                     let toks = a.tokens(lang, term);
+                    // A phrase whose words the stop list ate ("switch off" →
+                    // "switch") would match far too much.
+                    let long_words = term
+                        .split([' ', '\'', '-'])
+                        .filter(|w| w.chars().count() > 2)
+                        .count();
+                    if long_words > 1 && toks.len() < 2 {
+                        continue;
+                    }
+                    a.concept_words[slot(lang)].extend(toks.iter().cloned());
                     let Some((first, rest)) = toks.split_first() else {
                         continue;
                     };
@@ -147,16 +164,25 @@ impl Analyzer {
 
     /// Analyzed tokens (folded, stop words removed, stemmed).
     pub fn tokens(&self, lang: Lang, text: &str) -> Vec<String> {
-        let mut analyzer = match lang {
-            Lang::En => self.en.clone(),
-            Lang::Fr => self.fr.clone(),
-        };
-        let mut out = Vec::new();
-        let mut stream = analyzer.token_stream(text);
-        while let Some(tok) = stream.next() {
-            out.push(tok.text.clone());
+        // tantivy analyzers need `&mut`; one clone per thread, not per call.
+        thread_local! {
+            static LOCAL: RefCell<Option<[TextAnalyzer; 2]>> = const { RefCell::new(None) };
         }
-        out
+        LOCAL.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            let pair = cell.get_or_insert_with(|| [self.en.clone(), self.fr.clone()]);
+            let mut out = Vec::new();
+            let mut stream = pair[slot(lang)].token_stream(text);
+            while let Some(tok) = stream.next() {
+                out.push(tok.text.clone());
+            }
+            out
+        })
+    }
+
+    /// The token is part of some concept phrase (so not a typo).
+    pub fn in_concepts(&self, lang: Lang, token: &str) -> bool {
+        self.concept_words[slot(lang)].contains(token)
     }
 
     pub fn is_negation(&self, lang: Lang, token: &str) -> bool {

@@ -1,6 +1,6 @@
 //! `edesk faq …` subcommands.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -38,6 +38,12 @@ pub enum FaqCmd {
         file: Option<PathBuf>,
         #[arg(long, default_value_t = 500)]
         rounds: usize,
+    },
+    /// Show how a question is analyzed and ranked.
+    Explain {
+        #[arg(long)]
+        lang: Option<Lang>,
+        question: Vec<String>,
     },
     /// Rebuild the index in the data directory now.
     Reindex,
@@ -92,12 +98,23 @@ pub fn run(cmd: FaqCmd, config: &Config) -> Result<ExitCode, FaqError> {
             let engine = engine(config)?;
             let report = evaluate(&engine, &load_cases(&file)?)?;
             print!("{report}");
+            let m = engine.model();
+            println!(
+                "confidence model: bias {:.2}, weights (coverage, question coverage, margin × coverage, matched units) {:.2?}; threshold {}",
+                m.bias,
+                m.weights,
+                engine.threshold()
+            );
             Ok(ExitCode::SUCCESS)
         }
         FaqCmd::Bench { file, rounds } => {
             let engine = engine(config)?;
             let questions = bench_questions(file.as_deref())?;
             println!("{}", bench(&engine, &questions, rounds.max(1)));
+            Ok(ExitCode::SUCCESS)
+        }
+        FaqCmd::Explain { lang, question } => {
+            print!("{}", engine(config)?.explain(&question.join(" "), lang));
             Ok(ExitCode::SUCCESS)
         }
         FaqCmd::Reindex => {
@@ -157,7 +174,10 @@ fn readable(a: &Answer) -> String {
                 a.confidence
             ));
             if !a.alternatives.is_empty() {
-                s.push_str("See also:\n");
+                s.push_str(match a.lang {
+                    Lang::En => "See also:\n",
+                    Lang::Fr => "Voir aussi :\n",
+                });
             }
         }
         _ => {
@@ -167,7 +187,11 @@ fn readable(a: &Answer) -> String {
             };
             s.push_str(&format!("{msg} (confidence {:.2})\n", a.confidence));
             if let Some(q) = &a.question {
-                s.push_str(&format!("Did you mean:\n  - {q}\n"));
+                let ask = match a.lang {
+                    Lang::En => "Did you mean:",
+                    Lang::Fr => "Vouliez-vous dire :",
+                };
+                s.push_str(&format!("{ask}\n  - {q}\n"));
             }
         }
     }
@@ -177,24 +201,9 @@ fn readable(a: &Answer) -> String {
     s
 }
 
+/// The questions of an eval file; by default the dev set beside the repo.
 fn bench_questions(file: Option<&Path>) -> Result<Vec<String>, FaqError> {
     let default = PathBuf::from("../shared/faq-dev.jsonl");
     let path = file.unwrap_or(&default);
-    if path.exists() {
-        return Ok(load_cases(path)?.into_iter().map(|c| c.q).collect());
-    }
-    if file.is_some() {
-        let mut s = String::new();
-        std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut s))
-            .map_err(|source| FaqError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
-    }
-    // No question file: the FAQ's own questions.
-    Err(FaqError::Invalid(format!(
-        "no question file at {} (give one: edesk faq bench FILE)",
-        path.display()
-    )))
+    Ok(load_cases(path)?.into_iter().map(|c| c.q).collect())
 }

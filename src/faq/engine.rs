@@ -2,7 +2,9 @@
 //! concepts (tantivy), re-ranked by query coverage, with a calibrated
 //! confidence and abstention.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use super::fxhash::{FxHashMap, FxHashSet};
 use std::path::Path;
 
 use tantivy::collector::TopDocs;
@@ -11,6 +13,7 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
 use super::analyze::Analyzer;
+use super::calibrate::{Model, features, fit, training_set};
 use super::index::{Fields, open_or_build};
 use super::langid::LangId;
 use super::model::{Contact, Entry, FaqSet, Link};
@@ -19,40 +22,23 @@ use super::{Alternative, Answer, FaqError, Sources};
 use crate::domain::Lang;
 
 // Field weights of the BM25 query. Questions are short and written like the
-// user's question, so they weigh most; the other language's fields carry
-// shared words (DLM, PAK, CCW, product names).
+// user's question, so they weigh most; the other language's questions carry
+// shared words (DLM, PAK, CCW, product names). Its answers are left out: they
+// add little and cost a third of the query time.
 const W_QUESTION: f32 = 3.0;
 const W_ANSWER: f32 = 1.0;
 const W_OTHER_QUESTION: f32 = 0.8;
-const W_OTHER_ANSWER: f32 = 0.25;
 const W_CONCEPT_Q: f32 = 2.0;
 const W_CONCEPT_A: f32 = 0.7;
 const W_TYPO: f32 = 0.7;
 const CANDIDATES: usize = 10;
 
-/// Confidence = logistic(bias + Σ weight × feature); see `faq-index/README.md`
-/// for how the weights were chosen.
-const CALIBRATION: Calibration = Calibration {
-    bias: -5.0,
-    coverage: 6.0,
-    question_coverage: 2.0,
-    margin: 3.0,
-};
-
-#[derive(Debug, Clone, Copy)]
-struct Calibration {
-    bias: f64,
-    coverage: f64,
-    question_coverage: f64,
-    margin: f64,
-}
-
 /// Per-topic term and concept sets, for coverage features.
 struct TopicTerms {
-    all: [HashSet<String>; 2],
-    question: [HashSet<String>; 2],
-    concepts: HashSet<usize>,
-    question_concepts: HashSet<usize>,
+    all: [FxHashSet<String>; 2],
+    question: [FxHashSet<String>; 2],
+    concepts: FxHashSet<usize>,
+    question_concepts: FxHashSet<usize>,
 }
 
 /// A unit of the query for coverage: a plain token or a concept phrase.
@@ -70,6 +56,8 @@ pub struct Candidate {
     pub bm25: f64,
     pub coverage: f64,
     pub question_coverage: f64,
+    /// How many query units (words or concept phrases) the entry contains.
+    pub matched: usize,
     pub score: f64,
 }
 
@@ -82,11 +70,14 @@ pub struct Engine {
     fields: Fields,
     doc_topic: HashMap<(u32, u32), usize>,
     topics: Vec<TopicTerms>,
-    idf: [HashMap<String, f64>; 2],
+    idf: [FxHashMap<String, f64>; 2],
     concept_idf: Vec<f64>,
     oov_idf: f64,
     vocab_by_first: [HashMap<char, Vec<String>>; 2],
     langid: LangId,
+    model: Model,
+    /// `c:<id>` index terms of the concepts.
+    concept_terms: Vec<String>,
 }
 
 fn slot(lang: Lang) -> usize {
@@ -98,10 +89,6 @@ fn slot(lang: Lang) -> usize {
 
 fn idf(n: usize, df: usize) -> f64 {
     (1.0 + (n as f64 - df as f64 + 0.5) / (df as f64 + 0.5)).ln()
-}
-
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
 }
 
 impl Engine {
@@ -144,10 +131,10 @@ impl Engine {
         let mut topics = Vec::new();
         for (en, fr) in set.en.iter().zip(&set.fr) {
             let mut t = TopicTerms {
-                all: [HashSet::new(), HashSet::new()],
-                question: [HashSet::new(), HashSet::new()],
-                concepts: HashSet::new(),
-                question_concepts: HashSet::new(),
+                all: [FxHashSet::default(), FxHashSet::default()],
+                question: [FxHashSet::default(), FxHashSet::default()],
+                concepts: FxHashSet::default(),
+                question_concepts: FxHashSet::default(),
             };
             for (lang, e) in [(Lang::En, en), (Lang::Fr, fr)] {
                 let q = analyzer.tokens(lang, &e.question);
@@ -166,7 +153,7 @@ impl Engine {
             topics.push(t);
         }
         let n = topics.len();
-        let mut idf_maps = [HashMap::new(), HashMap::new()];
+        let mut idf_maps = [FxHashMap::default(), FxHashMap::default()];
         let mut vocab_by_first: [HashMap<char, Vec<String>>; 2] = [HashMap::new(), HashMap::new()];
         for lang in Lang::ALL {
             let s = slot(lang);
@@ -191,7 +178,13 @@ impl Engine {
             .map(|c| idf(n, topics.iter().filter(|t| t.concepts.contains(&c)).count()))
             .collect();
         let langid = LangId::new(&set);
+        let concept_terms = analyzer
+            .concept_ids
+            .iter()
+            .map(|c| format!("c:{c}"))
+            .collect();
         Ok(Engine {
+            concept_terms,
             threshold,
             set,
             analyzer,
@@ -201,10 +194,23 @@ impl Engine {
             topics,
             idf: idf_maps,
             concept_idf,
-            oov_idf: idf(n, 0),
+            oov_idf: idf(n, 1),
             vocab_by_first,
             langid,
+            model: Model {
+                bias: 0.0,
+                weights: [0.0; super::calibrate::FEATURES],
+            },
         })
+        .map(|mut engine| {
+            engine.model = fit(&training_set(&engine));
+            engine
+        })
+    }
+
+    /// The fitted confidence model.
+    pub fn model(&self) -> Model {
+        self.model
     }
 
     pub fn threshold(&self) -> f64 {
@@ -240,13 +246,15 @@ impl Engine {
     /// Replaces a token unknown to the FAQ by its closest known spelling.
     fn correct(&self, lang: Lang, token: &str) -> Option<String> {
         let len = token.chars().count();
-        if len < 4
+        // Short stems are too often another real word ("resel" → "reset").
+        if len < 6
             || self.idf[slot(lang)].contains_key(token)
+            || self.analyzer.in_concepts(lang, token)
             || token.chars().any(|c| c.is_ascii_digit())
         {
             return None;
         }
-        let max = if len >= 7 { 2 } else { 1 };
+        let max = if len >= 9 { 2 } else { 1 };
         let first = token.chars().next()?;
         let mut best: Option<(usize, &String)> = None;
         for w in self.vocab_by_first[slot(lang)].get(&first)? {
@@ -293,13 +301,14 @@ impl Engine {
                 continue;
             }
             let known = self.idf[s].get(tok).copied();
+            let concept_w = starting
+                .iter()
+                .map(|c| self.concept_idf[c.0])
+                .fold(0.0, f64::max);
             let weight = match (known, starting.is_empty()) {
-                (Some(w), _) if !corrected => w,
+                (Some(w), _) if !corrected => w.max(concept_w),
                 (Some(w), _) => w * 0.8,
-                (None, false) => starting
-                    .iter()
-                    .map(|c| self.concept_idf[c.0])
-                    .fold(0.0, f64::max),
+                (None, false) => concept_w,
                 (None, true) => self.oov_idf,
             };
             covered_to = starting.iter().map(|c| pos + c.2).max().unwrap_or(pos + 1);
@@ -312,10 +321,10 @@ impl Engine {
         (units, all_concepts)
     }
 
-    fn coverage(&self, units: &[Unit], lang: Lang, topic: usize) -> (f64, f64) {
+    fn coverage(&self, units: &[Unit], lang: Lang, topic: usize) -> (f64, f64, usize) {
         let t = &self.topics[topic];
         let s = slot(lang);
-        let (mut total, mut all, mut question) = (0.0, 0.0, 0.0);
+        let (mut total, mut all, mut question, mut matched) = (0.0, 0.0, 0.0, 0);
         for u in units {
             total += u.weight;
             let in_q = u.tokens.iter().any(|w| t.question[s].contains(w))
@@ -325,30 +334,31 @@ impl Engine {
                 || u.concepts.iter().any(|c| t.concepts.contains(c));
             if in_all {
                 all += u.weight;
+                matched += 1;
             }
             if in_q {
                 question += u.weight;
             }
         }
         if total <= 0.0 {
-            return (0.0, 0.0);
+            return (0.0, 0.0, 0);
         }
-        (all / total, question / total)
+        (all / total, question / total, matched)
     }
 
-    fn build_query(
-        &self,
+    fn build_query<'a>(
+        &'a self,
         lang: Lang,
-        toks: &[(String, bool)],
-        other: &[String],
+        toks: &'a [(String, bool)],
+        other: &'a [String],
         concepts: &[usize],
     ) -> BooleanQuery {
         let f = &self.fields;
         let (l, o) = (slot(lang), slot(lang.other()));
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let mut seen = HashSet::new();
-        let mut add = |field, text: &str, boost: f32| {
-            if seen.insert((field, text.to_string())) {
+        let mut seen: FxHashSet<(tantivy::schema::Field, &str)> = FxHashSet::default();
+        let mut add = |field, text: &'a str, boost: f32| {
+            if seen.insert((field, text)) {
                 let q = TermQuery::new(
                     Term::from_field_text(field, text),
                     IndexRecordOption::WithFreqs,
@@ -369,12 +379,12 @@ impl Engine {
                 continue;
             }
             add(f.question[o], t, W_OTHER_QUESTION);
-            add(f.answer[o], t, W_OTHER_ANSWER);
         }
         for c in concepts {
-            let term = format!("c:{}", self.analyzer.concept_ids[*c]);
-            add(f.concepts_q, &term, W_CONCEPT_Q);
-            add(f.concepts_a, &term, W_CONCEPT_A);
+            if let Some(term) = self.concept_terms.get(*c) {
+                add(f.concepts_q, term, W_CONCEPT_Q);
+                add(f.concepts_a, term, W_CONCEPT_A);
+            }
         }
         BooleanQuery::new(clauses)
     }
@@ -382,8 +392,8 @@ impl Engine {
     /// All candidates, best first, with their features.
     pub fn rank(&self, question: &str, lang: Lang) -> Vec<Candidate> {
         let toks = self.query_tokens(lang, question);
-        let other_toks = self.query_tokens(lang.other(), question);
-        let other_plain: Vec<String> = other_toks.iter().map(|(t, _)| t.clone()).collect();
+        // The other language only contributes shared words: no typo pass.
+        let other_plain = self.analyzer.tokens(lang.other(), question);
         let (units, mut concepts) = self.units(lang, &toks);
         concepts.extend(
             self.analyzer
@@ -405,13 +415,14 @@ impl Engine {
             .into_iter()
             .filter_map(|(score, addr)| {
                 let topic = *self.doc_topic.get(&(addr.segment_ord, addr.doc_id))?;
-                let (coverage, question_coverage) = self.coverage(&units, lang, topic);
+                let (coverage, question_coverage, matched) = self.coverage(&units, lang, topic);
                 let bm25 = f64::from(score);
                 Some(Candidate {
                     topic,
                     bm25,
                     coverage,
                     question_coverage,
+                    matched,
                     score: bm25 * (0.25 + coverage + 0.5 * question_coverage),
                 })
             })
@@ -420,21 +431,45 @@ impl Engine {
         out
     }
 
+    /// A human-readable trace of how a question is analyzed and ranked.
+    pub fn explain(&self, question: &str, lang: Option<Lang>) -> String {
+        let lang = lang.unwrap_or_else(|| self.langid.detect(question));
+        let toks = self.query_tokens(lang, question);
+        let (units, concepts) = self.units(lang, &toks);
+        let mut s = format!("lang {lang}\ntokens {toks:?}\nconcepts [");
+        for c in concepts {
+            s.push_str(&self.analyzer.concept_ids[c]);
+            s.push(' ');
+        }
+        s.push_str("]\nunits:\n");
+        for u in &units {
+            s.push_str(&format!(
+                "  {:?} {:?} w={:.2}\n",
+                u.tokens, u.concepts, u.weight
+            ));
+        }
+        let ranked = self.rank(question, lang);
+        for c in ranked.iter().take(5) {
+            let e = &self.set.entries(lang)[c.topic];
+            s.push_str(&format!(
+                "  {:.2} bm25 {:.2} cov {:.2} qcov {:.2} matched {}  {}\n",
+                c.score, c.bm25, c.coverage, c.question_coverage, c.matched, e.id
+            ));
+        }
+        s.push_str(&format!(
+            "features {:?} confidence {:.3}\n",
+            features(&ranked),
+            self.confidence(&ranked)
+        ));
+        s
+    }
+
     /// Confidence in the best candidate, in [0, 1].
     pub fn confidence(&self, ranked: &[Candidate]) -> f64 {
-        let Some(best) = ranked.first() else {
+        if ranked.is_empty() {
             return 0.0;
-        };
-        let margin = ranked.get(1).map_or(1.0, |second| {
-            ((best.score - second.score) / best.score.max(1e-9)).clamp(0.0, 1.0)
-        });
-        let c = CALIBRATION;
-        sigmoid(
-            c.bias
-                + c.coverage * best.coverage
-                + c.question_coverage * best.question_coverage
-                + c.margin * margin,
-        )
+        }
+        self.model.predict(&features(ranked))
     }
 
     pub fn ask(&self, question: &str, lang: Option<Lang>) -> Answer {

@@ -264,6 +264,9 @@ pub struct Bench {
     pub max: Duration,
     pub lingua_mean: Duration,
     pub vocab_lang_mean: Duration,
+    /// Questions the vocabulary evidence could not decide (lingua ran).
+    pub lingua_needed: usize,
+    pub distinct: usize,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -312,6 +315,11 @@ pub fn bench(engine: &Engine, questions: &[String], rounds: usize) -> Bench {
         max: times.last().copied().unwrap_or_default(),
         lingua_mean,
         vocab_lang_mean,
+        lingua_needed: questions
+            .iter()
+            .filter(|q| engine.langid().by_vocabulary(q).is_none())
+            .count(),
+        distinct: questions.len(),
     }
 }
 
@@ -324,8 +332,8 @@ impl fmt::Display for Bench {
         )?;
         write!(
             f,
-            "language detection per question: vocabulary evidence {:?}, lingua {:?}",
-            self.vocab_lang_mean, self.lingua_mean
+            "language detection per question: vocabulary evidence {:?}, lingua {:?} (lingua needed for {} of {} questions)",
+            self.vocab_lang_mean, self.lingua_mean, self.lingua_needed, self.distinct
         )
     }
 }

@@ -230,14 +230,14 @@ fn parse_table(lines: &[&str], start: usize, first_line: usize) -> (Vec<Row>, us
             break;
         }
         if is_table_cell(&raw) {
-            if (t == "Name" || t == "Nom") && cells.len() % 3 == 0 {
+            if (t == "Name" || t == "Nom") && cells.len().is_multiple_of(3) {
                 break;
             }
             cells.push((first_line + k, t));
             blank = false;
         } else if t.is_empty() {
             blank = true;
-        } else if cells.is_empty() || (cells.len() % 3 == 0 && blank) {
+        } else if cells.is_empty() || (cells.len().is_multiple_of(3) && blank) {
             break;
         } else if let Some((_, last)) = cells.last_mut() {
             last.push('\n');

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use tantivy::schema::{
-    Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::{Index, TantivyDocument};
 
@@ -50,7 +50,6 @@ fn schema() -> (Schema, Fields) {
     };
     let concepts_q = sb.add_text_field("concepts_q", concept());
     let concepts_a = sb.add_text_field("concepts_a", concept());
-    let _ = INDEXED;
     (
         sb.build(),
         Fields {

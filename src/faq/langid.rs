@@ -78,14 +78,23 @@ impl LangId {
         (en, fr)
     }
 
-    pub fn detect(&self, text: &str) -> Lang {
+    /// The vocabulary evidence alone, when it is clear enough.
+    pub fn by_vocabulary(&self, text: &str) -> Option<Lang> {
         let (en, fr) = self.evidence(text);
         if en >= 1 && fr == 0 || en >= fr + 2 {
-            return Lang::En;
+            return Some(Lang::En);
         }
         if fr >= 1 && en == 0 || fr >= en + 2 {
-            return Lang::Fr;
+            return Some(Lang::Fr);
         }
+        None
+    }
+
+    pub fn detect(&self, text: &str) -> Lang {
+        if let Some(l) = self.by_vocabulary(text) {
+            return l;
+        }
+        let (en, fr) = self.evidence(text);
         match self.lingua(text) {
             Some(l) => l,
             None if fr > en => Lang::Fr,

@@ -21,9 +21,11 @@
 //!    alternatives.
 
 pub mod analyze;
+pub mod calibrate;
 pub mod cmd;
 mod engine;
 pub mod eval;
+mod fxhash;
 pub mod import;
 mod index;
 pub mod langid;
