@@ -456,6 +456,14 @@ async fn open_socket(addr: &str) -> Result<tokio::net::TcpStream, String> {
     Ok(stream)
 }
 
+/// Writes `ID.eml` atomically; the name is the outbox id, so a replay
+/// overwrites instead of duplicating.
+fn write_eml(dir: &Path, item: &OutboxItem) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{}.eml.tmp", item.id));
+    std::fs::write(&tmp, item.raw.as_bytes())?;
+    std::fs::rename(tmp, dir.join(format!("{}.eml", item.id)))
+}
+
 #[cfg(test)]
 mod socket_tests {
     #[tokio::test]
@@ -465,12 +473,4 @@ mod socket_tests {
         let stream = super::open_socket(&addr).await.unwrap();
         assert!(stream.nodelay().unwrap(), "TCP_NODELAY must be set");
     }
-}
-
-/// Writes `ID.eml` atomically; the name is the outbox id, so a replay
-/// overwrites instead of duplicating.
-fn write_eml(dir: &Path, item: &OutboxItem) -> std::io::Result<()> {
-    let tmp = dir.join(format!(".{}.eml.tmp", item.id));
-    std::fs::write(&tmp, item.raw.as_bytes())?;
-    std::fs::rename(tmp, dir.join(format!("{}.eml", item.id)))
 }
