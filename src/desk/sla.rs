@@ -2,10 +2,11 @@
 //! day", "3 business days"). Mon–Fri minus a holiday list, in the configured
 //! time zone.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::NaiveDate;
+
+use crate::domain;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
@@ -22,16 +23,18 @@ pub enum CalendarError {
     },
 }
 
+/// The holiday list; the arithmetic is `domain`'s pure functions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Calendar {
-    holidays: BTreeSet<NaiveDate>,
+    holidays: Vec<NaiveDate>,
 }
 
 impl Calendar {
     pub fn new(holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
-        Calendar {
-            holidays: holidays.into_iter().collect(),
-        }
+        let mut holidays: Vec<NaiveDate> = holidays.into_iter().collect();
+        holidays.sort_unstable();
+        holidays.dedup();
+        Calendar { holidays }
     }
 
     /// One `YYYY-MM-DD` per line; `#` starts a comment; blank lines ignored.
@@ -44,7 +47,7 @@ impl Calendar {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Calendar, CalendarError> {
-        let mut holidays = BTreeSet::new();
+        let mut holidays = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let value = line.split('#').next().unwrap_or("").trim();
             if value.is_empty() {
@@ -57,27 +60,19 @@ impl Calendar {
                     value: value.to_string(),
                 }
             })?;
-            holidays.insert(date);
+            holidays.push(date);
         }
-        Ok(Calendar { holidays })
+        Ok(Calendar::new(holidays))
     }
 
     pub fn is_business_day(&self, d: NaiveDate) -> bool {
-        !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !self.holidays.contains(&d)
+        domain::is_business_day(d, &self.holidays)
     }
 
     /// The date `n` business days after `from` (a request made on a Friday
     /// with n = 1 is due on Monday; on a holiday eve, the day after).
     pub fn add_business_days(&self, from: NaiveDate, n: u32) -> NaiveDate {
-        let mut d = from;
-        let mut left = n;
-        while left > 0 {
-            d = d.succ_opt().unwrap_or(d);
-            if self.is_business_day(d) {
-                left -= 1;
-            }
-        }
-        d
+        domain::add_business_days(from, n, &self.holidays)
     }
 
     /// Business days strictly after `from` up to and including `to`.
