@@ -396,6 +396,9 @@ impl Config {
             );
         }
         for (team, addr) in &self.desk.teams {
+            if let Err(e) = team.parse::<crate::domain::Team>() {
+                return bad(&format!("desk.teams.{team}"), e);
+            }
             if !addr.is_empty() && addr.parse::<crate::domain::EmailAddress>().is_err() {
                 return bad(
                     &format!("desk.teams.{team}"),

@@ -15,7 +15,7 @@ pub enum DeskCmd {
         all: bool,
         /// Only this team's tickets (`exportops`, `licensing`, …).
         #[arg(long)]
-        team: Option<String>,
+        team: Option<crate::domain::Team>,
         #[arg(long)]
         json: bool,
     },
@@ -55,7 +55,7 @@ pub fn run(
                 .list()?
                 .into_iter()
                 .filter(|t| all || t.status == TicketStatus::Open)
-                .filter(|t| team.as_deref().is_none_or(|team| t.team == team))
+                .filter(|t| team.is_none_or(|team| t.team == team))
                 .collect();
             if json {
                 out = serde_json::to_string_pretty(&tickets).unwrap_or_default() + "\n";

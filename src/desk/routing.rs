@@ -53,7 +53,22 @@ impl Route {
 
     /// A support team (a route a person answers).
     pub fn is_team(self) -> bool {
-        !matches!(self, Route::Faq | Route::None)
+        self.team().is_some()
+    }
+
+    /// The team behind this route, if a person answers it.
+    pub fn team(self) -> Option<crate::domain::Team> {
+        use crate::domain::Team;
+        match self {
+            Route::EdeliverySupport => Some(Team::EdeliverySupport),
+            Route::CustomerService => Some(Team::CustomerService),
+            Route::Exportops => Some(Team::Exportops),
+            Route::SacSupport => Some(Team::SacSupport),
+            Route::Licensing => Some(Team::Licensing),
+            Route::Ucss => Some(Team::Ucss),
+            Route::Cuwl => Some(Team::Cuwl),
+            Route::Faq | Route::None => None,
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //! mail in the ticket's thread → number), `ticket_seq` (the counter).
 
 use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::Team;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +114,7 @@ pub struct FaqRef {
 pub struct Ticket {
     pub id: TicketId,
     pub created_at: DateTime<Utc>,
-    /// The team route (`exportops`, `licensing`, …).
-    pub team: String,
+    pub team: Team,
     pub status: TicketStatus,
     pub customer: String,
     pub lang: crate::domain::Lang,
@@ -132,7 +133,7 @@ pub struct Ticket {
 
 #[derive(Debug, Clone)]
 pub struct NewTicket {
-    pub team: String,
+    pub team: Team,
     pub customer: String,
     pub lang: crate::domain::Lang,
     pub subject: String,
@@ -304,7 +305,7 @@ mod tests {
 
     fn new(customer: &str, orders: &[&str]) -> NewTicket {
         NewTicket {
-            team: "exportops".into(),
+            team: Team::Exportops,
             customer: customer.into(),
             lang: crate::domain::Lang::En,
             subject: "Export hold".into(),

@@ -71,7 +71,7 @@ pub fn add_business_days(from: NaiveDate, n: u32, holidays: &[NaiveDate]) -> Nai
 
 /// A support team a case can be routed to. The string forms are the `route`
 /// values of the `mail inspect` contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Team {
     EdeliverySupport,
@@ -84,6 +84,16 @@ pub enum Team {
 }
 
 impl Team {
+    pub const ALL: [Team; 7] = [
+        Team::EdeliverySupport,
+        Team::CustomerService,
+        Team::Exportops,
+        Team::SacSupport,
+        Team::Licensing,
+        Team::Ucss,
+        Team::Cuwl,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Team::EdeliverySupport => "edelivery-support",
@@ -94,6 +104,28 @@ impl Team {
             Team::Ucss => "ucss",
             Team::Cuwl => "cuwl",
         }
+    }
+}
+
+impl std::fmt::Display for Team {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Team {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        Team::ALL
+            .into_iter()
+            .find(|team| team.as_str() == t)
+            .ok_or_else(|| {
+                format!(
+                    "unknown team {s:?} (expected one of {})",
+                    Team::ALL.map(|t| t.as_str()).join(", ")
+                )
+            })
     }
 }
 

@@ -11,7 +11,7 @@ use super::ports::{FaqHit, FaqOracle};
 use super::worker::{ActionError, Actions, AutoKind, AutoMail, Sent, Teams};
 use crate::desk::Desk;
 use crate::desk::routing::Route;
-use crate::domain::{EmailAddress, Lang, Mailbox, OrderId};
+use crate::domain::{EmailAddress, Lang, Mailbox, OrderId, Team};
 use crate::faq;
 use crate::notify::{AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail};
 
@@ -33,9 +33,9 @@ impl FaqOracle for EngineOracle {
     }
 }
 
-/// Team addresses from `desk.teams`.
+/// Team addresses from `desk.teams` (keys validated by the configuration).
 pub struct ConfigTeams {
-    teams: BTreeMap<String, String>,
+    teams: BTreeMap<Team, String>,
 }
 
 impl ConfigTeams {
@@ -44,23 +44,23 @@ impl ConfigTeams {
             teams: teams
                 .iter()
                 .filter(|(_, a)| !a.is_empty())
-                .map(|(t, a)| (t.clone(), a.to_ascii_lowercase()))
+                .filter_map(|(t, a)| Some((t.parse::<Team>().ok()?, a.to_ascii_lowercase())))
                 .collect(),
         }
     }
 }
 
 impl Teams for ConfigTeams {
-    fn team_of(&self, address: &str) -> Option<String> {
+    fn team_of(&self, address: &str) -> Option<Team> {
         let address = address.to_ascii_lowercase();
         self.teams
             .iter()
             .find(|(_, a)| **a == address)
-            .map(|(t, _)| t.clone())
+            .map(|(t, _)| *t)
     }
 
-    fn address_of(&self, team: &str) -> Option<String> {
-        self.teams.get(team).cloned()
+    fn address_of(&self, team: Team) -> Option<String> {
+        self.teams.get(&team).cloned()
     }
 }
 
@@ -84,7 +84,7 @@ impl NotifyActions {
         match t {
             Some(t) => json!({
                 "ticket": ticket,
-                "team": team_label(&t.team),
+                "team": team_label(t.team),
                 "business_days": t.sla_business_days,
                 "due": t.due.to_string(),
                 "customer": t.customer,
@@ -98,16 +98,15 @@ impl NotifyActions {
 }
 
 /// The team's name as customers read it.
-fn team_label(team: &str) -> &str {
+fn team_label(team: Team) -> &'static str {
     match team {
-        "edelivery-support" => "eDelivery Customer Support",
-        "customer-service" => "Cisco Customer Service",
-        "exportops" => "Export Operations",
-        "sac-support" => "SAC",
-        "licensing" => "Global Licensing Operations",
-        "ucss" => "UCSS Support",
-        "cuwl" => "CUWL Support",
-        other => other,
+        Team::EdeliverySupport => "eDelivery Customer Support",
+        Team::CustomerService => "Cisco Customer Service",
+        Team::Exportops => "Export Operations",
+        Team::SacSupport => "SAC",
+        Team::Licensing => "Global Licensing Operations",
+        Team::Ucss => "UCSS Support",
+        Team::Cuwl => "CUWL Support",
     }
 }
 

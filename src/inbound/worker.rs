@@ -18,7 +18,7 @@ use super::ports::{Directory, FaqOracle};
 use crate::desk::guard::{AutoMailGuard, Verdict};
 use crate::desk::tickets::{Event, EventKind, FaqRef, NewTicket, TicketStatus};
 use crate::desk::{Desk, Ticket};
-use crate::domain::Lang;
+use crate::domain::{Lang, Team};
 use crate::inbound::command::MailCommand;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,10 +88,10 @@ pub trait Actions: Send + Sync {
 
 /// Support team addresses, for recognising a team's reply to a ticket.
 pub trait Teams: Send + Sync {
-    /// The team key (`exportops`, …) that owns this address, if any.
-    fn team_of(&self, address: &str) -> Option<String>;
+    /// The team that owns this address, if any.
+    fn team_of(&self, address: &str) -> Option<Team>;
     /// Where escalations for `team` go.
-    fn address_of(&self, team: &str) -> Option<String>;
+    fn address_of(&self, team: Team) -> Option<String>;
 }
 
 pub struct Worker {
@@ -175,7 +175,7 @@ impl Worker {
         if let Some(team) = self.teams.team_of(&sender)
             && let Some(ticket) = self.ticket_for(&thread_ids)?
         {
-            self.relay(id, &decision, &team, ticket, &mut outcome)?;
+            self.relay(id, &decision, team, ticket, &mut outcome)?;
             return Ok((decision, outcome));
         }
 
@@ -198,7 +198,8 @@ impl Worker {
                 )?;
             }
             Action::Escalate { team } => {
-                self.escalate(id, &decision, team.to_string(), &thread_ids, &mut outcome)?;
+                let team = team.team().unwrap_or(Team::EdeliverySupport);
+                self.escalate(id, &decision, team, &thread_ids, &mut outcome)?;
             }
             Action::Command(cmd) => self.command(id, &decision, cmd, &thread_ids, &mut outcome)?,
         }
@@ -272,7 +273,7 @@ impl Worker {
         &self,
         id: u64,
         d: &Decision,
-        team: String,
+        team: Team,
         thread_ids: &[String],
         outcome: &mut Outcome,
     ) -> Result<(), ActionError> {
@@ -311,7 +312,7 @@ impl Worker {
             .desk
             .open_ticket(
                 NewTicket {
-                    team: team.clone(),
+                    team,
                     customer: customer.clone(),
                     lang: d.lang,
                     subject: d.subject.clone(),
@@ -336,7 +337,7 @@ impl Worker {
             .done
             .push(format!("ticket {} for {team}", ticket.id));
 
-        if let Some(team_addr) = self.teams.address_of(&team) {
+        if let Some(team_addr) = self.teams.address_of(team) {
             let sent = self.actions.send(AutoMail {
                 key: format!("inbound:{id}:team"),
                 to: team_addr.clone(),
@@ -468,7 +469,7 @@ impl Worker {
         &self,
         id: u64,
         d: &Decision,
-        team: &str,
+        team: Team,
         ticket: Ticket,
         outcome: &mut Outcome,
     ) -> Result<(), ActionError> {
@@ -602,11 +603,11 @@ mod tests {
 
     struct OneTeam;
     impl Teams for OneTeam {
-        fn team_of(&self, address: &str) -> Option<String> {
-            (address == "exportops@cisco.example").then(|| "exportops".into())
+        fn team_of(&self, address: &str) -> Option<Team> {
+            (address == "exportops@cisco.example").then_some(Team::Exportops)
         }
-        fn address_of(&self, team: &str) -> Option<String> {
-            (team == "exportops").then(|| "exportops@cisco.example".into())
+        fn address_of(&self, team: Team) -> Option<String> {
+            (team == Team::Exportops).then(|| "exportops@cisco.example".into())
         }
     }
 
@@ -694,7 +695,7 @@ mod tests {
         let tickets = w.desk.list().unwrap();
         assert_eq!(tickets.len(), 1, "{:?}", rec.sent.lock().unwrap());
         let t = &tickets[0];
-        assert_eq!(t.team, "exportops");
+        assert_eq!(t.team, Team::Exportops);
         assert_eq!(t.orders, vec!["10458321".to_string()]);
         {
             let sent = rec.sent.lock().unwrap();
@@ -806,7 +807,7 @@ mod tests {
         );
         let t = w.desk.list().unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!(t[0].team, "edelivery-support");
+        assert_eq!(t[0].team, Team::EdeliverySupport);
     }
 
     #[test]
