@@ -343,3 +343,56 @@ fn confident_faq_question_is_answered_in_the_askers_language() {
     );
     assert_eq!(header(answer, "Content-Language").as_deref(), Some("fr"));
 }
+
+#[test]
+fn hard_bounce_to_the_verp_address_suppresses_the_recipient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    let mut o = order();
+    o["holds"] = json!([]);
+    let (status, body) = d.post_json("/v1/orders", &o.to_string());
+    assert_eq!(status, 201, "{body}");
+    let mails = wait_mails(&d, &sink, 1);
+    let envelope_from = header(&mails[0], "X-Sink-Mail-From").unwrap();
+    assert!(envelope_from.starts_with("bounces+"), "{envelope_from}");
+    let notification_id = header(&mails[0], "Message-ID").unwrap();
+
+    // The recipient's MTA later bounces it (a Postfix-style DSN).
+    let dsn = format!(
+        "From: MAILER-DAEMON@mx.acme.example.com (Mail Delivery System)\r\n\
+To: {envelope_from}\r\n\
+Subject: Undelivered Mail Returned to Sender\r\n\
+Message-ID: <dsn-verp-1@mx.acme.example.com>\r\n\
+Auto-Submitted: auto-replied\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n\r\n\
+--B1\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.acme.example.com.\r\n<j.harper@acme.example.com>: host said: 550 5.1.1 User unknown\r\n\
+--B1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example.com\r\n\r\nFinal-Recipient: rfc822; j.harper@acme.example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
+--B1\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {notification_id}\r\nSubject: Your order\r\n\r\n--B1--\r\n"
+    );
+    let server = d.lmtp.to_string();
+    let (ok, transcript) = swaks(&[
+        "--protocol",
+        "LMTP",
+        "--server",
+        &server,
+        "--from",
+        "",
+        "--to",
+        &envelope_from,
+        "--data",
+        &dsn,
+    ]);
+    assert!(ok, "{transcript}");
+    d.wait_for("the address suppressed", || {
+        let (_, m) = d.get("/metrics");
+        m.contains("edesk_suppressed_addresses 1").then_some(())
+    });
+    // Nothing was answered to the mailer daemon.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        sink.messages()
+            .iter()
+            .all(|m| !to_of(m).to_lowercase().contains("mailer-daemon"))
+    );
+}
