@@ -166,22 +166,70 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
             p.report = Some(truncate(&text, MAX_HEADER_CHARS * 4));
         }
     }
-    p.text = msg
-        .text_body
-        .iter()
-        .find_map(|&i| match &msg.parts.get(i as usize)?.body {
-            PartType::Text(t) => Some(truncate(t, MAX_BODY_CHARS)),
+    p.text = msg.text_body.iter().find_map(|&i| {
+        let part = msg.parts.get(i as usize)?;
+        match &part.body {
+            PartType::Text(t) => Some(truncate(&redecode(raw, part, t), MAX_BODY_CHARS)),
             _ => None,
-        });
-    p.html = msg
-        .html_body
-        .iter()
-        .find_map(|&i| match &msg.parts.get(i as usize)?.body {
-            PartType::Html(t) => Some(truncate(t, MAX_BODY_CHARS)),
+        }
+    });
+    p.html = msg.html_body.iter().find_map(|&i| {
+        let part = msg.parts.get(i as usize)?;
+        match &part.body {
+            PartType::Html(t) => Some(truncate(&redecode(raw, part, t), MAX_BODY_CHARS)),
             _ => None,
-        });
+        }
+    });
     p.attachments = msg.attachment_count();
     Some(p)
+}
+
+/// Charset order: the declared one (mail-parser), then UTF-8, then
+/// windows-1252 (a superset of ISO-8859-1 for text). mail-parser decodes an
+/// unknown or missing charset as lossy UTF-8; when that produced replacement
+/// characters, the part's own bytes are decoded again here, so a French
+/// client that forgot (or misnamed) its charset still reads as French.
+fn redecode(raw: &[u8], part: &mail_parser::MessagePart<'_>, decoded: &str) -> String {
+    if !decoded.contains('\u{FFFD}') {
+        return decoded.to_string();
+    }
+    let Some(body) = raw.get(part.offset_body as usize..part.offset_end as usize) else {
+        return decoded.to_string();
+    };
+    let bytes = match part.encoding {
+        mail_parser::Encoding::Base64 => {
+            mail_parser::decoders::base64::base64_decode(body).unwrap_or_default()
+        }
+        mail_parser::Encoding::QuotedPrintable => {
+            mail_parser::decoders::quoted_printable::quoted_printable_decode(body)
+                .unwrap_or_default()
+        }
+        mail_parser::Encoding::None => body.to_vec(),
+    };
+    if bytes.is_empty() {
+        return decoded.to_string();
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(s) => s.to_string(),
+        Err(_) => windows_1252(&bytes),
+    }
+}
+
+/// windows-1252 to UTF-8: Latin-1 plus the typographic characters Outlook
+/// puts in 0x80–0x9F (curly quotes, €, œ, …).
+pub fn windows_1252(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
+        '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
+        'ž', 'Ÿ',
+    ];
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9F => HIGH[usize::from(b - 0x80)],
+            _ => char::from(b),
+        })
+        .collect()
 }
 
 fn header_texts(v: &HeaderValue<'_>) -> Vec<String> {
@@ -234,6 +282,36 @@ mod tests {
                 .any(|r| r == "reply+abc@edesk.example.com")
         );
         assert_eq!(p.text.as_deref().map(str::trim), Some("Merci !"));
+    }
+
+    #[test]
+    fn unknown_or_missing_charset_falls_back_to_windows_1252() {
+        let unknown = b"From: a@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"x-mystery\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nle t\xe9l\xe9chargement \x93\xe9choue\x94\r\n";
+        let p = parse(unknown).unwrap();
+        assert_eq!(
+            p.text.as_deref().map(str::trim),
+            Some("le téléchargement “échoue”")
+        );
+        let none = b"From: a@b.example\r\nSubject: x\r\n\r\nd\xe9j\xe0 vu\r\n";
+        assert_eq!(
+            parse(none).unwrap().text.as_deref().map(str::trim),
+            Some("déjà vu")
+        );
+        let qp = b"From: a@b.example\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=bogus\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nr=E9ponse\r\n";
+        assert_eq!(
+            parse(qp).unwrap().text.as_deref().map(str::trim),
+            Some("réponse")
+        );
+        // Valid UTF-8 without a declared charset stays UTF-8.
+        let utf8 = "From: a@b.example\r\nSubject: x\r\n\r\nd\u{e9}j\u{e0} vu\r\n";
+        assert_eq!(
+            parse(utf8.as_bytes())
+                .unwrap()
+                .text
+                .as_deref()
+                .map(str::trim),
+            Some("déjà vu")
+        );
     }
 
     #[test]
