@@ -100,6 +100,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         spool,
         desk,
         worker,
+        new_mail: Arc::new(tokio::sync::Notify::new()),
     })
 }
 
@@ -120,6 +121,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let state = build_state(&config)?;
     let spool = state.spool.clone();
     let worker = state.worker.clone();
+    let new_mail = state.new_mail.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
 
@@ -142,7 +144,6 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         }
     });
 
-    let new_mail = Arc::new(tokio::sync::Notify::new());
     let lmtp_listener = tokio::net::TcpListener::bind(config.lmtp.bind)
         .await
         .map_err(|source| DaemonError::Bind {

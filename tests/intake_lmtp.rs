@@ -142,6 +142,40 @@ fn accepted_mail_survives_sigkill() {
 }
 
 #[test]
+fn a_stored_message_can_be_shown_and_processed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let (ok, transcript) = lmtp_send(
+        &d,
+        &["support@edesk.example.com"],
+        &[
+            "--header",
+            "Message-Id: <retry-1@example.org>",
+            "--body",
+            "What is Order-Based Access?",
+        ],
+    );
+    assert!(ok, "{transcript}");
+    let id = d.wait_for("processed", || {
+        let l = mail_list(&d);
+        let m = l["messages"].as_array()?.first()?.clone();
+        (m["state"] == "processed").then(|| m["id"].as_u64().unwrap())
+    });
+    let (status, body) = d.get(&format!("/v1/mail/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let m: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(m["decision"]["message_id"], "retry-1@example.org");
+    let (status, body) = d.post_json(&format!("/v1/mail/{id}/retry"), "");
+    assert_eq!(status, 202, "{body}");
+    d.wait_for("processed again", || {
+        let l = mail_list(&d);
+        (l["pending"] == 0 && l["messages"][0]["state"] == "processed").then_some(())
+    });
+    assert_eq!(d.get("/v1/mail/999999").0, 404);
+    assert_eq!(d.get("/v1/mail/abc").0, 400);
+}
+
+#[test]
 fn metrics_count_inbound_mail() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);

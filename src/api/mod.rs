@@ -27,6 +27,8 @@ pub struct AppState {
     pub spool: crate::inbound::intake::Spool,
     pub desk: crate::desk::Desk,
     pub worker: Arc<crate::inbound::worker::Worker>,
+    /// Wakes the inbound worker (new or re-queued mail).
+    pub new_mail: Arc<tokio::sync::Notify>,
     pub notifier: Notifier,
 }
 
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/v1/faq", get(faq_search))
         .route("/v1/mail", get(mail_list))
+        .route("/v1/mail/{id}", get(mail_show))
+        .route("/v1/mail/{id}/retry", axum::routing::post(mail_retry))
         .route("/metrics", get(metrics))
         .merge(orders::routes())
         .merge(desk::routes())
@@ -206,4 +210,52 @@ async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
     .await
     .map_err(|e| err(e.to_string()))?
     .map_err(err)
+}
+
+fn mail_id(id: &str) -> Result<u64, ApiError> {
+    id.parse().map_err(|_| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({"error": "a mail id is a number", "value": id}),
+    })
+}
+
+/// One stored message: envelope, state, decision (without the raw bytes).
+async fn mail_show(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<crate::inbound::intake::MailMeta>, ApiError> {
+    let id = mail_id(&id)?;
+    match state.spool.meta(id) {
+        Ok(Some(m)) => Ok(Json(m)),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no mail {id}"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}
+
+/// Processes a stored message again (after fixing what made it fail).
+async fn mail_retry(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let id = mail_id(&id)?;
+    match state.spool.requeue(id) {
+        Ok(true) => {
+            state.new_mail.notify_one();
+            Ok((StatusCode::ACCEPTED, Json(json!({"requeued": id}))))
+        }
+        Ok(false) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no mail {id} with its raw bytes"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
 }

@@ -247,6 +247,32 @@ impl Spool {
         Ok(())
     }
 
+    /// Puts a processed or failed message back on the pending list (an
+    /// operator retrying after fixing what made it fail). Its actions are
+    /// idempotent per message, so nothing already sent is sent again.
+    pub fn requeue(&self, id: u64) -> Result<bool, IntakeError> {
+        let Some(mut meta) = self.meta(id)? else {
+            return Ok(false);
+        };
+        if self.raw(id)?.is_none() {
+            return Ok(false);
+        }
+        meta.state = MailState::Pending;
+        meta.error = None;
+        let json = serde_json::to_vec(&meta).map_err(|e| IntakeError::Corrupt {
+            id,
+            message: e.to_string(),
+        })?;
+        (&self.meta, &self.pending).transaction(|(meta_t, pending_t)| {
+            let k = id.to_be_bytes();
+            meta_t.insert(&k, json.as_slice())?;
+            pending_t.insert(&k, &[])?;
+            Ok::<_, ConflictableTransactionError<IntakeError>>(())
+        })?;
+        self.db.flush()?;
+        Ok(true)
+    }
+
     /// All stored messages' metadata, newest first, at most `limit`.
     pub fn list(&self, limit: usize) -> Result<Vec<MailMeta>, IntakeError> {
         let mut out = Vec::new();
@@ -440,6 +466,17 @@ mod tests {
         .await
         .unwrap();
         assert!(s.pending().unwrap().is_empty());
+        assert!(s.requeue(id).unwrap());
+        assert_eq!(s.pending().unwrap(), vec![id]);
+        s.finish(
+            id,
+            MailState::Processed,
+            Some(serde_json::json!({"kind": "new"})),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!s.requeue(9999).unwrap());
         let m = s.meta(id).unwrap().unwrap();
         assert_eq!(m.state, MailState::Processed);
         assert_eq!(m.decision.unwrap()["kind"], "new");
