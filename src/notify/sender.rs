@@ -66,13 +66,35 @@ impl RateLimit {
         let Some(iv) = self.interval else { return };
         let slot = {
             let mut next = self.next.lock().await;
-            let now = tokio::time::Instant::now();
-            let slot = (*next).max(now);
-            *next = slot + iv;
+            let (slot, following) = rate_slot(*next, tokio::time::Instant::now(), iv);
+            *next = following;
             slot
         };
         tokio::time::sleep_until(slot).await;
     }
+}
+
+/// When the next send may start (`slot`) and when the one after it may:
+/// sends are spaced by `interval`, and idle time is not saved up as a burst.
+fn rate_slot<T: Copy + Ord + std::ops::Add<Duration, Output = T>>(
+    next: T,
+    now: T,
+    interval: Duration,
+) -> (T, T) {
+    let slot = next.max(now);
+    (slot, slot + interval)
+}
+
+/// Splits one destination domain's items over at most `concurrency`
+/// connections, round robin, so a domain never sees more than that many.
+fn domain_chunks<T>(items: Vec<T>, concurrency: usize) -> Vec<Vec<T>> {
+    let workers = concurrency.max(1).min(items.len().max(1));
+    let mut chunks: Vec<Vec<T>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, it) in items.into_iter().enumerate() {
+        chunks[i % workers].push(it);
+    }
+    chunks.retain(|c| !c.is_empty());
+    chunks
 }
 
 pub struct Sender {
@@ -258,12 +280,7 @@ impl Sender {
         }
         let mut set = JoinSet::new();
         for (_, items) in by_domain {
-            let workers = self.cfg.per_domain_concurrency.max(1).min(items.len());
-            let mut chunks: Vec<Vec<OutboxItem>> = vec![Vec::new(); workers];
-            for (i, it) in items.into_iter().enumerate() {
-                chunks[i % workers].push(it);
-            }
-            for chunk in chunks {
+            for chunk in domain_chunks(items, self.cfg.per_domain_concurrency) {
                 let me = self.clone();
                 set.spawn(async move { me.deliver_chunk(chunk).await });
             }
@@ -462,6 +479,49 @@ fn write_eml(dir: &Path, item: &OutboxItem) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{}.eml.tmp", item.id));
     std::fs::write(&tmp, item.raw.as_bytes())?;
     std::fs::rename(tmp, dir.join(format!("{}.eml", item.id)))
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::time::Duration;
+
+    use super::{domain_chunks, rate_slot};
+
+    #[test]
+    fn sends_are_spaced_by_the_rate_and_idle_time_is_not_a_burst() {
+        let iv = Duration::from_millis(100);
+        let t0 = std::time::Instant::now();
+        let mut next = t0;
+        let mut slots = Vec::new();
+        for _ in 0..5 {
+            let (slot, following) = rate_slot(next, t0, iv);
+            slots.push(slot - t0);
+            next = following;
+        }
+        assert_eq!(
+            slots,
+            [0, 100, 200, 300, 400].map(Duration::from_millis).to_vec()
+        );
+        // After a long pause the next send goes at once, then spacing resumes.
+        let later = t0 + Duration::from_secs(10);
+        let (slot, following) = rate_slot(next, later, iv);
+        assert_eq!(slot, later);
+        assert_eq!(following, later + iv);
+    }
+
+    #[test]
+    fn a_domain_gets_at_most_its_concurrency() {
+        let chunks = domain_chunks((0..10).collect::<Vec<_>>(), 4);
+        assert_eq!(chunks.len(), 4);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 10);
+        assert_eq!(domain_chunks(vec![1, 2], 4).len(), 2);
+        assert_eq!(
+            domain_chunks(vec![1, 2, 3], 0).len(),
+            1,
+            "0 means one connection"
+        );
+        assert!(domain_chunks(Vec::<u8>::new(), 4).is_empty());
+    }
 }
 
 #[cfg(test)]
