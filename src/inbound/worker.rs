@@ -287,6 +287,19 @@ impl Worker {
             && existing.customer.eq_ignore_ascii_case(&customer)
             && existing.status != TicketStatus::Closed
         {
+            let reference = format!("mail:{id}");
+            if existing
+                .events
+                .iter()
+                .any(|e| e.reference.as_deref() == Some(reference.as_str()))
+            {
+                // This very message, processed again after a crash.
+                outcome.ticket = Some(existing.id.to_string());
+                outcome
+                    .done
+                    .push(format!("already recorded in ticket {}", existing.id));
+                return Ok(());
+            }
             // A follow-up in an open ticket's thread: add it, no new ack.
             self.desk
                 .record(
@@ -762,6 +775,37 @@ mod tests {
             relay.in_reply_to.as_deref(),
             t.thread.last().map(String::as_str)
         );
+    }
+
+    #[test]
+    fn processing_a_message_twice_opens_one_ticket_and_one_event() {
+        let (_d, w, rec) = worker(5);
+        let id = deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "twice@acme.example.com",
+                "",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold.",
+            ),
+        );
+        let sent_before = rec.sent.lock().unwrap().len();
+        // As after a crash between acting and recording the outcome.
+        assert!(w.spool.requeue(id).unwrap());
+        w.drain().unwrap();
+        let tickets = w.desk.list().unwrap();
+        assert_eq!(tickets.len(), 1);
+        let customer_events = tickets[0]
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::CustomerMail)
+            .count();
+        assert_eq!(customer_events, 1);
+        // Whatever was handed to the outbox again carries the same keys.
+        let sent = rec.sent.lock().unwrap();
+        let keys: std::collections::HashSet<_> = sent.iter().map(|m| m.key.clone()).collect();
+        assert!(keys.len() <= sent_before, "{keys:?}");
     }
 
     #[test]
