@@ -176,6 +176,27 @@ fn a_stored_message_can_be_shown_and_processed_again() {
 }
 
 #[test]
+fn every_http_error_is_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[("EDESK_HTTP__MAX_BODY_BYTES", "100")]);
+    let big = format!("[{}1]", "1,".repeat(200));
+    for (method, path, body, status) in [
+        ("POST", "/v1/orders", big.as_str(), 413),
+        ("DELETE", "/healthz", "", 405),
+        ("POST", "/v1/orders", "{bad", 400),
+        ("GET", "/nope", "", 404),
+        ("GET", "/v1/faq", "", 400),
+        ("GET", "/v1/tickets/not-a-ticket", "", 400),
+    ] {
+        let (got, text) = support::http(d.http, method, path, Some(body));
+        assert_eq!(got, status, "{method} {path}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: not JSON ({e}): {text:?}"));
+        assert!(v["error"].is_string(), "{method} {path}: {text}");
+    }
+}
+
+#[test]
 fn metrics_count_inbound_mail() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);

@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -79,6 +80,37 @@ pub async fn run(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move { token.cancelled().await })
         .await
+}
+
+/// Every 4xx/5xx leaves as JSON `{"error": …}`, including the ones produced
+/// by layers and extractors outside our handlers (413 body limit, 405, a
+/// path parameter that does not parse).
+async fn json_errors(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body).trim().to_string();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_string()
+    } else {
+        text
+    };
+    (status, Json(json!({ "error": message }))).into_response()
 }
 
 async fn healthz() -> Json<serde_json::Value> {
