@@ -146,10 +146,7 @@ impl Spool {
             error: None,
             raw_purged: false,
         };
-        let meta_json = serde_json::to_vec(&meta).map_err(|e| IntakeError::Corrupt {
-            id,
-            message: e.to_string(),
-        })?;
+        let meta_json = encode(id, &meta)?;
         let result = (&self.raw, &self.meta, &self.dedup, &self.pending).transaction(
             |(raw_t, meta_t, dedup_t, pending_t)| {
                 if let Some(existing) = dedup_t.get(key.as_bytes())? {
@@ -181,15 +178,10 @@ impl Spool {
     }
 
     pub fn meta(&self, id: u64) -> Result<Option<MailMeta>, IntakeError> {
-        match self.meta.get(id.to_be_bytes())? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| IntakeError::Corrupt {
-                    id,
-                    message: e.to_string(),
-                }),
-        }
+        self.meta
+            .get(id.to_be_bytes())?
+            .map(|v| decode(id, &v))
+            .transpose()
     }
 
     /// Records the outcome and takes the message off the pending list, durably.
@@ -234,10 +226,7 @@ impl Spool {
         meta.state = state;
         meta.decision = decision;
         meta.error = error;
-        let json = serde_json::to_vec(&meta).map_err(|e| IntakeError::Corrupt {
-            id,
-            message: e.to_string(),
-        })?;
+        let json = encode(id, &meta)?;
         (&self.meta, &self.pending).transaction(|(meta_t, pending_t)| {
             let k = id.to_be_bytes();
             meta_t.insert(&k, json.as_slice())?;
@@ -259,10 +248,7 @@ impl Spool {
         }
         meta.state = MailState::Pending;
         meta.error = None;
-        let json = serde_json::to_vec(&meta).map_err(|e| IntakeError::Corrupt {
-            id,
-            message: e.to_string(),
-        })?;
+        let json = encode(id, &meta)?;
         (&self.meta, &self.pending).transaction(|(meta_t, pending_t)| {
             let k = id.to_be_bytes();
             meta_t.insert(&k, json.as_slice())?;
@@ -278,13 +264,7 @@ impl Spool {
         let mut out = Vec::new();
         for item in self.meta.iter().rev().take(limit) {
             let (k, v) = item?;
-            let id = id_from(&k);
-            out.push(
-                serde_json::from_slice(&v).map_err(|e| IntakeError::Corrupt {
-                    id,
-                    message: e.to_string(),
-                })?,
-            );
+            out.push(decode(id_from(&k), &v)?);
         }
         Ok(out)
     }
@@ -296,11 +276,7 @@ impl Spool {
         for item in self.meta.iter() {
             let (k, v) = item?;
             let id = id_from(&k);
-            let mut meta: MailMeta =
-                serde_json::from_slice(&v).map_err(|e| IntakeError::Corrupt {
-                    id,
-                    message: e.to_string(),
-                })?;
+            let mut meta = decode(id, &v)?;
             if meta.raw_purged
                 || meta.state == MailState::Pending
                 || meta.envelope.received_at >= cutoff
@@ -308,10 +284,7 @@ impl Spool {
                 continue;
             }
             meta.raw_purged = true;
-            let json = serde_json::to_vec(&meta).map_err(|e| IntakeError::Corrupt {
-                id,
-                message: e.to_string(),
-            })?;
+            let json = encode(id, &meta)?;
             self.raw.remove(&k)?;
             self.meta.insert(&k, json)?;
             purged += 1;
@@ -319,6 +292,20 @@ impl Spool {
         self.db.flush()?;
         Ok(purged)
     }
+}
+
+fn encode(id: u64, meta: &MailMeta) -> Result<Vec<u8>, IntakeError> {
+    serde_json::to_vec(meta).map_err(|e| IntakeError::Corrupt {
+        id,
+        message: e.to_string(),
+    })
+}
+
+fn decode(id: u64, bytes: &[u8]) -> Result<MailMeta, IntakeError> {
+    serde_json::from_slice(bytes).map_err(|e| IntakeError::Corrupt {
+        id,
+        message: e.to_string(),
+    })
 }
 
 fn id_from(bytes: &[u8]) -> u64 {
