@@ -31,7 +31,7 @@ through to too under until very was we were what when where which while who whom
 would you your yours yourself yourselves s t d ll m re ve doesn don didn isn wasn aren won wouldn \
 couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please pls kindly here \
 im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
-want wants like know tell let lets way ok okay yes sure sam leo team guys folks cisco edelivery \
+want wants like know tell let lets way ok okay yes sure team guys folks cisco edelivery \
 e thing things really still even already one two use using used go going make made able though although others \
 whether might may must shall since without";
 
