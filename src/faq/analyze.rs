@@ -46,6 +46,12 @@ chose quelque dire on m'a dit deja encore avoir etre y";
 
 const NEGATIONS: &str = "no not non nor without nothing never sans pas ne rien aucun aucune jamais";
 
+/// Stop words that carry no meaning in a concept phrase: dropping them
+/// keeps the phrase's sense ("get rid of" means "rid").
+const FILLER: &[&str] = &[
+    "get", "got", "the", "and", "for", "our", "you", "your", "les", "des", "une", "mon", "mes",
+];
+
 fn words(list: &str) -> Vec<String> {
     list.split_whitespace().map(str::to_string).collect()
 }
@@ -136,12 +142,19 @@ impl Analyzer {
                 for term in &c.terms {
                     let toks = a.tokens(lang, term);
                     // A phrase whose words the stop list ate ("switch off" →
-                    // "switch") would match far too much.
+                    // "switch") would match far too much, unless what was
+                    // eaten is filler ("get rid of" → "rid").
+                    let dropped_content = term
+                        .split([' ', '\'', '-'])
+                        .filter(|w| w.chars().count() > 2)
+                        .filter(|w| !FILLER.contains(&w.to_lowercase().as_str()))
+                        .filter(|w| a.tokens(lang, w).is_empty())
+                        .count();
                     let long_words = term
                         .split([' ', '\'', '-'])
                         .filter(|w| w.chars().count() > 2)
                         .count();
-                    if long_words > 1 && toks.len() < 2 {
+                    if long_words > 1 && toks.len() < 2 && dropped_content > 0 {
                         continue;
                     }
                     a.concept_words[slot(lang)].extend(toks.iter().cloned());
