@@ -236,3 +236,33 @@ fn dev_set_thresholds() {
     assert!(r.oos_abstained >= 8, "{r}");
     assert!(r.wrong_abstention_rate() <= 0.05, "{r}");
 }
+
+/// Regression guard on the held-out questions (`tests/fixtures/faq/heldout.jsonl`,
+/// written from the answers' meaning without the FAQ's wording, never used to
+/// pick synonyms term by term). Thresholds are a little under what the engine
+/// reaches (R@1 0.86, FR 0.91, 12/14 out of scope abstained, 8 % wrongly
+/// abstained); `heldout-final.jsonl` is kept out of every test on purpose.
+#[test]
+fn heldout_set_thresholds() {
+    let path = repo("tests/fixtures/faq/heldout.jsonl");
+    let r = evaluate(engine(), &load_cases(&path).expect("cases")).expect("eval");
+    assert!(r.all.r1() >= 0.84, "{r}");
+    assert!(
+        r.per_lang.get(&Lang::Fr).is_some_and(|m| m.r1() >= 0.85),
+        "{r}"
+    );
+    assert!(r.oos_abstained >= 11, "{r}");
+    assert!(r.wrong_abstention_rate() <= 0.10, "{r}");
+}
+
+#[test]
+fn greetings_and_sign_offs_do_not_change_the_answer() {
+    let e = engine();
+    let plain = e.ask("how do I stop receiving order emails", Some(Lang::En));
+    let mail = e.ask(
+        "Hi team, how do I stop receiving order emails? Thanks, Morgan",
+        Some(Lang::En),
+    );
+    assert_eq!(plain.id, mail.id);
+    assert!(mail.answered, "{mail:?}");
+}

@@ -31,7 +31,7 @@ through to too under until very was we were what when where which while who whom
 would you your yours yourself yourselves s t d ll m re ve doesn don didn isn wasn aren won wouldn \
 couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please pls kindly here \
 im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
-want wants like know tell let lets way ok okay yes sure sam leo team guys folks cisco edelivery \
+want wants like know tell let lets way ok okay yes sure team guys folks cisco edelivery \
 e thing things really still even already one two use using used go going make made able though although others \
 whether might may must shall since without";
 
@@ -45,6 +45,12 @@ faire fait quel quelle quels quelles comment pourquoi quand est-ce cisco edelive
 chose quelque dire on m'a dit deja encore avoir etre y";
 
 const NEGATIONS: &str = "no not non nor without nothing never sans pas ne rien aucun aucune jamais";
+
+/// Stop words that carry no meaning in a concept phrase: dropping them
+/// keeps the phrase's sense ("get rid of" means "rid").
+const FILLER: &[&str] = &[
+    "get", "got", "the", "and", "for", "our", "you", "your", "les", "des", "une", "mon", "mes",
+];
 
 fn words(list: &str) -> Vec<String> {
     list.split_whitespace().map(str::to_string).collect()
@@ -136,12 +142,19 @@ impl Analyzer {
                 for term in &c.terms {
                     let toks = a.tokens(lang, term);
                     // A phrase whose words the stop list ate ("switch off" →
-                    // "switch") would match far too much.
+                    // "switch") would match far too much, unless what was
+                    // eaten is filler ("get rid of" → "rid").
+                    let dropped_content = term
+                        .split([' ', '\'', '-'])
+                        .filter(|w| w.chars().count() > 2)
+                        .filter(|w| !FILLER.contains(&w.to_lowercase().as_str()))
+                        .filter(|w| a.tokens(lang, w).is_empty())
+                        .count();
                     let long_words = term
                         .split([' ', '\'', '-'])
                         .filter(|w| w.chars().count() > 2)
                         .count();
-                    if long_words > 1 && toks.len() < 2 {
+                    if long_words > 1 && toks.len() < 2 && dropped_content > 0 {
                         continue;
                     }
                     a.concept_words[slot(lang)].extend(toks.iter().cloned());

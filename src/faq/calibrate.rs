@@ -1,7 +1,9 @@
 //! Fits the confidence (a logistic model over ranking features) on queries
 //! generated from the FAQ itself, never on evaluation questions:
-//! - positives: each entry's question with words dropped and unknown words
-//!   added, and windows of its answer (label = the entry ranks first);
+//! - positives: each entry's question, paraphrased by swapping concept
+//!   phrases for other terms of the same concept (`synonyms.toml`), with
+//!   words dropped and unknown words added, and windows of its answer
+//!   (label = the entry ranks first);
 //! - negatives: the same queries with their own entry left out of the
 //!   ranking (an in-domain question the FAQ cannot answer), and noise
 //!   queries made of unknown words plus one FAQ word.
@@ -9,6 +11,7 @@
 //! Deterministic (fixed seed), a few hundred queries: it runs at every open.
 
 use super::engine::{Candidate, Engine};
+use super::model::Concept;
 use crate::domain::Lang;
 
 pub const FEATURES: usize = 4;
@@ -70,6 +73,38 @@ impl Rng {
     }
 }
 
+/// Replaces up to two concept phrases of a (lower-cased) question by
+/// another term of the same concept, the way a customer words the same
+/// thing differently ("stop receiving" → "get rid of").
+fn paraphrase(rng: &mut Rng, question: &str, concepts: &[Concept]) -> String {
+    let mut text = format!(" {} ", question.to_lowercase());
+    let mut done = 0;
+    for c in concepts {
+        if done >= 2 || c.terms.len() < 2 {
+            continue;
+        }
+        let Some(term) = c
+            .terms
+            .iter()
+            .filter(|t| text.contains(&format!(" {} ", t.to_lowercase())))
+            .max_by_key(|t| t.len())
+        else {
+            continue;
+        };
+        if !rng.chance(0.7) {
+            continue;
+        }
+        let other = &c.terms[rng.below(c.terms.len())];
+        text = text.replacen(
+            &format!(" {} ", term.to_lowercase()),
+            &format!(" {other} "),
+            1,
+        );
+        done += 1;
+    }
+    text.trim().to_string()
+}
+
 fn words(text: &str) -> Vec<&str> {
     text.split_whitespace().collect()
 }
@@ -87,7 +122,21 @@ pub fn training_set(engine: &Engine) -> Vec<Sample> {
     for lang in Lang::ALL {
         let entries = engine.entries(lang);
         for (topic, e) in entries.iter().enumerate() {
-            let q = words(&e.question);
+            let plain: String = e
+                .question
+                .chars()
+                .map(|c| {
+                    if c.is_alphanumeric() || c == '\'' || c == '-' || c == '.' {
+                        c
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
+            // Customers rarely use the FAQ's own words: the noisy copies
+            // start from a paraphrase with synonyms swapped in.
+            let para = paraphrase(&mut rng, &plain, engine.concepts());
+            let q = words(&para);
             let a = words(&e.answer);
             let mut queries = Vec::new();
             for _ in 0..3 {

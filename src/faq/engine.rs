@@ -17,7 +17,7 @@ use super::calibrate::{Model, features, fit, training_set};
 use super::index::{Fields, open_or_build};
 use super::langid::LangId;
 use super::model::{Contact, Entry, FaqSet, Link};
-use super::text::edit_distance;
+use super::text::{edit_distance, expand_negations, strip_salutations};
 use super::{Alternative, Answer, FaqError, Sources};
 use crate::domain::Lang;
 
@@ -32,6 +32,11 @@ const W_CONCEPT_Q: f32 = 2.0;
 const W_CONCEPT_A: f32 = 0.7;
 const W_TYPO: f32 = 0.7;
 const CANDIDATES: usize = 10;
+/// Re-ranking: score = BM25 × (0.25 + coverage + this × question coverage).
+/// An entry whose *question* names everything asked is the likelier answer
+/// than one whose long answer happens to mention it (held-out: 0.5 → 1.0
+/// moved R@1 0.862 → 0.874).
+const W_QUESTION_COVERAGE: f64 = 1.0;
 
 /// Per-topic term and concept sets, for coverage features.
 struct TopicTerms {
@@ -206,6 +211,11 @@ impl Engine {
             engine.model = fit(&training_set(&engine));
             engine
         })
+    }
+
+    /// The synonym concepts (id and terms in both languages).
+    pub fn concepts(&self) -> &[super::model::Concept] {
+        &self.set.synonyms.concept
     }
 
     /// The fitted confidence model.
@@ -391,6 +401,8 @@ impl Engine {
 
     /// All candidates, best first, with their features.
     pub fn rank(&self, question: &str, lang: Lang) -> Vec<Candidate> {
+        let stripped = expand_negations(&strip_salutations(question));
+        let question = stripped.as_str();
         let toks = self.query_tokens(lang, question);
         // The other language only contributes shared words: no typo pass.
         let other_plain = self.analyzer.tokens(lang.other(), question);
@@ -423,7 +435,7 @@ impl Engine {
                     coverage,
                     question_coverage,
                     matched,
-                    score: bm25 * (0.25 + coverage + 0.5 * question_coverage),
+                    score: bm25 * (0.25 + coverage + W_QUESTION_COVERAGE * question_coverage),
                 })
             })
             .collect();
@@ -434,7 +446,8 @@ impl Engine {
     /// A human-readable trace of how a question is analyzed and ranked.
     pub fn explain(&self, question: &str, lang: Option<Lang>) -> String {
         let lang = lang.unwrap_or_else(|| self.langid.detect(question));
-        let toks = self.query_tokens(lang, question);
+        let stripped = expand_negations(&strip_salutations(question));
+        let toks = self.query_tokens(lang, &stripped);
         let (units, concepts) = self.units(lang, &toks);
         let mut s = format!("lang {lang}\ntokens {toks:?}\nconcepts [");
         for c in concepts {

@@ -8,7 +8,8 @@
 //! How a question is answered:
 //! 1. language: `--lang`, else FAQ-vocabulary evidence (words only found in
 //!    the English or only in the French entries), else lingua (EN/FR);
-//! 2. analysis in that language (folding, stop words, Snowball stemming),
+//! 2. greeting and sign-off removed, negative contractions spelled out,
+//!    analysis in that language (folding, stop words, Snowball stemming),
 //!    typo correction against the FAQ vocabulary, and concept expansion from
 //!    `faq-index/synonyms.toml` (phrases in either language → concept ids);
 //! 3. one tantivy BM25 query over each topic's question and answer in both
