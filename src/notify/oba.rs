@@ -125,7 +125,10 @@ impl Notifier {
                 }
                 for r in parsed {
                     let mb = r.map_err(|e| ObaError::Invalid {
-                        message: format!("invalid address on line {}: {}", l.line, e.reason),
+                        message: format!(
+                            "invalid address {:?} on line {}: {}",
+                            e.input, l.line, e.reason
+                        ),
                         field: format!("lines[{i}].to"),
                         value: e.input.clone(),
                     })?;
