@@ -68,9 +68,9 @@ pub fn run(
                 for t in &tickets {
                     out.push_str(&format!(
                         "{:<9} {:<9} {:<18} {}  {} / {}\n",
-                        t.id,
+                        t.id.to_string(),
                         format!("{:?}", t.status).to_lowercase(),
-                        t.team,
+                        t.team.as_str(),
                         t.due,
                         t.customer,
                         t.subject

@@ -2,7 +2,7 @@
 //! and the thread it belongs to.
 //!
 //! sled trees: `tickets` (number → JSON), `ticket_threads` (Message-ID of any
-//! mail in the ticket's thread → number), `ticket_seq` (the counter).
+//! mail in the ticket's thread → number), `ticket_meta` (`seq`: the counter).
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -150,6 +150,7 @@ pub struct Desk {
     db: sled::Db,
     tickets: sled::Tree,
     threads: sled::Tree,
+    meta: sled::Tree,
     calendar: super::sla::Calendar,
 }
 
@@ -159,6 +160,7 @@ impl Desk {
             db: db.clone(),
             tickets: db.open_tree("tickets")?,
             threads: db.open_tree("ticket_threads")?,
+            meta: db.open_tree("ticket_meta")?,
             calendar,
         })
     }
@@ -177,7 +179,7 @@ impl Desk {
                     && t.orders.iter().any(|o| new.orders.contains(o))
             });
         let sla = if further { 3 } else { 1 };
-        let id = TicketId(self.db.generate_id()? + 1);
+        let id = self.next_id()?;
         let ticket = Ticket {
             id,
             created_at: now,
@@ -206,6 +208,23 @@ impl Desk {
         }
         self.db.flush()?;
         Ok(ticket)
+    }
+
+    /// Ticket numbers count 1, 2, 3… (what people quote), from a counter
+    /// in the tickets' own tree, updated atomically.
+    fn next_id(&self) -> Result<TicketId, DeskError> {
+        let next = self.meta.update_and_fetch(b"seq", |old| {
+            let n = old
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            Some((n + 1).to_be_bytes().to_vec())
+        })?;
+        let n = next
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(1);
+        Ok(TicketId(n))
     }
 
     fn save(&self, t: &Ticket) -> Result<(), DeskError> {
@@ -347,6 +366,8 @@ mod tests {
             .unwrap();
         assert_eq!(other.sla_business_days, 1);
         assert_ne!(first.id, again.id);
+        assert_eq!(first.id.to_string(), "T-000001");
+        assert_eq!(other.id.to_string(), "T-000003");
     }
 
     #[test]
