@@ -351,20 +351,12 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
                 hit.confidence
             ));
         }
-        (_, true, true) => {
-            d.reasons
-                .push("faq: matched a topic that needs a person".into());
-            let r = routing::route(&RoutingInput {
-                text: &routing_text,
-                holds: &holds,
-                pids: &pids,
-                faq_team: hit.team,
+        (_, answered, needs_person) => {
+            d.reasons.push(if answered && needs_person {
+                "faq: matched a topic that needs a person".into()
+            } else {
+                format!("faq: no confident answer ({:.2})", hit.confidence)
             });
-            escalate(d, r.route, r.rule);
-        }
-        _ => {
-            d.reasons
-                .push(format!("faq: no confident answer ({:.2})", hit.confidence));
             let r = routing::route(&RoutingInput {
                 text: &routing_text,
                 holds: &holds,
