@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use edesk::desk::routing::Route;
+use edesk::domain::Team;
 use edesk::inbound::cmd::render;
 use edesk::inbound::eval::{eml_files, evaluate};
 use edesk::inbound::{Action, Decision, Kind, MailCommand, MemWorld, analyze};
@@ -220,13 +221,13 @@ fn strangers_get_no_order_details() {
 #[test]
 fn routing_by_rule() {
     let cases = [
-        ("outlook-en-cancel", Route::CustomerService),
-        ("outlookmac-fr-annuler", Route::CustomerService),
-        ("plain-en-ucss", Route::Ucss),
-        ("lotus-fr-export", Route::Exportops),
-        ("thunderbird-fr-new", Route::Exportops),
-        ("thunderbird-en-reply", Route::SacSupport),
-        ("hostile-en-crlfword", Route::Licensing),
+        ("outlook-en-cancel", Route::Team(Team::CustomerService)),
+        ("outlookmac-fr-annuler", Route::Team(Team::CustomerService)),
+        ("plain-en-ucss", Route::Team(Team::Ucss)),
+        ("lotus-fr-export", Route::Team(Team::Exportops)),
+        ("thunderbird-fr-new", Route::Team(Team::Exportops)),
+        ("thunderbird-en-reply", Route::Team(Team::SacSupport)),
+        ("hostile-en-crlfword", Route::Team(Team::Licensing)),
         ("thunderbird-en-newso", Route::Faq),
     ];
     for (name, route) in cases {

@@ -8,45 +8,36 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 
 use regex::Regex;
+
+use crate::domain::Team;
 use serde::{Serialize, Serializer};
 
-/// Where a message ends up. The names are DESIGN.md's, exactly.
+/// Where a message ends up: the FAQ, a support team, or nowhere. The names
+/// are DESIGN.md's, exactly (a team's is `domain::Team`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
     Faq,
-    EdeliverySupport,
-    CustomerService,
-    Exportops,
-    SacSupport,
-    Licensing,
-    Ucss,
-    Cuwl,
+    Team(Team),
     None,
 }
 
 impl Route {
     pub const ALL: [Route; 9] = [
         Route::Faq,
-        Route::EdeliverySupport,
-        Route::CustomerService,
-        Route::Exportops,
-        Route::SacSupport,
-        Route::Licensing,
-        Route::Ucss,
-        Route::Cuwl,
+        Route::Team(Team::EdeliverySupport),
+        Route::Team(Team::CustomerService),
+        Route::Team(Team::Exportops),
+        Route::Team(Team::SacSupport),
+        Route::Team(Team::Licensing),
+        Route::Team(Team::Ucss),
+        Route::Team(Team::Cuwl),
         Route::None,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Faq => "faq",
-            Route::EdeliverySupport => "edelivery-support",
-            Route::CustomerService => "customer-service",
-            Route::Exportops => "exportops",
-            Route::SacSupport => "sac-support",
-            Route::Licensing => "licensing",
-            Route::Ucss => "ucss",
-            Route::Cuwl => "cuwl",
+            Route::Team(t) => t.as_str(),
             Route::None => "none",
         }
     }
@@ -57,16 +48,9 @@ impl Route {
     }
 
     /// The team behind this route, if a person answers it.
-    pub fn team(self) -> Option<crate::domain::Team> {
-        use crate::domain::Team;
+    pub fn team(self) -> Option<Team> {
         match self {
-            Route::EdeliverySupport => Some(Team::EdeliverySupport),
-            Route::CustomerService => Some(Team::CustomerService),
-            Route::Exportops => Some(Team::Exportops),
-            Route::SacSupport => Some(Team::SacSupport),
-            Route::Licensing => Some(Team::Licensing),
-            Route::Ucss => Some(Team::Ucss),
-            Route::Cuwl => Some(Team::Cuwl),
+            Route::Team(t) => Some(t),
             Route::Faq | Route::None => None,
         }
     }
@@ -133,62 +117,62 @@ const fn text(re: &'static str, route: Route, name: &'static str) -> Rule {
 pub const RULES: &[Rule] = &[
     text(
         r"\bUCSS\b|unified communications software subscription",
-        Route::Ucss,
+        Route::Team(Team::Ucss),
         "ucss",
     ),
     text(
         r"\bCUWL\b|unified workspace licen[cs]ing",
-        Route::Cuwl,
+        Route::Team(Team::Cuwl),
         "cuwl",
     ),
     text(
         r"\bL-ISE\S*|\bNPH\b|new[- ]product hold|blocage (de |pour )?nouveau produit|nouveau produit bloqu",
-        Route::SacSupport,
+        Route::Team(Team::SacSupport),
         "new product hold",
     ),
     text(
         r"\bexport(ation)?\b|\bexport[- ](hold|control|compliance)|contr[ôo]le (à l'|a l'|des )?exportations?",
-        Route::Exportops,
+        Route::Team(Team::Exportops),
         "export",
     ),
     text(
         r"\b(cancel\w*|annul\w*|RMA|return material|expedit\w*|acc[ée]l[ée]r\w*|booking|book (an|the|my) order|r[ée]servation de commande|change (to |in |of )?(my|the|our|this) order|order change|modif\w* (de |à |a )?(ma|la|notre|cette) commande|modify (my|the|our|this) order|urgent delivery|livraison urgente)\b",
-        Route::CustomerService,
+        Route::Team(Team::CustomerService),
         "order change",
     ),
     text(
         r"\b(PAKs?|licen[cs]es?|licen[cs]ing|smart licen\w*|activation key|cl[ée]s? de licence)\b",
-        Route::Licensing,
+        Route::Team(Team::Licensing),
         "licensing",
     ),
     Rule {
         signal: Signal::Hold("export"),
-        route: Route::Exportops,
+        route: Route::Team(Team::Exportops),
         name: "export hold",
     },
     Rule {
         signal: Signal::Hold("new-product"),
-        route: Route::SacSupport,
+        route: Route::Team(Team::SacSupport),
         name: "new product hold",
     },
     Rule {
         signal: Signal::Hold("order-change"),
-        route: Route::CustomerService,
+        route: Route::Team(Team::CustomerService),
         name: "order change hold",
     },
     Rule {
         signal: Signal::PidPrefix("L-ISE"),
-        route: Route::SacSupport,
+        route: Route::Team(Team::SacSupport),
         name: "L-ISE PID",
     },
     Rule {
         signal: Signal::PidContains("UCSS"),
-        route: Route::Ucss,
+        route: Route::Team(Team::Ucss),
         name: "UCSS PID",
     },
     Rule {
         signal: Signal::PidContains("CUWL"),
-        route: Route::Cuwl,
+        route: Route::Team(Team::Cuwl),
         name: "CUWL PID",
     },
 ];
@@ -228,7 +212,7 @@ pub fn route(input: &RoutingInput<'_>) -> Routed {
         };
     }
     Routed {
-        route: Route::EdeliverySupport,
+        route: Route::Team(Team::EdeliverySupport),
         rule: "default",
     }
 }
@@ -301,28 +285,43 @@ mod tests {
     fn text_rules_en_fr() {
         assert_eq!(
             by_text("Please cancel order 10458321"),
-            Route::CustomerService
+            Route::Team(Team::CustomerService)
         );
         assert_eq!(
             by_text("Je souhaite annuler ma commande"),
-            Route::CustomerService
+            Route::Team(Team::CustomerService)
         );
-        assert_eq!(by_text("We need an RMA for this"), Route::CustomerService);
-        assert_eq!(by_text("my PAK will not register"), Route::Licensing);
-        assert_eq!(by_text("La clé de licence est invalide"), Route::Licensing);
-        assert_eq!(by_text("question about our UCSS renewal"), Route::Ucss);
-        assert_eq!(by_text("Cisco Unified Workspace Licensing"), Route::Cuwl);
+        assert_eq!(
+            by_text("We need an RMA for this"),
+            Route::Team(Team::CustomerService)
+        );
+        assert_eq!(
+            by_text("my PAK will not register"),
+            Route::Team(Team::Licensing)
+        );
+        assert_eq!(
+            by_text("La clé de licence est invalide"),
+            Route::Team(Team::Licensing)
+        );
+        assert_eq!(
+            by_text("question about our UCSS renewal"),
+            Route::Team(Team::Ucss)
+        );
+        assert_eq!(
+            by_text("Cisco Unified Workspace Licensing"),
+            Route::Team(Team::Cuwl)
+        );
         assert_eq!(
             by_text("the L-ISE-BSE-PLIC line is blocked"),
-            Route::SacSupport
+            Route::Team(Team::SacSupport)
         );
         assert_eq!(
             by_text("bloqué par le contrôle des exportations"),
-            Route::Exportops
+            Route::Team(Team::Exportops)
         );
         assert_eq!(
             by_text("where is my download link?"),
-            Route::EdeliverySupport
+            Route::Team(Team::EdeliverySupport)
         );
     }
 
@@ -334,36 +333,36 @@ mod tests {
             holds: &holds,
             ..Default::default()
         });
-        assert_eq!(r.route, Route::Exportops);
+        assert_eq!(r.route, Route::Team(Team::Exportops));
         let pids = vec!["l-ise-plus-100".to_string()];
         let r = route(&RoutingInput {
             text: "nothing arrived yet",
             pids: &pids,
             ..Default::default()
         });
-        assert_eq!(r.route, Route::SacSupport);
+        assert_eq!(r.route, Route::Team(Team::SacSupport));
         // What the customer asks for beats the hold.
         let r = route(&RoutingInput {
             text: "please cancel it",
             holds: &holds,
             ..Default::default()
         });
-        assert_eq!(r.route, Route::CustomerService);
+        assert_eq!(r.route, Route::Team(Team::CustomerService));
     }
 
     #[test]
     fn faq_team_before_default_but_never_faq() {
         let r = route(&RoutingInput {
             text: "hello",
-            faq_team: Some(Route::Licensing),
+            faq_team: Some(Route::Team(Team::Licensing)),
             ..Default::default()
         });
-        assert_eq!(r.route, Route::Licensing);
+        assert_eq!(r.route, Route::Team(Team::Licensing));
         let r = route(&RoutingInput {
             text: "hello",
             faq_team: Some(Route::Faq),
             ..Default::default()
         });
-        assert_eq!(r.route, Route::EdeliverySupport);
+        assert_eq!(r.route, Route::Team(Team::EdeliverySupport));
     }
 }

@@ -14,7 +14,7 @@ use super::parse::{Parsed, parse};
 use super::ports::{Directory, FaqOracle, OrderRef};
 use super::thread::{Method, Thread, thread};
 use crate::desk::routing::{self, Route, RoutingInput};
-use crate::domain::Lang;
+use crate::domain::{Lang, Team};
 
 /// New text shorter than this is completed with the subject before asking
 /// the FAQ ("see below", "any news?").
@@ -276,7 +276,11 @@ fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directo
     };
     let Some(order) = target else {
         d.reasons.push("command: no such order; escalated".into());
-        escalate(d, Route::EdeliverySupport, "command without a known order");
+        escalate(
+            d,
+            Route::Team(Team::EdeliverySupport),
+            "command without a known order",
+        );
         return;
     };
     if !d.orders.contains(&order.so) {
@@ -290,7 +294,11 @@ fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directo
             "command refused: {sender} may not act on SO {}",
             order.so
         ));
-        escalate(d, Route::EdeliverySupport, "unauthorized command");
+        escalate(
+            d,
+            Route::Team(Team::EdeliverySupport),
+            "unauthorized command",
+        );
         return;
     }
     d.authorized = true;
@@ -339,7 +347,7 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
             d.should_reply = false;
             escalate(
                 d,
-                Route::EdeliverySupport,
+                Route::Team(Team::EdeliverySupport),
                 "sender not authorized for the order: a person checks first",
             );
         }
