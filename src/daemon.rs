@@ -33,8 +33,6 @@ pub enum DaemonError {
     Desk(#[from] crate::desk::DeskError),
     #[error("calendar: {0}")]
     Calendar(#[from] crate::desk::sla::CalendarError),
-    #[error("database: {0}")]
-    Sled(#[from] sled::Error),
     #[error("inbound mail store: {0}")]
     Intake(#[from] intake::IntakeError),
     #[error("{0}")]
@@ -58,17 +56,17 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     )?;
     let faq = Arc::new(faq);
     let store = crate::store::Store::open(&config.data_dir)?;
-    let spool = intake::Spool::open(store.db())?;
+    let spool = intake::Spool::open(&store);
     let calendar = match &config.calendar.holidays_file {
         Some(path) => crate::desk::Calendar::load(path)?,
         None => crate::desk::Calendar::default(),
     };
-    let desk = crate::desk::Desk::open(store.db(), calendar)?;
+    let desk = crate::desk::Desk::open(&store, calendar);
     let guard = crate::desk::guard::AutoMailGuard::open(
-        store.db(),
+        &store,
         &config.mail.domain,
         config.desk.auto_mail_per_hour,
-    )?;
+    );
     let notifier = crate::notify::Notifier::new(store.clone(), config)?;
     let worker = Arc::new(Worker {
         spool: spool.clone(),

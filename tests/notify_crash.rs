@@ -82,19 +82,30 @@ fn sigkill_while_sending_loses_and_duplicates_nothing() {
     second.wait().unwrap();
 
     let parser = mail_parser::MessageParser::default();
-    let mut per_rcpt: HashMap<String, usize> = HashMap::new();
-    let mut ids: HashMap<String, usize> = HashMap::new();
+    let mut per_rcpt: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    let mut copies = 0;
     for raw in sink.messages() {
         let m = parser.parse(&raw).unwrap();
-        *per_rcpt
+        let new = per_rcpt
             .entry(support::header(&m, "X-Sink-Rcpt-To").unwrap())
-            .or_default() += 1;
-        *ids.entry(m.message_id().unwrap().to_string()).or_default() += 1;
+            .or_default()
+            .insert(m.message_id().unwrap().to_string());
+        copies += usize::from(!new);
     }
     assert_eq!(per_rcpt.len(), ORDERS, "every recipient got its mail");
-    let dups: Vec<_> = per_rcpt.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(dups.is_empty(), "duplicates: {dups:?}");
-    assert_eq!(ids.len(), ORDERS);
+    let twice: Vec<_> = per_rcpt.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "a recipient got two different mails: {twice:?}"
+    );
+    // The one window no SMTP client can close (RFC 1047): the server stored
+    // the message and the kill came before its 250 reached us. That message
+    // is sent again with the same Message-ID (receivers de-duplicate on it);
+    // at most the one in flight on each connection at the kill.
+    assert!(
+        copies <= 4,
+        "{copies} redeliveries: more than the messages in flight at the kill"
+    );
 
     // The store agrees: nothing pending, all sent.
     let out = edesk(&data, &sink.url())

@@ -25,6 +25,7 @@ fn desk_error(e: DeskError) -> ApiError {
             status: StatusCode::BAD_REQUEST,
             body: json!({"error": "not a ticket reference (expected T-123456)", "value": r}),
         },
+        DeskError::Store(s) => ApiError::from_store(&s),
         other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
 }

@@ -48,6 +48,38 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// A store failure as the client should see it: 507 while the disk is
+    /// full, 503 while the store recovers (both say to retry), 500 otherwise.
+    pub fn from_store(e: &crate::store::StoreError) -> ApiError {
+        let (status, retry) = if e.is_storage_full() {
+            (StatusCode::INSUFFICIENT_STORAGE, true)
+        } else if e.is_transient() {
+            (StatusCode::SERVICE_UNAVAILABLE, true)
+        } else {
+            tracing::error!(error = %e, "store error");
+            (StatusCode::INTERNAL_SERVER_ERROR, false)
+        };
+        ApiError {
+            status,
+            body: json!({ "error": e.to_string(), "retry": retry }),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::from_store(&e)
+    }
+}
+
+impl From<crate::inbound::intake::IntakeError> for ApiError {
+    fn from(e: crate::inbound::intake::IntakeError) -> Self {
+        let crate::inbound::intake::IntakeError::Store(e) = e;
+        ApiError::from_store(&e)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()
@@ -58,6 +90,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.http.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/v1/faq", get(faq_search))
         .route("/v1/mail", get(mail_list))
         .route("/v1/mail/{id}", get(mail_show))
@@ -113,8 +146,63 @@ async fn json_errors(resp: Response) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// How long `/healthz` waits for the store's owner thread.
+const LIVENESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Liveness: a round trip through the store's owner thread. Fails (503) when
+/// the owner does not answer in time, so a supervisor restarts a stuck daemon.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.notifier.store();
+    let ping = tokio::time::timeout(LIVENESS_TIMEOUT, store.ping()).await;
+    let health = store.health();
+    let (status, word, error) = match ping {
+        Ok(Ok(())) => (StatusCode::OK, "ok", None),
+        // The owner answered: the store is alive even if it cannot write now
+        // (that is readiness, not liveness).
+        Ok(Err(e)) if e.is_transient() => (StatusCode::OK, "ok", Some(e.to_string())),
+        Ok(Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "failing",
+            Some(e.to_string()),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stuck",
+            Some(format!(
+                "the store did not answer within {} s",
+                LIVENESS_TIMEOUT.as_secs()
+            )),
+        ),
+    };
+    let mut body = json!({
+        "status": word,
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": health,
+    });
+    if let Some(e) = error {
+        body["error"] = json!(e);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// Readiness: 503 with the reason while the store cannot write (disk full,
+/// read-only, recovering). Mail then stays with the MTA (LMTP 452).
+async fn readyz(State(state): State<AppState>) -> Response {
+    let health = state.notifier.store().health();
+    if health.writable {
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "store": health})),
+        )
+            .into_response()
+    } else {
+        let reason = health.reason.clone().unwrap_or_default();
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not-ready", "error": reason, "store": health})),
+        )
+            .into_response()
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -172,76 +260,111 @@ async fn mail_list(
 /// Gauges in the Prometheus text format: what an operator alerts on
 /// (mail waiting or failed, dead outbox items, open and overdue tickets).
 async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
-    let err = |e: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e);
-    tokio::task::spawn_blocking(move || {
-        use crate::store::OutboxStatus;
-        let store = state.notifier.store();
-        let count = |s| {
-            store
-                .outbox_list(Some(s))
-                .map(|v| v.len())
-                .map_err(|e| e.to_string())
-        };
-        let (pending, sent, dead) = (
-            count(OutboxStatus::Pending)?,
-            count(OutboxStatus::Sent)?,
-            count(OutboxStatus::Dead)?,
-        );
-        let suppressed = store.suppressions().map_err(|e| e.to_string())?.len();
-        let inbound_pending = state.spool.pending().map_err(|e| e.to_string())?.len();
-        let tickets = state.desk.list().map_err(|e| e.to_string())?;
-        let today = chrono::Utc::now().date_naive();
-        let open = tickets
-            .iter()
-            .filter(|t| t.status == crate::desk::TicketStatus::Open)
-            .count();
-        let overdue = tickets
-            .iter()
-            .filter(|t| t.status == crate::desk::TicketStatus::Open && t.due < today)
-            .count();
-        let mut out = String::new();
-        for (name, help, value) in [
-            (
-                "edesk_outbox_pending",
-                "Outgoing mails waiting for delivery.",
-                pending,
-            ),
-            ("edesk_outbox_sent", "Outgoing mails delivered.", sent),
-            (
-                "edesk_outbox_dead",
-                "Outgoing mails that failed for good.",
-                dead,
-            ),
-            (
-                "edesk_suppressed_addresses",
-                "Addresses on the suppression list.",
-                suppressed,
-            ),
-            (
-                "edesk_inbound_pending",
-                "Inbound mails accepted, not yet processed.",
-                inbound_pending,
-            ),
-            (
-                "edesk_tickets_open",
-                "Escalation tickets waiting for a team.",
-                open,
-            ),
-            (
-                "edesk_tickets_overdue",
-                "Open tickets past their business-day SLA.",
-                overdue,
-            ),
-        ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-            ));
-        }
-        Ok::<_, String>(out)
-    })
-    .await
-    .map_err(|e| err(e.to_string()))?
-    .map_err(err)
+    tokio::task::spawn_blocking(move || render_metrics(&state))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// Counts kept by the store, plus the few small sets (pending mail, tickets):
+/// nothing here decodes the outbox, so a scrape stays cheap as it grows.
+fn render_metrics(state: &AppState) -> Result<String, ApiError> {
+    let store = state.notifier.store();
+    let (pending, sent, dead) = store.outbox_counts()?;
+    let suppressed = store.suppression_count()?;
+    let inbound_pending = state.spool.pending()?.len();
+    let tickets = state
+        .desk
+        .list()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let today = chrono::Utc::now().date_naive();
+    let open = tickets
+        .iter()
+        .filter(|t| t.status == crate::desk::TicketStatus::Open)
+        .count();
+    let overdue = tickets
+        .iter()
+        .filter(|t| t.status == crate::desk::TicketStatus::Open && t.due < today)
+        .count();
+    let health = store.health();
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "edesk_outbox_pending",
+            "gauge",
+            "Outgoing mails waiting for delivery.",
+            pending,
+        ),
+        (
+            "edesk_outbox_sent",
+            "gauge",
+            "Outgoing mails delivered.",
+            sent,
+        ),
+        (
+            "edesk_outbox_dead",
+            "gauge",
+            "Outgoing mails that failed for good.",
+            dead,
+        ),
+        (
+            "edesk_suppressed_addresses",
+            "gauge",
+            "Addresses on the suppression list.",
+            suppressed as u64,
+        ),
+        (
+            "edesk_inbound_pending",
+            "gauge",
+            "Inbound mails accepted, not yet processed.",
+            inbound_pending as u64,
+        ),
+        (
+            "edesk_tickets_open",
+            "gauge",
+            "Escalation tickets waiting for a team.",
+            open as u64,
+        ),
+        (
+            "edesk_tickets_overdue",
+            "gauge",
+            "Open tickets past their business-day SLA.",
+            overdue as u64,
+        ),
+        (
+            "edesk_store_writable",
+            "gauge",
+            "1 when the store accepts writes (0: disk full, read-only, recovering).",
+            u64::from(health.writable),
+        ),
+        (
+            "edesk_store_batches_total",
+            "counter",
+            "Write batches applied by the store owner.",
+            health.batches,
+        ),
+        (
+            "edesk_store_flushes_total",
+            "counter",
+            "Group flushes to disk.",
+            health.flushes,
+        ),
+        (
+            "edesk_store_reopens_total",
+            "counter",
+            "Times the store reopened itself after an I/O failure.",
+            health.reopens,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    if let Some(free) = health.free_bytes {
+        out.push_str(&format!(
+            "# HELP edesk_store_free_bytes Free bytes in the data directory.\n# TYPE edesk_store_free_bytes gauge\nedesk_store_free_bytes {free}\n"
+        ));
+    }
+    Ok(out)
 }
 
 fn mail_id(id: &str) -> Result<u64, ApiError> {

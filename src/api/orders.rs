@@ -29,6 +29,14 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/preferences/{email}", get(get_prefs).put(put_pref))
 }
 
+/// Store failures keep their meaning (507/503); the rest is a 500.
+fn notify_error(e: crate::notify::NotifyError) -> ApiError {
+    match e {
+        crate::notify::NotifyError::Store(s) => ApiError::from_store(&s),
+        other => internal(other),
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "request failed");
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
@@ -62,7 +70,7 @@ async fn post_orders(State(state): State<AppState>, body: Bytes) -> Result<Respo
     let report = tokio::task::spawn_blocking(move || n.import_value(&v, "api"))
         .await
         .map_err(internal)?
-        .map_err(internal)?;
+        .map_err(notify_error)?;
     let body = json!({
         "imported": report.imported, "updated": report.updated, "queued": report.queued,
         "skipped": report.skipped, "rejected": report.rejected,

@@ -1,8 +1,10 @@
 //! Loop safety for automatic mail: never to machine addresses or to
 //! ourselves, and at most N automatic mails per address per hour, counted
-//! in sled so a restart does not reset the budget.
+//! in the store so a restart does not reset the budget.
 
 use chrono::{DateTime, Duration, Utc};
+
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -32,8 +34,7 @@ impl Verdict {
 
 #[derive(Clone)]
 pub struct AutoMailGuard {
-    db: sled::Db,
-    tree: sled::Tree,
+    store: crate::store::Store,
     own_domain: String,
     per_hour: usize,
 }
@@ -69,13 +70,12 @@ pub fn is_machine_address(addr: &str) -> bool {
 }
 
 impl AutoMailGuard {
-    pub fn open(db: &sled::Db, own_domain: &str, per_hour: usize) -> Result<Self, sled::Error> {
-        Ok(AutoMailGuard {
-            db: db.clone(),
-            tree: db.open_tree("auto_mail")?,
+    pub fn open(store: &crate::store::Store, own_domain: &str, per_hour: usize) -> Self {
+        AutoMailGuard {
+            store: store.clone(),
             own_domain: own_domain.to_ascii_lowercase(),
             per_hour,
-        })
+        }
     }
 
     fn is_own(&self, addr: &str) -> bool {
@@ -85,15 +85,22 @@ impl AutoMailGuard {
         })
     }
 
-    /// Decides without recording.
-    pub fn check(&self, addr: &str, now: DateTime<Utc>) -> Result<Verdict, sled::Error> {
+    fn static_verdict(&self, addr: &str) -> Option<Verdict> {
         if is_machine_address(addr) {
-            return Ok(Verdict::MachineAddress);
+            Some(Verdict::MachineAddress)
+        } else if self.is_own(addr) {
+            Some(Verdict::OwnAddress)
+        } else {
+            None
         }
-        if self.is_own(addr) {
-            return Ok(Verdict::OwnAddress);
+    }
+
+    /// Decides without recording.
+    pub fn check(&self, addr: &str, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+        if let Some(v) = self.static_verdict(addr) {
+            return Ok(v);
         }
-        let n = self.recent(addr, now)?.len();
+        let n = self.store.auto_mail_recent(addr, cutoff(now))?;
         Ok(if n >= self.per_hour {
             Verdict::RateLimited { sent_last_hour: n }
         } else {
@@ -101,33 +108,27 @@ impl AutoMailGuard {
         })
     }
 
-    /// Decides and, when allowed, counts one mail (durably).
-    pub fn admit(&self, addr: &str, now: DateTime<Utc>) -> Result<Verdict, sled::Error> {
-        let verdict = self.check(addr, now)?;
-        if verdict == Verdict::Allowed {
-            let mut times = self.recent(addr, now)?;
-            times.push(now.timestamp());
-            let bytes: Vec<u8> = times.iter().flat_map(|t| t.to_be_bytes()).collect();
-            self.tree
-                .insert(addr.to_ascii_lowercase().as_bytes(), bytes)?;
-            self.db.flush()?;
+    /// Decides and, when allowed, counts one mail (durably, in one step on
+    /// the store's owner so two workers cannot both take the last slot).
+    pub fn admit(&self, addr: &str, now: DateTime<Utc>) -> Result<Verdict, StoreError> {
+        if let Some(v) = self.static_verdict(addr) {
+            return Ok(v);
         }
-        Ok(verdict)
+        let count =
+            self.store
+                .auto_mail_admit(addr, now.timestamp(), cutoff(now), self.per_hour)?;
+        Ok(if count.admitted {
+            Verdict::Allowed
+        } else {
+            Verdict::RateLimited {
+                sent_last_hour: count.recent,
+            }
+        })
     }
+}
 
-    fn recent(&self, addr: &str, now: DateTime<Utc>) -> Result<Vec<i64>, sled::Error> {
-        let cutoff = (now - Duration::hours(1)).timestamp();
-        Ok(self
-            .tree
-            .get(addr.to_ascii_lowercase().as_bytes())?
-            .map(|v| {
-                v.chunks_exact(8)
-                    .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(i64::from_be_bytes))
-                    .filter(|t| *t > cutoff)
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
+fn cutoff(now: DateTime<Utc>) -> i64 {
+    (now - Duration::hours(1)).timestamp()
 }
 
 #[cfg(test)]
@@ -163,8 +164,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now: DateTime<Utc> = "2026-11-26T10:00:00Z".parse().unwrap();
         {
-            let db = sled::open(dir.path().join("db")).unwrap();
-            let g = AutoMailGuard::open(&db, "edesk.example.com", 3).unwrap();
+            let store = crate::store::Store::open(dir.path()).unwrap();
+            let g = AutoMailGuard::open(&store, "edesk.example.com", 3);
             for _ in 0..3 {
                 assert_eq!(g.admit("ana@example.com", now).unwrap(), Verdict::Allowed);
             }
@@ -178,8 +179,8 @@ mod tests {
                 Verdict::OwnAddress
             );
         }
-        let db = sled::open(dir.path().join("db")).unwrap();
-        let g = AutoMailGuard::open(&db, "edesk.example.com", 3).unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let g = AutoMailGuard::open(&store, "edesk.example.com", 3);
         assert!(matches!(
             g.check("Ana@Example.com", now).unwrap(),
             Verdict::RateLimited { .. }

@@ -1,8 +1,8 @@
 //! Escalation tickets: what a support team must answer, for whom, by when,
 //! and the thread it belongs to.
 //!
-//! sled trees: `tickets` (number → JSON), `ticket_threads` (Message-ID of any
-//! mail in the ticket's thread → number), `ticket_meta` (`seq`: the counter).
+//! Kept in the store as records (`Store::ticket_*`): number → JSON, and the
+//! Message-IDs of each ticket's thread → number.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
     #[error("desk store: {0}")]
-    Store(#[from] sled::Error),
+    Store(#[from] crate::store::StoreError),
     #[error("desk store: corrupt ticket {0}: {1}")]
     Corrupt(String, String),
     #[error("no ticket {0}")]
@@ -147,22 +147,16 @@ pub struct NewTicket {
 
 #[derive(Clone)]
 pub struct Desk {
-    db: sled::Db,
-    tickets: sled::Tree,
-    threads: sled::Tree,
-    meta: sled::Tree,
+    store: crate::store::Store,
     calendar: super::sla::Calendar,
 }
 
 impl Desk {
-    pub fn open(db: &sled::Db, calendar: super::sla::Calendar) -> Result<Desk, DeskError> {
-        Ok(Desk {
-            db: db.clone(),
-            tickets: db.open_tree("tickets")?,
-            threads: db.open_tree("ticket_threads")?,
-            meta: db.open_tree("ticket_meta")?,
+    pub fn open(store: &crate::store::Store, calendar: super::sla::Calendar) -> Desk {
+        Desk {
+            store: store.clone(),
             calendar,
-        })
+        }
     }
 
     pub fn calendar(&self) -> &super::sla::Calendar {
@@ -179,96 +173,56 @@ impl Desk {
                     && t.orders.iter().any(|o| new.orders.contains(o))
             });
         let sla = if further { 3 } else { 1 };
-        let id = self.next_id()?;
-        let ticket = Ticket {
-            id,
-            created_at: now,
-            team: new.team,
-            status: TicketStatus::Open,
-            customer: new.customer.clone(),
-            lang: new.lang,
-            subject: new.subject,
-            orders: new.orders,
-            due: self.calendar.add_business_days(now.date_naive(), sla),
-            sla_business_days: sla,
-            faq: new.faq,
-            reasons: new.reasons,
-            thread: new.message_id.iter().cloned().collect(),
-            events: vec![Event {
-                at: now,
-                kind: EventKind::CustomerMail,
-                by: new.customer,
-                text: new.text,
-                reference: new.spool_id.map(|i| format!("mail:{i}")),
-            }],
-        };
-        self.save(&ticket)?;
-        for mid in &ticket.thread {
-            self.threads.insert(mid.as_bytes(), &id.0.to_be_bytes())?;
-        }
-        self.db.flush()?;
+        let due = self.calendar.add_business_days(now.date_naive(), sla);
+        let ticket = self.store.ticket_create(move |n| {
+            let ticket = Ticket {
+                id: TicketId(n),
+                created_at: now,
+                team: new.team,
+                status: TicketStatus::Open,
+                customer: new.customer.clone(),
+                lang: new.lang,
+                subject: new.subject,
+                orders: new.orders,
+                due,
+                sla_business_days: sla,
+                faq: new.faq,
+                reasons: new.reasons,
+                thread: new.message_id.iter().cloned().collect(),
+                events: vec![Event {
+                    at: now,
+                    kind: EventKind::CustomerMail,
+                    by: new.customer,
+                    text: new.text,
+                    reference: new.spool_id.map(|i| format!("mail:{i}")),
+                }],
+            };
+            let thread = ticket.thread.clone();
+            (ticket, thread)
+        })?;
         Ok(ticket)
     }
 
-    /// Ticket numbers count 1, 2, 3… (what people quote), from a counter
-    /// in the tickets' own tree, updated atomically.
-    fn next_id(&self) -> Result<TicketId, DeskError> {
-        let next = self.meta.update_and_fetch(b"seq", |old| {
-            let n = old
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            Some((n + 1).to_be_bytes().to_vec())
-        })?;
-        let n = next
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(1);
-        Ok(TicketId(n))
-    }
-
-    fn save(&self, t: &Ticket) -> Result<(), DeskError> {
-        let json = serde_json::to_vec(t)
-            .map_err(|e| DeskError::Corrupt(t.id.to_string(), e.to_string()))?;
-        self.tickets.insert(t.id.0.to_be_bytes(), json)?;
-        Ok(())
-    }
-
     pub fn get(&self, id: TicketId) -> Result<Ticket, DeskError> {
-        let v = self
-            .tickets
-            .get(id.0.to_be_bytes())?
-            .ok_or_else(|| DeskError::NotFound(id.to_string()))?;
-        serde_json::from_slice(&v).map_err(|e| DeskError::Corrupt(id.to_string(), e.to_string()))
+        self.store
+            .ticket(id.0)?
+            .ok_or_else(|| DeskError::NotFound(id.to_string()))
     }
 
     pub fn list(&self) -> Result<Vec<Ticket>, DeskError> {
-        self.tickets
-            .iter()
-            .values()
-            .map(|v| {
-                let v = v?;
-                serde_json::from_slice(&v)
-                    .map_err(|e| DeskError::Corrupt("?".into(), e.to_string()))
-            })
-            .collect()
+        Ok(self.store.tickets()?)
     }
 
     /// The ticket a message belongs to, from its In-Reply-To/References.
     pub fn by_thread(&self, message_ids: &[String]) -> Result<Option<Ticket>, DeskError> {
-        for mid in message_ids {
-            if let Some(v) = self.threads.get(mid.as_bytes())? {
-                let mut b = [0u8; 8];
-                if v.len() == 8 {
-                    b.copy_from_slice(&v);
-                    return self.get(TicketId(u64::from_be_bytes(b))).map(Some);
-                }
-            }
+        match self.store.ticket_by_thread(message_ids)? {
+            Some(n) => self.get(TicketId(n)).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
-    /// Appends an event (and the Message-ID to the thread) and saves, durably.
+    /// Appends an event (and the Message-ID to the thread) and saves, durably
+    /// and atomically: concurrent writers to one ticket lose nothing.
     pub fn record(
         &self,
         id: TicketId,
@@ -276,29 +230,27 @@ impl Desk {
         message_id: Option<&str>,
         status: Option<TicketStatus>,
     ) -> Result<Ticket, DeskError> {
-        let mut t = self.get(id)?;
-        t.events.push(event);
-        if let Some(mid) = message_id {
-            if !t.thread.iter().any(|m| m == mid) {
-                t.thread.push(mid.to_string());
-            }
-            self.threads.insert(mid.as_bytes(), &id.0.to_be_bytes())?;
-        }
-        if let Some(s) = status {
-            t.status = s;
-        }
-        self.save(&t)?;
-        self.db.flush()?;
-        Ok(t)
+        let mid = message_id.map(str::to_string);
+        let link: Vec<String> = mid.iter().cloned().collect();
+        self.store
+            .ticket_update(id.0, link, move |t: &mut Ticket| {
+                t.events.push(event);
+                if let Some(mid) = mid
+                    && !t.thread.contains(&mid)
+                {
+                    t.thread.push(mid);
+                }
+                if let Some(s) = status {
+                    t.status = s;
+                }
+            })?
+            .ok_or_else(|| DeskError::NotFound(id.to_string()))
     }
 
     /// Makes replies to `message_id` (e.g. the escalation mail a team got)
     /// find this ticket, without adding it to the customer's thread.
     pub fn link(&self, id: TicketId, message_id: &str) -> Result<(), DeskError> {
-        self.threads
-            .insert(message_id.as_bytes(), &id.0.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        Ok(self.store.ticket_link(id.0, message_id)?)
     }
 
     /// Open tickets whose due date is before `today` (for the SLA reminder job).
@@ -318,8 +270,8 @@ mod tests {
 
     fn desk() -> (tempfile::TempDir, Desk) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path().join("db")).unwrap();
-        (dir, Desk::open(&db, Calendar::default()).unwrap())
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        (dir, Desk::open(&store, Calendar::default()))
     }
 
     fn new(customer: &str, orders: &[&str]) -> NewTicket {
@@ -408,6 +360,46 @@ mod tests {
         assert!(
             desk.overdue(later).unwrap().is_empty(),
             "answered tickets are not overdue"
+        );
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_event() {
+        let (_d, desk) = desk();
+        let t = desk
+            .open_ticket(new("a@x.example", &[]), Utc::now())
+            .unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|w| {
+                let desk = desk.clone();
+                std::thread::spawn(move || {
+                    for i in 0..25 {
+                        desk.record(
+                            t.id,
+                            Event {
+                                at: Utc::now(),
+                                kind: EventKind::Note,
+                                by: format!("writer{w}"),
+                                text: format!("note {i}"),
+                                reference: None,
+                            },
+                            Some(&format!("<w{w}.{i}@x>")),
+                            None,
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in threads {
+            h.join().unwrap();
+        }
+        let t = desk.get(t.id).unwrap();
+        assert_eq!(t.events.len(), 1 + 8 * 25, "every event kept");
+        assert_eq!(t.thread.len(), 1 + 8 * 25);
+        assert_eq!(
+            desk.by_thread(&["<w3.7@x>".into()]).unwrap().unwrap().id,
+            t.id
         );
     }
 }

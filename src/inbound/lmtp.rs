@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::intake::{Accepted, Envelope, IntakeError, Spool};
+use super::intake::{Accepted, Envelope, Spool};
 
 /// Longest command line accepted (RFC 5321 says 512; be lenient).
 const MAX_LINE: usize = 4096;
@@ -288,13 +288,10 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot store inbound message");
-                        match e {
-                            IntakeError::Store(sled::Error::Io(ref io))
-                                if io.kind() == std::io::ErrorKind::StorageFull =>
-                            {
-                                "452 4.3.1 insufficient storage, try again later\r\n".into()
-                            }
-                            _ => "451 4.3.0 cannot store the message, try again later\r\n".into(),
+                        if e.is_storage_full() {
+                            "452 4.3.1 insufficient storage, try again later\r\n".into()
+                        } else {
+                            "451 4.3.0 cannot store the message, try again later\r\n".into()
                         }
                     }
                 }

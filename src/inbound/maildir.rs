@@ -122,8 +122,8 @@ mod tests {
     async fn delivered_mail_reaches_the_spool_once() {
         let dir = tempfile::tempdir().unwrap();
         let md = dir.path().join("maildir");
-        let db = sled::open(dir.path().join("db")).unwrap();
-        let spool = Spool::open(&db).unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let spool = Spool::open(&store);
         deliver(&md, b"Message-ID: <m1@x>\r\n\r\none").unwrap();
         deliver(&md, b"Message-ID: <m1@x>\r\n\r\none").unwrap();
         deliver(&md, b"Message-ID: <m2@x>\r\n\r\ntwo").unwrap();

@@ -635,15 +635,15 @@ mod tests {
 
     fn worker(per_hour: usize) -> (tempfile::TempDir, Arc<Worker>, Arc<Recorder>) {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
         let world = Arc::new(MemWorld::from_json(WORLD).unwrap());
         let rec = Arc::new(Recorder::default());
         let w = Worker {
-            spool: Spool::open(&db).unwrap(),
+            spool: Spool::open(&store),
             directory: world.clone(),
             faq: world,
-            desk: Desk::open(&db, Calendar::default()).unwrap(),
-            guard: AutoMailGuard::open(&db, "edesk.example.com", per_hour).unwrap(),
+            desk: Desk::open(&store, Calendar::default()),
+            guard: AutoMailGuard::open(&store, "edesk.example.com", per_hour),
             actions: rec.clone(),
             teams: Arc::new(OneTeam),
         };

@@ -281,6 +281,7 @@ impl Notifier {
         report: &mut ImportReport,
     ) -> Result<(), NotifyError> {
         let today = Utc::now().date_naive();
+        let mark = self.inner.store.write_mark();
         for order in orders {
             let so = order.so.clone();
             let existed = self
@@ -294,7 +295,7 @@ impl Notifier {
             }
         }
         // One flush for the batch, before anything is acknowledged.
-        self.inner.store.flush()?;
+        self.inner.store.flush(mark)?;
         if report.queued > 0 {
             self.wake();
         }
@@ -382,8 +383,9 @@ impl Notifier {
                 continue;
             };
             let mut report = ImportReport::default();
+            let mark = store.write_mark();
             store.exclusive(|| self.upsert(order, "scheduler", today, &mut report))?;
-            store.flush()?;
+            store.flush(mark)?;
             if report.queued > 0 {
                 released += 1;
             }
@@ -440,8 +442,7 @@ impl Notifier {
             },
         ));
         commit.mails.push(record);
-        let outcome = store.commit(commit)?;
-        store.flush()?;
+        let outcome = store.commit_durable(commit)?;
         if !outcome.duplicates.is_empty() {
             return Ok(EnqueueOutcome::Duplicate);
         }

@@ -216,8 +216,7 @@ impl Notifier {
                 }
             }
             commit.meta = Some((so.clone(), meta));
-            let outcome = store.commit(commit).map_err(NotifyError::from)?;
-            store.flush().map_err(NotifyError::from)?;
+            let outcome = store.commit_durable(commit).map_err(NotifyError::from)?;
             self.wake();
             let (sent, skipped): (Vec<_>, Vec<_>) =
                 mails.into_iter().partition(|(_, _, s)| s.is_none());

@@ -180,9 +180,10 @@ impl Sender {
         if !ids.is_empty() {
             tracing::info!(count = ids.len(), "replaying delivery journal");
             let now = Utc::now();
+            let mark = self.store().write_mark();
             self.store()
                 .mark_sent_many(&ids.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
-            self.store().flush()?;
+            self.store().flush(mark)?;
         }
         self.reset_journal()
     }
@@ -299,9 +300,10 @@ impl Sender {
         }
         stats.sent = done.len();
         let now = Utc::now();
+        let mark = self.store().write_mark();
         self.store()
             .mark_sent_many(&done.iter().map(|id| (*id, now)).collect::<Vec<_>>())?;
-        self.store().flush_async().await?;
+        self.store().flush_async(mark).await?;
         self.reset_journal()?;
         Ok(stats)
     }

@@ -6,7 +6,8 @@ impl Store {
     pub fn history(&self, so: &OrderId) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut prefix = so.as_str().as_bytes().to_vec();
         prefix.push(0);
-        self.history
+        self.trees()?
+            .history
             .scan_prefix(prefix)
             .values()
             .map(|v| decode("history", &v?))

@@ -2,7 +2,8 @@
 //! outbox items are opaque bytes with an envelope, kinds are strings.
 //!
 //! Opened once from the data directory (`Store::open(data_dir)`), cheap to
-//! clone (sled handles are reference-counted) and shareable across tasks.
+//! clone and shareable across tasks. One thread owns the database and
+//! applies every write with a group flush (see `engine`); reads are direct.
 //!
 //! Trees and key layout:
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
@@ -16,24 +17,33 @@
 //! - `counters`: `address-key/hour` → u64 BE
 //! - `meta`: `schema_version` → u32 BE
 //!
+//! - `mail_raw`, `mail_meta`, `mail_dedup`, `mail_pending`: the inbound spool (`mail`)
+//! - `tickets`, `ticket_threads`, `ticket_meta`: desk tickets as opaque records (`records`)
+//! - `auto_mail`: per-address times of automatic mails (the loop guard)
+//!
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
-//! outbox transitions) flushes before returning, except `commit` (callers
-//! batch, then `flush`) and `mark_sent_many` (the sender journals first, see
-//! `notify::sender`).
+//! outbox transitions, mail intake) returns after the group flush, except
+//! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
+//! `flush`; the sender journals deliveries first, see `notify::sender`).
 
+mod engine;
 mod history;
+mod mail;
 mod outbox;
 mod prefs;
+mod records;
 mod types;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
+pub use engine::{EngineSettings, Health};
+pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
+pub use records::AdmitCount;
 pub use types::*;
 
 use crate::domain::{EmailAddress, Order, OrderId};
+use engine::{Engine, Trees};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -53,22 +63,41 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
     #[error("no outbox item {0}")]
     NoSuchItem(u64),
+    /// The store cannot write now (disk full, read-only, reopening after an
+    /// I/O error); it recovers by itself. Callers answer "try again later".
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store: shut down")]
+    Closed,
 }
 
+impl StoreError {
+    /// A condition that passes by itself (temporary failure for clients).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
+            || matches!(self, StoreError::Sled(sled::Error::Io(_)))
+    }
+
+    /// Out of space (disk full or below the configured free-space floor).
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Unavailable(r) => r.starts_with("disk"),
+            StoreError::Sled(sled::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+}
+
+/// Marks the start of a group of unflushed writes; [`Store::flush`] fails
+/// when the store failed since (some of the group may be lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteMark(u64);
+
+/// Typed access to the daemon's state. Cheap to clone; every clone talks to
+/// the same owner thread (see `engine`).
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    orders: sled::Tree,
-    order_meta: sled::Tree,
-    index: sled::Tree,
-    outbox: sled::Tree,
-    bodies: sled::Tree,
-    queue: sled::Tree,
-    keys: sled::Tree,
-    history: sled::Tree,
-    prefs: sled::Tree,
-    suppress: sled::Tree,
-    counters: sled::Tree,
+    engine: Arc<Engine>,
     /// Serializes read-modify-write sequences (order import) so two imports of
     /// the same order cannot both see the old state.
     write_lock: Arc<std::sync::Mutex<()>>,
@@ -88,77 +117,58 @@ pub fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
+fn strip_brackets(id: &str) -> &str {
+    id.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
 impl Store {
-    /// Opens (or creates) the store under `data_dir/store`.
+    /// Opens (or creates) the store under `data_dir/store` with default settings.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(data_dir.join("store"))
-            .open()
-            .map_err(|e| match e {
-                // sled reports the file lock held by another process as an
-                // I/O error whose text is the only distinguishing mark.
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked(data_dir.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
-        let tree = |n: &str| db.open_tree(n);
+        Store::open_with(data_dir, &EngineSettings::default())
+    }
+
+    pub fn open_with(data_dir: &Path, settings: &EngineSettings) -> Result<Store, StoreError> {
+        let engine = Engine::open(&data_dir.join("store"), settings)?;
         let store = Store {
-            orders: tree("orders")?,
-            order_meta: tree("order_meta")?,
-            index: tree("index")?,
-            outbox: tree("outbox")?,
-            bodies: tree("bodies")?,
-            queue: tree("queue")?,
-            keys: tree("keys")?,
-            history: tree("history")?,
-            prefs: tree("prefs")?,
-            suppress: tree("suppress")?,
-            counters: tree("counters")?,
-            db,
+            engine: Arc::new(engine),
             write_lock: Arc::new(std::sync::Mutex::new(())),
         };
-        match store.db.get("schema_version")? {
-            Some(v) => {
-                let found =
-                    u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                        tree: "meta",
-                        message: "schema_version".into(),
-                    })?);
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-            }
-            None => {
-                store
-                    .db
-                    .insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-                store.db.flush()?;
-            }
-        }
+        store.engine.write(true, check_schema)?;
         Ok(store)
     }
 
-    /// The underlying database, for modules that keep their own trees in
-    /// the same store (inbound spool, desk): one database, one lock, one flush.
-    pub fn db(&self) -> &sled::Db {
-        &self.db
+    fn trees(&self) -> Result<Arc<Trees>, StoreError> {
+        self.engine.trees()
     }
 
-    pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+    /// What `/healthz` and `/readyz` report.
+    pub fn health(&self) -> Health {
+        self.engine.health()
     }
 
-    pub async fn flush_async(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+    /// A round trip through the store's owner thread (liveness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.engine.ping().await
+    }
+
+    /// Why writes that add data are refused now, if they are.
+    pub fn refuse_growth(&self) -> Option<String> {
+        self.engine.refuse_growth()
+    }
+
+    /// Starts a group of writes that one [`Store::flush`] makes durable.
+    pub fn write_mark(&self) -> WriteMark {
+        WriteMark(self.engine.epoch())
+    }
+
+    /// Makes every write since `mark` durable (one group flush), or fails
+    /// when the store failed meanwhile and some may be lost.
+    pub fn flush(&self, mark: WriteMark) -> Result<(), StoreError> {
+        self.engine.barrier(mark.0)
+    }
+
+    pub async fn flush_async(&self, mark: WriteMark) -> Result<(), StoreError> {
+        self.engine.barrier_async(mark.0).await
     }
 
     /// Runs `f` while holding the store's write lock (one import at a time).
@@ -168,7 +178,8 @@ impl Store {
     }
 
     pub fn order(&self, so: &OrderId) -> Result<Option<Order>, StoreError> {
-        self.orders
+        self.trees()?
+            .orders
             .get(so.as_str())?
             .map(|b| decode("orders", &b))
             .transpose()
@@ -176,6 +187,7 @@ impl Store {
 
     pub fn order_meta(&self, so: &OrderId) -> Result<OrderMeta, StoreError> {
         Ok(self
+            .trees()?
             .order_meta
             .get(so.as_str())?
             .map(|b| decode("order_meta", &b))
@@ -185,21 +197,37 @@ impl Store {
 
     /// Every order id, in key order.
     pub fn order_ids(&self) -> impl Iterator<Item = Result<OrderId, StoreError>> + '_ {
-        self.orders.iter().keys().map(|k| {
-            let k = k?;
-            String::from_utf8_lossy(&k)
-                .parse()
-                .map_err(|_| StoreError::Corrupt {
-                    tree: "orders",
-                    message: "bad key".into(),
-                })
-        })
+        let iter = match self.trees() {
+            Ok(t) => Ok(t.orders.iter().keys()),
+            Err(e) => Err(e),
+        };
+        let (iter, err) = match iter {
+            Ok(i) => (Some(i), None),
+            Err(e) => (None, Some(e)),
+        };
+        err.into_iter()
+            .map(Err)
+            .chain(iter.into_iter().flatten().map(|k| {
+                let k = k?;
+                String::from_utf8_lossy(&k)
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt {
+                        tree: "orders",
+                        message: "bad key".into(),
+                    })
+            }))
+    }
+
+    /// How many orders the store holds.
+    pub fn order_count(&self) -> Result<usize, StoreError> {
+        Ok(self.trees()?.orders.len())
     }
 
     /// Orders carrying this customer PO number (case-insensitive).
     pub fn orders_by_po(&self, po: &str) -> Result<Vec<OrderId>, StoreError> {
         let prefix = format!("po/{}/", po.trim().to_lowercase());
-        self.index
+        self.trees()?
+            .index
             .scan_prefix(prefix.as_bytes())
             .keys()
             .map(|k| {
@@ -216,7 +244,8 @@ impl Store {
 
     /// The order and recipient a reply token was issued for (minted or migrated).
     pub fn order_by_token(&self, token: &str) -> Result<Option<TokenTarget>, StoreError> {
-        self.index
+        self.trees()?
+            .index
             .get(format!("tok/{}", token.to_ascii_lowercase()))?
             .map(|b| decode("index", &b))
             .transpose()
@@ -225,11 +254,8 @@ impl Store {
     /// The order a Message-ID we sent (or a migrated `notification_ids` entry) belongs to.
     /// Accepts the id with or without angle brackets.
     pub fn order_by_message_id(&self, message_id: &str) -> Result<Option<OrderId>, StoreError> {
-        let id = message_id
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>');
-        match self.index.get(format!("mid/{id}"))? {
+        let id = strip_brackets(message_id);
+        match self.trees()?.index.get(format!("mid/{id}"))? {
             Some(b) => Ok(String::from_utf8_lossy(&b).parse().ok()),
             None => Ok(None),
         }
@@ -263,140 +289,202 @@ impl Store {
 
     /// A fresh unique id (outbox items, history entries).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        // generate_id starts at 0; 0 is reserved for "skipped" in `keys`.
-        Ok(self.db.generate_id()? + 1)
+        self.engine.write(false, |t| t.next_counter("id"))
     }
 
-    /// Writes a unit of work atomically: order, its meta, index entries and
-    /// mail records. Not flushed: the caller flushes (once per batch) before
-    /// acknowledging. A mail record whose idempotency key was seen
+    /// Writes a unit of work: order, its meta, index entries and mail
+    /// records, in that order. Not flushed: the caller takes a
+    /// [`Store::write_mark`] first and [`Store::flush`]es once per batch
+    /// before acknowledging. A mail record whose idempotency key was seen
     /// before is dropped (returned in `duplicates`).
     pub fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
-        let order_bytes = c.order.as_ref().map(serde_json::to_vec).transpose()?;
-        let meta_bytes = c
-            .meta
-            .as_ref()
-            .map(|(so, m)| Ok::<_, serde_json::Error>((so.clone(), serde_json::to_vec(m)?)))
-            .transpose()?;
-        let mut mails = Vec::with_capacity(c.mails.len());
-        for m in &c.mails {
-            let item = m.item.as_ref().map(serde_json::to_vec).transpose()?;
-            mails.push((m, item, serde_json::to_vec(&m.entry)?));
-        }
-        let mut index_puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        if let Some(o) = &c.order
-            && let Some(po) = &o.po
-        {
-            index_puts.push((
-                format!("po/{}/{}", po.as_str().to_lowercase(), o.so).into_bytes(),
-                Vec::new(),
-            ));
-        }
-        for (tok, target) in &c.tokens {
-            index_puts.push((
-                format!("tok/{}", tok.to_ascii_lowercase()).into_bytes(),
-                serde_json::to_vec(target)?,
-            ));
-        }
-        for (mid, so) in &c.message_ids {
-            let id = mid.trim().trim_start_matches('<').trim_end_matches('>');
-            index_puts.push((
-                format!("mid/{id}").into_bytes(),
-                so.as_str().as_bytes().to_vec(),
-            ));
-        }
-        for (m, _, _) in &mails {
-            if let Some(item) = &m.item
-                && let Some(so) = &item.so
-            {
-                let id = item
-                    .message_id
-                    .trim_start_matches('<')
-                    .trim_end_matches('>');
-                index_puts.push((
-                    format!("mid/{id}").into_bytes(),
-                    so.as_str().as_bytes().to_vec(),
-                ));
-            }
-        }
+        let encoded = EncodedCommit::new(&c)?;
+        self.engine.write(false, move |t| encoded.apply(t))
+    }
 
-        let result = (
-            &self.orders,
-            &self.order_meta,
-            &self.index,
-            &self.outbox,
-            &self.bodies,
-            &self.queue,
-            &self.keys,
-            &self.history,
-        )
-            .transaction(
-                |(orders, order_meta, index, outbox, bodies, queue, keys, history)| {
-                    let mut outcome = CommitOutcome::default();
-                    if let (Some(o), Some(b)) = (&c.order, &order_bytes) {
-                        orders.insert(o.so.as_str().as_bytes(), b.as_slice())?;
-                    }
-                    if let Some((so, b)) = &meta_bytes {
-                        order_meta.insert(so.as_str().as_bytes(), b.as_slice())?;
-                    }
-                    for (k, v) in &index_puts {
-                        index.insert(k.as_slice(), v.as_slice())?;
-                    }
-                    for (m, item_bytes, entry_bytes) in &mails {
-                        if keys.get(m.key.as_bytes())?.is_some() {
-                            outcome.duplicates.push(m.key.clone());
-                            continue;
-                        }
-                        let id = m.item.as_ref().map_or(0, |i| i.id);
-                        keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
-                        if let (Some(item), Some(b)) = (&m.item, item_bytes) {
-                            outbox.insert(&item.id.to_be_bytes(), b.as_slice())?;
-                            bodies.insert(&item.id.to_be_bytes(), item.raw.as_bytes())?;
-                            queue
-                                .insert(queue_key(item.next_attempt_ms, item.id).as_slice(), &[])?;
-                            outcome.queued.push(item.id);
-                        } else {
-                            outcome.skipped += 1;
-                        }
-                        history.insert(
-                            history_key(m.entry.so.as_ref(), m.entry.id).as_slice(),
-                            entry_bytes.as_slice(),
-                        )?;
-                    }
-                    Ok::<_, ConflictableTransactionError<()>>(outcome)
-                },
-            );
-        let outcome = match result {
-            Ok(o) => o,
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => {
-                return Err(StoreError::Corrupt {
-                    tree: "commit",
-                    message: "aborted".into(),
-                });
-            }
-        };
-        Ok(outcome)
+    /// [`Store::commit`] and its flush in one step: durable on return, and
+    /// grouped with whatever else is waiting for the same flush.
+    pub fn commit_durable(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
+        let encoded = EncodedCommit::new(&c)?;
+        self.engine.write(true, move |t| encoded.apply(t))
     }
 
     /// Whether this idempotency key was committed before.
     pub fn seen_key(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.keys.contains_key(key)?)
+        let t = self.trees()?;
+        Ok(key_target(&t, key)?.is_some())
     }
 
     /// The Message-ID of the mail queued under an idempotency key, if one was
     /// queued (not skipped).
     pub fn message_id_for_key(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let Some(v) = self.keys.get(key)? else {
-            return Ok(None);
-        };
-        let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
-            return Ok(None);
-        };
-        match u64::from_be_bytes(bytes) {
-            0 => Ok(None),
-            id => Ok(self.outbox_item(id)?.map(|i| i.message_id)),
+        let t = self.trees()?;
+        match key_target(&t, key)? {
+            None | Some(0) => Ok(None),
+            Some(id) => Ok(self.outbox_item(id)?.map(|i| i.message_id)),
         }
+    }
+}
+
+/// The outbox id an idempotency key points at (0 = skipped). A key whose
+/// outbox item is missing belongs to a commit cut short by a crash before it
+/// was acknowledged: it counts as never seen.
+fn key_target(t: &Trees, key: &str) -> Result<Option<u64>, StoreError> {
+    let Some(v) = t.keys.get(key)? else {
+        return Ok(None);
+    };
+    let Ok(bytes) = <[u8; 8]>::try_from(v.as_ref()) else {
+        return Ok(None);
+    };
+    match u64::from_be_bytes(bytes) {
+        0 => Ok(Some(0)),
+        id if t.outbox.contains_key(id.to_be_bytes())? => Ok(Some(id)),
+        _ => Ok(None),
+    }
+}
+
+fn check_schema(t: &Trees) -> Result<(), StoreError> {
+    match t.db.get("schema_version")? {
+        Some(v) => {
+            let found =
+                u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                    tree: "meta",
+                    message: "schema_version".into(),
+                })?);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Schema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+        }
+        None => {
+            t.db.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+        }
+    }
+    // Stores written before the owner thread numbered with sled's id
+    // generator: start our counters above anything it handed out.
+    let floor = t.db.generate_id()? + 1;
+    t.raise_counter("id", floor)?;
+    outbox::init_counts(t)
+}
+
+/// A [`Commit`] serialized on the caller's thread, so the owner only writes.
+struct EncodedCommit {
+    order: Option<(String, Vec<u8>)>,
+    meta: Option<(String, Vec<u8>)>,
+    index: Vec<(Vec<u8>, Vec<u8>)>,
+    mails: Vec<EncodedMail>,
+}
+
+struct EncodedMail {
+    key: String,
+    item: Option<(u64, u64, Vec<u8>, String)>,
+    history_key: Vec<u8>,
+    entry: Vec<u8>,
+}
+
+impl EncodedCommit {
+    fn new(c: &Commit) -> Result<EncodedCommit, StoreError> {
+        let mut index: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if let Some(o) = &c.order
+            && let Some(po) = &o.po
+        {
+            index.push((
+                format!("po/{}/{}", po.as_str().to_lowercase(), o.so).into_bytes(),
+                Vec::new(),
+            ));
+        }
+        for (tok, target) in &c.tokens {
+            index.push((
+                format!("tok/{}", tok.to_ascii_lowercase()).into_bytes(),
+                serde_json::to_vec(target)?,
+            ));
+        }
+        for (mid, so) in &c.message_ids {
+            index.push((
+                format!("mid/{}", strip_brackets(mid)).into_bytes(),
+                so.as_str().as_bytes().to_vec(),
+            ));
+        }
+        let mut mails = Vec::with_capacity(c.mails.len());
+        for m in &c.mails {
+            if let Some(item) = &m.item
+                && let Some(so) = &item.so
+            {
+                index.push((
+                    format!("mid/{}", strip_brackets(&item.message_id)).into_bytes(),
+                    so.as_str().as_bytes().to_vec(),
+                ));
+            }
+            mails.push(EncodedMail {
+                key: m.key.clone(),
+                item: m
+                    .item
+                    .as_ref()
+                    .map(|i| {
+                        Ok::<_, serde_json::Error>((
+                            i.id,
+                            i.next_attempt_ms,
+                            serde_json::to_vec(i)?,
+                            i.raw.clone(),
+                        ))
+                    })
+                    .transpose()?,
+                history_key: history_key(m.entry.so.as_ref(), m.entry.id),
+                entry: serde_json::to_vec(&m.entry)?,
+            });
+        }
+        Ok(EncodedCommit {
+            order: c
+                .order
+                .as_ref()
+                .map(|o| Ok::<_, serde_json::Error>((o.so.to_string(), serde_json::to_vec(o)?)))
+                .transpose()?,
+            meta: c
+                .meta
+                .as_ref()
+                .map(|(so, m)| Ok::<_, serde_json::Error>((so.to_string(), serde_json::to_vec(m)?)))
+                .transpose()?,
+            index,
+            mails,
+        })
+    }
+
+    /// Runs on the owner thread. Order: guard (key) before payload, so a
+    /// crash between the two leaves a key `key_target` ignores.
+    fn apply(self, t: &Trees) -> Result<CommitOutcome, StoreError> {
+        let mut outcome = CommitOutcome::default();
+        if let Some((so, b)) = self.order {
+            t.orders.insert(so.as_bytes(), b)?;
+        }
+        if let Some((so, b)) = self.meta {
+            t.order_meta.insert(so.as_bytes(), b)?;
+        }
+        for (k, v) in self.index {
+            t.index.insert(k, v)?;
+        }
+        for m in self.mails {
+            if key_target(t, &m.key)?.is_some() {
+                outcome.duplicates.push(m.key);
+                continue;
+            }
+            let id = m.item.as_ref().map_or(0, |i| i.0);
+            t.keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
+            if let Some((id, due, item, raw)) = m.item {
+                t.bodies.insert(id.to_be_bytes(), raw.as_bytes())?;
+                t.queue.insert(queue_key(due, id).as_slice(), &[])?;
+                if !t.outbox.contains_key(id.to_be_bytes())? {
+                    outbox::bump(t, OutboxStatus::Pending, 1)?;
+                }
+                t.outbox.insert(id.to_be_bytes(), item)?;
+                outcome.queued.push(id);
+            } else {
+                outcome.skipped += 1;
+            }
+            t.history.insert(m.history_key, m.entry)?;
+        }
+        Ok(outcome)
     }
 }
 
@@ -443,9 +531,12 @@ mod tests {
         // Reopen: schema version present, data kept.
         let s = Store::open(dir.path()).unwrap();
         assert!(!s.wants(&a, "pak_reminder").unwrap());
-        s.db.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())
+        s.engine
+            .write(true, |t| {
+                t.db.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())?;
+                Ok(())
+            })
             .unwrap();
-        s.flush().unwrap();
         drop(s);
         assert!(matches!(
             Store::open(dir.path()),

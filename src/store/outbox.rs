@@ -1,18 +1,96 @@
 use chrono::{DateTime, Utc};
 
+use super::engine::Trees;
 use super::{OutboxItem, OutboxStatus, Store, StoreError, decode, now_ms, queue_key};
+
+fn item_in(t: &Trees, id: u64) -> Result<Option<OutboxItem>, StoreError> {
+    t.outbox
+        .get(id.to_be_bytes())?
+        .map(|b| decode("outbox", &b))
+        .transpose()
+}
+
+fn stat_key(s: OutboxStatus) -> &'static str {
+    match s {
+        OutboxStatus::Pending => "stat/outbox_pending",
+        OutboxStatus::Sent => "stat/outbox_sent",
+        OutboxStatus::Dead => "stat/outbox_dead",
+    }
+}
+
+/// Adds `delta` to the count of items in state `s`. Owner thread only: the
+/// counts let `/metrics` answer without decoding the outbox.
+pub(super) fn bump(t: &Trees, s: OutboxStatus, delta: i64) -> Result<(), StoreError> {
+    let key = stat_key(s);
+    let n = read_count(t, key)?;
+    let n = n.saturating_add_signed(delta);
+    t.counters.insert(key, &n.to_be_bytes())?;
+    Ok(())
+}
+
+fn read_count(t: &Trees, key: &str) -> Result<u64, StoreError> {
+    Ok(t.counters
+        .get(key)?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes))
+}
+
+/// Counts the outbox once, for stores written before the counts existed.
+pub(super) fn init_counts(t: &Trees) -> Result<(), StoreError> {
+    if t.counters.contains_key("stat/outbox_init")? {
+        return Ok(());
+    }
+    let mut counts = [0u64; 3];
+    for v in t.outbox.iter().values() {
+        let item: OutboxItem = decode("outbox", &v?)?;
+        counts[item.status as usize] += 1;
+    }
+    for (s, n) in [
+        (OutboxStatus::Pending, counts[0]),
+        (OutboxStatus::Sent, counts[1]),
+        (OutboxStatus::Dead, counts[2]),
+    ] {
+        t.counters.insert(stat_key(s), &n.to_be_bytes())?;
+    }
+    t.counters.insert("stat/outbox_init", &[1u8])?;
+    Ok(())
+}
+
+/// Rewrites an item and moves its queue entry. Owner thread only.
+fn update_in(
+    t: &Trees,
+    id: u64,
+    f: impl FnOnce(&mut OutboxItem),
+) -> Result<OutboxItem, StoreError> {
+    let mut item = item_in(t, id)?.ok_or(StoreError::NoSuchItem(id))?;
+    let old_due = (item.status == OutboxStatus::Pending).then_some(item.next_attempt_ms);
+    let old_status = item.status;
+    f(&mut item);
+    if old_status != item.status {
+        bump(t, old_status, -1)?;
+        bump(t, item.status, 1)?;
+    }
+    if let Some(d) = old_due {
+        t.queue.remove(queue_key(d, item.id))?;
+    }
+    t.outbox
+        .insert(item.id.to_be_bytes(), serde_json::to_vec(&item)?)?;
+    if item.status == OutboxStatus::Pending {
+        t.queue
+            .insert(queue_key(item.next_attempt_ms, item.id), &[])?;
+    }
+    Ok(item)
+}
 
 impl Store {
     pub fn outbox_item(&self, id: u64) -> Result<Option<OutboxItem>, StoreError> {
-        self.outbox
-            .get(id.to_be_bytes())?
-            .map(|b| decode("outbox", &b))
-            .transpose()
+        item_in(&*self.trees()?, id)
     }
 
     /// The raw message of an item.
     pub fn outbox_body(&self, id: u64) -> Result<Option<String>, StoreError> {
         Ok(self
+            .trees()?
             .bodies
             .get(id.to_be_bytes())?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -21,7 +99,7 @@ impl Store {
     /// Outbox items, oldest first, optionally only those in one state.
     pub fn outbox_list(&self, status: Option<OutboxStatus>) -> Result<Vec<OutboxItem>, StoreError> {
         let mut out = Vec::new();
-        for v in self.outbox.iter().values() {
+        for v in self.trees()?.outbox.iter().values() {
             let item: OutboxItem = decode("outbox", &v?)?;
             if status.is_none_or(|s| s == item.status) {
                 out.push(item);
@@ -30,10 +108,23 @@ impl Store {
         Ok(out)
     }
 
+    /// How many items are pending, sent and dead, from counts the owner
+    /// keeps (no scan).
+    pub fn outbox_counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let t = self.trees()?;
+        Ok((
+            read_count(&t, stat_key(OutboxStatus::Pending))?,
+            read_count(&t, stat_key(OutboxStatus::Sent))?,
+            read_count(&t, stat_key(OutboxStatus::Dead))?,
+        ))
+    }
+
     /// Pending items due at `now_ms`, at most `limit`, earliest first.
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<OutboxItem>, StoreError> {
+        let t = self.trees()?;
         let mut out = Vec::new();
-        for k in self.queue.range(..queue_key(now_ms, u64::MAX)).keys() {
+        let mut stale = Vec::new();
+        for k in t.queue.range(..queue_key(now_ms, u64::MAX)).keys() {
             let k = k?;
             let id = <[u8; 8]>::try_from(&k[8..16])
                 .map(u64::from_be_bytes)
@@ -41,19 +132,26 @@ impl Store {
                     tree: "queue",
                     message: "bad key".into(),
                 })?;
-            match self.outbox_item(id)? {
+            match item_in(&t, id)? {
                 Some(mut item) if item.status == OutboxStatus::Pending => {
                     item.raw = self.outbox_body(id)?.unwrap_or_default();
                     out.push(item)
                 }
-                // A stale queue entry (item finished meanwhile): drop it.
-                _ => {
-                    self.queue.remove(k)?;
-                }
+                _ => stale.push(k.to_vec()),
             }
             if out.len() >= limit {
                 break;
             }
+        }
+        if !stale.is_empty() {
+            // A queue entry whose item finished meanwhile (or whose commit
+            // was cut short by a crash): drop it.
+            self.engine.write(false, move |t| {
+                for k in stale {
+                    t.queue.remove(k)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(out)
     }
@@ -61,85 +159,71 @@ impl Store {
     /// Milliseconds until the next pending item is due (None when the queue is empty).
     pub fn next_due_ms(&self) -> Result<Option<u64>, StoreError> {
         Ok(self
+            .trees()?
             .queue
             .first()?
             .and_then(|(k, _)| <[u8; 8]>::try_from(&k[..8]).ok().map(u64::from_be_bytes)))
     }
 
-    fn put_item(&self, item: &OutboxItem, old_due: Option<u64>) -> Result<(), StoreError> {
-        if let Some(d) = old_due {
-            self.queue.remove(queue_key(d, item.id))?;
-        }
-        self.outbox
-            .insert(item.id.to_be_bytes(), serde_json::to_vec(item)?)?;
-        if item.status == OutboxStatus::Pending {
-            self.queue
-                .insert(queue_key(item.next_attempt_ms, item.id), &[])?;
-        }
-        Ok(())
-    }
-
-    fn update(&self, id: u64, f: impl FnOnce(&mut OutboxItem)) -> Result<OutboxItem, StoreError> {
-        let mut item = self.outbox_item(id)?.ok_or(StoreError::NoSuchItem(id))?;
-        let old_due = (item.status == OutboxStatus::Pending).then_some(item.next_attempt_ms);
-        f(&mut item);
-        self.put_item(&item, old_due)?;
-        Ok(item)
-    }
-
     /// Records a transient failure: the item is tried again at `next_ms`.
     pub fn reschedule(&self, id: u64, next_ms: u64, error: &str) -> Result<OutboxItem, StoreError> {
-        let item = self.update(id, |i| {
-            i.attempts += 1;
-            i.next_attempt_ms = next_ms;
-            i.last_error = Some(error.to_string());
-        })?;
-        self.db.flush()?;
-        Ok(item)
+        let error = error.to_string();
+        self.engine.write(true, move |t| {
+            update_in(t, id, |i| {
+                i.attempts += 1;
+                i.next_attempt_ms = next_ms;
+                i.last_error = Some(error);
+            })
+        })
     }
 
     pub fn mark_dead(&self, id: u64, error: &str) -> Result<OutboxItem, StoreError> {
-        let item = self.update(id, |i| {
-            i.attempts += 1;
-            i.status = OutboxStatus::Dead;
-            i.last_error = Some(error.to_string());
-        })?;
-        self.db.flush()?;
-        Ok(item)
+        let error = error.to_string();
+        self.engine.write(true, move |t| {
+            update_in(t, id, |i| {
+                i.attempts += 1;
+                i.status = OutboxStatus::Dead;
+                i.last_error = Some(error);
+            })
+        })
     }
 
-    /// Marks delivered items as sent. Does not flush: the sender calls it in
-    /// batches after journaling each delivery, then flushes once.
+    /// Marks delivered items as sent. Not durable on return: the sender
+    /// journals each delivery first, then calls this and one `flush`.
     pub fn mark_sent_many(&self, done: &[(u64, DateTime<Utc>)]) -> Result<(), StoreError> {
-        for (id, at) in done {
-            match self.update(*id, |i| {
-                if i.status == OutboxStatus::Pending {
-                    i.attempts += 1;
+        let done = done.to_vec();
+        self.engine.write(false, move |t| {
+            for (id, at) in done {
+                match update_in(t, id, |i| {
+                    if i.status == OutboxStatus::Pending {
+                        i.attempts += 1;
+                    }
+                    i.status = OutboxStatus::Sent;
+                    i.sent_at = Some(at);
+                }) {
+                    Ok(_) | Err(StoreError::NoSuchItem(_)) => {}
+                    Err(e) => return Err(e),
                 }
-                i.status = OutboxStatus::Sent;
-                i.sent_at = Some(*at);
-            }) {
-                Ok(_) | Err(StoreError::NoSuchItem(_)) => {}
-                Err(e) => return Err(e),
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Puts a dead item back in the queue, due now. Returns false when the
     /// item is not dead.
     pub fn retry(&self, id: u64) -> Result<bool, StoreError> {
-        let item = self.outbox_item(id)?.ok_or(StoreError::NoSuchItem(id))?;
-        if item.status != OutboxStatus::Dead {
-            return Ok(false);
-        }
-        self.update(id, |i| {
-            i.status = OutboxStatus::Pending;
-            i.attempts = 0;
-            i.next_attempt_ms = now_ms();
-        })?;
-        self.db.flush()?;
-        Ok(true)
+        self.engine.write(true, move |t| {
+            let item = item_in(t, id)?.ok_or(StoreError::NoSuchItem(id))?;
+            if item.status != OutboxStatus::Dead {
+                return Ok(false);
+            }
+            update_in(t, id, |i| {
+                i.status = OutboxStatus::Pending;
+                i.attempts = 0;
+                i.next_attempt_ms = now_ms();
+            })?;
+            Ok(true)
+        })
     }
 
     pub fn retry_all_dead(&self) -> Result<usize, StoreError> {

@@ -15,16 +15,18 @@ impl Store {
         send: bool,
     ) -> Result<(), StoreError> {
         let key = format!("{}/{}", email.key(), kind.unwrap_or(ALL_KINDS));
-        self.prefs.insert(key, if send { "yes" } else { "no" })?;
-        self.db.flush()?;
-        Ok(())
+        self.engine.write(true, move |t| {
+            t.prefs.insert(key, if send { "yes" } else { "no" })?;
+            Ok(())
+        })
     }
 
     /// Whether `email` wants `kind`: a per-kind setting wins over the global one;
     /// the default is yes.
     pub fn wants(&self, email: &EmailAddress, kind: &str) -> Result<bool, StoreError> {
+        let t = self.trees()?;
         for k in [kind, ALL_KINDS] {
-            if let Some(v) = self.prefs.get(format!("{}/{k}", email.key()))? {
+            if let Some(v) = t.prefs.get(format!("{}/{k}", email.key()))? {
                 return Ok(v.as_ref() != b"no");
             }
         }
@@ -34,7 +36,8 @@ impl Store {
     /// All explicit preferences of an address: `(kind or "*", send)`.
     pub fn preferences(&self, email: &EmailAddress) -> Result<Vec<(String, bool)>, StoreError> {
         let prefix = format!("{}/", email.key());
-        self.prefs
+        self.trees()?
+            .prefs
             .scan_prefix(prefix.as_bytes())
             .map(|r| {
                 let (k, v) = r?;
@@ -52,28 +55,36 @@ impl Store {
             reason: reason.to_string(),
             at: Utc::now(),
         };
-        self.suppress.insert(email.key(), serde_json::to_vec(&s)?)?;
-        self.db.flush()?;
-        Ok(())
+        let (key, value) = (email.key(), serde_json::to_vec(&s)?);
+        self.engine.write(true, move |t| {
+            t.suppress.insert(key, value)?;
+            Ok(())
+        })
     }
 
     pub fn is_suppressed(&self, email: &EmailAddress) -> Result<bool, StoreError> {
-        Ok(self.suppress.contains_key(email.key())?)
+        Ok(self.trees()?.suppress.contains_key(email.key())?)
     }
 
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
-        self.suppress
+        self.trees()?
+            .suppress
             .iter()
             .values()
             .map(|v| decode("suppress", &v?))
             .collect()
     }
 
+    /// How many addresses are suppressed (without decoding them).
+    pub fn suppression_count(&self) -> Result<usize, StoreError> {
+        Ok(self.trees()?.suppress.len())
+    }
+
     /// Removes an address from the suppression list; false when it was not on it.
     pub fn unsuppress(&self, email: &EmailAddress) -> Result<bool, StoreError> {
-        let was = self.suppress.remove(email.key())?.is_some();
-        self.db.flush()?;
-        Ok(was)
+        let key = email.key();
+        self.engine
+            .write(true, move |t| Ok(t.suppress.remove(key)?.is_some()))
     }
 
     /// Counts one automatic mail to `email` in the current UTC hour and returns
@@ -82,13 +93,15 @@ impl Store {
         let now = Utc::now();
         let hour = now.format("%Y%m%d").to_string() + &format!("{:02}", now.hour());
         let key = format!("{}/{hour}", email.key());
-        let v = self.counters.update_and_fetch(key, |old| {
-            let n = old
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map_or(0, u64::from_be_bytes);
-            Some((n + 1).to_be_bytes().to_vec())
-        })?;
-        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map_or(1, u64::from_be_bytes))
+        self.engine.write(true, move |t| {
+            let n = t
+                .counters
+                .get(&key)?
+                .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes)
+                + 1;
+            t.counters.insert(key, &n.to_be_bytes())?;
+            Ok(n)
+        })
     }
 }

@@ -1,0 +1,579 @@
+//! The one owner of the sled database.
+//!
+//! sled 0.34.7 deadlocks when several threads mix `flush`/`flush_async`,
+//! transactions and batches (upstream #1412, #1308, #1301): a flushing I/O
+//! thread holds the concurrency-control read lock, a transaction waits for
+//! the write lock, and everything else queues behind it. Two rules make that
+//! impossible here:
+//!
+//! - one thread (the owner, started by [`Engine::open`]) applies every write
+//!   and is the only caller of `flush`; sled's own background flusher is off;
+//! - nothing in the process uses sled transactions or `apply_batch`. Those are
+//!   the only operations that take the concurrency-control *write* lock (a
+//!   process-wide static in sled); while it is never taken, readers on other
+//!   threads go through a lock-free counter and cannot block.
+//!
+//! Writers send a closure and wait for its answer. The owner drains what is
+//! waiting (up to [`MAX_BATCH`] jobs), applies it in arrival order, flushes
+//! once (group commit) and only then answers the jobs that asked for
+//! durability. Multi-key writes are ordered so that any prefix of them is
+//! safe: the guard record (idempotency key, dedup key) first, the payload
+//! after, and a guard whose payload is missing counts as absent.
+//!
+//! When sled reports an I/O error it refuses every later operation (its
+//! "global error" never clears). The owner then drops the database, answers
+//! with [`StoreError::Unavailable`], and reopens it every
+//! [`REOPEN_EVERY`] until a probe write and flush succeed: a full disk that
+//! gets space back recovers without a restart. Unflushed writes of the failed
+//! batch were never acknowledged; callers that batch several writes behind one
+//! [`Engine::barrier`] learn about the failure through the epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use super::StoreError;
+
+/// Most jobs applied between two flushes.
+const MAX_BATCH: usize = 512;
+/// Requests waiting for the owner before callers block (back-pressure).
+const QUEUE: usize = 8192;
+/// How often a failed store tries to reopen.
+const REOPEN_EVERY: Duration = Duration::from_millis(500);
+/// How often the owner looks at the free space of the data directory.
+const SPACE_EVERY: Duration = Duration::from_millis(500);
+
+/// Every sled tree of the daemon. Only the store module sees it.
+pub(super) struct Trees {
+    pub db: sled::Db,
+    pub orders: sled::Tree,
+    pub order_meta: sled::Tree,
+    pub index: sled::Tree,
+    pub outbox: sled::Tree,
+    pub bodies: sled::Tree,
+    pub queue: sled::Tree,
+    pub keys: sled::Tree,
+    pub history: sled::Tree,
+    pub prefs: sled::Tree,
+    pub suppress: sled::Tree,
+    pub counters: sled::Tree,
+    pub mail_raw: sled::Tree,
+    pub mail_meta: sled::Tree,
+    pub mail_dedup: sled::Tree,
+    pub mail_pending: sled::Tree,
+    pub tickets: sled::Tree,
+    pub ticket_threads: sled::Tree,
+    pub ticket_meta: sled::Tree,
+    pub auto_mail: sled::Tree,
+}
+
+impl Trees {
+    fn open(path: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            // Only the owner flushes: a background flusher is a second
+            // thread inside sled's locks.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| match e {
+                // sled reports the file lock held by another process as an
+                // I/O error whose text is the only distinguishing mark.
+                sled::Error::Io(ref io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked(path.display().to_string())
+                }
+                other => StoreError::Sled(other),
+            })?;
+        let tree = |n: &str| db.open_tree(n);
+        Ok(Trees {
+            orders: tree("orders")?,
+            order_meta: tree("order_meta")?,
+            index: tree("index")?,
+            outbox: tree("outbox")?,
+            bodies: tree("bodies")?,
+            queue: tree("queue")?,
+            keys: tree("keys")?,
+            history: tree("history")?,
+            prefs: tree("prefs")?,
+            suppress: tree("suppress")?,
+            counters: tree("counters")?,
+            mail_raw: tree("mail_raw")?,
+            mail_meta: tree("mail_meta")?,
+            mail_dedup: tree("mail_dedup")?,
+            mail_pending: tree("mail_pending")?,
+            tickets: tree("tickets")?,
+            ticket_threads: tree("ticket_threads")?,
+            ticket_meta: tree("ticket_meta")?,
+            auto_mail: tree("auto_mail")?,
+            db,
+        })
+    }
+
+    /// The next value of a persistent counter (ids of mail, outbox items,
+    /// tickets). Only the owner calls it, so read-then-write is atomic.
+    pub fn next_counter(&self, name: &str) -> Result<u64, StoreError> {
+        let key = format!("seq/{name}");
+        let current = self
+            .counters
+            .get(&key)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let next = current + 1;
+        self.counters.insert(key, &next.to_be_bytes())?;
+        Ok(next)
+    }
+
+    /// Raises a counter so that it will never hand out `floor` or less
+    /// (data written by an earlier version used sled's own id generator).
+    pub fn raise_counter(&self, name: &str, floor: u64) -> Result<(), StoreError> {
+        let key = format!("seq/{name}");
+        let current = self
+            .counters
+            .get(&key)?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        if current < floor {
+            self.counters.insert(key, &floor.to_be_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Apply = Box<dyn FnOnce(Option<&Trees>) -> Reply + Send>;
+
+struct Job {
+    apply: Apply,
+    /// Answer only after the flush that follows the apply.
+    durable: bool,
+}
+
+/// What `/healthz` and `/readyz` look at.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    /// The store accepts writes.
+    pub writable: bool,
+    /// Why not, when it does not (I/O error, disk full, reopening).
+    pub reason: Option<String>,
+    /// Free bytes in the data directory at the last look.
+    pub free_bytes: Option<u64>,
+    /// Milliseconds the owner has been inside one batch (0 when idle).
+    pub busy_ms: u64,
+    /// Batches applied and flushes done since start.
+    pub batches: u64,
+    pub flushes: u64,
+    /// Times the database was reopened after a failure.
+    pub reopens: u64,
+}
+
+struct Shared {
+    trees: RwLock<Option<Arc<Trees>>>,
+    /// Bumped every time the database fails: writes acknowledged as
+    /// "applied" under an older epoch may be lost.
+    epoch: AtomicU64,
+    /// `Instant`-based milliseconds when the current batch started; 0 idle.
+    busy_since: AtomicU64,
+    batches: AtomicU64,
+    flushes: AtomicU64,
+    reopens: AtomicU64,
+    failure: Mutex<Option<String>>,
+    free_bytes: AtomicU64,
+    started: Instant,
+    min_free_bytes: u64,
+}
+
+impl Shared {
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn set_failure(&self, reason: Option<String>) {
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn low_space(&self) -> bool {
+        self.free_bytes.load(Ordering::Relaxed) < self.min_free_bytes
+    }
+}
+
+/// Settings of the embedded store.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// sled's page cache, in bytes (sled's own default is 1 GiB).
+    pub cache_bytes: u64,
+    /// Below this many free bytes in the data directory, writes that add
+    /// data are refused (before sled hits ENOSPC) and the store is not ready.
+    pub min_free_bytes: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            cache_bytes: 64 << 20,
+            min_free_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Handle to the owner thread. Dropping the last handle stops the owner
+/// after it has applied and flushed what was queued.
+pub(super) struct Engine {
+    tx: Option<SyncSender<Job>>,
+    shared: Arc<Shared>,
+    owner: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Engine {
+    pub fn open(path: &Path, settings: &EngineSettings) -> Result<Engine, StoreError> {
+        let trees = Trees::open(path, settings.cache_bytes)?;
+        let shared = Arc::new(Shared {
+            trees: RwLock::new(Some(Arc::new(trees))),
+            epoch: AtomicU64::new(1),
+            busy_since: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            reopens: AtomicU64::new(0),
+            failure: Mutex::new(None),
+            free_bytes: AtomicU64::new(u64::MAX),
+            started: Instant::now(),
+            min_free_bytes: settings.min_free_bytes,
+        });
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let owner = Owner {
+            rx,
+            shared: shared.clone(),
+            path: path.to_path_buf(),
+            cache_bytes: settings.cache_bytes,
+            last_space_check: None,
+            last_reopen: None,
+        };
+        let handle = std::thread::Builder::new()
+            .name("edesk-store".into())
+            .spawn(move || owner.run())
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the store thread: {e}")))?;
+        Ok(Engine {
+            tx: Some(tx),
+            shared,
+            owner: Some(handle),
+        })
+    }
+
+    /// The trees for a direct read (safe: see the module comment).
+    pub fn trees(&self) -> Result<Arc<Trees>, StoreError> {
+        self.shared
+            .trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable(self.unavailable_reason()))
+    }
+
+    fn unavailable_reason(&self) -> String {
+        self.shared
+            .failure()
+            .unwrap_or_else(|| "the store is reopening".into())
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Whether writes that add data should be refused now (low disk space
+    /// or a failed store), and why.
+    pub fn refuse_growth(&self) -> Option<String> {
+        if let Some(f) = self.shared.failure() {
+            return Some(f);
+        }
+        self.shared.low_space().then(|| {
+            format!(
+                "disk almost full: {} bytes free in the data directory (minimum {})",
+                self.shared.free_bytes.load(Ordering::Relaxed),
+                self.shared.min_free_bytes
+            )
+        })
+    }
+
+    pub fn health(&self) -> Health {
+        let busy = self.shared.busy_since.load(Ordering::SeqCst);
+        let failure = self.shared.failure();
+        let free = self.shared.free_bytes.load(Ordering::Relaxed);
+        let reason = failure.or_else(|| {
+            self.shared
+                .low_space()
+                .then(|| format!("disk almost full: {free} bytes free"))
+        });
+        Health {
+            writable: reason.is_none(),
+            reason,
+            free_bytes: (free != u64::MAX).then_some(free),
+            busy_ms: if busy == 0 {
+                0
+            } else {
+                self.shared.elapsed_ms().saturating_sub(busy)
+            },
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            flushes: self.shared.flushes.load(Ordering::Relaxed),
+            reopens: self.shared.reopens.load(Ordering::Relaxed),
+        }
+    }
+
+    fn submit<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
+        done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let apply: Apply = Box::new(move |trees: Option<&Trees>| {
+            let result = match trees {
+                Some(t) => f(t),
+                None => Err(StoreError::Unavailable("the store is reopening".into())),
+            };
+            Box::new(move |flushed: Result<(), StoreError>| done(flushed.and(result)))
+        });
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        match tx.try_send(Job { apply, durable }) {
+            Ok(()) => Ok(()),
+            // Back-pressure: the owner is behind; wait for room.
+            Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Runs `f` on the owner thread and waits for its result; with
+    /// `durable`, waits for the flush too.
+    pub fn write<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(durable, f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Engine::write`] for async callers: does not block the runtime.
+    pub async fn write_async<R: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(durable, f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until everything applied before it is flushed, and fails when
+    /// the store failed since `epoch` (some of those writes may be lost).
+    pub fn barrier(&self, epoch: u64) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        self.write(true, move |_| Ok(()))?;
+        check_epoch(&shared, epoch)
+    }
+
+    pub async fn barrier_async(&self, epoch: u64) -> Result<(), StoreError> {
+        let shared = self.shared.clone();
+        self.write_async(true, move |_| Ok(())).await?;
+        check_epoch(&shared, epoch)
+    }
+
+    /// A no-op through the owner, for liveness checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.write_async(false, |_| Ok(())).await
+    }
+}
+
+fn check_epoch(shared: &Shared, epoch: u64) -> Result<(), StoreError> {
+    if shared.epoch.load(Ordering::SeqCst) == epoch {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(
+            "the store failed while this work was being written; it was not saved, try again"
+                .into(),
+        ))
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Closing the channel ends the owner after its last flush; joining
+        // releases sled's file lock before a caller reopens the directory.
+        drop(self.tx.take());
+        if let Some(h) = self.owner.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+struct Owner {
+    rx: Receiver<Job>,
+    shared: Arc<Shared>,
+    path: PathBuf,
+    cache_bytes: u64,
+    last_space_check: Option<Instant>,
+    last_reopen: Option<Instant>,
+}
+
+impl Owner {
+    fn run(mut self) {
+        loop {
+            self.check_space();
+            let first = match self.rx.recv_timeout(REOPEN_EVERY) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.maybe_reopen();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.maybe_reopen();
+            self.run_batch(batch);
+        }
+        if let Some(t) = self.current()
+            && let Err(e) = t.db.flush()
+        {
+            tracing::error!(error = %e, "final store flush failed");
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Trees>> {
+        self.shared
+            .trees
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn run_batch(&mut self, batch: Vec<Job>) {
+        self.shared
+            .busy_since
+            .store(self.shared.elapsed_ms().max(1), Ordering::SeqCst);
+        let trees = self.current();
+        let mut waiting: Vec<Reply> = Vec::new();
+        for job in batch {
+            let reply = (job.apply)(trees.as_deref());
+            if job.durable {
+                waiting.push(reply);
+            } else {
+                reply(Ok(()));
+            }
+        }
+        self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        let flushed = match &trees {
+            Some(t) => {
+                self.shared.flushes.fetch_add(1, Ordering::Relaxed);
+                t.db.flush().map(|_| ()).map_err(StoreError::from)
+            }
+            None => Err(StoreError::Unavailable(
+                self.shared
+                    .failure()
+                    .unwrap_or_else(|| "the store is reopening".into()),
+            )),
+        };
+        let failure = match &flushed {
+            Ok(()) => None,
+            Err(e) => Some(describe(e)),
+        };
+        if let (Some(reason), Some(_)) = (&failure, &trees) {
+            self.fail(reason.clone());
+        }
+        for reply in waiting {
+            reply(match &failure {
+                None => Ok(()),
+                Some(r) => Err(StoreError::Unavailable(r.clone())),
+            });
+        }
+        self.shared.busy_since.store(0, Ordering::SeqCst);
+    }
+
+    /// Drops the database after an I/O error; readers holding the old trees
+    /// finish with it, then sled's file lock is released.
+    fn fail(&mut self, reason: String) {
+        tracing::error!(%reason, "store write failed; refusing writes until it recovers");
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+        self.shared.set_failure(Some(reason));
+        *self.shared.trees.write().unwrap_or_else(|p| p.into_inner()) = None;
+        self.last_reopen = Some(Instant::now());
+    }
+
+    fn maybe_reopen(&mut self) {
+        if self.current().is_some() {
+            return;
+        }
+        if self.last_reopen.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+            return;
+        }
+        self.last_reopen = Some(Instant::now());
+        match Trees::open(&self.path, self.cache_bytes).and_then(|t| probe(&t).map(|()| t)) {
+            Ok(t) => {
+                *self.shared.trees.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(t));
+                self.shared.reopens.fetch_add(1, Ordering::Relaxed);
+                self.shared.set_failure(None);
+                tracing::info!("store writable again");
+            }
+            Err(e) => {
+                let reason = describe(&e);
+                tracing::debug!(%reason, "store still failing");
+                self.shared.set_failure(Some(reason));
+            }
+        }
+    }
+
+    fn check_space(&mut self) {
+        if self
+            .last_space_check
+            .is_some_and(|t| t.elapsed() < SPACE_EVERY)
+        {
+            return;
+        }
+        self.last_space_check = Some(Instant::now());
+        if let Ok(free) = fs2::available_space(&self.path) {
+            self.shared.free_bytes.store(free, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A write and a flush that must succeed before the store is called writable.
+fn probe(t: &Trees) -> Result<(), StoreError> {
+    t.counters.insert("probe", vec![0u8; 64])?;
+    t.db.flush()?;
+    Ok(())
+}
+
+fn describe(e: &StoreError) -> String {
+    match e {
+        StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::StorageFull => {
+            "disk full: the data directory has no space left".into()
+        }
+        StoreError::Sled(sled::Error::Io(io))
+            if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                || io.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            format!("the data directory is not writable: {io}")
+        }
+        StoreError::Unavailable(r) => r.clone(),
+        other => other.to_string(),
+    }
+}

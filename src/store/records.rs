@@ -1,0 +1,178 @@
+//! Records other modules own the meaning of, kept here as serialized values:
+//! desk tickets (with the Message-IDs of their threads) and the automatic-mail
+//! times of the loop guard. Read-modify-write happens on the owner thread, so
+//! two writers updating one ticket cannot lose each other's change.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::engine::Trees;
+use super::{Store, StoreError, decode};
+
+/// What the loop guard learns when it counts automatic mails to an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdmitCount {
+    /// Automatic mails in the window before this one.
+    pub recent: usize,
+    /// Whether this one was recorded (under the cap).
+    pub admitted: bool,
+}
+
+fn ticket_in<T: DeserializeOwned>(t: &Trees, n: u64) -> Result<Option<T>, StoreError> {
+    t.tickets
+        .get(n.to_be_bytes())?
+        .map(|v| decode("tickets", &v))
+        .transpose()
+}
+
+/// Thread keys are the Message-IDs as the desk wrote them (with brackets),
+/// the layout earlier versions used.
+fn thread_key(mid: &str) -> Vec<u8> {
+    mid.as_bytes().to_vec()
+}
+
+fn times_in(t: &Trees, key: &str, cutoff: i64) -> Result<Vec<i64>, StoreError> {
+    Ok(t.auto_mail
+        .get(key.as_bytes())?
+        .map(|v| {
+            v.chunks_exact(8)
+                .filter_map(|c| <[u8; 8]>::try_from(c).ok().map(i64::from_be_bytes))
+                .filter(|t| *t > cutoff)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+impl Store {
+    /// Creates a ticket: `build` gets the next ticket number (1, 2, 3…) and
+    /// returns the record and the Message-IDs of its thread. Durable on return.
+    pub fn ticket_create<T, F>(&self, build: F) -> Result<T, StoreError>
+    where
+        T: Serialize + Send + 'static,
+        F: FnOnce(u64) -> (T, Vec<String>) + Send + 'static,
+    {
+        self.engine.write(true, move |t| {
+            let n = next_ticket_number(t)?;
+            let (record, thread) = build(n);
+            t.tickets
+                .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
+            for mid in &thread {
+                t.ticket_threads.insert(thread_key(mid), &n.to_be_bytes())?;
+            }
+            Ok(record)
+        })
+    }
+
+    pub fn ticket<T: DeserializeOwned>(&self, n: u64) -> Result<Option<T>, StoreError> {
+        ticket_in(&*self.trees()?, n)
+    }
+
+    /// Every ticket, oldest first.
+    pub fn tickets<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        self.trees()?
+            .tickets
+            .iter()
+            .values()
+            .map(|v| decode("tickets", &v?))
+            .collect()
+    }
+
+    /// Changes a ticket atomically and links `link` Message-IDs to it;
+    /// `None` when there is no such ticket. Durable on return.
+    pub fn ticket_update<T, F>(
+        &self,
+        n: u64,
+        link: Vec<String>,
+        change: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: Serialize + DeserializeOwned + Send + 'static,
+        F: FnOnce(&mut T) + Send + 'static,
+    {
+        self.engine.write(true, move |t| {
+            let Some(mut record) = ticket_in::<T>(t, n)? else {
+                return Ok(None);
+            };
+            change(&mut record);
+            for mid in &link {
+                t.ticket_threads.insert(thread_key(mid), &n.to_be_bytes())?;
+            }
+            t.tickets
+                .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
+            Ok(Some(record))
+        })
+    }
+
+    /// Makes mail referring to `message_id` find ticket `n`.
+    pub fn ticket_link(&self, n: u64, message_id: &str) -> Result<(), StoreError> {
+        let key = thread_key(message_id);
+        self.engine.write(true, move |t| {
+            t.ticket_threads.insert(key, &n.to_be_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// The ticket number the first known Message-ID of `message_ids` belongs to.
+    pub fn ticket_by_thread(&self, message_ids: &[String]) -> Result<Option<u64>, StoreError> {
+        let t = self.trees()?;
+        for mid in message_ids {
+            if let Some(v) = t.ticket_threads.get(thread_key(mid))?
+                && let Ok(b) = <[u8; 8]>::try_from(v.as_ref())
+            {
+                let n = u64::from_be_bytes(b);
+                if t.tickets.contains_key(n.to_be_bytes())? {
+                    return Ok(Some(n));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Automatic mails to `address` since `cutoff` (unix seconds).
+    pub fn auto_mail_recent(&self, address: &str, cutoff: i64) -> Result<usize, StoreError> {
+        Ok(times_in(&*self.trees()?, &address.to_ascii_lowercase(), cutoff)?.len())
+    }
+
+    /// Counts one automatic mail to `address` at `now` (unix seconds) when
+    /// fewer than `cap` were sent since `cutoff`. Check and count are one
+    /// step, so concurrent senders cannot both take the last slot.
+    pub fn auto_mail_admit(
+        &self,
+        address: &str,
+        now: i64,
+        cutoff: i64,
+        cap: usize,
+    ) -> Result<AdmitCount, StoreError> {
+        let key = address.to_ascii_lowercase();
+        self.engine.write(true, move |t| {
+            let mut times = times_in(t, &key, cutoff)?;
+            let recent = times.len();
+            if recent >= cap {
+                return Ok(AdmitCount {
+                    recent,
+                    admitted: false,
+                });
+            }
+            times.push(now);
+            let bytes: Vec<u8> = times.iter().flat_map(|t| t.to_be_bytes()).collect();
+            t.auto_mail.insert(key.as_bytes(), bytes)?;
+            Ok(AdmitCount {
+                recent,
+                admitted: true,
+            })
+        })
+    }
+}
+
+/// Ticket numbers continue the counter earlier versions kept in
+/// `ticket_meta/seq`.
+fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
+    let n = t
+        .ticket_meta
+        .get(b"seq")?
+        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes)
+        + 1;
+    t.ticket_meta.insert(b"seq", &n.to_be_bytes())?;
+    Ok(n)
+}
