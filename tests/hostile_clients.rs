@@ -247,3 +247,62 @@ fn sigterm_with_stalled_clients_exits_within_the_grace_period() {
     read_until_closed(&mut in_headers);
     read_until_closed(&mut in_body);
 }
+
+fn order_json(name: &str) -> String {
+    serde_json::json!({
+        "so": "10458321", "lang": "en",
+        "lines": [{"line": "1.1", "pid": "L-ASA5516-TD-1Y",
+                   "images": [{"file": "asa.SPA", "md5": "9fb4c92d620d4be2a9f190e7fa6332b3"}]}],
+        "recipients": [{"name": name, "email": "j.harper@acme.example.com"}]
+    })
+    .to_string()
+}
+
+#[test]
+fn megabyte_recipient_name_is_a_422_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let (status, body) = d.post_json("/v1/orders", &order_json(&"x".repeat(1_000_000)));
+    assert_eq!(status, 422, "{}", &body[..body.len().min(500)]);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["so"], "10458321");
+    assert_eq!(v["field"], "recipients[0].name");
+    assert!(v["error"].as_str().unwrap().contains("at most 256"), "{v}");
+    // The refused value is not echoed back in full.
+    assert!(body.len() < 4096, "{} bytes of error", body.len());
+}
+
+#[test]
+fn bidi_override_in_names_and_notes_is_a_422_naming_the_code_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let (status, body) = d.post_json("/v1/orders", &order_json("Ana\u{202E}gpj.exe"));
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["field"], "recipients[0].name");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("U+202E RIGHT-TO-LEFT OVERRIDE"),
+        "{v}"
+    );
+
+    let (status, body) = d.post_json("/v1/orders", &order_json("Ana Lima"));
+    assert_eq!(status, 201, "{body}");
+    let oba = serde_json::json!({
+        "sent_by": "partner@example.net", "grouping": "grouped",
+        "lines": [{"line": "1.1", "to": "ana@example.com", "carton_note": "Carton\u{2066} 4"}]
+    });
+    let (status, body) = d.post_json("/v1/orders/10458321/oba", &oba.to_string());
+    assert_eq!(status, 422, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["field"], "lines[0].carton_note");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("U+2066 LEFT-TO-RIGHT ISOLATE"),
+        "{v}"
+    );
+}
