@@ -397,6 +397,7 @@ impl Config {
             );
         }
         if self.mail.domain.is_empty()
+            || self.mail.domain.len() > 253
             || !self
                 .mail
                 .domain
@@ -406,6 +407,14 @@ impl Config {
             return bad(
                 "mail.domain",
                 format!("{:?} is not a domain name", self.mail.domain),
+            );
+        }
+        // Links go into headers (List-Unsubscribe) as one unbreakable
+        // word: the bound keeps that line well under RFC 5322's 998.
+        if self.http.public_url.len() > 512 {
+            return bad(
+                "http.public_url",
+                "longer than 512 characters (it goes into mail headers)".into(),
             );
         }
         if !(self.http.public_url.starts_with("http://")
