@@ -137,6 +137,10 @@ pub async fn run(
             // slow clients hit the header or request timeout.
             tracing::warn!(%peer, max = http.max_connections, "HTTP connection refused: too many connections");
             let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            // Closing with unread request bytes makes the kernel send a
+            // reset that can overtake the 503; take what already arrived.
+            let mut scratch = [0u8; 4096];
+            let _ = stream.try_read(&mut scratch);
             continue;
         };
         let _ = stream.set_nodelay(true);
