@@ -32,6 +32,22 @@ pub struct Config {
     pub calendar: CalendarConfig,
     pub outbox: OutboxConfig,
     pub desk: DeskConfig,
+    pub shutdown: ShutdownConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// After SIGTERM/SIGINT, connections and services get this long (ms) to
+    /// finish; whatever is still running then is abandoned and the process
+    /// exits, so a stalled client can never hold the daemon up.
+    pub grace_ms: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig { grace_ms: 10_000 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,6 +123,15 @@ pub struct HttpConfig {
     pub public_url: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A client must send a request's line and headers within this many ms
+    /// (slowloris guard; also closes connections that send nothing).
+    pub header_timeout_ms: u64,
+    /// A whole request (body and handler) must complete within this many ms,
+    /// else `408` with a JSON body.
+    pub request_timeout_ms: u64,
+    /// Open connections served at once; a connection beyond it is answered
+    /// `503` and closed at once.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +140,10 @@ pub struct LmtpConfig {
     pub bind: SocketAddr,
     /// Largest message accepted, in bytes (`552` above it).
     pub max_message_bytes: usize,
+    /// Sessions served at once; one more is answered `421 4.7.0` and closed.
+    pub max_connections: usize,
+    /// A session silent for this many ms is answered `421 4.4.2` and closed.
+    pub idle_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +213,7 @@ impl Default for Config {
             discord: DiscordConfig::default(),
             calendar: CalendarConfig::default(),
             outbox: OutboxConfig::default(),
+            shutdown: ShutdownConfig::default(),
         }
     }
 }
@@ -194,6 +224,9 @@ impl Default for HttpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 7070)),
             public_url: "http://127.0.0.1:7070".into(),
             max_body_bytes: 1024 * 1024,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            max_connections: 1024,
         }
     }
 }
@@ -203,6 +236,8 @@ impl Default for LmtpConfig {
         LmtpConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 2424)),
             max_message_bytes: 25 * 1024 * 1024,
+            max_connections: 64,
+            idle_timeout_ms: 300_000,
         }
     }
 }
@@ -362,6 +397,7 @@ impl Config {
             );
         }
         if self.mail.domain.is_empty()
+            || self.mail.domain.len() > 253
             || !self
                 .mail
                 .domain
@@ -371,6 +407,14 @@ impl Config {
             return bad(
                 "mail.domain",
                 format!("{:?} is not a domain name", self.mail.domain),
+            );
+        }
+        // Links go into headers (List-Unsubscribe) as one unbreakable
+        // word: the bound keeps that line well under RFC 5322's 998.
+        if self.http.public_url.len() > 512 {
+            return bad(
+                "http.public_url",
+                "longer than 512 characters (it goes into mail headers)".into(),
             );
         }
         if !(self.http.public_url.starts_with("http://")
@@ -415,8 +459,17 @@ impl Config {
         if self.outbox.per_domain_concurrency == 0 {
             return bad("outbox.per_domain_concurrency", "must be > 0".into());
         }
-        if self.http.max_body_bytes == 0 {
-            return bad("http.max_body_bytes", "must be > 0".into());
+        for (key, value) in [
+            ("http.max_body_bytes", self.http.max_body_bytes as u64),
+            ("http.header_timeout_ms", self.http.header_timeout_ms),
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.max_connections", self.http.max_connections as u64),
+            ("lmtp.max_connections", self.lmtp.max_connections as u64),
+            ("lmtp.idle_timeout_ms", self.lmtp.idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return bad(key, "must be > 0".into());
+            }
         }
         Ok(())
     }
@@ -560,6 +613,37 @@ mod tests {
         assert_eq!(c.lmtp.bind.to_string(), "127.0.0.1:2424");
         assert_eq!(c.smtp.url, None);
         assert_eq!(c.mail.domain, "edesk.example.com");
+        assert_eq!(c.shutdown.grace_ms, 10_000);
+        assert_eq!(c.http.header_timeout_ms, 10_000);
+        assert_eq!(c.http.request_timeout_ms, 30_000);
+        assert_eq!(c.http.max_connections, 1024);
+        assert_eq!(c.lmtp.max_connections, 64);
+        assert_eq!(c.lmtp.idle_timeout_ms, 300_000);
+    }
+
+    #[test]
+    fn hostile_client_limits_from_env() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("EDESK_SHUTDOWN__GRACE_MS", "1000"),
+                ("EDESK_HTTP__HEADER_TIMEOUT_MS", "500"),
+                ("EDESK_LMTP__MAX_CONNECTIONS", "2"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.shutdown.grace_ms, 1000);
+        assert_eq!(c.http.header_timeout_ms, 500);
+        assert_eq!(c.lmtp.max_connections, 2);
+        let e = Config::load(
+            None,
+            env(&[("EDESK_LMTP__IDLE_TIMEOUT_MS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lmtp.idle_timeout_ms"), "{e}");
     }
 
     #[test]

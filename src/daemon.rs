@@ -102,7 +102,8 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     })
 }
 
-/// Runs until SIGINT/SIGTERM, then drains.
+/// Runs until SIGINT/SIGTERM, then drains for at most `shutdown.grace_ms`
+/// (HTTP requests in flight finish, LMTP sessions get `421 4.3.2`).
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     // Signals are caught from the first instant (the handlers are
     // registered here, synchronously): a SIGTERM during start-up still
@@ -122,6 +123,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let new_mail = state.new_mail.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let grace = std::time::Duration::from_millis(config.shutdown.grace_ms);
 
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
@@ -156,6 +158,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         lmtp::LmtpSettings {
             hostname: config.mail.domain.clone(),
             max_message_bytes: config.lmtp.max_message_bytes,
+            max_connections: config.lmtp.max_connections,
+            idle_timeout: std::time::Duration::from_millis(config.lmtp.idle_timeout_ms),
+            shutdown_grace: grace,
         },
         new_mail.clone(),
         token.clone(),
@@ -181,7 +186,22 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         _ = tracker.wait() => tracing::warn!("all services stopped"),
     }
     token.cancel();
-    tracker.wait().await;
+    // The listeners abandon their connections at the end of the grace
+    // period on their own; this bound is for everything else (an outbox
+    // send to a stalled SMTP server, a long worker step), plus a moment
+    // for the listeners to let go. Tasks still running are dropped with
+    // the runtime.
+    let slack = std::time::Duration::from_millis(500);
+    if tokio::time::timeout(grace + slack, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = config.shutdown.grace_ms,
+            "services did not stop within the grace period; exiting anyway"
+        );
+        return Ok(());
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -51,7 +51,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(edesk::daemon::serve(config))?;
+            let served = rt.block_on(edesk::daemon::serve(config));
+            // `serve` has already bounded the drain; blocking tasks still
+            // running (a store call of an abandoned request) would make a
+            // plain runtime drop wait for them without limit.
+            rt.shutdown_timeout(std::time::Duration::from_secs(1));
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config {

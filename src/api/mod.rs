@@ -1,6 +1,7 @@
 //! The HTTP API (axum). Every 4xx/5xx body is JSON `{"error": …}`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -10,7 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::domain::Lang;
@@ -88,6 +91,7 @@ impl IntoResponse for ApiError {
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.http.max_body_bytes;
+    let request_limit = Duration::from_millis(state.config.http.request_timeout_ms);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -100,19 +104,129 @@ pub fn router(state: AppState) -> Router {
         .merge(desk::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            request_timeout(request_limit, req, next)
+        }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
 }
 
+/// Answer to a connection over `http.max_connections`: written without
+/// reading the request, so it costs no task and no buffer.
+const TOO_MANY_CONNECTIONS: &[u8] = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\n",
+    "content-type: application/json\r\n",
+    "content-length: 32\r\n",
+    "retry-after: 1\r\n",
+    "connection: close\r\n\r\n",
+    "{\"error\":\"too many connections\"}",
+)
+.as_bytes();
+
+/// Serves the API until `token` is cancelled, then drains for at most
+/// `shutdown.grace_ms`.
+///
+/// Our own accept loop rather than `axum::serve`, which has no knob for
+/// the three things a hostile client exploits: a header-read timeout
+/// (slowloris, and connections that never send anything), a cap on open
+/// connections, and a bound on the drain (a client that never finishes its
+/// request must not keep the process alive after SIGTERM).
 pub async fn run(
     listener: tokio::net::TcpListener,
     state: AppState,
     token: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { token.cancelled().await })
-        .await
+    let http = state.config.http.clone();
+    let grace = Duration::from_millis(state.config.shutdown.grace_ms);
+    let service = hyper_util::service::TowerToHyperService::new(router(state));
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_millis(http.header_timeout_ms));
+    let slots = Arc::new(Semaphore::new(http.max_connections));
+    let tracker = TaskTracker::new();
+    // Cancelled when the grace period is over: connection tasks drop their
+    // connection (closing the socket) whatever state it is in.
+    let abandon = CancellationToken::new();
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = token.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Refusing at once (rather than leaving the connection in the
+            // backlog) tells a load balancer or health check the truth
+            // right away, and costs us nothing; slots free up as soon as
+            // slow clients hit the header or request timeout.
+            tracing::warn!(%peer, max = http.max_connections, "HTTP connection refused: too many connections");
+            let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            // Closing with unread request bytes makes the kernel send a
+            // reset that can overtake the 503; take what already arrived.
+            let mut scratch = [0u8; 4096];
+            let _ = stream.try_read(&mut scratch);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service.clone());
+        let (token, abandon) = (token.clone(), abandon.clone());
+        tracker.spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+                    }
+                    return;
+                }
+                _ = token.cancelled() => {}
+            }
+            // Finish the request in flight (if any), then close.
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = abandon.cancelled() => {
+                    tracing::warn!(%peer, "HTTP connection abandoned at the end of the grace period");
+                }
+            }
+        });
+    }
+    // Stop accepting now: connections arriving during the drain are refused
+    // by the kernel instead of waiting in a backlog nobody reads.
+    drop(listener);
+    tracker.close();
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        abandon.cancel();
+        tracker.wait().await;
+    }
+    Ok(())
+}
+
+/// A request (body included) that takes longer than `limit` is answered
+/// `408` with a JSON body; the handler future is dropped.
+async fn request_timeout(
+    limit: Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request not completed within {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 /// Every 4xx/5xx leaves as JSON `{"error": …}`, including the ones produced

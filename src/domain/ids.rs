@@ -1,12 +1,17 @@
 use std::fmt;
 use std::str::FromStr;
 
+use super::text::{check_text, clip};
+
+/// Longest PO number: it goes into subjects and search keys.
+const MAX_PO: usize = 50;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("{0:?} is not a sales order number (8 to 10 digits)")]
     OrderId(String),
-    #[error("{0:?} is not a purchase order number (1 to 50 printable characters)")]
-    Po(String),
+    #[error("{value:?} is not a purchase order number: {reason}")]
+    Po { value: String, reason: String },
 }
 
 /// A sales order number (SO#): 8 to 10 ASCII digits.
@@ -26,7 +31,7 @@ impl FromStr for OrderId {
         if (8..=10).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()) {
             Ok(OrderId(t.to_string()))
         } else {
-            Err(IdError::OrderId(s.to_string()))
+            Err(IdError::OrderId(clip(s)))
         }
     }
 }
@@ -38,7 +43,8 @@ impl fmt::Display for OrderId {
 }
 
 /// A customer purchase order number. Free-form in practice, but never empty,
-/// never longer than 50 characters and without control characters, because it
+/// never longer than 50 characters and without control or invisible characters
+/// (see `text::check_text`), because it
 /// ends up in subjects and search keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PoNumber(String);
@@ -53,11 +59,15 @@ impl FromStr for PoNumber {
     type Err = IdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        if !t.is_empty() && t.chars().count() <= 50 && !t.chars().any(char::is_control) {
-            Ok(PoNumber(t.to_string()))
-        } else {
-            Err(IdError::Po(s.to_string()))
+        let bad = |reason: String| IdError::Po {
+            value: clip(s),
+            reason,
+        };
+        if t.is_empty() {
+            return Err(bad("empty".into()));
         }
+        check_text(t, MAX_PO).map_err(|e| bad(e.to_string()))?;
+        Ok(PoNumber(t.to_string()))
     }
 }
 
@@ -108,5 +118,7 @@ mod tests {
         assert!("".parse::<PoNumber>().is_err());
         assert!("A\r\nBcc: x@y".parse::<PoNumber>().is_err());
         assert!("x".repeat(51).parse::<PoNumber>().is_err());
+        let e = "PO\u{202E}1".parse::<PoNumber>().unwrap_err().to_string();
+        assert!(e.contains("U+202E RIGHT-TO-LEFT OVERRIDE"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ mod ids;
 mod lang;
 mod order;
 mod rules;
+mod text;
 mod validate;
 
 pub use email::{AddressError, EmailAddress, Mailbox, parse_address_list};
@@ -16,4 +17,5 @@ pub use rules::{
     ARCHIVE_AFTER_MONTHS, DownloadDecision, SECOND_DOWNLOAD_DAYS, Team, add_business_days,
     archive_due, download_policy, is_business_day, team_for_hold, team_for_pid,
 };
+pub use text::{CodePoint, TextError, check_invisible, check_text, clip, forbidden_name};
 pub use validate::{FieldError, OrderRejection, parse_order};

@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::text::{check_text, clip};
 use super::{
     EmailAddress, Hold, HoldType, Image, Lang, Order, OrderId, OrderLine, PoNumber, Recipient,
 };
@@ -45,16 +46,51 @@ const IMAGE_FIELDS: &[&str] = &["file", "md5"];
 const HOLD_FIELDS: &[&str] = &["type", "line", "released"];
 const RECIPIENT_FIELDS: &[&str] = &["name", "email", "lang", "role", "reply_token"];
 
+/// Longest value accepted per string field, in characters. Every value ends
+/// up in mail headers, pages or file names; the bounds are generous for real
+/// data and keep a hostile import from storing megabytes per field.
+fn max_chars(key: &str) -> usize {
+    match key {
+        // Identifiers: the dedicated parsers are stricter still.
+        "so" | "lang" | "type" | "md5" | "role" | "reply_token" => 64,
+        "line" => 32,
+        "pid" => 128,
+        // A file name on any common file system.
+        "file" => 255,
+        // Display names and the bill-to company.
+        "name" | "bill_to" => 256,
+        _ => 256,
+    }
+}
+
+/// A Message-ID is at most 250 characters inside its angle brackets (the
+/// bound `notify::message::msg_id` applies when it builds headers).
+const MAX_MESSAGE_ID: usize = 252;
+
 struct Ctx {
     errors: Vec<FieldError>,
 }
 
 impl Ctx {
     fn bad(&mut self, field: impl Into<String>, message: impl Into<String>, value: &Value) {
+        // The error names the field; echoing a megabyte back would only
+        // amplify a hostile request.
+        let value = match value {
+            Value::String(s) => Value::String(clip(s)),
+            Value::Array(_) | Value::Object(_) => {
+                let text = value.to_string();
+                if text.chars().count() > 128 {
+                    Value::String(clip(&text))
+                } else {
+                    value.clone()
+                }
+            }
+            other => other.clone(),
+        };
         self.errors.push(FieldError {
             field: field.into(),
             message: message.into(),
-            value: value.clone(),
+            value,
         });
     }
 
@@ -96,15 +132,13 @@ impl Ctx {
                 }
                 None
             }
-            Some(Value::String(s)) if s.chars().any(char::is_control) => {
-                self.bad(
-                    field,
-                    "control characters are not allowed",
-                    &Value::String(s.clone()),
-                );
-                None
-            }
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => match check_text(s, max_chars(key)) {
+                Ok(()) => Some(s.clone()),
+                Err(e) => {
+                    self.bad(field, e.to_string(), &Value::String(s.clone()));
+                    None
+                }
+            },
             Some(v) => {
                 self.bad(field, "expected a string", v);
                 None
@@ -358,7 +392,8 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
                 if s.starts_with('<')
                     && s.ends_with('>')
                     && s.contains('@')
-                    && !s.chars().any(|c| c.is_control() || c == ' ') =>
+                    && !s.contains(' ')
+                    && check_text(s, MAX_MESSAGE_ID).is_ok() =>
             {
                 notification_ids.push(s.to_string())
             }
@@ -458,6 +493,93 @@ mod tests {
             "lines[0].images[0].md5",
         ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
+        }
+    }
+
+    fn field_error(v: &Value) -> FieldError {
+        let e = parse_order(v, now()).unwrap_err();
+        assert_eq!(e.so.as_deref(), Some("10458321"));
+        e.errors[0].clone()
+    }
+
+    #[test]
+    fn a_megabyte_name_is_refused_by_name() {
+        let mut v = sample();
+        v["recipients"][0]["name"] = json!("x".repeat(1_000_000));
+        let e = field_error(&v);
+        assert_eq!(e.field, "recipients[0].name");
+        assert_eq!(
+            e.message,
+            "is 1000000 characters long, at most 256 are allowed"
+        );
+        assert!(e.value.as_str().unwrap().chars().count() < 100);
+    }
+
+    #[test]
+    fn field_length_bounds() {
+        for (path, value, ok) in [
+            ("/bill_to", "B".repeat(256), true),
+            ("/bill_to", "B".repeat(257), false),
+            ("/lines/0/images/0/file", "f".repeat(255), true),
+            ("/lines/0/images/0/file", "f".repeat(256), false),
+            ("/lines/0/pid", "P".repeat(129), false),
+            ("/po", "P".repeat(51), false),
+            (
+                "/notification_ids/0",
+                format!("<{}@x>", "n".repeat(300)),
+                false,
+            ),
+        ] {
+            let mut v = sample();
+            *v.pointer_mut(path).unwrap() = json!(value);
+            assert_eq!(
+                parse_order(&v, now()).is_ok(),
+                ok,
+                "{path} = {} chars",
+                value.len()
+            );
+        }
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_named() {
+        for (path, field, value, cp) in [
+            (
+                "/lines/0/images/0/file",
+                "lines[0].images[0].file",
+                "setup\u{202E}gpj.exe",
+                "U+202E RIGHT-TO-LEFT OVERRIDE",
+            ),
+            (
+                "/recipients/0/name",
+                "recipients[0].name",
+                "John\u{200B} Harper",
+                "U+200B ZERO WIDTH SPACE",
+            ),
+            (
+                "/bill_to",
+                "bill_to",
+                "ACME\u{2066}Networks",
+                "U+2066 LEFT-TO-RIGHT ISOLATE",
+            ),
+            (
+                "/po",
+                "po",
+                "ACME-PO\u{FEFF}",
+                "U+FEFF ZERO WIDTH NO-BREAK SPACE",
+            ),
+            (
+                "/lines/0/pid",
+                "lines[0].pid",
+                "L-ASA\u{2028}",
+                "U+2028 LINE SEPARATOR",
+            ),
+        ] {
+            let mut v = sample();
+            *v.pointer_mut(path).unwrap() = json!(value);
+            let e = field_error(&v);
+            assert_eq!(e.field, field);
+            assert!(e.message.contains(cp), "{}: {}", e.field, e.message);
         }
     }
 

@@ -13,7 +13,7 @@ use smtp_proto::Request;
 use smtp_proto::request::receiver::DataReceiver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -22,18 +22,30 @@ use super::intake::{Accepted, Envelope, Spool};
 
 /// Longest command line accepted (RFC 5321 says 512; be lenient).
 const MAX_LINE: usize = 4096;
-/// Idle time allowed between two reads before we hang up.
-const READ_TIMEOUT: Duration = Duration::from_secs(300);
 const MAX_RECIPIENTS: usize = 100;
+
+const TOO_MANY: &[u8] = b"421 4.7.0 too many connections, try again later\r\n";
+const IDLE: &[u8] = b"421 4.4.2 idle timeout, closing connection\r\n";
 
 #[derive(Debug, Clone)]
 pub struct LmtpSettings {
     pub hostname: String,
     pub max_message_bytes: usize,
+    /// Sessions served at once; the next one gets `421 4.7.0` and is closed.
+    pub max_connections: usize,
+    /// Silence allowed between two reads (and time allowed for one write to
+    /// a client that does not read) before `421 4.4.2` and hang-up.
+    pub idle_timeout: Duration,
+    /// After `token` is cancelled, sessions get this long to end on their
+    /// own before they are dropped.
+    pub shutdown_grace: Duration,
 }
 
 /// Accepts connections until `token` is cancelled; each connection runs on
-/// its own task, tracked so shutdown waits for transactions in flight.
+/// its own task, tracked so shutdown waits for transactions in flight — for
+/// at most `shutdown_grace`. A session dropped then has not been answered
+/// `250` for the message in flight, so the MTA retries it (and the spool
+/// recognises a duplicate if the store finished the write anyway).
 pub async fn run(
     listener: TcpListener,
     spool: Spool,
@@ -43,6 +55,8 @@ pub async fn run(
 ) {
     let tracker = TaskTracker::new();
     let settings = Arc::new(settings);
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let abandon = CancellationToken::new();
     loop {
         let (stream, peer) = tokio::select! {
             _ = token.cancelled() => break,
@@ -55,6 +69,14 @@ pub async fn run(
                 }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // The server speaks first in LMTP, so the client has sent
+            // nothing yet: a non-blocking write of the 421 into the empty
+            // socket buffer always fits, and closing loses nothing.
+            tracing::warn!(%peer, max = settings.max_connections, "LMTP connection refused: too many connections");
+            let _ = stream.try_write(TOO_MANY);
+            continue;
+        };
         let session = Session {
             spool: spool.clone(),
             settings: settings.clone(),
@@ -62,17 +84,33 @@ pub async fn run(
             token: token.clone(),
         };
         let span = tracing::info_span!("lmtp", %peer);
+        let abandon = abandon.clone();
         tracker.spawn(
             async move {
-                if let Err(e) = session.handle(stream).await {
-                    tracing::debug!(error = %e, "LMTP connection ended");
+                let _slot = slot;
+                tokio::select! {
+                    r = session.handle(stream) => if let Err(e) = r {
+                        tracing::debug!(error = %e, "LMTP connection ended");
+                    },
+                    _ = abandon.cancelled() => {
+                        tracing::warn!("LMTP session abandoned at the end of the grace period");
+                    }
                 }
             }
             .instrument(span),
         );
     }
+    // Stop accepting: new connections are refused by the kernel rather than
+    // left in a backlog during the drain.
+    drop(listener);
     tracker.close();
-    tracker.wait().await;
+    if tokio::time::timeout(settings.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        abandon.cancel();
+        tracker.wait().await;
+    }
 }
 
 struct Session {
@@ -92,15 +130,18 @@ enum Read {
     Data,
     Closed,
     Cancelled,
+    Idle,
 }
 
 impl Session {
     async fn handle(&self, mut stream: TcpStream) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         let host = &self.settings.hostname;
-        stream
-            .write_all(format!("220 {host} LMTP edesk ready\r\n").as_bytes())
-            .await?;
+        self.send(
+            &mut stream,
+            format!("220 {host} LMTP edesk ready\r\n").as_bytes(),
+        )
+        .await?;
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut greeted = false;
         let mut tx: Option<Transaction> = None;
@@ -113,16 +154,21 @@ impl Session {
                     break line;
                 }
                 if buf.len() > MAX_LINE {
-                    stream.write_all(b"500 5.5.2 line too long\r\n").await?;
+                    self.send(&mut stream, b"500 5.5.2 line too long\r\n")
+                        .await?;
                     return Ok(());
                 }
                 match self.read_more(&mut stream, &mut buf).await? {
                     Read::Data => {}
                     Read::Closed => return Ok(()),
                     Read::Cancelled => {
-                        stream
-                            .write_all(b"421 4.3.2 shutting down, try again later\r\n")
+                        self.send(&mut stream, b"421 4.3.2 shutting down, try again later\r\n")
                             .await?;
+                        return Ok(());
+                    }
+                    Read::Idle => {
+                        tracing::info!("LMTP session idle, closing");
+                        self.send(&mut stream, IDLE).await?;
                         return Ok(());
                     }
                 }
@@ -168,9 +214,11 @@ impl Session {
                 },
                 Ok(Request::Data) => match tx.take() {
                     Some(t) if !t.rcpt_to.is_empty() => {
-                        stream
-                            .write_all(b"354 2.0.0 send the message, end with <CRLF>.<CRLF>\r\n")
-                            .await?;
+                        self.send(
+                            &mut stream,
+                            b"354 2.0.0 send the message, end with <CRLF>.<CRLF>\r\n",
+                        )
+                        .await?;
                         match self.receive_data(&mut stream, &mut buf).await? {
                             None => return Ok(()),
                             Some(body) => self.deliver(t, body).await,
@@ -190,7 +238,7 @@ impl Session {
                 Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
                 Ok(Request::Vrfy { .. }) => "252 2.1.5 cannot verify, will accept\r\n".into(),
                 Ok(Request::Quit) => {
-                    stream.write_all(b"221 2.0.0 bye\r\n").await?;
+                    self.send(&mut stream, b"221 2.0.0 bye\r\n").await?;
                     return Ok(());
                 }
                 Ok(Request::StartTls) => "502 5.5.1 STARTTLS not offered on LMTP\r\n".into(),
@@ -200,7 +248,19 @@ impl Session {
                 }
                 Err(e) => format!("501 5.5.4 syntax error: {}\r\n", describe(&e)),
             };
-            stream.write_all(reply.as_bytes()).await?;
+            self.send(&mut stream, reply.as_bytes()).await?;
+        }
+    }
+
+    /// Writes a reply. A client that stops reading (its receive window
+    /// full) would block us forever: after the idle timeout it is dropped.
+    async fn send(&self, stream: &mut TcpStream, bytes: &[u8]) -> std::io::Result<()> {
+        match tokio::time::timeout(self.settings.idle_timeout, stream.write_all(bytes)).await {
+            Ok(r) => r,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client does not read its replies",
+            )),
         }
     }
 
@@ -208,8 +268,8 @@ impl Session {
         let mut chunk = [0u8; 16 * 1024];
         tokio::select! {
             _ = self.token.cancelled() => Ok(Read::Cancelled),
-            r = tokio::time::timeout(READ_TIMEOUT, stream.read(&mut chunk)) => match r {
-                Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle timeout")),
+            r = tokio::time::timeout(self.settings.idle_timeout, stream.read(&mut chunk)) => match r {
+                Err(_) => Ok(Read::Idle),
                 Ok(Ok(0)) => Ok(Read::Closed),
                 Ok(Ok(n)) => {
                     buf.extend_from_slice(&chunk[..n]);
@@ -252,9 +312,14 @@ impl Session {
                 Read::Data => {}
                 Read::Closed => return Ok(None),
                 Read::Cancelled => {
-                    let _ = stream
-                        .write_all(b"421 4.3.2 shutting down, message not accepted\r\n")
+                    let _ = self
+                        .send(stream, b"421 4.3.2 shutting down, message not accepted\r\n")
                         .await;
+                    return Ok(None);
+                }
+                Read::Idle => {
+                    tracing::info!("LMTP session idle during DATA, closing");
+                    let _ = self.send(stream, IDLE).await;
                     return Ok(None);
                 }
             }

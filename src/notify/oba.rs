@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{AutoSubmitted, LineNote, MailSpec, Notifier, NotifyError};
-use crate::domain::{Mailbox, OrderId, parse_address_list};
+use crate::domain::{
+    CodePoint, Mailbox, OrderId, TextError, check_invisible, check_text, clip, parse_address_list,
+};
 use crate::store::{Commit, Grant, TokenTarget};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,17 +66,31 @@ pub struct ObaOutcome {
     pub skipped: Vec<serde_json::Value>,
 }
 
+/// Longest carton note or customer reference (one line in a mail).
+const MAX_NOTE: usize = 200;
+/// Longest `sent_by`: it is recorded and shown, and is usually an address.
+const MAX_SENT_BY: usize = 254;
+/// Longest `to` list of one line: dozens of addresses, not megabytes.
+const MAX_TO: usize = 8192;
+
+/// A 422 for a text field refused by the domain's text rule; the message
+/// names the field, the value echoed is clipped.
+fn bad_text(field: String, value: &str, e: TextError) -> ObaError {
+    ObaError::Invalid {
+        message: format!("{field} {e}"),
+        field,
+        value: clip(value),
+    }
+}
+
 fn note(v: &Option<String>, field: String) -> Result<Option<String>, ObaError> {
     match v {
-        Some(s) if s.chars().count() > 200 || s.chars().any(char::is_control) => {
-            Err(ObaError::Invalid {
-                message: "notes must be one line of at most 200 characters".into(),
-                field,
-                value: s.clone(),
-            })
+        Some(s) => {
+            check_text(s, MAX_NOTE).map_err(|e| bad_text(field, s, e))?;
+            let t = s.trim();
+            Ok((!t.is_empty()).then(|| t.to_string()))
         }
-        Some(s) if s.trim().is_empty() => Ok(None),
-        other => Ok(other.as_ref().map(|s| s.trim().to_string())),
+        None => Ok(None),
     }
 }
 
@@ -84,7 +100,9 @@ impl Notifier {
     pub fn send_oba(&self, so: &OrderId, req: &ObaRequest) -> Result<ObaOutcome, ObaError> {
         let store = self.store();
         let sent_by = req.sent_by.trim();
-        if sent_by.is_empty() || sent_by.len() > 254 || sent_by.chars().any(char::is_control) {
+        check_text(&req.sent_by, MAX_SENT_BY)
+            .map_err(|e| bad_text("sent_by".into(), &req.sent_by, e))?;
+        if sent_by.is_empty() {
             return Err(ObaError::Invalid {
                 message: "sent_by must name who sends the request".into(),
                 field: "sent_by".into(),
@@ -108,13 +126,23 @@ impl Notifier {
             for (i, l) in req.lines.iter().enumerate() {
                 if order.line(&l.line).is_none() {
                     return Err(ObaError::Invalid {
-                        message: format!("order {so} has no line {:?}", l.line),
+                        message: format!("order {so} has no line {:?}", clip(&l.line)),
                         field: format!("lines[{i}].line"),
-                        value: l.line.clone(),
+                        value: clip(&l.line),
                     });
                 }
                 let carton = note(&l.carton_note, format!("lines[{i}].carton_note"))?;
                 let cref = note(&l.customer_ref, format!("lines[{i}].customer_ref"))?;
+                // Line breaks in a pasted list only separate addresses;
+                // invisible and bidi characters would disguise a name.
+                check_text(&l.to, MAX_TO)
+                    .or_else(|e| match e {
+                        TextError::Forbidden(CodePoint(c)) if c.is_control() => {
+                            check_invisible(&l.to)
+                        }
+                        e => Err(e),
+                    })
+                    .map_err(|e| bad_text(format!("lines[{i}].to"), &l.to, e))?;
                 let parsed = parse_address_list(&l.to);
                 if parsed.is_empty() {
                     return Err(ObaError::Invalid {

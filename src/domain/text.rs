@@ -1,0 +1,214 @@
+//! The one rule for free text that reaches a mail, a page or a file name:
+//! bounded length, and no character that is invisible or reorders what is
+//! shown. `setup\u{202E}gpj.exe` displays as `setupexe.jpg`; a zero-width
+//! space makes two names look equal that are not; a CR/LF in a name can start
+//! a header. Refusing them at validation keeps every later consumer simple.
+
+use std::fmt;
+
+/// Why a text field was refused; the caller adds the field name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TextError {
+    #[error("is {len} characters long, at most {max} are allowed")]
+    TooLong { len: usize, max: usize },
+    #[error("contains {0}")]
+    Forbidden(CodePoint),
+}
+
+/// A code point shown as `U+202E RIGHT-TO-LEFT OVERRIDE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodePoint(pub char);
+
+impl fmt::Display for CodePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = forbidden_name(self.0).unwrap_or("character");
+        write!(f, "U+{:04X} {name}", u32::from(self.0))
+    }
+}
+
+/// The name of `c` when it is refused in text fields, `None` when allowed.
+/// Covers C0/C1 controls (TAB included: every field it applies to is one
+/// line), the bidirectional embeddings, overrides, isolates and marks, and
+/// the invisible format characters.
+pub fn forbidden_name(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{0}' => "NULL",
+        '\t' => "CHARACTER TABULATION",
+        '\n' => "LINE FEED",
+        '\r' => "CARRIAGE RETURN",
+        '\u{1B}' => "ESCAPE",
+        '\u{7F}' => "DELETE",
+        '\u{85}' => "NEXT LINE",
+        '\u{0}'..='\u{1F}' | '\u{80}'..='\u{9F}' => "CONTROL CHARACTER",
+        '\u{AD}' => "SOFT HYPHEN",
+        '\u{61C}' => "ARABIC LETTER MARK",
+        '\u{180E}' => "MONGOLIAN VOWEL SEPARATOR",
+        '\u{200B}' => "ZERO WIDTH SPACE",
+        '\u{200C}' => "ZERO WIDTH NON-JOINER",
+        '\u{200D}' => "ZERO WIDTH JOINER",
+        '\u{200E}' => "LEFT-TO-RIGHT MARK",
+        '\u{200F}' => "RIGHT-TO-LEFT MARK",
+        '\u{2028}' => "LINE SEPARATOR",
+        '\u{2029}' => "PARAGRAPH SEPARATOR",
+        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING",
+        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING",
+        '\u{202C}' => "POP DIRECTIONAL FORMATTING",
+        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE",
+        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE",
+        '\u{2060}' => "WORD JOINER",
+        '\u{2061}'..='\u{2064}' => "INVISIBLE OPERATOR",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
+        '\u{2068}' => "FIRST STRONG ISOLATE",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
+        '\u{206A}'..='\u{206F}' => "DEPRECATED FORMAT CHARACTER",
+        '\u{FEFF}' => "ZERO WIDTH NO-BREAK SPACE",
+        '\u{FFF9}'..='\u{FFFB}' => "INTERLINEAR ANNOTATION CHARACTER",
+        _ => return None,
+    })
+}
+
+/// Checks one single-line text field: at most `max_chars` characters and
+/// none that [`forbidden_name`] names.
+pub fn check_text(s: &str, max_chars: usize) -> Result<(), TextError> {
+    // Counting stops just past the limit: a 1 MB value costs no more than a
+    // short one to refuse.
+    let len = s.chars().take(max_chars + 1).count();
+    if len > max_chars {
+        return Err(TextError::TooLong {
+            len: s.chars().count(),
+            max: max_chars,
+        });
+    }
+    match s.chars().find(|&c| forbidden_name(c).is_some()) {
+        Some(c) => Err(TextError::Forbidden(CodePoint(c))),
+        None => Ok(()),
+    }
+}
+
+/// Refuses the characters of [`forbidden_name`] except the C0/C1 controls,
+/// for fields where line breaks are mere separators (an address list pasted
+/// one per line).
+pub fn check_invisible(s: &str) -> Result<(), TextError> {
+    match s
+        .chars()
+        .find(|&c| !c.is_control() && forbidden_name(c).is_some())
+    {
+        Some(c) => Err(TextError::Forbidden(CodePoint(c))),
+        None => Ok(()),
+    }
+}
+
+/// A value short enough to echo in an error: a refused 1 MB field is named,
+/// not sent back.
+pub fn clip(s: &str) -> String {
+    const KEEP: usize = 64;
+    match s.char_indices().nth(KEEP) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn names_the_code_point() {
+        let e = check_text("setup\u{202E}gpj.exe", 255).unwrap_err();
+        assert_eq!(e.to_string(), "contains U+202E RIGHT-TO-LEFT OVERRIDE");
+        let e = check_text("a\u{200B}b", 255).unwrap_err();
+        assert_eq!(e.to_string(), "contains U+200B ZERO WIDTH SPACE");
+        let e = check_text("x\r\nBcc: y", 255).unwrap_err();
+        assert_eq!(e.to_string(), "contains U+000D CARRIAGE RETURN");
+        let e = check_text("\u{FEFF}Ana", 255).unwrap_err();
+        assert_eq!(e.to_string(), "contains U+FEFF ZERO WIDTH NO-BREAK SPACE");
+        let e = check_text("a\u{9B}b", 255).unwrap_err();
+        assert_eq!(e.to_string(), "contains U+009B CONTROL CHARACTER");
+    }
+
+    #[test]
+    fn every_listed_range_is_refused() {
+        for c in ('\u{202A}'..='\u{202E}')
+            .chain('\u{2066}'..='\u{2069}')
+            .chain('\u{200B}'..='\u{200F}')
+            .chain(['\u{2028}', '\u{2029}', '\u{FEFF}', '\t', '\0', '\u{7F}'])
+            .chain('\u{80}'..='\u{9F}')
+        {
+            assert!(
+                check_text(&format!("a{c}b"), 10).is_err(),
+                "U+{:04X} accepted",
+                u32::from(c)
+            );
+        }
+    }
+
+    #[test]
+    fn real_names_pass() {
+        for ok in [
+            "John Harper",
+            "Zoë Lefèvre-Dupont",
+            "O'Brien, Seán",
+            "محمد الأحمد",
+            "שרה כהן",
+            "山田太郎",
+            "asa-9.20.2-lfbff-k8.SPA",
+            "Carton 4 of 7 — Rack B / PO 55-1",
+        ] {
+            assert_eq!(check_text(ok, 256), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn length_is_in_characters() {
+        assert_eq!(check_text(&"é".repeat(256), 256), Ok(()));
+        assert_eq!(
+            check_text(&"é".repeat(257), 256),
+            Err(TextError::TooLong { len: 257, max: 256 })
+        );
+        let e = check_text(&"x".repeat(1_000_000), 256).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "is 1000000 characters long, at most 256 are allowed"
+        );
+    }
+
+    #[test]
+    fn invisible_only_lets_line_breaks_through() {
+        assert_eq!(check_invisible("a@x.com,\r\nb@y.com"), Ok(()));
+        assert!(check_invisible("Ana\u{202E} <a@x.com>").is_err());
+    }
+
+    #[test]
+    fn clip_keeps_a_prefix() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(1000);
+        assert_eq!(clip(&long).chars().count(), 65);
+        assert!(clip(&long).ends_with('…'));
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_text_has_no_forbidden_char(s in any::<String>()) {
+            if check_text(&s, 1000).is_ok() {
+                prop_assert!(s.chars().all(|c| forbidden_name(c).is_none()));
+                prop_assert!(!s.chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn inserting_a_bidi_control_is_always_refused(
+            s in "[a-zA-Z0-9 .-]{0,40}",
+            at in 0usize..40,
+            c in prop::sample::select(vec!['\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}']),
+        ) {
+            let mut v: Vec<char> = s.chars().collect();
+            v.insert(at.min(v.len()), c);
+            let t: String = v.into_iter().collect();
+            let e = check_text(&t, 100).unwrap_err();
+            let want = format!("U+{:04X}", u32::from(c));
+            prop_assert!(e.to_string().contains(&want));
+        }
+    }
+}
