@@ -33,6 +33,37 @@ pub struct Config {
     pub outbox: OutboxConfig,
     pub desk: DeskConfig,
     pub shutdown: ShutdownConfig,
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sled's page cache in MiB (sled's own default, 1 GiB, is what made a
+    /// large store cost gigabytes of memory).
+    pub cache_mb: u64,
+    /// Below this many MiB free in the data directory, intake refuses new
+    /// mail (LMTP 452, HTTP 507) and `/readyz` is not ready, before the disk
+    /// is actually full.
+    pub min_free_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_mb: 64,
+            min_free_mb: 16,
+        }
+    }
+}
+
+impl StoreConfig {
+    pub fn engine_settings(&self) -> crate::store::EngineSettings {
+        crate::store::EngineSettings {
+            cache_bytes: self.cache_mb.saturating_mul(1 << 20),
+            min_free_bytes: self.min_free_mb.saturating_mul(1 << 20),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -214,6 +245,7 @@ impl Default for Config {
             calendar: CalendarConfig::default(),
             outbox: OutboxConfig::default(),
             shutdown: ShutdownConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }

@@ -55,7 +55,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         config.faq.threshold,
     )?;
     let faq = Arc::new(faq);
-    let store = crate::store::Store::open(&config.data_dir)?;
+    let store = crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())?;
     let spool = intake::Spool::open(&store);
     let calendar = match &config.calendar.holidays_file {
         Some(path) => crate::desk::Calendar::load(path)?,

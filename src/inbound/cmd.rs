@@ -57,8 +57,9 @@ pub enum MailCmd {
 
 /// The directory the daemon uses: the store in the data directory.
 pub fn directory(config: &Config) -> Result<Box<dyn Directory>, InboundError> {
-    let store = crate::store::Store::open(&config.data_dir)
-        .map_err(|e| InboundError::Service(format!("{}: {e}", config.data_dir.display())))?;
+    let store =
+        crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())
+            .map_err(|e| InboundError::Service(format!("{}: {e}", config.data_dir.display())))?;
     Ok(Box::new(super::store_dir::StoreDirectory::new(
         store,
         &config.mail.domain,

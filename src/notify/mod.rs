@@ -641,7 +641,7 @@ impl Notifier {
 /// Opens the notifier for command-line use (no daemon).
 pub fn open_for_cli(config: &Config) -> Result<Notifier, NotifyError> {
     std::fs::create_dir_all(&config.data_dir)?;
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with(&config.data_dir, &config.store.engine_settings())?;
     Notifier::new(store, config)
 }
 

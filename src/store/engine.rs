@@ -145,12 +145,34 @@ impl Trees {
 }
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Apply = Box<dyn FnOnce(Option<&Trees>) -> Reply + Send>;
+type Apply = Box<dyn FnOnce(Result<&Trees, StoreError>) -> Reply + Send>;
+
+/// How much a job may write, for the free-space budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Cost {
+    /// Writes nothing (liveness ping, flush barrier): always runs.
+    Nothing,
+    /// A small update (state change, counter): refused only near the hard floor.
+    Small,
+    /// Adds about this many bytes (mail, orders): refused below the free-space floor.
+    Grows(u64),
+}
 
 struct Job {
     apply: Apply,
     /// Answer only after the flush that follows the apply.
     durable: bool,
+    cost: Cost,
+}
+
+/// What a job costs against the budget: sled writes values to its log and
+/// rewrites pages later, so count twice the bytes plus a page.
+fn charge(cost: Cost) -> u64 {
+    match cost {
+        Cost::Nothing => 0,
+        Cost::Small => 8 << 10,
+        Cost::Grows(n) => n.saturating_mul(2).saturating_add(8 << 10),
+    }
 }
 
 /// What `/healthz` and `/readyz` look at.
@@ -332,18 +354,20 @@ impl Engine {
     fn submit<R: Send + 'static>(
         &self,
         durable: bool,
+        cost: Cost,
         f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
         done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
-        let apply: Apply = Box::new(move |trees: Option<&Trees>| {
-            let result = match trees {
-                Some(t) => f(t),
-                None => Err(StoreError::Unavailable("the store is reopening".into())),
-            };
+        let apply: Apply = Box::new(move |trees: Result<&Trees, StoreError>| {
+            let result = trees.and_then(f);
             Box::new(move |flushed: Result<(), StoreError>| done(flushed.and(result)))
         });
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        match tx.try_send(Job { apply, durable }) {
+        match tx.try_send(Job {
+            apply,
+            durable,
+            cost,
+        }) {
             Ok(()) => Ok(()),
             // Back-pressure: the owner is behind; wait for room.
             Err(TrySendError::Full(job)) => tx.send(job).map_err(|_| StoreError::Closed),
@@ -358,8 +382,18 @@ impl Engine {
         durable: bool,
         f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.write_costing(durable, Cost::Small, f)
+    }
+
+    /// [`Engine::write`] with the job's cost against the free-space budget.
+    pub fn write_costing<R: Send + 'static>(
+        &self,
+        durable: bool,
+        cost: Cost,
+        f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(durable, f, move |r| {
+        self.submit(durable, cost, f, move |r| {
             let _ = tx.send(r);
         })?;
         rx.recv().map_err(|_| StoreError::Closed)?
@@ -369,10 +403,11 @@ impl Engine {
     pub async fn write_async<R: Send + 'static>(
         &self,
         durable: bool,
+        cost: Cost,
         f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(durable, f, move |r| {
+        self.submit(durable, cost, f, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -382,19 +417,20 @@ impl Engine {
     /// the store failed since `epoch` (some of those writes may be lost).
     pub fn barrier(&self, epoch: u64) -> Result<(), StoreError> {
         let shared = self.shared.clone();
-        self.write(true, move |_| Ok(()))?;
+        self.write_costing(true, Cost::Nothing, move |_| Ok(()))?;
         check_epoch(&shared, epoch)
     }
 
     pub async fn barrier_async(&self, epoch: u64) -> Result<(), StoreError> {
         let shared = self.shared.clone();
-        self.write_async(true, move |_| Ok(())).await?;
+        self.write_async(true, Cost::Nothing, move |_| Ok(()))
+            .await?;
         check_epoch(&shared, epoch)
     }
 
     /// A no-op through the owner, for liveness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.write_async(false, |_| Ok(())).await
+        self.write_async(false, Cost::Nothing, |_| Ok(())).await
     }
 }
 
@@ -471,9 +507,21 @@ impl Owner {
             .busy_since
             .store(self.shared.elapsed_ms().max(1), Ordering::SeqCst);
         let trees = self.current();
+        self.last_space_check = None;
+        self.check_space();
+        let mut budget = Budget::new(&self.shared);
         let mut waiting: Vec<Reply> = Vec::new();
         for job in batch {
-            let reply = (job.apply)(trees.as_deref());
+            let input = match (&trees, budget.admit(job.cost)) {
+                (_, Err(e)) => Err(e),
+                (Some(t), Ok(())) => Ok(&**t),
+                (None, Ok(())) => Err(StoreError::Unavailable(
+                    self.shared
+                        .failure()
+                        .unwrap_or_else(|| "the store is reopening".into()),
+                )),
+            };
+            let reply = (job.apply)(input);
             if job.durable {
                 waiting.push(reply);
             } else {
@@ -552,6 +600,46 @@ impl Owner {
         if let Ok(free) = fs2::available_space(&self.path) {
             self.shared.free_bytes.store(free, Ordering::Relaxed);
         }
+    }
+}
+
+/// Free space a batch may still use. sled 0.34 does not survive ENOSPC (a
+/// flush then waits forever in `make_stable`, seen on a full tmpfs), so the
+/// store must never get there: writes that add data stop at
+/// `min_free_bytes`, small updates at half of it.
+struct Budget {
+    growth: u64,
+    small: u64,
+    free: u64,
+}
+
+impl Budget {
+    fn new(shared: &Shared) -> Budget {
+        let free = shared.free_bytes.load(Ordering::Relaxed);
+        let floor = shared.min_free_bytes;
+        Budget {
+            growth: free.saturating_sub(floor),
+            small: free.saturating_sub(floor / 2),
+            free,
+        }
+    }
+
+    fn admit(&mut self, cost: Cost) -> Result<(), StoreError> {
+        let n = charge(cost);
+        let room = match cost {
+            Cost::Nothing => return Ok(()),
+            Cost::Small => self.small,
+            Cost::Grows(_) => self.growth,
+        };
+        if n > room {
+            return Err(StoreError::Unavailable(format!(
+                "disk almost full: {} bytes free in the data directory",
+                self.free
+            )));
+        }
+        self.growth = self.growth.saturating_sub(n);
+        self.small = self.small.saturating_sub(n);
+        Ok(())
     }
 }
 

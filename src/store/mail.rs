@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::engine::Trees;
+use super::engine::{Cost, Trees};
 use super::{Store, StoreError, decode};
 
 /// How the message reached us.
@@ -183,8 +183,9 @@ impl Store {
             return Err(StoreError::Unavailable(reason));
         }
         let incoming = Incoming::new(raw, envelope);
+        let cost = Cost::Grows(incoming.raw.len() as u64);
         self.engine
-            .write_async(true, move |t| incoming.store(t))
+            .write_async(true, cost, move |t| incoming.store(t))
             .await
     }
 
@@ -198,7 +199,9 @@ impl Store {
             return Err(StoreError::Unavailable(reason));
         }
         let incoming = Incoming::new(raw, envelope);
-        self.engine.write(true, move |t| incoming.store(t))
+        let cost = Cost::Grows(incoming.raw.len() as u64);
+        self.engine
+            .write_costing(true, cost, move |t| incoming.store(t))
     }
 
     /// Messages accepted but not processed yet, oldest first.
@@ -226,7 +229,7 @@ impl Store {
     /// Records the outcome and takes the message off the pending list, durably.
     pub async fn mail_finish(&self, id: u64, outcome: MailOutcome) -> Result<(), StoreError> {
         self.engine
-            .write_async(true, move |t| outcome.apply(t, id))
+            .write_async(true, Cost::Small, move |t| outcome.apply(t, id))
             .await
     }
 

@@ -43,7 +43,7 @@ pub use records::AdmitCount;
 pub use types::*;
 
 use crate::domain::{EmailAddress, Order, OrderId};
-use engine::{Engine, Trees};
+use engine::{Cost, Engine, Trees};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -299,14 +299,18 @@ impl Store {
     /// before is dropped (returned in `duplicates`).
     pub fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         let encoded = EncodedCommit::new(&c)?;
-        self.engine.write(false, move |t| encoded.apply(t))
+        let cost = Cost::Grows(encoded.size());
+        self.engine
+            .write_costing(false, cost, move |t| encoded.apply(t))
     }
 
     /// [`Store::commit`] and its flush in one step: durable on return, and
     /// grouped with whatever else is waiting for the same flush.
     pub fn commit_durable(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         let encoded = EncodedCommit::new(&c)?;
-        self.engine.write(true, move |t| encoded.apply(t))
+        let cost = Cost::Grows(encoded.size());
+        self.engine
+            .write_costing(true, cost, move |t| encoded.apply(t))
     }
 
     /// Whether this idempotency key was committed before.
@@ -385,6 +389,22 @@ struct EncodedMail {
 }
 
 impl EncodedCommit {
+    /// Bytes this commit writes (for the free-space budget).
+    fn size(&self) -> u64 {
+        let pair = |(k, v): &(String, Vec<u8>)| k.len() + v.len();
+        let mut n = self.order.as_ref().map_or(0, pair) + self.meta.as_ref().map_or(0, pair);
+        n += self
+            .index
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+        for m in &self.mails {
+            n += m.key.len() + m.history_key.len() + m.entry.len();
+            n += m.item.as_ref().map_or(0, |i| i.2.len() + i.3.len() + 32);
+        }
+        n as u64
+    }
+
     fn new(c: &Commit) -> Result<EncodedCommit, StoreError> {
         let mut index: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         if let Some(o) = &c.order
