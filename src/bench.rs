@@ -335,7 +335,12 @@ pub async fn run_load(plan: &LoadPlan) -> LoadReport {
             }
         }
     };
-    let elapsed = shared.start.elapsed();
+    // After a hang, the load ran until the last reply; the idle time is in
+    // the stall report, not in the rate.
+    let elapsed = match stall {
+        Some(_) => Duration::from_millis(shared.last_reply_ms.load(Ordering::Relaxed)),
+        None => shared.start.elapsed(),
+    };
     if stall.is_some() {
         while set.join_next().await.is_some() {}
     }
