@@ -3,6 +3,10 @@
 //! guards against was intermittent). Uses the load generator of
 //! `edesk bench intake` (`edesk::bench`), whose watchdog stops the run when no
 //! LMTP reply arrived for 10 s; the test then fails with the daemon log.
+//!
+//! `STRESS_ROUNDS` (default 3) and `STRESS_CLIENTS` (default 8; not `EDESK_…`,
+//! which the daemon would read as configuration keys)
+//! change the size, e.g. for a long local soak.
 
 mod support;
 
@@ -12,10 +16,8 @@ use std::time::{Duration, Instant};
 use edesk::bench::{LoadPlan, metric, run_load, verify, wait_drained};
 use support::{Daemon, spawn_daemon};
 
-const CLIENTS: usize = 8;
 const PER_CLIENT: usize = 60;
 const ORDERS: usize = 40;
-const ROUNDS: usize = 3;
 const WATCHDOG: Duration = Duration::from_secs(10);
 
 #[test]
@@ -25,17 +27,26 @@ fn concurrent_lmtp_and_orders_neither_hang_nor_lose_mail() {
         .enable_all()
         .build()
         .unwrap();
-    for round in 1..=ROUNDS {
-        scenario(&rt, round);
+    let rounds = env_or("STRESS_ROUNDS", 3);
+    let clients = env_or("STRESS_CLIENTS", 8);
+    for round in 1..=rounds {
+        scenario(&rt, round, clients);
     }
 }
 
-fn scenario(rt: &tokio::runtime::Runtime, round: usize) {
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut d = spawn_daemon(dir.path(), &[]);
     let plan = LoadPlan {
-        clients: CLIENTS,
-        messages: CLIENTS * PER_CLIENT,
+        clients,
+        messages: clients * PER_CLIENT,
         orders: ORDERS,
         watchdog: WATCHDOG,
         ..LoadPlan::new(d.lmtp, Some(d.http))
