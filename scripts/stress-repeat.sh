@@ -21,7 +21,7 @@ cargo build --release --bin edesk
 bin="$target/release/edesk"
 
 hangs=0 failed=0 lost=0 dup=0
-rates=()
+rates=() hung_rates=()
 for k in $(seq 1 "$n"); do
     json="$out/run-$k.json"
     # shellcheck disable=SC2086 # BENCH_ARGS is a list of flags
@@ -37,25 +37,36 @@ for k in $(seq 1 "$n"); do
         continue
     fi
     stalled=$(jq -r '.stalled' "$json")
-    l=$(jq -r '[.verify.lost // 0, .verify_after_restart.lost // 0] | max' "$json")
-    d=$(jq -r '[.verify.duplicated // 0, .verify_after_restart.duplicated // 0] | max' "$json")
+    # After a hang nothing is verified: "-" rather than a reassuring 0.
+    l=$(jq -r 'if .verify then [.verify.lost, .verify_after_restart.lost // 0] | max else "-" end' "$json")
+    d=$(jq -r 'if .verify then [.verify.duplicated, .verify_after_restart.duplicated // 0] | max else "-" end' "$json")
     rate=$(jq -r '.accepted_per_sec' "$json")
-    [ "$stalled" = true ] && hangs=$((hangs + 1))
-    lost=$((lost + l))
-    dup=$((dup + d))
-    [ "$stalled" = true ] || rates+=("$rate")
+    if [ "$stalled" = true ]; then
+        hangs=$((hangs + 1))
+        hung_rates+=("$rate")
+    else
+        rates+=("$rate")
+    fi
+    [ "$l" = - ] || lost=$((lost + l))
+    [ "$d" = - ] || dup=$((dup + d))
     echo "run $k: $status acknowledged=$(jq -r .acknowledged "$json")/3000 stalled=$stalled lost=$l duplicated=$d rate=${rate}/s p99=$(jq -r .latency_ms.p99 "$json")ms $(jq -r '.problems | join("; ")' "$json")"
 done
 
-summary=$(printf '%s\n' "${rates[@]:-}" | sort -g | awk 'NF {
-    v[++n] = $1
-} END {
-    if (n == 0) { print "no completed runs"; exit }
-    m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-    printf "accepted messages/s over %d completed runs: min %.1f, median %.1f, max %.1f", n, v[1], m, v[n]
-}')
+# min/median/max of a list of rates, one per line on stdin.
+stats() {
+    sort -g | awk -v what="$1" 'NF {
+        v[++n] = $1
+    } END {
+        if (n == 0) { printf "%s: none\n", what; exit }
+        m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%s (%d runs): min %.1f, median %.1f, max %.1f\n", what, n, v[1], m, v[n]
+    }'
+}
 echo "----"
-echo "runs: $n, failed: $failed, hangs: $hangs, lost: $lost, duplicated: $dup"
-echo "$summary"
+echo "runs: $n, failed: $failed, hangs: $hangs, lost: $lost, duplicated: $dup (verified runs only)"
+printf '%s\n' "${rates[@]:-}" | stats "accepted messages/s, completed runs"
+if [ "$hangs" -gt 0 ]; then
+    printf '%s\n' "${hung_rates[@]}" | stats "accepted messages/s until the hang"
+fi
 echo "reports: $out"
 [ "$failed" -eq 0 ]
