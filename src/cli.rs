@@ -75,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::notify::cmd::NotifyCmd,
     },
+    /// Load generators that prove the daemon keeps up (and does not hang).
+    Bench {
+        #[command(subcommand)]
+        cmd: crate::bench::BenchCmd,
+    },
 }
 
 #[derive(Debug, Subcommand)]

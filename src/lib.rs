@@ -4,6 +4,7 @@
 //! module below owns one concern and talks to the others through typed values.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod daemon;

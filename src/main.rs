@@ -77,5 +77,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox { cmd } => Ok(edesk::notify::cmd::run_outbox(cmd, &config)?),
         Command::Suppress { cmd } => Ok(edesk::notify::cmd::run_suppress(cmd, &config)?),
         Command::Notify { cmd } => Ok(edesk::notify::cmd::run_notify(cmd, &config)?),
+        // Talks to a daemon over sockets only; the data directory, when given,
+        // is where a daemon of its own runs.
+        Command::Bench { cmd } => Ok(edesk::bench::run(cmd, cli.data_dir.as_deref())?),
     }
 }
