@@ -492,12 +492,14 @@ impl EncodedCommit {
             let id = m.item.as_ref().map_or(0, |i| i.0);
             t.keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
             if let Some((id, due, item, raw)) = m.item {
+                // The queue entry last: the sender reads without the owner
+                // and must never meet a queue entry before its item.
                 t.bodies.insert(id.to_be_bytes(), raw.as_bytes())?;
-                t.queue.insert(queue_key(due, id).as_slice(), &[])?;
                 if !t.outbox.contains_key(id.to_be_bytes())? {
                     outbox::bump(t, OutboxStatus::Pending, 1)?;
                 }
                 t.outbox.insert(id.to_be_bytes(), item)?;
+                t.queue.insert(queue_key(due, id).as_slice(), &[])?;
                 outcome.queued.push(id);
             } else {
                 outcome.skipped += 1;

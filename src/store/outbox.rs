@@ -146,9 +146,20 @@ impl Store {
         if !stale.is_empty() {
             // A queue entry whose item finished meanwhile (or whose commit
             // was cut short by a crash): drop it.
+            // Checked again on the owner: only an entry whose item is
+            // really not pending goes.
             self.engine.write(false, move |t| {
                 for k in stale {
-                    t.queue.remove(k)?;
+                    let id = <[u8; 8]>::try_from(&k[8..16]).map(u64::from_be_bytes);
+                    let pending = match id {
+                        Ok(id) => {
+                            item_in(t, id)?.is_some_and(|i| i.status == OutboxStatus::Pending)
+                        }
+                        Err(_) => false,
+                    };
+                    if !pending {
+                        t.queue.remove(k)?;
+                    }
                 }
                 Ok(())
             })?;
