@@ -47,6 +47,13 @@ impl Spool {
         Ok(self.store.mail_accept_blocking(raw.to_vec(), envelope)?)
     }
 
+    /// Why the store cannot take the writes processing makes (answers,
+    /// tickets) right now, if it cannot: the worker then leaves mail pending
+    /// instead of failing it.
+    pub fn paused(&self) -> Option<String> {
+        self.store.refuse_growth()
+    }
+
     /// Messages accepted but not processed yet, oldest first (after a crash,
     /// these are what the daemon picks up again).
     pub fn pending(&self) -> Result<Vec<u64>, IntakeError> {

@@ -134,7 +134,11 @@ impl Worker {
     /// Processes every pending message once; returns how many.
     pub fn drain(&self) -> Result<usize, super::intake::IntakeError> {
         let ids = self.spool.pending()?;
-        for &id in &ids {
+        for (done, &id) in ids.iter().enumerate() {
+            if let Some(reason) = self.spool.paused() {
+                tracing::warn!(%reason, left = ids.len() - done, "store not writable: mail stays pending");
+                return Ok(done);
+            }
             let span = tracing::info_span!("mail", id);
             let _enter = span.enter();
             let (state, decision, error) = match self.spool.raw(id)? {
