@@ -280,6 +280,7 @@ impl Engine {
             cache_bytes: settings.cache_bytes,
             last_space_check: None,
             last_reopen: None,
+            dirty: false,
         };
         let handle = std::thread::Builder::new()
             .name("edesk-store".into())
@@ -463,6 +464,8 @@ struct Owner {
     cache_bytes: u64,
     last_space_check: Option<Instant>,
     last_reopen: Option<Instant>,
+    /// Writes applied since the last flush.
+    dirty: bool,
 }
 
 impl Owner {
@@ -473,6 +476,11 @@ impl Owner {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     self.maybe_reopen();
+                    if self.dirty {
+                        // Writes nobody waited for still reach the disk
+                        // within a second of going quiet.
+                        self.run_batch(Vec::new());
+                    }
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -511,7 +519,9 @@ impl Owner {
         self.check_space();
         let mut budget = Budget::new(&self.shared);
         let mut waiting: Vec<Reply> = Vec::new();
+        let idle_flush = batch.is_empty();
         for job in batch {
+            self.dirty |= job.cost != Cost::Nothing;
             let input = match (&trees, budget.admit(job.cost)) {
                 (_, Err(e)) => Err(e),
                 (Some(t), Ok(())) => Ok(&**t),
@@ -529,6 +539,13 @@ impl Owner {
             }
         }
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
+        // Flush only for someone who waits for it (a durable write or a
+        // barrier): an import's many small writes share one flush at its end.
+        if waiting.is_empty() && !idle_flush {
+            self.shared.busy_since.store(0, Ordering::SeqCst);
+            return;
+        }
+        self.dirty = false;
         let flushed = match &trees {
             Some(t) => {
                 self.shared.flushes.fetch_add(1, Ordering::Relaxed);

@@ -9,7 +9,7 @@
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
 //! - `order_meta`: `SO` → [`OrderMeta`] (state edesk owns: event counters, grants)
 //! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`
-//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message; `queue`: due-ms BE ++ id BE → ()
+//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message (until sent); `queue`: due-ms BE ++ id BE → ()
 //! - `keys`: idempotency key → outbox id (0 when the mail was skipped)
 //! - `history`: `SO` ++ 0 ++ id BE → [`HistoryEntry`]
 //! - `prefs`: `address-key/kind` (`*` = all) → "no" | "yes"

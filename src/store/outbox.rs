@@ -199,7 +199,7 @@ impl Store {
         })
     }
 
-    /// Marks delivered items as sent. Not durable on return: the sender
+    /// Marks delivered items as sent and drops their bodies. Not durable on return: the sender
     /// journals each delivery first, then calls this and one `flush`.
     pub fn mark_sent_many(&self, done: &[(u64, DateTime<Utc>)]) -> Result<(), StoreError> {
         let done = done.to_vec();
@@ -212,7 +212,13 @@ impl Store {
                     i.status = OutboxStatus::Sent;
                     i.sent_at = Some(at);
                 }) {
-                    Ok(_) | Err(StoreError::NoSuchItem(_)) => {}
+                    // The history keeps what was sent (kind, recipient,
+                    // Message-ID, when); the MIME itself is not kept
+                    // forever: it is most of an order's footprint.
+                    Ok(_) => {
+                        t.bodies.remove(id.to_be_bytes())?;
+                    }
+                    Err(StoreError::NoSuchItem(_)) => {}
                     Err(e) => return Err(e),
                 }
             }
