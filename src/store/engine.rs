@@ -114,22 +114,17 @@ impl Trees {
         })
     }
 
-    /// The next value of a persistent counter (ids of mail, outbox items,
-    /// tickets). Only the owner calls it, so read-then-write is atomic.
-    pub fn next_counter(&self, name: &str) -> Result<u64, StoreError> {
-        let key = format!("seq/{name}");
-        let current = self
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self
             .counters
-            .get(&key)?
+            .get(format!("seq/{name}"))?
             .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        let next = current + 1;
-        self.counters.insert(key, &next.to_be_bytes())?;
-        Ok(next)
+            .map_or(0, u64::from_be_bytes))
     }
 
-    /// Raises a counter so that it will never hand out `floor` or less
-    /// (data written by an earlier version used sled's own id generator).
+    /// Raises a counter so that it will never hand out `floor` or less:
+    /// ids in use are persisted this way, and stores written by an earlier
+    /// version (sled's own id generator) start above what it handed out.
     pub fn raise_counter(&self, name: &str, floor: u64) -> Result<(), StoreError> {
         let key = format!("seq/{name}");
         let current = self
@@ -195,6 +190,9 @@ pub struct Health {
 
 struct Shared {
     trees: RwLock<Option<Arc<Trees>>>,
+    /// Next id for mail and outbox items: handed out without a round trip;
+    /// every write that uses one raises the persisted counter past it.
+    next_id: AtomicU64,
     /// Bumped every time the database fails: writes acknowledged as
     /// "applied" under an older epoch may be lost.
     epoch: AtomicU64,
@@ -262,6 +260,7 @@ impl Engine {
         let trees = Trees::open(path, settings.cache_bytes)?;
         let shared = Arc::new(Shared {
             trees: RwLock::new(Some(Arc::new(trees))),
+            next_id: AtomicU64::new(1),
             epoch: AtomicU64::new(1),
             busy_since: AtomicU64::new(0),
             batches: AtomicU64::new(0),
@@ -307,6 +306,18 @@ impl Engine {
         self.shared
             .failure()
             .unwrap_or_else(|| "the store is reopening".into())
+    }
+
+    /// Starts handing out ids after `persisted` (the counter on disk).
+    pub fn init_ids(&self, persisted: u64) {
+        self.shared
+            .next_id
+            .fetch_max(persisted.saturating_add(1), Ordering::SeqCst);
+    }
+
+    /// A fresh id, unique for this store's lifetime (gaps are fine).
+    pub fn alloc_id(&self) -> u64 {
+        self.shared.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
     pub fn epoch(&self) -> u64 {

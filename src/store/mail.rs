@@ -108,6 +108,7 @@ fn dedup_target(t: &Trees, key: &str) -> Result<Option<MailMeta>, StoreError> {
 }
 
 struct Incoming {
+    id: u64,
     raw: Vec<u8>,
     envelope: Envelope,
     sha: String,
@@ -116,11 +117,12 @@ struct Incoming {
 }
 
 impl Incoming {
-    fn new(raw: Vec<u8>, envelope: Envelope) -> Incoming {
+    fn new(id: u64, raw: Vec<u8>, envelope: Envelope) -> Incoming {
         let sha = hex::encode(Sha256::digest(&raw));
         let message_id = header_message_id(&raw);
         let fingerprint = fingerprint(&raw);
         Incoming {
+            id,
             raw,
             envelope,
             sha,
@@ -145,7 +147,8 @@ impl Incoming {
             }
             reuses = Some(m.id);
         }
-        let id = t.next_counter("id")?;
+        let id = self.id;
+        t.raise_counter("id", id)?;
         let k = id.to_be_bytes();
         t.mail_dedup.insert(sha_key.as_bytes(), &k)?;
         if let (Some(mk), None) = (&mid_key, reuses) {
@@ -182,7 +185,7 @@ impl Store {
         if let Some(reason) = self.refuse_growth() {
             return Err(StoreError::Unavailable(reason));
         }
-        let incoming = Incoming::new(raw, envelope);
+        let incoming = Incoming::new(self.engine.alloc_id(), raw, envelope);
         let cost = Cost::Grows(incoming.raw.len() as u64);
         self.engine
             .write_async(true, cost, move |t| incoming.store(t))
@@ -198,7 +201,7 @@ impl Store {
         if let Some(reason) = self.refuse_growth() {
             return Err(StoreError::Unavailable(reason));
         }
-        let incoming = Incoming::new(raw, envelope);
+        let incoming = Incoming::new(self.engine.alloc_id(), raw, envelope);
         let cost = Cost::Grows(incoming.raw.len() as u64);
         self.engine
             .write_costing(true, cost, move |t| incoming.store(t))

@@ -133,7 +133,8 @@ impl Store {
             engine: Arc::new(engine),
             write_lock: Arc::new(std::sync::Mutex::new(())),
         };
-        store.engine.write(true, check_schema)?;
+        let persisted = store.engine.write(true, check_schema)?;
+        store.engine.init_ids(persisted);
         Ok(store)
     }
 
@@ -289,7 +290,7 @@ impl Store {
 
     /// A fresh unique id (outbox items, history entries).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        self.engine.write(false, |t| t.next_counter("id"))
+        Ok(self.engine.alloc_id())
     }
 
     /// Writes a unit of work: order, its meta, index entries and mail
@@ -347,7 +348,8 @@ fn key_target(t: &Trees, key: &str) -> Result<Option<u64>, StoreError> {
     }
 }
 
-fn check_schema(t: &Trees) -> Result<(), StoreError> {
+/// Checks the schema version and returns the persisted id counter.
+fn check_schema(t: &Trees) -> Result<u64, StoreError> {
     match t.db.get("schema_version")? {
         Some(v) => {
             let found =
@@ -370,7 +372,8 @@ fn check_schema(t: &Trees) -> Result<(), StoreError> {
     // generator: start our counters above anything it handed out.
     let floor = t.db.generate_id()? + 1;
     t.raise_counter("id", floor)?;
-    outbox::init_counts(t)
+    outbox::init_counts(t)?;
+    t.counter("id")
 }
 
 /// A [`Commit`] serialized on the caller's thread, so the owner only writes.
@@ -382,6 +385,8 @@ struct EncodedCommit {
 }
 
 struct EncodedMail {
+    /// The largest id the record uses (item and history entry).
+    max_id: u64,
     key: String,
     item: Option<(u64, u64, Vec<u8>, String)>,
     history_key: Vec<u8>,
@@ -438,6 +443,7 @@ impl EncodedCommit {
                 ));
             }
             mails.push(EncodedMail {
+                max_id: m.entry.id.max(m.item.as_ref().map_or(0, |i| i.id)),
                 key: m.key.clone(),
                 item: m
                     .item
@@ -483,6 +489,9 @@ impl EncodedCommit {
         }
         for (k, v) in self.index {
             t.index.insert(k, v)?;
+        }
+        if let Some(max) = self.mails.iter().map(|m| m.max_id).max() {
+            t.raise_counter("id", max)?;
         }
         for m in self.mails {
             if key_target(t, &m.key)?.is_some() {
@@ -564,5 +573,25 @@ mod tests {
             Store::open(dir.path()),
             Err(StoreError::Schema { .. })
         ));
+    }
+
+    #[test]
+    fn ids_are_never_reused_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seen = Vec::new();
+        for round in 0..3 {
+            let s = Store::open(dir.path()).unwrap();
+            // Ids handed out but never written are gaps, not reuse.
+            let _ = s.next_id().unwrap();
+            for i in 0..3 {
+                let raw = format!("Message-ID: <{round}.{i}@x>\r\n\r\nbody").into_bytes();
+                let id = s
+                    .mail_accept_blocking(raw, Envelope::new("test"))
+                    .unwrap()
+                    .id();
+                assert!(seen.iter().all(|&old| old < id), "{id} after {seen:?}");
+                seen.push(id);
+            }
+        }
     }
 }
