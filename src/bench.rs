@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+
+mod scale;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
 use tokio::net::TcpStream;
@@ -28,6 +30,10 @@ pub enum BenchCmd {
     /// Concurrent LMTP clients (and optional order posts) against a daemon;
     /// fails when the daemon stops answering.
     Intake(IntakeArgs),
+    /// What a large store costs: notifications/s and peak memory while
+    /// importing N orders, bytes per order, `serve` start-up and idle memory,
+    /// `/metrics` and `/healthz` latency.
+    Scale(scale::ScaleArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1160,6 +1166,7 @@ struct JsonReport {
 pub fn run(cmd: BenchCmd, data_dir: Option<&Path>) -> Result<ExitCode, BenchError> {
     match cmd {
         BenchCmd::Intake(args) => intake(&args, data_dir),
+        BenchCmd::Scale(args) => scale::run(&args, data_dir),
     }
 }
 
