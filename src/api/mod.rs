@@ -513,7 +513,12 @@ async fn mail_retry(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let id = mail_id(&id)?;
-    match state.spool.requeue(id) {
+    // A durable write waits for the store's group flush: off the runtime.
+    let spool = state.spool.clone();
+    let requeued = tokio::task::spawn_blocking(move || spool.requeue(id))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match requeued {
         Ok(true) => {
             state.new_mail.notify_one();
             Ok((StatusCode::ACCEPTED, Json(json!({"requeued": id}))))
@@ -522,9 +527,6 @@ async fn mail_retry(
             StatusCode::NOT_FOUND,
             format!("no mail {id} with its raw bytes"),
         )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            e.to_string(),
-        )),
+        Err(e) => Err(e.into()),
     }
 }
