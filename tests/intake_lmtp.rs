@@ -1,8 +1,10 @@
-//! LMTP intake against the running daemon, with swaks as a real LMTP client.
+//! LMTP intake against the running daemon, over a real socket with the
+//! test LMTP client (`tests/interop.rs` repeats the core with swaks).
 
 mod support;
 
-use support::{spawn_daemon, swaks};
+use support::lmtp::{self, Mail};
+use support::spawn_daemon;
 
 fn mail_list(d: &support::Daemon) -> serde_json::Value {
     let (status, body) = d.get("/v1/mail?limit=1000");
@@ -10,58 +12,50 @@ fn mail_list(d: &support::Daemon) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
-fn lmtp_send(d: &support::Daemon, to: &[&str], extra: &[&str]) -> (bool, String) {
-    let server = d.lmtp.to_string();
-    let mut args = vec![
-        "--protocol",
-        "LMTP",
-        "--server",
-        server.as_str(),
-        "--from",
-        "customer@example.org",
-    ];
-    let joined = to.join(",");
-    args.extend(["--to", joined.as_str()]);
-    args.extend(extra);
-    swaks(&args)
+fn lmtp_send(d: &support::Daemon, to: &[&str], mail: Mail) -> lmtp::Outcome {
+    lmtp::deliver(d.lmtp, "customer@example.org", to, &mail.to_bytes())
+}
+
+fn mail(to: &[&str]) -> Mail {
+    Mail::new("customer@example.org", to)
 }
 
 #[test]
 fn each_recipient_gets_a_reply_and_the_message_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);
-    let (ok, transcript) = lmtp_send(
+    let to = ["support@edesk.example.com", "reply+abc@edesk.example.com"];
+    let out = lmtp_send(
         &d,
-        &["support@edesk.example.com", "reply+abc@edesk.example.com"],
-        &[
-            "--header",
-            "Message-Id: <lmtp-1@example.org>",
-            "--body",
-            "Hello, where is my order?",
-        ],
+        &to,
+        mail(&to)
+            .header("Message-Id: <lmtp-1@example.org>")
+            .body("Hello, where is my order?"),
     );
-    assert!(ok, "{transcript}");
+    assert!(out.ok(), "{}", out.transcript);
     // RFC 2033: one reply per accepted recipient after the final dot.
-    assert_eq!(
-        transcript.matches("<-  250 2.0.0").count(),
-        2,
-        "{transcript}"
+    assert_eq!(out.delivery.len(), 2, "{}", out.transcript);
+    assert!(
+        out.delivery
+            .iter()
+            .all(|r| r.code == 250 && r.text.starts_with("2.0.0")),
+        "{}",
+        out.transcript
     );
 
     // The MTA retries the same message: it is accepted again but stored once.
-    let (ok, transcript) = lmtp_send(
+    let to = ["support@edesk.example.com"];
+    let out = lmtp_send(
         &d,
-        &["support@edesk.example.com"],
-        &[
-            "--header",
-            "Message-Id: <lmtp-1@example.org>",
-            "--body",
-            "Hello, where is my order?",
-        ],
+        &to,
+        mail(&to)
+            .header("Message-Id: <lmtp-1@example.org>")
+            .body("Hello, where is my order?"),
     );
     assert!(
-        ok && transcript.contains("already accepted"),
-        "{transcript}"
+        out.ok() && out.delivery[0].text.contains("already accepted"),
+        "{}",
+        out.transcript
     );
     let list = mail_list(&d);
     let messages = list["messages"].as_array().unwrap();
@@ -78,18 +72,19 @@ fn oversized_message_is_refused_with_552_and_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[("EDESK_LMTP__MAX_MESSAGE_BYTES", "2000")]);
     let big = "x".repeat(5000);
-    let (ok, transcript) = lmtp_send(
+    let to = ["support@edesk.example.com"];
+    let out = lmtp_send(
         &d,
-        &["support@edesk.example.com"],
-        &[
-            "--header",
-            "Message-Id: <big@example.org>",
-            "--body",
-            big.as_str(),
-        ],
+        &to,
+        mail(&to).header("Message-Id: <big@example.org>").body(&big),
     );
-    assert!(!ok, "{transcript}");
-    assert!(transcript.contains("552 5.3.4"), "{transcript}");
+    assert!(!out.ok(), "{}", out.transcript);
+    assert!(
+        out.replies()
+            .any(|r| r.code == 552 && r.text.starts_with("5.3.4")),
+        "{}",
+        out.transcript
+    );
     assert_eq!(mail_list(&d)["messages"].as_array().unwrap().len(), 0);
 }
 
@@ -97,19 +92,40 @@ fn oversized_message_is_refused_with_552_and_not_stored() {
 fn lhlo_is_required_and_helo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);
-    // swaks speaking SMTP (EHLO) to an LMTP port must be told off, not accepted.
-    let server = d.lmtp.to_string();
-    let (ok, transcript) = swaks(&[
-        "--server",
-        server.as_str(),
-        "--from",
-        "a@example.org",
-        "--to",
-        "b@edesk.example.com",
-    ]);
-    assert!(!ok, "{transcript}");
-    assert!(transcript.contains("LHLO"), "{transcript}");
+    // A client speaking SMTP (EHLO, HELO) to an LMTP port is told off.
+    let (mut c, greeting) = lmtp::Client::connect(d.lmtp);
+    assert_eq!(greeting.code, 220, "{}", c.transcript);
+    for hello in ["EHLO client.example.org", "HELO client.example.org"] {
+        let r = c.command(hello);
+        assert_eq!(r.code / 100, 5, "{}", c.transcript);
+        assert!(r.text.contains("LHLO"), "{}", c.transcript);
+    }
+    let r = c.command("MAIL FROM:<a@example.org>");
+    assert_eq!(r.code, 503, "{}", c.transcript);
+    assert!(r.text.contains("LHLO"), "{}", c.transcript);
+    assert_eq!(c.command("QUIT").code, 221, "{}", c.transcript);
     assert_eq!(mail_list(&d)["messages"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn dot_stuffed_lines_arrive_unstuffed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_daemon(dir.path(), &[]);
+    let to = ["support@edesk.example.com"];
+    let m = mail(&to)
+        .header("Message-Id: <dots-1@example.org>")
+        .body("Hello,\n.\n..two dots\n.one dot\nend");
+    let out = lmtp_send(&d, &to, m.clone());
+    assert!(out.ok(), "{}", out.transcript);
+    let meta = d.wait_for("processed", || {
+        let l = mail_list(&d);
+        let m = l["messages"].as_array()?.first()?.clone();
+        (m["state"] == "processed").then_some(m)
+    });
+    // Stored byte for byte as built: the dots the client added are gone.
+    assert_eq!(meta["size"], m.to_bytes().len(), "{meta}");
+    let text = meta["decision"]["new_text"].as_str().unwrap_or_default();
+    assert!(text.contains("\n..two dots\n.one dot"), "{meta}");
 }
 
 #[test]
@@ -118,12 +134,9 @@ fn accepted_mail_survives_sigkill() {
     let d = spawn_daemon(dir.path(), &[]);
     for i in 0..5 {
         let mid = format!("Message-Id: <kill-{i}@example.org>");
-        let (ok, transcript) = lmtp_send(
-            &d,
-            &["support@edesk.example.com"],
-            &["--header", mid.as_str(), "--body", "please help"],
-        );
-        assert!(ok, "{transcript}");
+        let to = ["support@edesk.example.com"];
+        let out = lmtp_send(&d, &to, mail(&to).header(&mid).body("please help"));
+        assert!(out.ok(), "{}", out.transcript);
     }
     // Killed right after the last 250: nothing acknowledged may be lost,
     // and whatever was not processed yet is processed after the restart.
@@ -145,17 +158,15 @@ fn accepted_mail_survives_sigkill() {
 fn a_stored_message_can_be_shown_and_processed_again() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);
-    let (ok, transcript) = lmtp_send(
+    let to = ["support@edesk.example.com"];
+    let out = lmtp_send(
         &d,
-        &["support@edesk.example.com"],
-        &[
-            "--header",
-            "Message-Id: <retry-1@example.org>",
-            "--body",
-            "What is Order-Based Access?",
-        ],
+        &to,
+        mail(&to)
+            .header("Message-Id: <retry-1@example.org>")
+            .body("What is Order-Based Access?"),
     );
-    assert!(ok, "{transcript}");
+    assert!(out.ok(), "{}", out.transcript);
     let id = d.wait_for("processed", || {
         let l = mail_list(&d);
         let m = l["messages"].as_array()?.first()?.clone();

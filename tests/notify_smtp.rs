@@ -1,4 +1,5 @@
-//! Orders → outbox → real SMTP conversation with an aiosmtpd sink.
+//! Orders → outbox → real SMTP conversation with the test sink
+//! (`tests/support/smtp_sink.rs`; `tests/interop.rs` uses aiosmtpd).
 
 mod support;
 
@@ -200,5 +201,74 @@ async fn delivers_retries_and_suppresses_over_smtp() {
             .unwrap()
             .len(),
         0
+    );
+}
+
+/// The Rust sink answers like `smtp_sink.py` under aiosmtpd: envelope
+/// headers, 451/550 by local part, command order, dot-unstuffing, and a real
+/// SMTP client (lettre) gets through it.
+#[test]
+fn the_test_sink_behaves_like_the_aiosmtpd_sink() {
+    use lettre::Transport;
+    use support::lmtp::Client;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = support::Sink::start(&tmp.path().join("sink"));
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], sink.port).into();
+
+    let (mut c, greeting) = Client::connect(addr);
+    assert_eq!(greeting.code, 220);
+    assert_eq!(c.command("MAIL FROM:<a@example.org>").code, 503);
+    let ehlo = c.command("EHLO client.example.org");
+    assert_eq!(ehlo.code, 250);
+    assert!(ehlo.text.contains("8BITMIME") && ehlo.text.contains("SMTPUTF8"));
+    assert_eq!(c.command("RCPT TO:<b@example.org>").code, 503);
+    assert_eq!(c.command("MAIL FROM:<>").code, 250);
+    assert_eq!(c.command("MAIL FROM:<x@example.org>").code, 503);
+    assert_eq!(c.command("DATA").code, 503, "no recipient yet");
+    assert_eq!(c.command("RCPT TO:<tempfail-1@example.org>").code, 451);
+    assert_eq!(c.command("RCPT TO:<Reject.me@example.org>").code, 550);
+    assert_eq!(c.command("RCPT TO:<b@example.org>").code, 250);
+    assert_eq!(c.command("RCPT TO:<c@example.org>").code, 250);
+    assert_eq!(c.command("DATA").code, 354);
+    c.send_data(b"Subject: dots\r\n\r\n.\r\n..two\r\n.one\r\n");
+    assert_eq!(c.read_reply().code, 250);
+    assert_eq!(c.command("NOOP").code, 250);
+    assert_eq!(c.command("RSET").code, 250);
+    assert_eq!(c.command("QUIT").code, 221);
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&msgs[0]),
+        "X-Sink-Mail-From: <>\r\nX-Sink-Rcpt-To: b@example.org,c@example.org\r\n\
+         Subject: dots\r\n\r\n.\r\n..two\r\n.one\r\n",
+        "the client stuffed the dots, the sink took them off again"
+    );
+
+    let mailer = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(sink.port)
+        .build();
+    let email = lettre::Message::builder()
+        .from("Desk <desk@edesk.example.com>".parse().unwrap())
+        .to("Élodie <elodie@acme.example.fr>".parse().unwrap())
+        .subject("Prête")
+        .body(".leading dot\nligne accentuée\n".to_string())
+        .unwrap();
+    mailer.send(&email).expect("lettre sends to the sink");
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 2);
+    let m = MessageParser::default().parse(&msgs[1]).unwrap();
+    assert_eq!(
+        support::header(&m, "X-Sink-Mail-From").as_deref(),
+        Some("desk@edesk.example.com")
+    );
+    assert_eq!(
+        support::header(&m, "X-Sink-Rcpt-To").as_deref(),
+        Some("elodie@acme.example.fr")
+    );
+    let body = m.body_text(0).unwrap();
+    assert!(
+        body.starts_with(".leading dot\r\nligne accentuée\r\n"),
+        "{body:?}"
     );
 }

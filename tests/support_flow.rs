@@ -1,13 +1,15 @@
-//! The support desk end to end: a customer writes over LMTP (swaks), the
-//! daemon escalates, mails the team and acknowledges over SMTP (aiosmtpd
-//! sink), the team's reply is relayed in the customer's thread, and an
-//! autoresponder-like correspondent is cut off after N automatic mails.
+//! The support desk end to end: a customer writes over LMTP (test client), the
+//! daemon escalates, mails the team and acknowledges over SMTP (test sink;
+//! `tests/interop.rs` repeats this with swaks and aiosmtpd), the team's
+//! reply is relayed in the customer's thread, and an autoresponder-like
+//! correspondent is cut off after N automatic mails.
 
 mod support;
 
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
-use support::{Daemon, Sink, spawn_daemon, swaks};
+use support::lmtp::{self, Mail};
+use support::{Daemon, Sink, spawn_daemon};
 
 fn order() -> Value {
     json!({
@@ -37,28 +39,19 @@ fn start(tmp: &std::path::Path, per_hour: &str) -> (Sink, Daemon) {
     (sink, d)
 }
 
+/// What `swaks --protocol LMTP --from F --to support@… --h-From F --body B
+/// --header H…` sent before: a swaks-like message over the test LMTP client.
 fn lmtp(d: &Daemon, from: &str, headers: &[String], body: &str) {
-    let server = d.lmtp.to_string();
-    let mut args: Vec<&str> = vec![
-        "--protocol",
-        "LMTP",
-        "--server",
-        &server,
-        "--from",
-        from,
-        "--to",
-        "support@edesk.example.com",
-        "--h-From",
-        from,
-        "--body",
-        body,
-    ];
-    for h in headers {
-        args.push("--header");
-        args.push(h);
-    }
-    let (ok, transcript) = swaks(&args);
-    assert!(ok, "{transcript}");
+    let to = ["support@edesk.example.com"];
+    let mail = headers
+        .iter()
+        .fold(
+            Mail::new(from, &to).header(&format!("From: {from}")),
+            |m, h| m.header(h),
+        )
+        .body(body);
+    let out = lmtp::deliver(d.lmtp, from, &to, &mail.to_bytes());
+    assert!(out.ok(), "{}", out.transcript);
 }
 
 fn header(raw: &[u8], name: &str) -> Option<String> {
@@ -370,20 +363,9 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n
 --B1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example.com\r\n\r\nFinal-Recipient: rfc822; j.harper@acme.example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n\
 --B1\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {notification_id}\r\nSubject: Your order\r\n\r\n--B1--\r\n"
     );
-    let server = d.lmtp.to_string();
-    let (ok, transcript) = swaks(&[
-        "--protocol",
-        "LMTP",
-        "--server",
-        &server,
-        "--from",
-        "",
-        "--to",
-        &envelope_from,
-        "--data",
-        &dsn,
-    ]);
-    assert!(ok, "{transcript}");
+    // Null reverse-path, as an MTA sends a DSN.
+    let out = lmtp::deliver(d.lmtp, "", &[&envelope_from], dsn.as_bytes());
+    assert!(out.ok(), "{}", out.transcript);
     d.wait_for("the address suppressed", || {
         let (_, m) = d.get("/metrics");
         m.contains("edesk_suppressed_addresses 1").then_some(())

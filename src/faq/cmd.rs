@@ -201,9 +201,9 @@ fn readable(a: &Answer) -> String {
     s
 }
 
-/// The questions of an eval file; by default the dev set beside the repo.
+/// The questions of an eval file; by default the dev set in the repository.
 fn bench_questions(file: Option<&Path>) -> Result<Vec<String>, FaqError> {
-    let default = PathBuf::from("../shared/faq-dev.jsonl");
+    let default = PathBuf::from("tests/fixtures/faq/faq-dev.jsonl");
     let path = file.unwrap_or(&default);
     Ok(load_cases(path)?.into_iter().map(|c| c.q).collect())
 }

@@ -1,6 +1,16 @@
 //! Test harness: runs the real `edesk` binary on loopback with a temporary
 //! data directory and ephemeral ports, and talks to it over real sockets.
+//!
+//! Everything here is Rust: `lmtp` is the LMTP client, `smtp_sink` the SMTP
+//! server the outbox delivers to. `cargo test` needs no other tool; the
+//! interop runs against swaks and aiosmtpd are in `tests/interop.rs`.
 #![allow(dead_code)]
+
+pub mod lmtp;
+pub mod smtp_sink;
+
+#[allow(unused_imports)]
+pub use smtp_sink::Sink;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -178,90 +188,6 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
-}
-
-/// Runs swaks (Debian package) and returns (exit success, transcript).
-pub fn swaks(args: &[&str]) -> (bool, String) {
-    let out = Command::new("swaks")
-        .args(args)
-        .output()
-        .expect("swaks is required for this test (apt-get install swaks)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-// ---- SMTP sink and helpers for the notify/orders tests ----
-
-/// The aiosmtpd sink of `tests/support/smtp_sink.py`, killed on drop.
-pub struct Sink {
-    pub port: u16,
-    pub dir: PathBuf,
-    child: Child,
-}
-
-impl Sink {
-    pub fn start(dir: &Path) -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start /usr/bin/python3 tests/support/smtp_sink.py (needs python3-aiosmtpd)");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert_eq!(line.trim(), "ready", "sink did not start");
-        Sink {
-            port,
-            dir: dir.to_path_buf(),
-            child,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Raw messages received so far, in arrival order.
-    pub fn messages(&self) -> Vec<Vec<u8>> {
-        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                let n = p
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".eml")?
-                    .parse()
-                    .ok()?;
-                Some((n, p))
-            })
-            .collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|(_, p)| std::fs::read(p).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 pub fn config(data: &Path, smtp: Option<String>) -> edesk::config::Config {
