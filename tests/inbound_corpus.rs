@@ -25,7 +25,7 @@ fn world() -> MemWorld {
 fn decide(name: &str) -> Decision {
     let w = world();
     let raw = std::fs::read(dir().join(format!("{name}.eml"))).unwrap();
-    analyze(&raw, &w, &w)
+    analyze(&raw, &w, &w).unwrap()
 }
 
 #[test]
@@ -54,7 +54,7 @@ fn golden_inspect_json() {
     for f in eml_files(&dir()).unwrap() {
         let raw = std::fs::read(&f).unwrap();
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        out.push_str(&render(&name, &analyze(&raw, &w, &w), true));
+        out.push_str(&render(&name, &analyze(&raw, &w, &w).unwrap(), true));
     }
     let golden =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/inbound_inspect.jsonl");

@@ -19,7 +19,7 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..4096)) {
-        let d = analyze(&raw, &MemWorld::default(), &Abstain);
+        let d = analyze(&raw, &MemWorld::default(), &Abstain).unwrap();
         // Something unreadable is never answered.
         if d.kind == edesk::inbound::Kind::Malformed {
             prop_assert!(!d.should_reply);

@@ -7,7 +7,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::parse::Parsed;
-use super::ports::Directory;
+use super::ports::{Directory, DirectoryError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,62 +61,66 @@ pub enum Class {
 }
 
 /// Classifies a parsed message; `reasons` gets one line per finding.
-pub fn classify(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Class {
+pub fn classify(
+    p: &Parsed,
+    dir: &dyn Directory,
+    reasons: &mut Vec<String>,
+) -> Result<Class, DirectoryError> {
     let machine = |kind| Class::Machine { kind, bounce: None };
     match p.from.as_deref() {
         Some(f) if f.contains('@') => {}
         _ => {
             reasons.push("malformed: no sender address".into());
-            return machine(Kind::Malformed);
+            return Ok(machine(Kind::Malformed));
         }
     }
     if p.message_id.is_none() && !p.has_date {
         reasons.push("malformed: neither Message-ID nor Date".into());
-        return machine(Kind::Malformed);
+        return Ok(machine(Kind::Malformed));
     }
-    if let Some(why) = own_loop(p, dir) {
+    if let Some(why) = own_loop(p, dir)? {
         reasons.push(format!("autoreply: {why}"));
-        return machine(Kind::Autoreply);
+        return Ok(machine(Kind::Autoreply));
     }
-    if let Some(b) = bounce(p, dir, reasons) {
-        return Class::Machine {
+    if let Some(b) = bounce(p, dir, reasons)? {
+        return Ok(Class::Machine {
             kind: Kind::Bounce,
             bounce: Some(b),
-        };
+        });
     }
     if p.header("list-id").is_some() {
         reasons.push("list: List-Id header".into());
-        return machine(Kind::List);
+        return Ok(machine(Kind::List));
     }
     if let Some(why) = auto_reply(p) {
         reasons.push(format!("autoreply: {why}"));
-        return machine(Kind::Autoreply);
+        return Ok(machine(Kind::Autoreply));
     }
     if p.header("list-unsubscribe").is_some() {
         reasons.push("list: List-Unsubscribe header (bulk mail)".into());
-        return machine(Kind::List);
+        return Ok(machine(Kind::List));
     }
-    Class::Human
+    Ok(Class::Human)
 }
 
-fn own_loop(p: &Parsed, dir: &dyn Directory) -> Option<String> {
+fn own_loop(p: &Parsed, dir: &dyn Directory) -> Result<Option<String>, DirectoryError> {
     if let Some(from) = p.from.as_deref()
         && dir.is_own_address(from)
     {
-        return Some(format!("sent by our own address {from}"));
+        return Ok(Some(format!("sent by our own address {from}")));
     }
     if let Some(id) = p.message_id.as_deref()
-        && dir.order_by_message_id(id).is_some()
+        && dir.order_by_message_id(id)?.is_some()
     {
-        return Some("our own notification came back".into());
+        return Ok(Some("our own notification came back".into()));
     }
     if let Some(x) = p.header("x-loop")
         && x.split([',', ' '])
             .any(|a| a.contains('@') && dir.is_own_address(a.trim()))
     {
-        return Some("X-Loop names us".into());
+        return Ok(Some("X-Loop names us".into()));
     }
-    None
+    Ok(None)
 }
 
 fn re(cell: &'static OnceLock<Option<Regex>>, pat: &str) -> Option<&'static Regex> {
@@ -152,7 +156,11 @@ fn verp_token(p: &Parsed) -> Option<String> {
     })
 }
 
-fn bounce(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Option<Bounce> {
+fn bounce(
+    p: &Parsed,
+    dir: &dyn Directory,
+    reasons: &mut Vec<String>,
+) -> Result<Option<Bounce>, DirectoryError> {
     let dsn =
         p.content_type == "multipart/report" && p.report_type.as_deref() == Some("delivery-status");
     let token = verp_token(p);
@@ -172,7 +180,7 @@ fn bounce(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Option<
     } else if token.is_some() && auto_reply(p).is_none() {
         "mail sent to our VERP bounce address"
     } else {
-        return None;
+        return Ok(None);
     };
     let text = [p.report.as_deref(), p.text.as_deref()]
         .into_iter()
@@ -184,10 +192,10 @@ fn bounce(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Option<
         Some(s) => s.starts_with('5'),
         None => is_hard_text(&text),
     };
-    let from_token = token
-        .as_deref()
-        .and_then(|t| dir.order_by_token(t))
-        .and_then(|o| o.recipient);
+    let from_token = match token.as_deref() {
+        Some(t) => dir.order_by_token(t)?.and_then(|o| o.recipient),
+        None => None,
+    };
     let address = from_token
         .or_else(|| failed_recipient(p, &text))
         .map(|a| a.to_ascii_lowercase());
@@ -207,12 +215,12 @@ fn bounce(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Option<
     if hard && address.is_some() {
         reasons.push("bounce: suppress the address".into());
     }
-    Some(Bounce {
+    Ok(Some(Bounce {
         address,
         token,
         status,
         hard,
-    })
+    }))
 }
 
 fn status_code(text: &str) -> Option<String> {
@@ -347,7 +355,7 @@ mod tests {
     }
 
     fn kind(p: &Parsed) -> Option<Kind> {
-        match classify(p, &MemWorld::default(), &mut Vec::new()) {
+        match classify(p, &MemWorld::default(), &mut Vec::new()).unwrap() {
             Class::Human => None,
             Class::Machine { kind, .. } => Some(kind),
         }

@@ -219,7 +219,7 @@ fn inspect(
     let mut failed = false;
     for f in files {
         match read_input(f) {
-            Ok(raw) => write_out(&render(f, &analyze(&raw, dir, faq), json))?,
+            Ok(raw) => write_out(&render(f, &analyze(&raw, dir, faq)?, json))?,
             Err(e) => {
                 eprintln!("edesk: {e}");
                 failed = true;
@@ -248,12 +248,12 @@ pub fn bench(
     let bytes: usize = corpus.iter().map(Vec::len).sum::<usize>() * rounds.max(1);
     // Warm up lazily built regexes and the language models.
     for raw in &corpus {
-        std::hint::black_box(analyze(raw, d, faq));
+        std::hint::black_box(analyze(raw, d, faq)?);
     }
     let start = Instant::now();
     for _ in 0..rounds.max(1) {
         for raw in &corpus {
-            std::hint::black_box(analyze(raw, d, faq));
+            std::hint::black_box(analyze(raw, d, faq)?);
         }
     }
     let full = start.elapsed().as_secs_f64();

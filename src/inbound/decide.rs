@@ -11,7 +11,7 @@ use super::command::{self, MailCommand};
 use super::extract;
 use super::lang;
 use super::parse::{Parsed, parse};
-use super::ports::{Directory, FaqOracle, OrderRef};
+use super::ports::{Directory, DirectoryError, FaqOracle, OrderRef};
 use super::thread::{Method, Thread, thread};
 use crate::desk::routing::{self, Route, RoutingInput};
 use crate::domain::{Lang, Team};
@@ -119,26 +119,42 @@ impl Decision {
     }
 }
 
-/// Analyses one raw message. Never panics: anything unexpected is `malformed`.
-pub fn analyze(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decision {
+/// Analyses one raw message. Never panics: anything unexpected is
+/// `malformed`. Fails only when the order directory cannot answer (the
+/// store failed): a decision made on "no such order" would be wrong.
+pub fn analyze(
+    raw: &[u8],
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> Result<Decision, DirectoryError> {
     match catch_unwind(AssertUnwindSafe(|| analyze_inner(raw, dir, faq))) {
         Ok(d) => d,
-        Err(_) => Decision::machine(
+        Err(_) => Ok(Decision::machine(
             None,
             Kind::Malformed,
             vec!["malformed: the analysis failed on this input".into()],
-        ),
+        )),
     }
 }
 
-fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decision {
+fn analyze_inner(
+    raw: &[u8],
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> Result<Decision, DirectoryError> {
     let p = match parse(raw) {
         Ok(p) => p,
-        Err(e) => return Decision::machine(None, Kind::Malformed, vec![format!("malformed: {e}")]),
+        Err(e) => {
+            return Ok(Decision::machine(
+                None,
+                Kind::Malformed,
+                vec![format!("malformed: {e}")],
+            ));
+        }
     };
     let mut reasons = Vec::new();
-    match classify(&p, dir, &mut reasons) {
-        Class::Human => human(p, dir, faq, reasons),
+    Ok(match classify(&p, dir, &mut reasons)? {
+        Class::Human => human(p, dir, faq, reasons)?,
         Class::Machine { kind, bounce } => {
             let mut d = Decision::machine(Some(&p), kind, reasons);
             // The language of whatever the machine said, for logs and tickets.
@@ -150,7 +166,9 @@ fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decisi
                 if let (true, Some(a)) = (b.hard, &b.address) {
                     d.action = Action::Suppress { address: a.clone() };
                 }
-                if let Some(o) = b.token.as_deref().and_then(|t| dir.order_by_token(t)) {
+                if let Some(t) = b.token.as_deref()
+                    && let Some(o) = dir.order_by_token(t)?
+                {
                     d.orders.push(o.so);
                 }
             }
@@ -158,7 +176,7 @@ fn analyze_inner(raw: &[u8], dir: &dyn Directory, faq: &dyn FaqOracle) -> Decisi
             d.reasons.push("machine mail: never answered".into());
             d
         }
-    }
+    })
 }
 
 fn is_reply(p: &Parsed, t: &Thread) -> bool {
@@ -185,15 +203,20 @@ fn pick_lang(new_text: &str, p: &Parsed, t: &Thread, dir: &dyn Directory) -> (La
     (Lang::En, "lang: en by default".into())
 }
 
-fn authorize(sender: &str, t: &Thread, dir: &dyn Directory, reasons: &mut Vec<String>) -> bool {
+fn authorize(
+    sender: &str,
+    t: &Thread,
+    dir: &dyn Directory,
+    reasons: &mut Vec<String>,
+) -> Result<bool, DirectoryError> {
     if t.orders.is_empty() {
         reasons.push("authorized: no order referenced".into());
-        return false;
+        return Ok(false);
     }
     let mut all = true;
     for o in &t.orders {
         let by_token = t.token_recipient.as_deref() == Some(sender);
-        if by_token || dir.is_authorized(&o.so, sender) {
+        if by_token || dir.is_authorized(&o.so, sender)? {
             continue;
         }
         all = false;
@@ -202,7 +225,7 @@ fn authorize(sender: &str, t: &Thread, dir: &dyn Directory, reasons: &mut Vec<St
             o.so
         ));
     }
-    all
+    Ok(all)
 }
 
 fn human(
@@ -210,10 +233,10 @@ fn human(
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
     mut reasons: Vec<String>,
-) -> Decision {
+) -> Result<Decision, DirectoryError> {
     let sender = p.from.clone().unwrap_or_default();
     let new_text = extract::new_text(p.text.as_deref(), p.html.as_deref(), p.from_name.as_deref());
-    let t = thread(&p, &new_text, dir);
+    let t = thread(&p, &new_text, dir)?;
     let kind = if is_reply(&p, &t) {
         Kind::Reply
     } else {
@@ -230,7 +253,7 @@ fn human(
     ));
     let (lang, why) = pick_lang(&new_text, &p, &t, dir);
     reasons.push(why);
-    let authorized = authorize(&sender, &t, dir, &mut reasons);
+    let authorized = authorize(&sender, &t, dir, &mut reasons)?;
     let orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
     let mut d = Decision {
         message_id: p.message_id.clone(),
@@ -252,26 +275,32 @@ fn human(
         bounce: None,
     };
     if let Some(cmd) = command::find(&d.new_text, &p.subject) {
-        run_command(&mut d, cmd, &t, dir, &sender);
-        return d;
+        run_command(&mut d, cmd, &t, dir, &sender)?;
+        return Ok(d);
     }
     decide_question(&mut d, &p, &t, faq);
-    d
+    Ok(d)
 }
 
-fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directory, sender: &str) {
+fn run_command(
+    d: &mut Decision,
+    cmd: MailCommand,
+    t: &Thread,
+    dir: &dyn Directory,
+    sender: &str,
+) -> Result<(), DirectoryError> {
     d.reasons.push(format!("command: {}", cmd.name()));
     type Rebuild = fn(Option<String>) -> MailCommand;
     let (so, rebuild): (Option<String>, Rebuild) = match &cmd {
         MailCommand::Unsubscribe => {
             d.action = Action::Command(cmd);
-            return;
+            return Ok(());
         }
         MailCommand::Restore(so) => (so.clone(), MailCommand::Restore),
         MailCommand::Resend(so) => (so.clone(), MailCommand::Resend),
     };
     let target: Option<OrderRef> = match so {
-        Some(so) => dir.order_exists(&so),
+        Some(so) => dir.order_exists(&so)?,
         None => t.orders.first().cloned(),
     };
     let Some(order) = target else {
@@ -281,13 +310,13 @@ fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directo
             Route::Team(Team::EdeliverySupport),
             "command without a known order",
         );
-        return;
+        return Ok(());
     };
     if !d.orders.contains(&order.so) {
         d.orders.push(order.so.clone());
     }
     let allowed =
-        t.token_recipient.as_deref() == Some(sender) || dir.is_authorized(&order.so, sender);
+        t.token_recipient.as_deref() == Some(sender) || dir.is_authorized(&order.so, sender)?;
     if !allowed {
         d.authorized = false;
         d.reasons.push(format!(
@@ -299,10 +328,11 @@ fn run_command(d: &mut Decision, cmd: MailCommand, t: &Thread, dir: &dyn Directo
             Route::Team(Team::EdeliverySupport),
             "unauthorized command",
         );
-        return;
+        return Ok(());
     }
     d.authorized = true;
     d.action = Action::Command(rebuild(Some(order.so)));
+    Ok(())
 }
 
 fn escalate(d: &mut Decision, team: Route, rule: &str) {

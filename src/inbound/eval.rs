@@ -127,7 +127,7 @@ pub fn evaluate(
             continue;
         }
         let expected = String::from_utf8_lossy(&read(&expected_path)?).into_owned();
-        let got = analyze(&read(&eml)?, directory, faq).new_text;
+        let got = analyze(&read(&eml)?, directory, faq)?.new_text;
         let name = eml
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -50,4 +50,6 @@ pub enum InboundError {
     Service(String),
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    #[error(transparent)]
+    Directory(#[from] ports::DirectoryError),
 }

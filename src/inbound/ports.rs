@@ -34,16 +34,22 @@ pub struct OrderRef {
 }
 
 /// What inbound needs to know about orders and addresses.
+/// The directory could not answer (the store failed). Never read as "no such
+/// order" or "not authorized": the message waits and is analysed again.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("order directory unavailable: {0}")]
+pub struct DirectoryError(pub String);
+
 pub trait Directory {
     /// The order (and recipient) behind `reply+TOKEN@` or `bounces+TOKEN@`.
-    fn order_by_token(&self, token: &str) -> Option<OrderRef>;
+    fn order_by_token(&self, token: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The order one of our notifications (by Message-ID, without `<>`) was about.
-    fn order_by_message_id(&self, id: &str) -> Option<OrderRef>;
+    fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The order with this SO number, if it exists.
-    fn order_exists(&self, so: &str) -> Option<OrderRef>;
-    fn order_by_po(&self, po: &str) -> Option<OrderRef>;
+    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError>;
+    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The sender is a recipient of the order or was granted it by OBA.
-    fn is_authorized(&self, so: &str, sender: &str) -> bool;
+    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError>;
     /// One of edesk's own sending addresses (loop detection).
     fn is_own_address(&self, addr: &str) -> bool;
     /// The language this address is known to prefer.
@@ -184,8 +190,8 @@ impl MemWorld {
 }
 
 impl Directory for MemWorld {
-    fn order_by_token(&self, token: &str) -> Option<OrderRef> {
-        self.orders.iter().find_map(|o| {
+    fn order_by_token(&self, token: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        Ok(self.orders.iter().find_map(|o| {
             o.recipients
                 .iter()
                 .find(|r| {
@@ -194,42 +200,45 @@ impl Directory for MemWorld {
                         .is_some_and(|t| t.eq_ignore_ascii_case(token))
                 })
                 .map(|r| MemWorld::to_ref(o, Some(r)))
-        })
+        }))
     }
 
-    fn order_by_message_id(&self, id: &str) -> Option<OrderRef> {
+    fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError> {
         let id = id.trim_matches(['<', '>']);
-        self.orders
+        Ok(self
+            .orders
             .iter()
             .find(|o| {
                 o.notification_ids
                     .iter()
                     .any(|n| n.trim_matches(['<', '>']) == id)
             })
-            .map(|o| MemWorld::to_ref(o, None))
+            .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn order_exists(&self, so: &str) -> Option<OrderRef> {
-        self.orders
+    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        Ok(self
+            .orders
             .iter()
             .find(|o| o.so == so)
-            .map(|o| MemWorld::to_ref(o, None))
+            .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn order_by_po(&self, po: &str) -> Option<OrderRef> {
-        self.orders
+    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        Ok(self
+            .orders
             .iter()
             .find(|o| o.po.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(po)))
-            .map(|o| MemWorld::to_ref(o, None))
+            .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn is_authorized(&self, so: &str, sender: &str) -> bool {
-        self.orders.iter().filter(|o| o.so == so).any(|o| {
+    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError> {
+        Ok(self.orders.iter().filter(|o| o.so == so).any(|o| {
             o.recipients
                 .iter()
                 .any(|r| r.email.eq_ignore_ascii_case(sender))
                 || o.granted.iter().any(|g| g.eq_ignore_ascii_case(sender))
-        })
+        }))
     }
 
     fn is_own_address(&self, addr: &str) -> bool {

@@ -1,7 +1,7 @@
 //! [`Directory`] over the real store: what the daemon and `mail inspect`
 //! know about orders, tokens, our Message-IDs and authorized senders.
 
-use super::ports::{Directory, OrderRef};
+use super::ports::{Directory, DirectoryError, OrderRef};
 use crate::domain::{EmailAddress, Lang, Order, OrderId};
 use crate::store::Store;
 
@@ -22,14 +22,8 @@ impl StoreDirectory {
         }
     }
 
-    fn order(&self, so: &OrderId) -> Option<Order> {
-        match self.store.order(so) {
-            Ok(o) => o,
-            Err(e) => {
-                tracing::warn!(so = %so, error = %e, "order lookup failed");
-                None
-            }
-        }
+    fn order(&self, so: &OrderId) -> Result<Option<Order>, DirectoryError> {
+        self.store.order(so).map_err(unavailable)
     }
 
     fn to_ref(order: &Order, recipient: Option<&EmailAddress>) -> OrderRef {
@@ -50,54 +44,69 @@ impl StoreDirectory {
     }
 }
 
+/// A store failure is an error of the directory, never an empty answer.
+fn unavailable(e: crate::store::StoreError) -> DirectoryError {
+    DirectoryError(e.to_string())
+}
+
 impl Directory for StoreDirectory {
-    fn order_by_token(&self, token: &str) -> Option<OrderRef> {
-        let target = self.store.order_by_token(token).ok().flatten()?;
-        let so = target.so?;
-        let order = self.order(&so)?;
-        Some(Self::to_ref(&order, Some(&target.email)))
+    fn order_by_token(&self, token: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        let Some(target) = self.store.order_by_token(token).map_err(unavailable)? else {
+            return Ok(None);
+        };
+        let Some(so) = target.so else {
+            return Ok(None);
+        };
+        Ok(self
+            .order(&so)?
+            .map(|order| Self::to_ref(&order, Some(&target.email))))
     }
 
-    fn order_by_message_id(&self, id: &str) -> Option<OrderRef> {
-        let so = self.store.order_by_message_id(id).ok().flatten()?;
-        self.order(&so).map(|o| Self::to_ref(&o, None))
-    }
-
-    fn order_exists(&self, so: &str) -> Option<OrderRef> {
-        let so: OrderId = so.parse().ok()?;
-        self.order(&so).map(|o| Self::to_ref(&o, None))
-    }
-
-    fn order_by_po(&self, po: &str) -> Option<OrderRef> {
-        let ids = self.store.orders_by_po(po).ok()?;
-        // An ambiguous PO (several orders) threads to none of them.
-        match ids.as_slice() {
-            [so] => self.order(so).map(|o| Self::to_ref(&o, None)),
-            _ => None,
+    fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        match self.store.order_by_message_id(id).map_err(unavailable)? {
+            Some(so) => Ok(self.order(&so)?.map(|o| Self::to_ref(&o, None))),
+            None => Ok(None),
         }
     }
 
-    fn is_authorized(&self, so: &str, sender: &str) -> bool {
+    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        let Ok(so) = so.parse::<OrderId>() else {
+            return Ok(None);
+        };
+        Ok(self.order(&so)?.map(|o| Self::to_ref(&o, None)))
+    }
+
+    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError> {
+        let ids = self.store.orders_by_po(po).map_err(unavailable)?;
+        // An ambiguous PO (several orders) threads to none of them.
+        match ids.as_slice() {
+            [so] => Ok(self.order(so)?.map(|o| Self::to_ref(&o, None))),
+            _ => Ok(None),
+        }
+    }
+
+    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError> {
         let (Ok(so), Ok(sender)) = (so.parse::<OrderId>(), sender.parse::<EmailAddress>()) else {
-            return false;
+            return Ok(false);
         };
         if self
             .store
             .is_authorized_sender(&so, &sender)
-            .unwrap_or(false)
+            .map_err(unavailable)?
         {
-            return true;
+            return Ok(true);
         }
         // Account-Based Access approximated by the company's mail domain:
         // only when the operator turned it on, and never for public
         // mailbox providers.
-        self.company_domains
-            && !is_public_mail_domain(sender.domain())
-            && self.order(&so).is_some_and(|o| {
-                o.recipients
-                    .iter()
-                    .any(|r| r.email.domain() == sender.domain())
-            })
+        if !self.company_domains || is_public_mail_domain(sender.domain()) {
+            return Ok(false);
+        }
+        Ok(self.order(&so)?.is_some_and(|o| {
+            o.recipients
+                .iter()
+                .any(|r| r.email.domain() == sender.domain())
+        }))
     }
 
     fn is_own_address(&self, addr: &str) -> bool {

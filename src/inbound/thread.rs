@@ -9,7 +9,7 @@ use regex::Regex;
 use serde::Serialize;
 
 use super::parse::Parsed;
-use super::ports::{Directory, OrderRef};
+use super::ports::{Directory, DirectoryError, OrderRef};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,7 +68,7 @@ fn push(orders: &mut Vec<OrderRef>, o: OrderRef) {
 }
 
 /// Orders referenced in free text (subject + new text).
-pub fn orders_in_text(text: &str, dir: &dyn Directory) -> Vec<OrderRef> {
+pub fn orders_in_text(text: &str, dir: &dyn Directory) -> Result<Vec<OrderRef>, DirectoryError> {
     let mut orders = Vec::new();
     if let Some(re) = so_pattern() {
         // A run of 6–10 digits, even glued to "SO" ("SO10458321").
@@ -77,56 +77,58 @@ pub fn orders_in_text(text: &str, dir: &dyn Directory) -> Vec<OrderRef> {
             .filter(|m| (6..=10).contains(&m.as_str().len()))
             .take(MAX_CANDIDATES);
         for m in runs {
-            if let Some(o) = dir.order_exists(m.as_str()) {
+            if let Some(o) = dir.order_exists(m.as_str())? {
                 push(&mut orders, o);
             }
         }
     }
     if let Some(re) = po_pattern() {
         for c in re.captures_iter(text).take(MAX_CANDIDATES) {
-            if let Some(o) = c.get(1).and_then(|m| dir.order_by_po(m.as_str())) {
+            if let Some(m) = c.get(1)
+                && let Some(o) = dir.order_by_po(m.as_str())?
+            {
                 push(&mut orders, o);
             }
         }
     }
-    orders
+    Ok(orders)
 }
 
-pub fn thread(p: &Parsed, new_text: &str, dir: &dyn Directory) -> Thread {
+pub fn thread(p: &Parsed, new_text: &str, dir: &dyn Directory) -> Result<Thread, DirectoryError> {
     if let Some(tok) = reply_token(p)
-        && let Some(o) = dir.order_by_token(tok)
+        && let Some(o) = dir.order_by_token(tok)?
     {
-        return Thread {
+        return Ok(Thread {
             token_recipient: o.recipient.clone(),
             orders: vec![o],
             method: Method::ReplyToken,
-        };
+        });
     }
     let mut orders = Vec::new();
     for id in p.thread_ids.iter().take(MAX_IDS) {
-        if let Some(o) = dir.order_by_message_id(id) {
+        if let Some(o) = dir.order_by_message_id(id)? {
             push(&mut orders, o);
         }
     }
     if !orders.is_empty() {
-        return Thread {
+        return Ok(Thread {
             orders,
             method: Method::MessageId,
             token_recipient: None,
-        };
+        });
     }
     let text = format!("{}\n{}", p.subject, new_text);
-    let orders = orders_in_text(&text, dir);
+    let orders = orders_in_text(&text, dir)?;
     let method = if orders.is_empty() {
         Method::None
     } else {
         Method::Text
     };
-    Thread {
+    Ok(Thread {
         orders,
         method,
         token_recipient: None,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -154,9 +156,21 @@ mod tests {
     #[test]
     fn so_and_po_in_text_are_checked_against_the_directory() {
         let w = world();
-        assert_eq!(orders_in_text("about SO#10458321 please", &w).len(), 1);
-        assert_eq!(orders_in_text("our PO: ACME-PO-7781.", &w).len(), 1);
-        assert!(orders_in_text("call +33 612345678 or 99999999", &w).is_empty());
+        assert_eq!(
+            orders_in_text("about SO#10458321 please", &w)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            orders_in_text("our PO: ACME-PO-7781.", &w).unwrap().len(),
+            1
+        );
+        assert!(
+            orders_in_text("call +33 612345678 or 99999999", &w)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -166,7 +180,7 @@ mod tests {
             thread_ids: vec!["n1@edesk.example.com".into()],
             ..Parsed::default()
         };
-        let t = thread(&p, "", &w);
+        let t = thread(&p, "", &w).unwrap();
         assert_eq!(t.method, Method::MessageId);
     }
 }

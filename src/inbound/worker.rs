@@ -25,6 +25,10 @@ use crate::inbound::command::MailCommand;
 pub enum ActionError {
     #[error("{0}")]
     Failed(String),
+    /// The store cannot answer now: the message stays pending and is
+    /// analysed again later, never decided on a missing answer.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// What an automatic mail is about; each maps to a notification template.
@@ -157,6 +161,10 @@ impl Worker {
                         tracing::info!(kind = d.kind.as_str(), route = %d.route, done = ?outcome.done, "processed");
                         (MailState::Processed, Some(j), None)
                     }
+                    Err(ActionError::Unavailable(reason)) => {
+                        tracing::warn!(%reason, "order directory unavailable: mail stays pending");
+                        return Ok(done);
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "processing failed; kept for an operator");
                         (MailState::Failed, None, Some(e.to_string()))
@@ -169,7 +177,8 @@ impl Worker {
     }
 
     fn process(&self, id: u64, raw: &[u8]) -> Result<(Decision, Outcome), ActionError> {
-        let decision = analyze(raw, self.directory.as_ref(), self.faq.as_ref());
+        let decision = analyze(raw, self.directory.as_ref(), self.faq.as_ref())
+            .map_err(|e| ActionError::Unavailable(e.to_string()))?;
         let mut outcome = Outcome::default();
         let thread_ids = parse(raw).map(|p| p.thread_ids).unwrap_or_default();
         let thread_ids: Vec<String> = thread_ids.iter().map(|m| format!("<{m}>")).collect();
@@ -893,6 +902,82 @@ mod tests {
         assert_eq!(
             *rec.suppressed.lock().unwrap(),
             vec!["j.harper@acme.example.com".to_string()]
+        );
+    }
+
+    /// A directory whose store fails: every lookup is an error.
+    struct BrokenStore;
+    impl crate::inbound::ports::Directory for BrokenStore {
+        fn order_by_token(
+            &self,
+            _: &str,
+        ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
+        {
+            Err(crate::inbound::ports::DirectoryError(
+                "store: disk on fire".into(),
+            ))
+        }
+        fn order_by_message_id(
+            &self,
+            t: &str,
+        ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
+        {
+            self.order_by_token(t)
+        }
+        fn order_exists(
+            &self,
+            t: &str,
+        ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
+        {
+            self.order_by_token(t)
+        }
+        fn order_by_po(
+            &self,
+            t: &str,
+        ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
+        {
+            self.order_by_token(t)
+        }
+        fn is_authorized(
+            &self,
+            _: &str,
+            _: &str,
+        ) -> Result<bool, crate::inbound::ports::DirectoryError> {
+            Err(crate::inbound::ports::DirectoryError(
+                "store: disk on fire".into(),
+            ))
+        }
+        fn is_own_address(&self, _: &str) -> bool {
+            false
+        }
+        fn known_lang(&self, _: &str) -> Option<Lang> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_failing_store_leaves_mail_pending_instead_of_deciding() {
+        let (_d, w, rec) = worker(5);
+        let mut w = Arc::try_unwrap(w).ok().unwrap();
+        w.directory = Arc::new(BrokenStore);
+        let raw = mail(
+            "j.harper@acme.example.com",
+            "broken1@acme.example.com",
+            "",
+            "Export hold on SO 10458321",
+            "Hello, who can release the export hold on order 10458321?",
+        );
+        let id = w
+            .spool
+            .accept_blocking(&raw, Envelope::new("test"))
+            .unwrap()
+            .id();
+        assert_eq!(w.drain().unwrap(), 0, "nothing decided");
+        assert_eq!(w.spool.pending().unwrap(), vec![id], "still pending");
+        assert_eq!(w.spool.meta(id).unwrap().unwrap().state, MailState::Pending);
+        assert!(
+            rec.sent.lock().unwrap().is_empty(),
+            "nothing sent on a guess"
         );
     }
 }
