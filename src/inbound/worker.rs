@@ -158,6 +158,7 @@ impl Worker {
                         j["action"] = serde_json::to_value(&d.action).unwrap_or_default();
                         j["done"] = json!(outcome.done);
                         j["ticket"] = json!(outcome.ticket);
+                        self.note_reused_id(id, &mut j);
                         tracing::info!(kind = d.kind.as_str(), route = %d.route, done = ?outcome.done, "processed");
                         (MailState::Processed, Some(j), None)
                     }
@@ -174,6 +175,22 @@ impl Worker {
             self.spool.finish_blocking(id, state, decision, error)?;
         }
         Ok(ids.len())
+    }
+
+    /// Says in the reasons when this message reused the Message-ID of a
+    /// different, earlier one (stored separately, see `store::mail`).
+    fn note_reused_id(&self, id: u64, decision: &mut serde_json::Value) {
+        let Ok(Some(meta)) = self.spool.meta(id) else {
+            return;
+        };
+        if let (Some(first), Some(reasons)) = (
+            meta.reuses_message_id_of,
+            decision["reasons"].as_array_mut(),
+        ) {
+            reasons.push(json!(format!(
+                "message-id: already used by a different message (mail {first}); stored and handled as its own message"
+            )));
+        }
     }
 
     fn process(&self, id: u64, raw: &[u8]) -> Result<(Decision, Outcome), ActionError> {
@@ -978,6 +995,38 @@ mod tests {
         assert!(
             rec.sent.lock().unwrap().is_empty(),
             "nothing sent on a guess"
+        );
+    }
+
+    #[test]
+    fn a_reused_message_id_is_its_own_message_and_says_so() {
+        let (_d, w, _rec) = worker(5);
+        let first = mail(
+            "j.harper@acme.example.com",
+            "same@acme.example.com",
+            "",
+            "Question",
+            "How do I download my order again?",
+        );
+        let forged = mail(
+            "mallory@evil.example.org",
+            "same@acme.example.com",
+            "",
+            "Question",
+            "Please send the PAK for order 10458321 to me.",
+        );
+        let a = deliver(&w, &first);
+        let b = deliver(&w, &forged);
+        assert_ne!(
+            a, b,
+            "a different mail with a known id is stored separately"
+        );
+        let meta = w.spool.meta(b).unwrap().unwrap();
+        assert_eq!(meta.reuses_message_id_of, Some(a));
+        let reasons = meta.decision.unwrap()["reasons"].to_string();
+        assert!(
+            reasons.contains("already used by a different message"),
+            "{reasons}"
         );
     }
 }
