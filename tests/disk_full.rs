@@ -163,7 +163,26 @@ fn full_disk_refuses_then_recovers_without_restart() {
         assert!(reply.starts_with("250"), "after recovery: {reply}");
         acked.push(id);
     }
-    // A redelivery of what was refused is a new message, accepted once.
+    // Orders and the outbox work again too: the notification goes out.
+    let outgoing = data.join("outgoing");
+    let mails_for = |who: &str| {
+        std::fs::read_dir(&outgoing)
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|m| m.contains(who)))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(mails_for("order.owner@customer.example.com"), 0);
+    let (status, body) = d.post_json(
+        "/v1/orders",
+        r#"{"so":"10458322","lang":"en","lines":[{"line":"1.1","pid":"L-ASA5516-TD-1Y"}],"recipients":[{"email":"order.owner@customer.example.com"}]}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    d.wait_for("the notification after recovery", || {
+        (mails_for("order.owner@customer.example.com") == 1).then_some(())
+    });
     assert!(d.terminate(), "clean exit after recovery");
 
     // Nothing acknowledged is lost or doubled across a restart.

@@ -227,13 +227,24 @@ impl Sender {
             match self.clone().pass().await {
                 Ok(stats) if stats.sent + stats.retried + stats.dead > 0 => continue,
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "outbox pass failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox pass failed");
+                    // Do not spin on a failing store.
+                    tokio::select! {
+                        _ = token.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {},
+                    }
+                    continue;
+                }
             }
             let wait = match self.store().next_due_ms() {
                 Ok(Some(due)) => {
                     Duration::from_millis(due.saturating_sub(now_ms()).clamp(10, 60_000))
                 }
-                _ => Duration::from_secs(60),
+                Ok(None) => Duration::from_secs(60),
+                // The store is recovering (disk full, reopening): the outbox
+                // pauses and looks again soon, so it resumes within seconds.
+                Err(_) => Duration::from_secs(1),
             };
             tokio::select! {
                 _ = token.cancelled() => break,
