@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::fxhash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::Path;
 
 use tantivy::collector::TopDocs;

@@ -26,7 +26,6 @@ pub mod calibrate;
 pub mod cmd;
 mod engine;
 pub mod eval;
-mod fxhash;
 pub mod import;
 mod index;
 pub mod langid;
