@@ -79,10 +79,7 @@ impl AutoMailGuard {
     }
 
     fn is_own(&self, addr: &str) -> bool {
-        addr.rsplit_once('@').is_some_and(|(_, d)| {
-            let d = d.to_ascii_lowercase();
-            d == self.own_domain || d.ends_with(&format!(".{}", self.own_domain))
-        })
+        crate::domain::is_own_domain(addr, &self.own_domain)
     }
 
     fn static_verdict(&self, addr: &str) -> Option<Verdict> {

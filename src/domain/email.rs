@@ -160,6 +160,18 @@ impl fmt::Display for Mailbox {
 /// "Harper, John" <j@z.com>`): commas and semicolons separate entries except
 /// inside quotes or angle brackets; empty entries are ignored. Each entry is
 /// parsed on its own so the caller can name the bad one.
+/// Whether `addr` (any string with an `@`) is at `own_domain` or one of its
+/// subdomains, case-insensitively: the one rule for "one of our addresses"
+/// (loop detection, the auto-mail guard). `own_domain` is lower case.
+pub fn is_own_domain(addr: &str, own_domain: &str) -> bool {
+    addr.rsplit_once('@').is_some_and(|(_, d)| {
+        let d = d.trim().trim_end_matches('>').to_ascii_lowercase();
+        d == own_domain
+            || d.strip_suffix(own_domain)
+                .is_some_and(|rest| rest.ends_with('.'))
+    })
+}
+
 pub fn parse_address_list(input: &str) -> Vec<Result<Mailbox, AddressError>> {
     let mut out = Vec::new();
     let mut cur = String::new();
@@ -192,6 +204,26 @@ pub fn parse_address_list(input: &str) -> Vec<Result<Mailbox, AddressError>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_domain_and_subdomains_only() {
+        let own = "edesk.example.com";
+        for a in [
+            "reply+t@edesk.example.com",
+            "x@EDESK.Example.com",
+            "bounces@mx.edesk.example.com",
+        ] {
+            assert!(is_own_domain(a, own), "{a}");
+        }
+        for a in [
+            "ana@example.com",
+            "x@notedesk.example.com",
+            "x@edesk.example.com.evil.org",
+            "no-at-sign",
+        ] {
+            assert!(!is_own_domain(a, own), "{a}");
+        }
+    }
 
     #[test]
     fn addresses() {

@@ -9,7 +9,7 @@ mod rules;
 mod text;
 mod validate;
 
-pub use email::{AddressError, EmailAddress, Mailbox, parse_address_list};
+pub use email::{AddressError, EmailAddress, Mailbox, is_own_domain, parse_address_list};
 pub use ids::{IdError, OrderId, PoNumber};
 pub use lang::{Lang, ParseLangError};
 pub use order::{Hold, HoldType, Image, Order, OrderLine, Recipient};

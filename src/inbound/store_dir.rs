@@ -110,10 +110,7 @@ impl Directory for StoreDirectory {
     }
 
     fn is_own_address(&self, addr: &str) -> bool {
-        addr.rsplit_once('@').is_some_and(|(_, d)| {
-            let d = d.to_ascii_lowercase();
-            d == self.domain || d.ends_with(&format!(".{}", self.domain))
-        })
+        crate::domain::is_own_domain(addr, &self.domain)
     }
 
     fn known_lang(&self, _addr: &str) -> Option<Lang> {
