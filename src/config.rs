@@ -189,6 +189,60 @@ pub struct InboundConfig {
     pub retention_days: u32,
 }
 
+/// Where outgoing mail goes, from `smtp.url` (`smtp://host[:port]`,
+/// `smtps://host[:port]` for TLS from the first byte).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpEndpoint {
+    /// Host as written (IPv6 in brackets), for connecting.
+    pub host: String,
+    pub port: u16,
+    /// `smtps://`: implicit TLS.
+    pub tls: bool,
+}
+
+impl SmtpEndpoint {
+    pub fn parse(s: &str) -> Result<SmtpEndpoint, String> {
+        let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+        let tls = match url.scheme() {
+            "smtp" => false,
+            "smtps" => true,
+            other => {
+                return Err(format!(
+                    "{s:?}: scheme {other:?}, expected smtp:// or smtps://"
+                ));
+            }
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!(
+                "{s:?}: SMTP authentication is not supported; relay through a local MTA"
+            ));
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err(format!("{s:?}: only smtp[s]://host[:port] is understood"));
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{s:?} names no host"))?
+            .to_string();
+        let port = url.port().unwrap_or(if tls { 465 } else { 25 });
+        Ok(SmtpEndpoint { host, port, tls })
+    }
+
+    /// `host:port` for connecting.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The name the server's TLS certificate must carry.
+    pub fn tls_name(&self) -> String {
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
@@ -458,12 +512,9 @@ impl Config {
             );
         }
         if let Some(url) = &self.smtp.url
-            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+            && let Err(e) = SmtpEndpoint::parse(url)
         {
-            return bad(
-                "smtp.url",
-                format!("{url:?} must start with smtp:// or smtps://"),
-            );
+            return bad("smtp.url", e);
         }
         if self.desk.auto_mail_per_hour == 0 {
             return bad(
@@ -765,5 +816,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("faq.threshold"), "{e}");
+    }
+
+    #[test]
+    fn smtp_urls() {
+        let e = SmtpEndpoint::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!((e.addr(), e.tls), ("127.0.0.1:2525".to_string(), false));
+        let e = SmtpEndpoint::parse("smtps://mail.example.com").unwrap();
+        assert_eq!(
+            (e.addr(), e.tls),
+            ("mail.example.com:465".to_string(), true)
+        );
+        assert_eq!(e.tls_name(), "mail.example.com");
+        let e = SmtpEndpoint::parse("smtp://[::1]").unwrap();
+        assert_eq!(
+            (e.addr(), e.tls_name()),
+            ("[::1]:25".to_string(), "::1".to_string())
+        );
+        for bad in [
+            "http://x",
+            "smtp://user:pw@host",
+            "smtp://host/path",
+            "smtp://",
+            "127.0.0.1:25",
+            "smtp://host:99999",
+        ] {
+            assert!(SmtpEndpoint::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -118,23 +118,12 @@ impl Sender {
     pub fn new(notifier: Notifier, config: &Config) -> Result<Arc<Sender>, NotifyError> {
         let transport = match &config.smtp.url {
             Some(url) => {
-                let tls = url.starts_with("smtps://");
-                let rest = url
-                    .trim_start_matches("smtps://")
-                    .trim_start_matches("smtp://")
-                    .trim_end_matches('/');
-                let addr = if rest.contains(':') {
-                    rest.to_string()
-                } else {
-                    format!("{rest}:{}", if tls { 465 } else { 25 })
-                };
-                let host = addr
-                    .rsplit_once(':')
-                    .map(|(h, _)| h.to_string())
-                    .unwrap_or_default();
+                let endpoint = crate::config::SmtpEndpoint::parse(url).map_err(|e| {
+                    NotifyError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+                })?;
                 Transport::Smtp {
-                    addr,
-                    tls_host: tls.then_some(host),
+                    addr: endpoint.addr(),
+                    tls_host: endpoint.tls.then(|| endpoint.tls_name()),
                     hello: ClientId::Domain(config.mail.domain.clone()),
                     pool: Mutex::new(Vec::new()),
                 }
