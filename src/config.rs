@@ -280,8 +280,16 @@ pub struct DiscordConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalendarConfig {
+    /// IANA zone business days and due dates are counted in (`Europe/Paris`).
     pub time_zone: String,
     pub holidays_file: Option<PathBuf>,
+}
+
+impl CalendarConfig {
+    /// The zone; `validate` has already refused names that do not parse.
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
 }
 
 impl Default for Config {
@@ -515,6 +523,15 @@ impl Config {
             && let Err(e) = SmtpEndpoint::parse(url)
         {
             return bad("smtp.url", e);
+        }
+        if self.calendar.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return bad(
+                "calendar.time_zone",
+                format!(
+                    "{:?} is not an IANA time zone (e.g. UTC, Europe/Paris)",
+                    self.calendar.time_zone
+                ),
+            );
         }
         if self.desk.auto_mail_per_hour == 0 {
             return bad(

@@ -60,7 +60,8 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let calendar = match &config.calendar.holidays_file {
         Some(path) => crate::desk::Calendar::load(path)?,
         None => crate::desk::Calendar::default(),
-    };
+    }
+    .in_zone(config.calendar.tz());
     let desk = crate::desk::Desk::open(&store, calendar);
     let guard = crate::desk::guard::AutoMailGuard::open(
         &store,

@@ -390,7 +390,7 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
         .desk
         .list()
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let today = chrono::Utc::now().date_naive();
+    let today = state.desk.calendar().local_date(chrono::Utc::now());
     let open = tickets
         .iter()
         .filter(|t| t.status == crate::desk::TicketStatus::Open)

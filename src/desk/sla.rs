@@ -23,10 +23,12 @@ pub enum CalendarError {
     },
 }
 
-/// The holiday list; the arithmetic is `domain`'s pure functions.
+/// The holiday list and the time zone business days are counted in; the
+/// arithmetic is `domain`'s pure functions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Calendar {
     holidays: Vec<NaiveDate>,
+    tz: chrono_tz::Tz,
 }
 
 impl Calendar {
@@ -34,7 +36,21 @@ impl Calendar {
         let mut holidays: Vec<NaiveDate> = holidays.into_iter().collect();
         holidays.sort_unstable();
         holidays.dedup();
-        Calendar { holidays }
+        Calendar {
+            holidays,
+            tz: chrono_tz::Tz::UTC,
+        }
+    }
+
+    /// Counts days in `tz` (`calendar.time_zone`) instead of UTC.
+    pub fn in_zone(mut self, tz: chrono_tz::Tz) -> Self {
+        self.tz = tz;
+        self
+    }
+
+    /// The calendar date at `now` where the business is.
+    pub fn local_date(&self, now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+        now.with_timezone(&self.tz).date_naive()
     }
 
     /// One `YYYY-MM-DD` per line; `#` starts a comment; blank lines ignored.
@@ -126,5 +142,26 @@ mod tests {
             proptest::prop_assert!(c.is_business_day(due));
             proptest::prop_assert_eq!(c.business_days_between(from, due), n as i64);
         }
+    }
+
+    #[test]
+    fn the_date_is_taken_in_the_business_time_zone() {
+        // 23:30 UTC on Thursday is already Friday in Paris.
+        let now: chrono::DateTime<chrono::Utc> = "2026-11-26T23:30:00Z".parse().unwrap();
+        let utc = Calendar::default();
+        let paris = Calendar::default().in_zone(chrono_tz::Europe::Paris);
+        assert_eq!(utc.local_date(now).to_string(), "2026-11-26");
+        assert_eq!(paris.local_date(now).to_string(), "2026-11-27");
+        // One business day from there: Friday in UTC, Monday in Paris.
+        assert_eq!(
+            utc.add_business_days(utc.local_date(now), 1).to_string(),
+            "2026-11-27"
+        );
+        assert_eq!(
+            paris
+                .add_business_days(paris.local_date(now), 1)
+                .to_string(),
+            "2026-11-30"
+        );
     }
 }

@@ -173,7 +173,9 @@ impl Desk {
                     && t.orders.iter().any(|o| new.orders.contains(o))
             });
         let sla = if further { 3 } else { 1 };
-        let due = self.calendar.add_business_days(now.date_naive(), sla);
+        let due = self
+            .calendar
+            .add_business_days(self.calendar.local_date(now), sla);
         let ticket = self.store.ticket_create(move |n| {
             let ticket = Ticket {
                 id: TicketId(n),
