@@ -114,26 +114,26 @@ impl Trees {
         })
     }
 
-    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+    /// A big-endian u64 of the `counters` tree (0 when absent).
+    pub fn count(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self
             .counters
-            .get(format!("seq/{name}"))?
+            .get(key)?
             .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
             .map_or(0, u64::from_be_bytes))
+    }
+
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        self.count(&format!("seq/{name}"))
     }
 
     /// Raises a counter so that it will never hand out `floor` or less:
     /// ids in use are persisted this way, and stores written by an earlier
     /// version (sled's own id generator) start above what it handed out.
     pub fn raise_counter(&self, name: &str, floor: u64) -> Result<(), StoreError> {
-        let key = format!("seq/{name}");
-        let current = self
-            .counters
-            .get(&key)?
-            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-            .map_or(0, u64::from_be_bytes);
-        if current < floor {
-            self.counters.insert(key, &floor.to_be_bytes())?;
+        if self.counter(name)? < floor {
+            self.counters
+                .insert(format!("seq/{name}"), &floor.to_be_bytes())?;
         }
         Ok(())
     }
@@ -341,13 +341,8 @@ impl Engine {
 
     pub fn health(&self) -> Health {
         let busy = self.shared.busy_since.load(Ordering::SeqCst);
-        let failure = self.shared.failure();
         let free = self.shared.free_bytes.load(Ordering::Relaxed);
-        let reason = failure.or_else(|| {
-            self.shared
-                .low_space()
-                .then(|| format!("disk almost full: {free} bytes free"))
-        });
+        let reason = self.refuse_growth();
         Health {
             writable: reason.is_none(),
             reason,

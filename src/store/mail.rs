@@ -182,11 +182,7 @@ impl Store {
         raw: Vec<u8>,
         envelope: Envelope,
     ) -> Result<Accepted, StoreError> {
-        if let Some(reason) = self.refuse_growth() {
-            return Err(StoreError::Unavailable(reason));
-        }
-        let incoming = Incoming::new(self.engine.alloc_id(), raw, envelope);
-        let cost = Cost::Grows(incoming.raw.len() as u64);
+        let (incoming, cost) = self.incoming(raw, envelope)?;
         self.engine
             .write_async(true, cost, move |t| incoming.store(t))
             .await
@@ -198,13 +194,19 @@ impl Store {
         raw: Vec<u8>,
         envelope: Envelope,
     ) -> Result<Accepted, StoreError> {
+        let (incoming, cost) = self.incoming(raw, envelope)?;
+        self.engine
+            .write_costing(true, cost, move |t| incoming.store(t))
+    }
+
+    /// Refuses at once while the store cannot grow (so a full disk costs no
+    /// hashing or queueing); otherwise the message with its id and cost.
+    fn incoming(&self, raw: Vec<u8>, envelope: Envelope) -> Result<(Incoming, Cost), StoreError> {
         if let Some(reason) = self.refuse_growth() {
             return Err(StoreError::Unavailable(reason));
         }
-        let incoming = Incoming::new(self.engine.alloc_id(), raw, envelope);
-        let cost = Cost::Grows(incoming.raw.len() as u64);
-        self.engine
-            .write_costing(true, cost, move |t| incoming.store(t))
+        let cost = Cost::Grows(raw.len() as u64);
+        Ok((Incoming::new(self.engine.alloc_id(), raw, envelope), cost))
     }
 
     /// Messages accepted but not processed yet, oldest first.

@@ -299,19 +299,20 @@ impl Store {
     /// before acknowledging. A mail record whose idempotency key was seen
     /// before is dropped (returned in `duplicates`).
     pub fn commit(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
-        let encoded = EncodedCommit::new(&c)?;
-        let cost = Cost::Grows(encoded.size());
-        self.engine
-            .write_costing(false, cost, move |t| encoded.apply(t))
+        self.write_commit(c, false)
     }
 
     /// [`Store::commit`] and its flush in one step: durable on return, and
     /// grouped with whatever else is waiting for the same flush.
     pub fn commit_durable(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
+        self.write_commit(c, true)
+    }
+
+    fn write_commit(&self, c: Commit, durable: bool) -> Result<CommitOutcome, StoreError> {
         let encoded = EncodedCommit::new(&c)?;
         let cost = Cost::Grows(encoded.size());
         self.engine
-            .write_costing(true, cost, move |t| encoded.apply(t))
+            .write_costing(durable, cost, move |t| encoded.apply(t))
     }
 
     /// Whether this idempotency key was committed before.

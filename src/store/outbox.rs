@@ -22,17 +22,10 @@ fn stat_key(s: OutboxStatus) -> &'static str {
 /// counts let `/metrics` answer without decoding the outbox.
 pub(super) fn bump(t: &Trees, s: OutboxStatus, delta: i64) -> Result<(), StoreError> {
     let key = stat_key(s);
-    let n = read_count(t, key)?;
+    let n = t.count(key)?;
     let n = n.saturating_add_signed(delta);
     t.counters.insert(key, &n.to_be_bytes())?;
     Ok(())
-}
-
-fn read_count(t: &Trees, key: &str) -> Result<u64, StoreError> {
-    Ok(t.counters
-        .get(key)?
-        .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes))
 }
 
 /// Counts the outbox once, for stores written before the counts existed.
@@ -113,9 +106,9 @@ impl Store {
     pub fn outbox_counts(&self) -> Result<(u64, u64, u64), StoreError> {
         let t = self.trees()?;
         Ok((
-            read_count(&t, stat_key(OutboxStatus::Pending))?,
-            read_count(&t, stat_key(OutboxStatus::Sent))?,
-            read_count(&t, stat_key(OutboxStatus::Dead))?,
+            t.count(stat_key(OutboxStatus::Pending))?,
+            t.count(stat_key(OutboxStatus::Sent))?,
+            t.count(stat_key(OutboxStatus::Dead))?,
         ))
     }
 

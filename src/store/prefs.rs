@@ -94,12 +94,7 @@ impl Store {
         let hour = now.format("%Y%m%d").to_string() + &format!("{:02}", now.hour());
         let key = format!("{}/{hour}", email.key());
         self.engine.write(true, move |t| {
-            let n = t
-                .counters
-                .get(&key)?
-                .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
-                .map_or(0, u64::from_be_bytes)
-                + 1;
+            let n = t.count(&key)? + 1;
             t.counters.insert(key, &n.to_be_bytes())?;
             Ok(n)
         })
