@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::faq;
-use crate::inbound::adapters::{ConfigTeams, EngineOracle, NotifyActions};
+use crate::inbound::adapters::{EngineOracle, NotifyActions};
 use crate::inbound::store_dir::StoreDirectory;
 use crate::inbound::worker::Worker;
 use crate::inbound::{intake, lmtp, maildir};
@@ -57,18 +57,13 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let faq = Arc::new(faq);
     let store = crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())?;
     let spool = intake::Spool::open(&store);
-    let calendar = match &config.calendar.holidays_file {
-        Some(path) => crate::desk::Calendar::load(path)?,
-        None => crate::desk::Calendar::default(),
-    }
-    .in_zone(config.calendar.tz());
-    let desk = crate::desk::Desk::open(&store, calendar);
-    let guard = crate::desk::guard::AutoMailGuard::open(
-        &store,
-        &config.mail.domain,
-        config.desk.auto_mail_per_hour,
-    );
     let notifier = crate::notify::Notifier::new(store.clone(), config)?;
+    let desk_service = Arc::new(crate::desk::service(
+        config,
+        &store,
+        Arc::new(notifier.clone()),
+    )?);
+    let desk = desk_service.desk().clone();
     let worker = Arc::new(Worker {
         spool: spool.clone(),
         directory: Arc::new(StoreDirectory::new(
@@ -77,12 +72,10 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             config.desk.company_domains,
         )),
         faq: Arc::new(EngineOracle(faq.clone())),
-        desk: desk.clone(),
-        guard,
+        desk: desk_service.clone(),
         actions: Arc::new(NotifyActions {
             notifier: notifier.clone(),
             faq: faq.clone(),
-            desk: desk.clone(),
             support_address: config
                 .desk
                 .teams
@@ -90,7 +83,6 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
                 .cloned()
                 .unwrap_or_default(),
         }),
-        teams: Arc::new(ConfigTeams::new(&config.desk.teams)),
     });
     Ok(AppState {
         config: Arc::new(config.clone()),
@@ -98,6 +90,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         notifier,
         spool,
         desk,
+        desk_service,
         worker,
         new_mail: Arc::new(tokio::sync::Notify::new()),
     })

@@ -67,10 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
-        Command::Desk { cmd } => {
-            let state = edesk::daemon::build_state(&config)?;
-            Ok(edesk::desk::cmd::run(cmd, &state.desk, &state.worker)?)
-        }
+        Command::Desk { cmd } => Ok(edesk::desk::cmd::run(cmd, &config)?),
         Command::Mail { cmd } => Ok(edesk::inbound::cmd::run(cmd, &config)?),
         Command::Order { cmd } => Ok(edesk::notify::cmd::run_order(cmd, &config)?),
         Command::Oba { cmd } => Ok(edesk::notify::cmd::run_oba(cmd, &config)?),

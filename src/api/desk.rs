@@ -20,6 +20,13 @@ pub fn routes() -> Router<AppState> {
 
 fn desk_error(e: DeskError) -> ApiError {
     match e {
+        // Expected and actionable: the customer cannot be mailed (suppressed
+        // after a bounce, no address); nothing was recorded.
+        DeskError::NotDelivered { to, reason } => ApiError {
+            status: StatusCode::CONFLICT,
+            body: json!({"error": format!("the reply cannot be sent to {to}: {reason}"), "to": to, "reason": reason}),
+        },
+        DeskError::Input(message) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message),
         DeskError::NotFound(id) => ApiError::new(StatusCode::NOT_FOUND, format!("no ticket {id}")),
         DeskError::BadReference(r) => ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -65,11 +72,11 @@ async fn reply(
         });
     }
     state.desk.get(id).map_err(desk_error)?;
-    let worker = state.worker.clone();
+    let service = state.desk_service.clone();
     let ticket =
-        tokio::task::spawn_blocking(move || worker.team_reply(id, &body.by, &body.text, body.note))
+        tokio::task::spawn_blocking(move || service.answer(id, &body.by, &body.text, body.note))
             .await
             .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            .map_err(desk_error)?;
     Ok((StatusCode::CREATED, Json(ticket)))
 }

@@ -29,6 +29,9 @@ pub struct AppState {
     pub faq: Arc<faq::Engine>,
     pub spool: crate::inbound::intake::Spool,
     pub desk: crate::desk::Desk,
+    /// The desk service: opens, answers, notes and closes tickets (chat,
+    /// jobs and the HTTP API call it; inbound through the worker).
+    pub desk_service: Arc<crate::desk::DeskService>,
     pub worker: Arc<crate::inbound::worker::Worker>,
     /// Wakes the inbound worker (new or re-queued mail).
     pub new_mail: Arc<tokio::sync::Notify>,

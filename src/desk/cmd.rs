@@ -6,6 +6,22 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::tickets::{Desk, DeskError, Ticket, TicketId, TicketStatus};
+use crate::config::Config;
+
+/// Why an `edesk desk` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeskCmdError {
+    #[error(transparent)]
+    Desk(#[from] DeskError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("calendar: {0}")]
+    Calendar(#[from] super::sla::CalendarError),
+    #[error("outbox: {0}")]
+    Notify(#[from] crate::notify::NotifyError),
+    #[error("cannot create data directory: {0}")]
+    DataDir(std::io::Error),
+}
 
 #[derive(Debug, Subcommand)]
 pub enum DeskCmd {
@@ -43,11 +59,12 @@ pub enum DeskCmd {
     },
 }
 
-pub fn run(
-    cmd: DeskCmd,
-    desk: &Desk,
-    worker: &crate::inbound::worker::Worker,
-) -> Result<ExitCode, DeskError> {
+/// Runs one `edesk desk` command on the store (the daemon must not hold it).
+/// Only `reply` opens the outbox; nothing builds the FAQ index.
+pub fn run(cmd: DeskCmd, config: &Config) -> Result<ExitCode, DeskCmdError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(DeskCmdError::DataDir)?;
+    let store = crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())?;
+    let desk = Desk::open(&store, super::calendar(config)?);
     let mut out = String::new();
     match cmd {
         DeskCmd::List { all, team, json } => {
@@ -107,11 +124,11 @@ pub fn run(
                 }
             };
             if text.trim().is_empty() {
-                return Err(DeskError::Input("the reply is empty".into()));
+                return Err(DeskError::Input("the reply is empty".into()).into());
             }
-            let t = worker
-                .team_reply(id, &by, &text, note)
-                .map_err(|e| DeskError::Input(e.to_string()))?;
+            let notifier = crate::notify::Notifier::new(store.clone(), config)?;
+            let service = super::service(config, &store, std::sync::Arc::new(notifier))?;
+            let t = service.answer(id, &by, &text, note)?;
             out = format!(
                 "{} {} ({} events, status {:?})\n",
                 t.id,
@@ -144,7 +161,14 @@ pub fn show(t: &Ticket) -> String {
         t.subject
     );
     if !t.orders.is_empty() {
-        s.push_str(&format!("orders: {}\n", t.orders.join(", ")));
+        s.push_str(&format!(
+            "orders: {}\n",
+            t.orders
+                .iter()
+                .map(|o| o.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     if let Some(f) = &t.faq {
         s.push_str(&format!(

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::Team;
-use serde::{Deserialize, Serialize};
+use crate::domain::{MessageId, OrderId, Team};
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
@@ -21,6 +21,13 @@ pub enum DeskError {
     Input(String),
     #[error("{0:?} is not a ticket reference (expected T-123456)")]
     BadReference(String),
+    /// The outbox did not take the mail (suppressed address, preference):
+    /// nothing was recorded, the caller may say so and try another way.
+    #[error("reply not sent to {to}: {reason}")]
+    NotDelivered { to: String, reason: String },
+    /// The outbox could not queue the mail (store failure, template error).
+    #[error("outbox: {0}")]
+    Outbox(String),
 }
 
 /// `T-000042`: what customers quote and teams type.
@@ -119,7 +126,8 @@ pub struct Ticket {
     pub customer: String,
     pub lang: crate::domain::Lang,
     pub subject: String,
-    pub orders: Vec<String>,
+    #[serde(deserialize_with = "lenient_orders")]
+    pub orders: Vec<OrderId>,
     /// Answer due by the end of this business day.
     pub due: NaiveDate,
     pub sla_business_days: u32,
@@ -127,22 +135,61 @@ pub struct Ticket {
     pub faq: Option<FaqRef>,
     pub reasons: Vec<String>,
     /// Message-IDs of the thread, oldest first (for In-Reply-To/References).
-    pub thread: Vec<String>,
+    #[serde(deserialize_with = "lenient_ids")]
+    pub thread: Vec<MessageId>,
     pub events: Vec<Event>,
+    /// The chat account that opened the ticket (absent for mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatUser>,
 }
 
+/// A chat account: the platform (`discord`, `console`, `http`) and its
+/// user id there. Written `platform:user` where a ticket shows a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatUser {
+    pub platform: String,
+    pub user: String,
+}
+
+impl std::fmt::Display for ChatUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.platform, self.user)
+    }
+}
+
+/// Reads stored Message-IDs, dropping any a former version kept that is
+/// not one (it could never match a reply): a ticket never becomes
+/// unreadable over it.
+fn lenient_ids<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MessageId>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    Ok(MessageId::parse_all(raw.iter().map(String::as_str)))
+}
+
+/// Reads stored order numbers, dropping any that is not an SO# (no order
+/// can have it).
+fn lenient_orders<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OrderId>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    Ok(raw.iter().filter_map(|s| s.parse().ok()).collect())
+}
+
+/// What [`Desk::open_ticket`] stores; [`super::service::DeskService`] builds it
+/// from a [`super::service::TicketRequest`].
 #[derive(Debug, Clone)]
 pub struct NewTicket {
     pub team: Team,
+    /// The customer as shown and compared (email address, or `platform:user`).
     pub customer: String,
     pub lang: crate::domain::Lang,
     pub subject: String,
-    pub orders: Vec<String>,
+    pub orders: Vec<OrderId>,
     pub faq: Option<FaqRef>,
     pub reasons: Vec<String>,
-    pub message_id: Option<String>,
+    /// The customer's own Message-ID (mail), first in the thread.
+    pub message_id: Option<MessageId>,
     pub text: String,
-    pub spool_id: Option<u64>,
+    /// Where the first message came from (`mail:42`), to find a retry.
+    pub reference: Option<String>,
+    pub chat: Option<ChatUser>,
 }
 
 #[derive(Clone)]
@@ -196,10 +243,11 @@ impl Desk {
                     kind: EventKind::CustomerMail,
                     by: new.customer,
                     text: new.text,
-                    reference: new.spool_id.map(|i| format!("mail:{i}")),
+                    reference: new.reference,
                 }],
+                chat: new.chat,
             };
-            let thread = ticket.thread.clone();
+            let thread = ticket.thread.iter().map(MessageId::to_string).collect();
             (ticket, thread)
         })?;
         Ok(ticket)
@@ -216,8 +264,9 @@ impl Desk {
     }
 
     /// The ticket a message belongs to, from its In-Reply-To/References.
-    pub fn by_thread(&self, message_ids: &[String]) -> Result<Option<Ticket>, DeskError> {
-        match self.store.ticket_by_thread(message_ids)? {
+    pub fn by_thread(&self, message_ids: &[MessageId]) -> Result<Option<Ticket>, DeskError> {
+        let keys: Vec<String> = message_ids.iter().map(MessageId::to_string).collect();
+        match self.store.ticket_by_thread(&keys)? {
             Some(n) => self.get(TicketId(n)).map(Some),
             None => Ok(None),
         }
@@ -229,11 +278,11 @@ impl Desk {
         &self,
         id: TicketId,
         event: Event,
-        message_id: Option<&str>,
+        message_id: Option<&MessageId>,
         status: Option<TicketStatus>,
     ) -> Result<Ticket, DeskError> {
-        let mid = message_id.map(str::to_string);
-        let link: Vec<String> = mid.iter().cloned().collect();
+        let mid = message_id.cloned();
+        let link: Vec<String> = mid.iter().map(MessageId::to_string).collect();
         self.store
             .ticket_update(id.0, link, move |t: &mut Ticket| {
                 t.events.push(event);
@@ -251,8 +300,8 @@ impl Desk {
 
     /// Makes replies to `message_id` (e.g. the escalation mail a team got)
     /// find this ticket, without adding it to the customer's thread.
-    pub fn link(&self, id: TicketId, message_id: &str) -> Result<(), DeskError> {
-        Ok(self.store.ticket_link(id.0, message_id)?)
+    pub fn link(&self, id: TicketId, message_id: &MessageId) -> Result<(), DeskError> {
+        Ok(self.store.ticket_link(id.0, &message_id.to_string())?)
     }
 
     /// Open tickets whose due date is before `today` (for the SLA reminder job).
@@ -276,18 +325,23 @@ mod tests {
         (dir, Desk::open(&store, Calendar::default()))
     }
 
+    fn mid(s: &str) -> MessageId {
+        s.parse().unwrap()
+    }
+
     fn new(customer: &str, orders: &[&str]) -> NewTicket {
         NewTicket {
             team: Team::Exportops,
             customer: customer.into(),
             lang: crate::domain::Lang::En,
             subject: "Export hold".into(),
-            orders: orders.iter().map(|s| s.to_string()).collect(),
+            orders: orders.iter().map(|s| s.parse().unwrap()).collect(),
             faq: None,
             reasons: vec!["export hold".into()],
-            message_id: Some("<c1@example.org>".into()),
+            message_id: Some(mid("<c1@example.org>")),
             text: "Please release the hold".into(),
-            spool_id: Some(7),
+            reference: Some("mail:7".into()),
+            chat: None,
         }
     }
 
@@ -331,7 +385,7 @@ mod tests {
             .open_ticket(new("a@x.example", &[]), Utc::now())
             .unwrap();
         let found = desk
-            .by_thread(&["<nope@x>".into(), "<c1@example.org>".into()])
+            .by_thread(&[mid("<nope@x>"), mid("<c1@example.org>")])
             .unwrap()
             .unwrap();
         assert_eq!(found.id, t.id);
@@ -345,14 +399,14 @@ mod tests {
                     text: "Released.".into(),
                     reference: None,
                 },
-                Some("<r1@edesk.example.com>"),
+                Some(&mid("<r1@edesk.example.com>")),
                 Some(TicketStatus::Answered),
             )
             .unwrap();
         assert_eq!(t2.status, TicketStatus::Answered);
         assert_eq!(t2.events.len(), 2);
         assert_eq!(
-            desk.by_thread(&["<r1@edesk.example.com>".into()])
+            desk.by_thread(&[mid("<r1@edesk.example.com>")])
                 .unwrap()
                 .unwrap()
                 .id,
@@ -385,7 +439,7 @@ mod tests {
                                 text: format!("note {i}"),
                                 reference: None,
                             },
-                            Some(&format!("<w{w}.{i}@x>")),
+                            Some(&mid(&format!("<w{w}.{i}@x>"))),
                             None,
                         )
                         .unwrap();
@@ -400,7 +454,7 @@ mod tests {
         assert_eq!(t.events.len(), 1 + 8 * 25, "every event kept");
         assert_eq!(t.thread.len(), 1 + 8 * 25);
         assert_eq!(
-            desk.by_thread(&["<w3.7@x>".into()]).unwrap().unwrap().id,
+            desk.by_thread(&[mid("<w3.7@x>")]).unwrap().unwrap().id,
             t.id
         );
     }

@@ -4,6 +4,7 @@
 mod email;
 mod ids;
 mod lang;
+mod message_id;
 mod order;
 mod rules;
 mod text;
@@ -12,6 +13,7 @@ mod validate;
 pub use email::{AddressError, EmailAddress, Mailbox, is_own_domain, parse_address_list};
 pub use ids::{IdError, OrderId, PoNumber};
 pub use lang::{Lang, ParseLangError};
+pub use message_id::{MessageId, MessageIdError};
 pub use order::{Hold, HoldType, Image, Order, OrderLine, Recipient};
 pub use rules::{
     ARCHIVE_AFTER_MONTHS, DownloadDecision, SECOND_DOWNLOAD_DAYS, Team, add_business_days,
