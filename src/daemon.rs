@@ -126,7 +126,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             addr: config.http.bind,
             source,
         })?;
-    tracing::info!(addr = %listener.local_addr()?, "HTTP API listening");
+    let http_addr = listener.local_addr()?;
+    tracing::info!(addr = %http_addr, "HTTP API listening");
+    let _addr_file = AddrFile::write(&config.data_dir, http_addr);
     let sender = crate::notify::sender::Sender::new(state.notifier.clone(), &config)?;
     let sender_token = token.clone();
     tracker.spawn(async move { sender.run(sender_token).await });
@@ -198,6 +200,39 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The file in the data directory where `serve` writes the address its HTTP
+/// API is bound to (the configured one may say port 0).
+pub const HTTP_ADDR_FILE: &str = "http.addr";
+
+/// `DATA_DIR/http.addr`: the address the HTTP API is bound to, for the
+/// command line (`edesk outbox list` … while the daemon holds the store).
+/// Removed when the daemon stops.
+struct AddrFile(Option<std::path::PathBuf>);
+
+impl AddrFile {
+    fn write(data_dir: &std::path::Path, addr: std::net::SocketAddr) -> AddrFile {
+        let path = data_dir.join(HTTP_ADDR_FILE);
+        let tmp = data_dir.join(format!("{}.tmp", HTTP_ADDR_FILE));
+        // Written then renamed: a command never reads half an address.
+        match std::fs::write(&tmp, format!("{addr}\n")).and_then(|()| std::fs::rename(&tmp, &path))
+        {
+            Ok(()) => AddrFile(Some(path)),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "cannot write the HTTP address file; commands will use http.bind");
+                AddrFile(None)
+            }
+        }
+    }
+}
+
+impl Drop for AddrFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// Drops raw bytes of processed mail older than the retention, hourly.

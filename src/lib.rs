@@ -7,6 +7,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod daemon;
 pub mod desk;
 pub mod domain;

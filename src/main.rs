@@ -67,12 +67,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
-        Command::Desk { cmd } => Ok(edesk::desk::cmd::run(cmd, &config)?),
+        Command::Desk { cmd } => match edesk::ctl::run_desk(cmd, &config)? {
+            Ok(code) => Ok(code),
+            Err(cmd) => Ok(edesk::desk::cmd::run(cmd, &config)?),
+        },
         Command::Mail { cmd } => Ok(edesk::inbound::cmd::run(cmd, &config)?),
-        Command::Order { cmd } => Ok(edesk::notify::cmd::run_order(cmd, &config)?),
+        // Read and maintenance commands: the store, or the running daemon.
+        Command::Order { cmd } => Ok(edesk::ctl::run_order(cmd, &config)?),
         Command::Oba { cmd } => Ok(edesk::notify::cmd::run_oba(cmd, &config)?),
-        Command::Outbox { cmd } => Ok(edesk::notify::cmd::run_outbox(cmd, &config)?),
-        Command::Suppress { cmd } => Ok(edesk::notify::cmd::run_suppress(cmd, &config)?),
+        Command::Outbox { cmd } => Ok(edesk::ctl::run_outbox(cmd, &config)?),
+        Command::Suppress { cmd } => Ok(edesk::ctl::run_suppress(cmd, &config)?),
         Command::Notify { cmd } => Ok(edesk::notify::cmd::run_notify(cmd, &config)?),
         // Talks to a daemon over sockets only; the data directory, when given,
         // is where a daemon of its own runs.

@@ -2,47 +2,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out[9..12].parse().unwrap();
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    // Small bodies may come chunked: keep the JSON/HTML between the chunk sizes.
-    let body = if out
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut rest = body.as_str();
-        let mut joined = String::new();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            joined.push_str(&tail[..n]);
-            rest = &tail[n + 2..];
-        }
-        joined
-    } else {
-        body
-    };
-    (status, body)
+    support::http(addr, method, path, Some(body))
 }
 
 fn j(s: &str) -> Value {

@@ -20,6 +20,7 @@ use crate::domain::Lang;
 use crate::faq;
 use crate::notify::Notifier;
 
+pub mod admin;
 pub mod desk;
 pub mod orders;
 
@@ -105,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .merge(orders::routes())
         .merge(desk::routes())
+        .merge(admin::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(move |req, next| {

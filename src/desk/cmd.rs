@@ -65,35 +65,10 @@ pub fn run(cmd: DeskCmd, config: &Config) -> Result<ExitCode, DeskCmdError> {
     std::fs::create_dir_all(&config.data_dir).map_err(DeskCmdError::DataDir)?;
     let store = crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())?;
     let desk = Desk::open(&store, super::calendar(config)?);
-    let mut out = String::new();
+    let out: String;
     match cmd {
         DeskCmd::List { all, team, json } => {
-            let tickets: Vec<Ticket> = desk
-                .list()?
-                .into_iter()
-                .filter(|t| all || t.status == TicketStatus::Open)
-                .filter(|t| team.is_none_or(|team| t.team == team))
-                .collect();
-            if json {
-                out = serde_json::to_string_pretty(&tickets).unwrap_or_default() + "\n";
-            } else if tickets.is_empty() {
-                out.push_str("no tickets\n");
-            } else {
-                out.push_str(
-                    "TICKET    STATUS    TEAM               DUE         CUSTOMER / SUBJECT\n",
-                );
-                for t in &tickets {
-                    out.push_str(&format!(
-                        "{:<9} {:<9} {:<18} {}  {} / {}\n",
-                        t.id.to_string(),
-                        format!("{:?}", t.status).to_lowercase(),
-                        t.team.as_str(),
-                        t.due,
-                        t.customer,
-                        t.subject
-                    ));
-                }
-            }
+            out = render_list(desk.list()?, all, team, json);
         }
         DeskCmd::Show { ticket, json } => {
             let id: TicketId = ticket.parse()?;
@@ -144,6 +119,41 @@ pub fn run(cmd: DeskCmd, config: &Config) -> Result<ExitCode, DeskCmdError> {
     }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `desk list` output: open tickets (all with `all`), of one team if given,
+/// as a table or as JSON.
+pub fn render_list(
+    tickets: Vec<Ticket>,
+    all: bool,
+    team: Option<crate::domain::Team>,
+    json: bool,
+) -> String {
+    let tickets: Vec<Ticket> = tickets
+        .into_iter()
+        .filter(|t| all || t.status == TicketStatus::Open)
+        .filter(|t| team.is_none_or(|team| t.team == team))
+        .collect();
+    if json {
+        return serde_json::to_string_pretty(&tickets).unwrap_or_default() + "\n";
+    }
+    if tickets.is_empty() {
+        return "no tickets\n".into();
+    }
+    let mut out =
+        String::from("TICKET    STATUS    TEAM               DUE         CUSTOMER / SUBJECT\n");
+    for t in &tickets {
+        out.push_str(&format!(
+            "{:<9} {:<9} {:<18} {}  {} / {}\n",
+            t.id.to_string(),
+            format!("{:?}", t.status).to_lowercase(),
+            t.team.as_str(),
+            t.due,
+            t.customer,
+            t.subject
+        ));
+    }
+    out
 }
 
 /// A readable ticket: header, attached FAQ entry, then the thread.

@@ -1,5 +1,8 @@
-//! `edesk order|oba|outbox|suppress|notify` subcommands. They open the store
-//! directly, so run them while the daemon is stopped (sled allows one process).
+//! `edesk order|oba|outbox|suppress|notify` subcommands: their arguments, and
+//! the ones that open the store directly (import, OBA, flush, preview, bench;
+//! run them while the daemon is stopped — sled allows one process). The read
+//! and maintenance commands that also work through a running daemon are in
+//! `crate::ctl`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -12,8 +15,7 @@ use serde_json::{Value, json};
 
 use super::{ImportReport, Kind, NotifyError, ObaError, ObaRequest, sender::Sender};
 use crate::config::Config;
-use crate::domain::{EmailAddress, Lang, OrderId, parse_order};
-use crate::store::OutboxStatus;
+use crate::domain::{Lang, OrderId, parse_order};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
@@ -158,33 +160,21 @@ fn print_json(v: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
-pub fn run_order(cmd: OrderCmd, config: &Config) -> Result<ExitCode, CmdError> {
+/// `edesk order import`: parses the file (JSON array, object or JSON Lines)
+/// and imports it into the store. `show` and `history` are in `crate::ctl`
+/// (they also work through a running daemon).
+pub fn import_orders(file: &std::path::Path, config: &Config) -> Result<ExitCode, CmdError> {
     let n = super::open_for_cli(config)?;
-    match cmd {
-        OrderCmd::Import { file } => {
-            let text = read_input(&file)?;
-            let (vals, bad) = parse_orders_text(&text);
-            let mut report = n.import_value(&Value::Array(vals), "cli")?;
-            report.rejected.extend(bad);
-            println!("{}", report.summary());
-            Ok(if report.rejected.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            })
-        }
-        OrderCmd::Show { so: s } => match n.store().order(&so(&s)?)? {
-            Some(o) => {
-                print_json(&o);
-                Ok(ExitCode::SUCCESS)
-            }
-            None => Err(CmdError::Usage(format!("no order {s}"))),
-        },
-        OrderCmd::History { so: s } => {
-            print_json(&n.history(&so(&s)?)?);
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    let text = read_input(file)?;
+    let (vals, bad) = parse_orders_text(&text);
+    let mut report = n.import_value(&Value::Array(vals), "cli")?;
+    report.rejected.extend(bad);
+    println!("{}", report.summary());
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 pub fn run_oba(cmd: ObaCmd, config: &Config) -> Result<ExitCode, CmdError> {
@@ -198,86 +188,20 @@ pub fn run_oba(cmd: ObaCmd, config: &Config) -> Result<ExitCode, CmdError> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_outbox(cmd: OutboxCmd, config: &Config) -> Result<ExitCode, CmdError> {
+/// `edesk outbox flush`: delivers everything due now with this process's
+/// own sender, then exits. `list` and `retry` are in `crate::ctl`.
+pub fn flush_outbox(config: &Config) -> Result<ExitCode, CmdError> {
     let n = super::open_for_cli(config)?;
-    match cmd {
-        OutboxCmd::List { all } => {
-            for it in n.store().outbox_list(None)? {
-                if !all && it.status == OutboxStatus::Sent {
-                    continue;
-                }
-                let status = serde_json::to_value(it.status)
-                    .ok()
-                    .and_then(|v| v.get("state").cloned())
-                    .unwrap_or_default();
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\tattempts={}\t{}",
-                    it.id,
-                    status.as_str().unwrap_or("?"),
-                    it.kind,
-                    it.so.as_ref().map_or("-", |s| s.as_str()),
-                    it.to,
-                    it.attempts,
-                    it.last_error.unwrap_or_default()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        OutboxCmd::Retry {
-            id: Some(id),
-            all_dead: false,
-        } => {
-            if n.store().retry(id)? {
-                println!("item {id} queued again");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Err(CmdError::Usage(format!("item {id} is not dead")))
-            }
-        }
-        OutboxCmd::Retry {
-            id: None,
-            all_dead: true,
-        } => {
-            println!("{} dead items queued again", n.store().retry_all_dead()?);
-            Ok(ExitCode::SUCCESS)
-        }
-        OutboxCmd::Retry { .. } => Err(CmdError::Usage("give an item id or --all-dead".into())),
-        OutboxCmd::Flush => {
-            let rt = runtime()?;
-            let stats = rt.block_on(async {
-                let s = Sender::new(n.clone(), config)?;
-                s.drain().await
-            })?;
-            println!(
-                "sent {}, retried {}, dead {}",
-                stats.sent, stats.retried, stats.dead
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-pub fn run_suppress(cmd: SuppressCmd, config: &Config) -> Result<ExitCode, CmdError> {
-    let n = super::open_for_cli(config)?;
-    match cmd {
-        SuppressCmd::List => {
-            for s in n.store().suppressions()? {
-                println!("{}\t{}\t{}", s.email, s.at.to_rfc3339(), s.reason);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        SuppressCmd::Remove { addr } => {
-            let email: EmailAddress = addr
-                .parse()
-                .map_err(|e: crate::domain::AddressError| CmdError::Usage(e.to_string()))?;
-            if n.store().unsuppress(&email)? {
-                println!("{email} removed from the suppression list");
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Err(CmdError::Usage(format!("{email} is not suppressed")))
-            }
-        }
-    }
+    let rt = runtime()?;
+    let stats = rt.block_on(async {
+        let s = Sender::new(n.clone(), config)?;
+        s.drain().await
+    })?;
+    println!(
+        "sent {}, retried {}, dead {}",
+        stats.sent, stats.retried, stats.dead
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CmdError> {

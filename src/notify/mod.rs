@@ -154,7 +154,7 @@ impl ImportReport {
 }
 
 /// One line of `history`, joined with the delivery state of its outbox item.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HistoryView {
     #[serde(flatten)]
     pub entry: HistoryEntry,
