@@ -73,16 +73,16 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         )),
         faq: Arc::new(EngineOracle(faq.clone())),
         desk: desk_service.clone(),
+        outbox: Arc::new(notifier.clone()),
         actions: Arc::new(NotifyActions {
             notifier: notifier.clone(),
-            faq: faq.clone(),
-            support_address: config
-                .desk
-                .teams
-                .get("edelivery-support")
-                .cloned()
-                .unwrap_or_default(),
         }),
+        support_address: config
+            .desk
+            .teams
+            .get("edelivery-support")
+            .cloned()
+            .unwrap_or_default(),
     });
     Ok(AppState {
         config: Arc::new(config.clone()),

@@ -36,9 +36,7 @@ impl Outbox for Notifier {
     fn send(&self, mail: OutgoingMail) -> Result<Sent, OutboxError> {
         let key = mail.idempotency_key.clone();
         match self.enqueue(mail).map_err(failed)? {
-            EnqueueOutcome::Queued { message_id, .. } => {
-                message_id.parse().map(Sent::Queued).map_err(failed)
-            }
+            EnqueueOutcome::Queued { message_id, .. } => Ok(Sent::Queued(message_id)),
             // Queued by an earlier run of the same request (crash, restart):
             // the caller links and records the first mail's id.
             EnqueueOutcome::Duplicate => {

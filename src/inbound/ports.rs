@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::desk::routing::Route;
-use crate::domain::Lang;
+use crate::domain::{Lang, MessageId};
 
 /// An order as far as inbound mail is concerned.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -83,8 +83,19 @@ impl FaqHit {
     }
 }
 
+/// The text of a FAQ entry, for an answer mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaqText {
+    pub question: String,
+    pub answer: String,
+}
+
+/// What inbound needs from the FAQ engine.
 pub trait FaqOracle {
+    /// The best entry for `text`.
     fn ask(&self, text: &str, lang: Lang) -> FaqHit;
+    /// Entry `id`'s question and answer in `lang`, if it exists.
+    fn entry(&self, id: &str, lang: Lang) -> Option<FaqText>;
 }
 
 /// An oracle that never answers (everything is escalated).
@@ -94,6 +105,10 @@ pub struct Abstain;
 impl FaqOracle for Abstain {
     fn ask(&self, _text: &str, _lang: Lang) -> FaqHit {
         FaqHit::abstain()
+    }
+
+    fn entry(&self, _id: &str, _lang: Lang) -> Option<FaqText> {
+        None
     }
 }
 
@@ -141,6 +156,9 @@ pub struct MemFaqEntry {
     pub lang: Lang,
     pub question: String,
     pub keywords: Vec<String>,
+    /// The answer mailed for it (empty when a test does not care).
+    #[serde(default)]
+    pub answer: String,
     #[serde(default)]
     pub needs_person: bool,
     #[serde(default)]
@@ -204,14 +222,16 @@ impl Directory for MemWorld {
     }
 
     fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError> {
-        let id = id.trim_matches(['<', '>']);
+        let Ok(id) = id.parse::<MessageId>() else {
+            return Ok(None);
+        };
         Ok(self
             .orders
             .iter()
             .find(|o| {
                 o.notification_ids
                     .iter()
-                    .any(|n| n.trim_matches(['<', '>']) == id)
+                    .any(|n| n.parse::<MessageId>().is_ok_and(|n| n == id))
             })
             .map(|o| MemWorld::to_ref(o, None)))
     }
@@ -266,6 +286,16 @@ impl Directory for MemWorld {
 }
 
 impl FaqOracle for MemWorld {
+    fn entry(&self, id: &str, lang: Lang) -> Option<FaqText> {
+        self.faq
+            .iter()
+            .find(|e| e.id == id && e.lang == lang)
+            .map(|e| FaqText {
+                question: e.question.clone(),
+                answer: e.answer.clone(),
+            })
+    }
+
     fn ask(&self, text: &str, lang: Lang) -> FaqHit {
         let hay = text.to_lowercase();
         let mut scored: BTreeMap<u64, &MemFaqEntry> = BTreeMap::new();

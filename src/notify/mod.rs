@@ -36,6 +36,9 @@ use rand::Rng;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use context::{
+    CommandDoneContext, FaqAnswerContext, TemplateContext, TicketContext, TicketMail,
+};
 pub use kind::Kind;
 pub use message::AutoSubmitted;
 pub use oba::{Grouping, ObaError, ObaLine, ObaRequest};
@@ -43,7 +46,9 @@ pub use templates::{Rendered, TemplateError, Templates};
 pub use token::{KeyError, ReplyToken, ServerKey};
 
 use crate::config::Config;
-use crate::domain::{EmailAddress, Lang, Mailbox, Order, OrderId, OrderRejection, parse_order};
+use crate::domain::{
+    EmailAddress, Lang, Mailbox, MessageId, Order, OrderId, OrderRejection, parse_order,
+};
 use crate::store::{
     Commit, HistoryEntry, MailRecord, OutboxItem, OutboxStatus, Store, StoreError, TokenTarget,
 };
@@ -100,29 +105,63 @@ pub struct Notifier {
     inner: Arc<Inner>,
 }
 
-/// A mail to any address through the outbox (acknowledgements, relays, codes…).
+/// A mail to any address through the outbox: the one outgoing-mail type of
+/// the crate (FAQ answers, command confirmations, acknowledgements, team
+/// escalations and relays, link codes…). Build it with [`OutgoingMail::new`]
+/// from a typed [`TemplateContext`].
 #[derive(Debug, Clone)]
 pub struct OutgoingMail {
     pub kind: Kind,
     pub to: Mailbox,
     pub lang: Lang,
+    /// The order the mail is about (its details are rendered: only for a
+    /// recipient authorized to see them).
     pub so: Option<OrderId>,
-    /// Kind-specific template values (`extra.*`): e.g. `ticket`, `team`,
-    /// `business_days`, `due` for an acknowledgement; `text` for a relay.
+    /// Kind-specific template values (`extra.*`), from a typed context.
     pub extra: Value,
-    pub in_reply_to: Option<String>,
-    pub references: Vec<String>,
+    pub in_reply_to: Option<MessageId>,
+    pub references: Vec<MessageId>,
     pub auto: AutoSubmitted,
     /// Same key twice → queued once.
     pub idempotency_key: String,
     pub requested_by: String,
 }
 
+impl OutgoingMail {
+    /// A mail of `context`'s kind to `to`, answering nothing (set
+    /// `in_reply_to`/`references`/`so` after for a reply in a thread).
+    pub fn new<C: TemplateContext>(
+        context: &C,
+        to: Mailbox,
+        lang: Lang,
+        idempotency_key: String,
+        requested_by: &str,
+    ) -> OutgoingMail {
+        OutgoingMail {
+            kind: context.kind(),
+            to,
+            lang,
+            so: None,
+            extra: context.extra(),
+            in_reply_to: None,
+            references: Vec::new(),
+            auto: context.auto_submitted(),
+            idempotency_key,
+            requested_by: requested_by.to_string(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum EnqueueOutcome {
-    Queued { outbox_id: u64, message_id: String },
-    Skipped { reason: String },
+    Queued {
+        outbox_id: u64,
+        message_id: MessageId,
+    },
+    Skipped {
+        reason: String,
+    },
     Duplicate,
 }
 
@@ -182,8 +221,8 @@ pub(crate) struct MailSpec<'a> {
     pub requested_by: String,
     pub skip: Option<String>,
     pub auto: AutoSubmitted,
-    pub in_reply_to: Option<String>,
-    pub references: Vec<String>,
+    pub in_reply_to: Option<MessageId>,
+    pub references: Vec<MessageId>,
 }
 
 impl Notifier {
@@ -426,7 +465,10 @@ impl Notifier {
         let result = match (&record.item, &record.entry.skipped) {
             (Some(item), _) => EnqueueOutcome::Queued {
                 outbox_id: item.id,
-                message_id: item.message_id.clone(),
+                // Built by `prepare` from a MessageId: always parses.
+                message_id: item.message_id.parse().map_err(
+                    |e: crate::domain::MessageIdError| message::MessageError::Build(e.to_string()),
+                )?,
             },
             (None, reason) => EnqueueOutcome::Skipped {
                 reason: reason.clone().unwrap_or_default(),
@@ -496,11 +538,13 @@ impl Notifier {
         let ctx = context::build(s, &token, settings, unsubscribe.as_deref());
         let rendered = self.inner.templates.render(s.kind, s.lang, &ctx)?;
         let suffix: u32 = rand::thread_rng().r#gen();
-        let message_id = format!(
-            "<{}.{id}.{suffix:08x}@{}>",
+        let message_id: MessageId = format!(
+            "{}.{id}.{suffix:08x}@{}",
             so.as_ref().map_or("x", |o| o.as_str()),
             settings.domain
-        );
+        )
+        .parse()
+        .map_err(|e: crate::domain::MessageIdError| message::MessageError::Build(e.to_string()))?;
         let reply_to = format!("reply+{token}@{}", settings.domain);
         let from_addr = format!("{}@{}", settings.from_local, settings.domain);
         let raw = message::build(&message::MailParts {
@@ -514,18 +558,18 @@ impl Notifier {
             lang: rendered.lang,
             message_id: &message_id,
             auto: s.auto,
-            in_reply_to: s.in_reply_to.as_deref(),
+            in_reply_to: s.in_reply_to.as_ref(),
             references: &s.references,
             unsubscribe_url: unsubscribe.as_deref(),
         })?;
         entry.outbox_id = Some(id);
-        entry.message_id = Some(message_id.clone());
+        entry.message_id = Some(message_id.to_string());
         let item = OutboxItem {
             id,
             key: s.key.clone(),
             so,
             kind: s.kind.to_string(),
-            message_id,
+            message_id: message_id.to_string(),
             envelope_from: format!("bounces+{token}@{}", settings.domain),
             to: s.to.email.clone(),
             raw: String::from_utf8_lossy(&raw).into_owned(),

@@ -190,8 +190,12 @@ fn enqueue_is_idempotent_and_threads() {
         lang: Lang::Fr,
         so: None,
         extra: json!({"ticket": "T-42", "team": "licensing", "business_days": 1, "due": "2025-03-04"}),
-        in_reply_to: Some("<abc@client.example>".into()),
-        references: vec!["<abc@client.example>".into(), "bad\r\nBcc: x@y.z".into()],
+        in_reply_to: Some("<abc@client.example>".parse().unwrap()),
+        // A hostile reference never becomes a MessageId, so never a header.
+        references: crate::domain::MessageId::parse_all([
+            "<abc@client.example>",
+            "bad\r\nBcc: x@y.z",
+        ]),
         auto: AutoSubmitted::AutoReplied,
         idempotency_key: "inbound/<abc@client.example>/ack".into(),
         requested_by: "inbound".into(),
