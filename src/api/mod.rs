@@ -22,7 +22,9 @@ use crate::notify::Notifier;
 
 pub mod admin;
 pub mod desk;
+pub mod downloads;
 pub mod orders;
+pub mod page;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -107,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orders::routes())
         .merge(desk::routes())
         .merge(admin::routes())
+        .merge(page::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(move |req, next| {

@@ -21,6 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/orders", post(post_orders))
         .route("/v1/orders/{so}", get(get_order))
         .route("/v1/orders/{so}/oba", post(post_oba))
+        .route(
+            "/v1/orders/{so}/downloads",
+            post(super::downloads::post_downloads).get(super::downloads::get_downloads),
+        )
         .route("/v1/orders/{so}/notifications", get(get_history))
         .route(
             "/v1/unsubscribe/{token}",

@@ -1,6 +1,7 @@
 //! Types that validate on parse and the business rules as pure functions.
 //! Nothing in here does I/O.
 
+mod download;
 mod email;
 mod ids;
 mod lang;
@@ -10,6 +11,10 @@ mod rules;
 mod text;
 mod validate;
 
+pub use download::{
+    DownloadRefusal, DownloadRule, FIRST_REVIEW_BUSINESS_DAYS, FURTHER_REVIEW_BUSINESS_DAYS,
+    PolicyInput, decide as decide_download, second_download_deadline, strictest,
+};
 pub use email::{AddressError, EmailAddress, Mailbox, is_own_domain, parse_address_list};
 pub use ids::{IdError, OrderId, PoNumber};
 pub use lang::{Lang, ParseLangError};

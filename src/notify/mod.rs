@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use context::{
-    CommandDoneContext, FaqAnswerContext, TemplateContext, TicketContext, TicketMail,
+    CommandDoneContext, FaqAnswerContext, TemplateContext, TicketContext, TicketMail, hold_contact,
 };
 pub use kind::Kind;
 pub use message::AutoSubmitted;

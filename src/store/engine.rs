@@ -67,6 +67,7 @@ pub(super) struct Trees {
     pub ticket_threads: sled::Tree,
     pub ticket_meta: sled::Tree,
     pub auto_mail: sled::Tree,
+    pub downloads: sled::Tree,
 }
 
 impl Trees {
@@ -110,6 +111,7 @@ impl Trees {
             ticket_threads: tree("ticket_threads")?,
             ticket_meta: tree("ticket_meta")?,
             auto_mail: tree("auto_mail")?,
+            downloads: tree("downloads")?,
             db,
         })
     }

@@ -20,12 +20,14 @@
 //! - `mail_raw`, `mail_meta`, `mail_dedup`, `mail_pending`: the inbound spool (`mail`)
 //! - `tickets`, `ticket_threads`, `ticket_meta`: desk tickets as opaque records (`records`)
 //! - `auto_mail`: per-address times of automatic mails (the loop guard)
+//! - `downloads`: `SO` ++ 0 ++ n BE → [`DownloadRecord`] (download requests, `downloads`)
 //!
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
 //! outbox transitions, mail intake) returns after the group flush, except
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
+mod downloads;
 mod engine;
 mod history;
 mod mail;
@@ -37,6 +39,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use downloads::DownloadRecord;
 pub use engine::{EngineSettings, Health};
 pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
 pub use records::AdmitCount;
