@@ -6,8 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::desk::Desk;
-use crate::desk::tickets::NewTicket;
+use crate::desk::{Acknowledge, Customer, DeskService, TicketRequest};
 use crate::domain::{
     DownloadRefusal, DownloadRule, EmailAddress, Lang, Order, OrderId, PolicyInput, Team,
     check_invisible, decide_download, strictest,
@@ -113,6 +112,19 @@ pub fn visible_lines(order: &Order, meta: &OrderMeta, email: &EmailAddress) -> O
     granted.then_some(lines)
 }
 
+/// The desk's "further request": `email` already had a ticket about this
+/// order (the review time is then 3 business days instead of 1).
+pub fn further_request(
+    desk: &crate::desk::Desk,
+    email: &EmailAddress,
+    so: &OrderId,
+) -> Result<bool, crate::desk::DeskError> {
+    Ok(desk
+        .list()?
+        .iter()
+        .any(|t| t.customer.eq_ignore_ascii_case(email.as_str()) && t.orders.contains(so)))
+}
+
 /// The language to write to `email` in: the recipient's, else the order's.
 pub fn lang_of(order: &Order, email: &EmailAddress) -> Lang {
     order
@@ -206,6 +218,7 @@ struct Plan {
     available_at: Option<DateTime<Utc>>,
     archived: bool,
     held: Vec<bool>,
+    further_request: bool,
     requester: EmailAddress,
     reason: Option<String>,
     key: Option<String>,
@@ -260,6 +273,7 @@ fn step(plan: Plan, existing: &[DownloadRecord]) -> (Step, Vec<DownloadRecord>) 
             archived: plan.archived,
             on_hold: *held,
             previous: &previous,
+            further_request: plan.further_request,
             now: plan.now,
         };
         match decide_download(&input) {
@@ -323,7 +337,7 @@ fn step(plan: Plan, existing: &[DownloadRecord]) -> (Step, Vec<DownloadRecord>) 
 /// ticket (durably, before answering) when the rule needs one.
 pub fn request_download(
     store: &Store,
-    desk: &Desk,
+    desk: &DeskService,
     so: &OrderId,
     req: DownloadRequest,
     now: DateTime<Utc>,
@@ -348,7 +362,9 @@ pub fn request_download(
         }
     }
     let reason = clean_reason(req.reason.as_deref())?;
+    let further_request = further_request(desk.desk(), &req.requester, so)?;
     let plan = Plan {
+        further_request,
         so: so.clone(),
         held: images
             .iter()
@@ -378,17 +394,19 @@ pub fn request_download(
         Some(days) => {
             // A crash between the record and the ticket leaves the record
             // untracked: the same request sent again opens the ticket.
-            if !untracked.is_empty() {
-                let t = open_review(desk, &order, &req.requester, &images, reason, now)?;
-                store.download_set_ticket(so, &untracked, &t)?;
-                ticket = Some(t);
+            let mut due = None;
+            if let Some(first) = untracked.first() {
+                let t = open_review(desk, &order, &req.requester, &images, reason, *first)?;
+                store.download_set_ticket(so, &untracked, &t.id.to_string())?;
+                ticket = Some(t.id.to_string());
+                due = Some(t.due);
             }
-            let cal = desk.calendar();
+            let cal = desk.desk().calendar();
             Some(Review {
                 ticket,
                 team: Team::EdeliverySupport,
                 business_days: days,
-                due: cal.add_business_days(cal.local_date(now), days),
+                due: due.unwrap_or_else(|| cal.add_business_days(cal.local_date(now), days)),
             })
         }
     };
@@ -407,45 +425,52 @@ pub fn request_download(
     })
 }
 
+/// Opens the review ticket through the desk service: eDelivery support is
+/// mailed and the requester gets the acknowledgement with the ticket number
+/// and due date. The key (order and first record number) keeps the mails
+/// to one per request if this runs again.
 fn open_review(
-    desk: &Desk,
+    desk: &DeskService,
     order: &Order,
     requester: &EmailAddress,
     images: &[ImageAnswer],
     reason: Option<String>,
-    now: DateTime<Utc>,
-) -> Result<String, DownloadError> {
-    let lang = lang_of(order, requester);
+    first_record: u64,
+) -> Result<crate::desk::Ticket, DownloadError> {
     let list: Vec<String> = images
         .iter()
+        .filter(|i| i.rule.needs_review())
         .map(|i| {
             format!(
-                "line {} {} ({} earlier request(s))",
+                "- line {} {} ({} earlier request(s))",
                 i.line, i.image, i.previous
             )
         })
         .collect();
     let text = format!(
-        "Download request needing review.\nImages:\n{}\nReason given:\n{}",
+        "Download request needing review (software download policy).\nImages:\n{}\nReason given:\n{}",
         list.join("\n"),
         reason.as_deref().unwrap_or("")
     );
-    let t = desk.open_ticket(
-        NewTicket {
-            team: Team::EdeliverySupport,
-            customer: requester.to_string(),
-            lang,
-            subject: format!("Download review for order {}", order.so),
-            orders: vec![order.so.to_string()],
-            faq: None,
-            reasons: vec!["download policy: review".into()],
-            message_id: None,
-            text,
-            spool_id: None,
-        },
-        now,
-    )?;
-    Ok(t.id.to_string())
+    let key = format!("download:{}:{first_record}", order.so);
+    let outcome = desk.open_or_follow_up(TicketRequest {
+        key: key.clone(),
+        reference: Some(key),
+        customer: Customer::Mail(requester.clone()),
+        lang: lang_of(order, requester),
+        subject: format!("Download review for order {}", order.so),
+        text,
+        team: Team::EdeliverySupport,
+        orders: vec![order.so.clone()],
+        authorized: true,
+        faq: None,
+        reasons: vec!["software download policy: review".into()],
+        message_id: None,
+        thread: Vec::new(),
+        ticket: None,
+        acknowledge: Acknowledge::ByMail,
+    })?;
+    Ok(outcome.ticket)
 }
 
 /// The body of `POST /v1/orders/{so}/downloads`.
@@ -534,7 +559,7 @@ pub async fn post_downloads(
         images: b.images,
         request_key: b.idempotency_key.filter(|k| !k.is_empty()),
     };
-    let (store, desk) = (state.notifier.store().clone(), state.desk.clone());
+    let (store, desk) = (state.notifier.store().clone(), state.desk_service.clone());
     let span = tracing::info_span!("download_request", so = %so);
     let answer = tokio::task::spawn_blocking(move || {
         let _g = span.enter();

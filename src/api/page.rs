@@ -303,7 +303,12 @@ fn render(
         Some(n) => (n, false),
         None => (random_hex(), true),
     };
-    let ctx = context(state.notifier.store(), v, lang, notice, &nonce, Utc::now())?;
+    let further =
+        super::downloads::further_request(&state.desk, &v.email, &v.so).map_err(|e| match e {
+            crate::desk::DeskError::Store(s) => ApiError::from_store(&s),
+            other => internal(other),
+        })?;
+    let ctx = context(state.notifier.store(), v, lang, notice, &nonce, further)?;
     let (tera, _) = engine().map_err(internal)?;
     let context = tera::Context::from_serialize(&ctx).map_err(internal)?;
     let html = tera.render(TEMPLATE_NAME, &context).map_err(internal)?;
@@ -347,8 +352,9 @@ fn context(
     lang: Lang,
     notice: Option<Notice>,
     nonce: &str,
-    now: DateTime<Utc>,
+    further: bool,
 ) -> Result<Value, ApiError> {
+    let now = Utc::now();
     let t = Texts::of(lang).map_err(internal)?;
     let records: Vec<DownloadRecord> = store
         .download_requests(&v.so)?
@@ -385,7 +391,7 @@ fn context(
         },
         "t": texts,
         "notice": notice.map(|n| json!({"ok": n.ok, "text": n.text})),
-        "lines": lines_context(&t, v, &records, now),
+        "lines": lines_context(&t, v, &records, further, now),
         "holds": holds_context(&t, v, lang),
         "archived": v.order.archived,
         "can_restore": false,
@@ -407,6 +413,7 @@ fn next_rule_text(
     v: &Viewer,
     line: &str,
     history: &[DownloadRule],
+    further: bool,
     now: DateTime<Utc>,
 ) -> String {
     let input = PolicyInput {
@@ -414,6 +421,7 @@ fn next_rule_text(
         archived: v.order.archived,
         on_hold: line_on_hold(&v.order, line),
         previous: history,
+        further_request: further,
         now,
     };
     match decide_download(&input) {
@@ -432,6 +440,7 @@ fn lines_context(
     t: &Texts<'_>,
     v: &Viewer,
     records: &[DownloadRecord],
+    further: bool,
     now: DateTime<Utc>,
 ) -> Value {
     let lines: Vec<Value> = v
@@ -450,7 +459,7 @@ fn lines_context(
                         .map(|r| r.rule)
                         .collect();
                     let n = t.get("requested_times", &[("n", &history.len().to_string())]);
-                    let next = next_rule_text(t, v, &l.line, &history, now);
+                    let next = next_rule_text(t, v, &l.line, &history, further, now);
                     json!({"file": i.file, "md5": i.md5, "state": format!("{n} · {next}")})
                 })
                 .collect();
@@ -583,7 +592,7 @@ async fn post_download(
     };
     let (store, desk, so2) = (
         state.notifier.store().clone(),
-        state.desk.clone(),
+        state.desk_service.clone(),
         viewer.so.clone(),
     );
     let result =

@@ -7,11 +7,14 @@
 //!    second one: a reason, and a review answered within 1 business day;
 //! 4. any further request: a review answered within 3 business days.
 //!
-//! "Further" is read as "after a request that already went to review": the
-//! first time an image needs a person the answer comes within 1 business
-//! day, every later review of the same image within 3. An archived order
-//! (older than 15 months) must be restored first; an order that is not
-//! available, or whose image is on hold, cannot be downloaded yet.
+//! Which requests need a person is counted per image (rules 1-3). How fast
+//! the answer comes is the desk's rule for every request a person answers
+//! (`desk::Desk::open_ticket`): 1 business day, 3 for a further request by
+//! the same customer about the same order. The caller says whether this is
+//! such a further request, so the time the requester is told is the one the
+//! review ticket gets. An archived order (older than 15 months) must be
+//! restored first; an order that is not available, or whose image is on
+//! hold, cannot be downloaded yet.
 //!
 //! Pure functions over typed inputs: the caller passes the earlier requests
 //! of the same image (as recorded) and the current time.
@@ -21,9 +24,11 @@ use serde::{Deserialize, Serialize};
 
 use super::rules::SECOND_DOWNLOAD_DAYS;
 
-/// Business days for the first review of an image.
+/// Business days for a review, the requester's first request to a person
+/// about the order.
 pub const FIRST_REVIEW_BUSINESS_DAYS: u32 = 1;
-/// Business days for every further review of the same image.
+/// Business days for a review when the requester already had a request
+/// about the same order answered by a person (a "further request").
 pub const FURTHER_REVIEW_BUSINESS_DAYS: u32 = 3;
 
 /// Which rule of the policy a download request falls under.
@@ -37,7 +42,7 @@ pub enum DownloadRule {
     /// Rules 3 and 4: a person reviews the request and answers within this
     /// many business days.
     Review {
-        /// 1 for the first review of the image, 3 for further ones.
+        /// 1 for the requester's first request about the order, 3 for further ones.
         business_days: u32,
     },
 }
@@ -118,6 +123,8 @@ pub struct PolicyInput<'a> {
     pub on_hold: bool,
     /// The rules earlier recorded requests of this image fell under.
     pub previous: &'a [DownloadRule],
+    /// The requester already had a request about this order go to a person.
+    pub further_request: bool,
     /// The time of the request.
     pub now: DateTime<Utc>,
 }
@@ -139,9 +146,8 @@ pub fn decide(input: &PolicyInput<'_>) -> Result<DownloadRule, DownloadRefusal> 
         Some(at) if at <= input.now => at,
         _ => return Err(DownloadRefusal::NotAvailable),
     };
-    let reviewed_before = input.previous.iter().any(|r| r.needs_review());
     let review = DownloadRule::Review {
-        business_days: if reviewed_before {
+        business_days: if input.further_request {
             FURTHER_REVIEW_BUSINESS_DAYS
         } else {
             FIRST_REVIEW_BUSINESS_DAYS
@@ -176,6 +182,7 @@ mod tests {
             archived: false,
             on_hold: false,
             previous,
+            further_request: previous.iter().any(|r| r.needs_review()),
             now: available + Duration::days(days_after),
         }
     }
@@ -205,6 +212,18 @@ mod tests {
         assert_eq!(decide(&i), Ok(DownloadRule::SecondWithReason));
         i.now += Duration::seconds(1);
         assert_eq!(decide(&i), Ok(REVIEW_1));
+    }
+
+    #[test]
+    fn a_further_request_about_the_order_is_answered_within_three_days() {
+        let mut i = input(&[DownloadRule::First], 200);
+        assert_eq!(decide(&i), Ok(REVIEW_1));
+        i.further_request = true;
+        assert_eq!(decide(&i), Ok(REVIEW_3));
+        // It changes the answer time only, never whether a review is needed.
+        let mut first = input(&[], 200);
+        first.further_request = true;
+        assert_eq!(decide(&first), Ok(DownloadRule::First));
     }
 
     #[test]
@@ -256,7 +275,9 @@ mod tests {
             let mut now = available;
             for gap in gaps {
                 now += Duration::days(gap);
-                let i = PolicyInput { available_at: Some(available), archived: false, on_hold: false, previous: &history, now };
+                // One requester: the only tickets about the order are its reviews.
+                let further_request = history.iter().any(|h| h.needs_review());
+                let i = PolicyInput { available_at: Some(available), archived: false, on_hold: false, previous: &history, further_request, now };
                 let r = decide(&i).unwrap();
                 let within = now - available <= Duration::days(SECOND_DOWNLOAD_DAYS);
                 let reviewed = history.iter().any(|h| h.needs_review());
@@ -269,7 +290,7 @@ mod tests {
                 prop_assert_eq!(r, expected);
                 history.push(r);
             }
-            // At most one 1-day review per image; at most one first download.
+            // At most one 1-day review per requester; one first download.
             prop_assert!(history.iter().filter(|h| **h == REVIEW_1).count() <= 1);
             prop_assert_eq!(history.iter().filter(|h| **h == DownloadRule::First).count(), 1);
         }
@@ -290,6 +311,9 @@ mod tests {
             prop_assert!(more.strictness() >= r.strictness(), "{:?} then {:?}", r, more);
             let after = decide(&input(&previous, days + later)).unwrap();
             prop_assert!(after.strictness() >= r.strictness());
+            let mut further = base;
+            further.further_request = true;
+            prop_assert!(decide(&further).unwrap().strictness() >= r.strictness());
             prop_assert_eq!(r.needs_reason(), !previous.is_empty());
         }
 
