@@ -242,3 +242,87 @@ fn hostile_headers_do_not_leak_line_breaks() {
     assert!(!d.subject.contains(['\r', '\n']), "{:?}", d.subject);
     assert_eq!(d.kind, Kind::Reply);
 }
+
+#[test]
+fn every_order_named_reaches_the_decision() {
+    let w = world();
+    let raw = b"From: Ana <ana@partner.example.net>\r\nTo: support@edesk.example.com\r\nSubject: orders\r\nMessage-ID: <named-1@partner.example.net>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nHello, about SO 10458321 and our other order 77001234, PO ACME-PO-7781 and PO 4500099887: nothing arrived.\r\n";
+    let d = analyze(raw, &w, &w).unwrap();
+    // Known first (the PO resolves to its SO), then the unknown SO, then
+    // the unknown PO as written.
+    assert_eq!(d.orders, ["10458321", "77001234", "PO 4500099887"]);
+    assert_eq!(d.store_orders(), ["10458321"]);
+    assert!(d.reasons.iter().any(|r| r.contains("not in the store")));
+    // A reply through a token still reports another order written in it.
+    let raw = b"From: j.harper@acme.example.com\r\nTo: reply+2ec88d94097bcc8e32d6f0b69fa54158@edesk.example.com\r\nSubject: Re: order\r\nMessage-ID: <named-2@acme.example.com>\r\nDate: Mon, 02 Mar 2026 10:00:00 +0000\r\n\r\nAlso our order 88001122 never arrived.\r\n";
+    let d = analyze(raw, &w, &w).unwrap();
+    assert_eq!(d.orders, ["10458321", "88001122"]);
+    assert!(d.authorized, "{:?}", d.reasons);
+}
+
+#[test]
+fn human_mail_without_message_id_or_date_is_still_answered() {
+    let d = decide("oldclient-en-noheaders");
+    assert_eq!(d.kind, Kind::New);
+    assert!(d.should_reply);
+    let id = d.message_id.clone().unwrap();
+    assert!(id.starts_with("synthetic.") && id.ends_with("@edesk.invalid"));
+    assert_eq!(decide("oldclient-en-noheaders").message_id, Some(id));
+    assert!(d.reasons.iter().any(|r| r.contains("no Message-ID")));
+    assert!(d.reasons.iter().any(|r| r.contains("no Date")));
+    assert_ne!(d.route, Route::None);
+}
+
+#[test]
+fn french_typography_and_html_sign_offs() {
+    for name in [
+        "applemail-fr-nbspattribution",
+        "thunderbird-fr-nnbspattribution",
+        "gmail-fr-htmlsignoff",
+    ] {
+        let d = decide(name);
+        assert!(!d.new_text.contains("écrit"), "{name}: {:?}", d.new_text);
+        assert!(
+            !d.new_text.contains("Cordialement"),
+            "{name}: {:?}",
+            d.new_text
+        );
+        assert_eq!(d.lang.as_str(), "fr", "{name}");
+    }
+    let d = decide("outlookweb-en-htmlsignoff");
+    assert!(!d.new_text.contains("Best regards"), "{:?}", d.new_text);
+    assert!(!d.new_text.contains("555"), "{:?}", d.new_text);
+}
+
+/// Route accuracy on the routing set's dev part, with the real FAQ. The
+/// held-out part is scored by `edesk mail route-eval` only (README).
+#[test]
+fn routing_dev_set_accuracy_floor() {
+    use edesk::inbound::adapters::EngineOracle;
+    use edesk::inbound::eval::{evaluate_routes, load_route_cases};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let routing = root.join("tests/fixtures/routing");
+    let data = tempfile::tempdir().unwrap();
+    let engine = edesk::faq::Engine::open(
+        &edesk::faq::Sources::Dir(root.join("faq-index")),
+        data.path(),
+        0.5,
+    )
+    .unwrap();
+    let oracle = EngineOracle(std::sync::Arc::new(engine));
+    let w =
+        MemWorld::from_json(&std::fs::read_to_string(routing.join("world.json")).unwrap()).unwrap();
+    let cases = load_route_cases(&routing.join("dev.jsonl")).unwrap();
+    assert!(cases.len() >= 100, "{}", cases.len());
+    let report = evaluate_routes(&cases, &w, &oracle).unwrap();
+    println!("{}", report.summary());
+    assert!(report.accuracy >= 0.93, "{}", report.summary());
+    for (class, sc) in &report.per_class {
+        assert!(
+            sc.share >= 0.8,
+            "{class}: {:.3}\n{}",
+            sc.share,
+            report.summary()
+        );
+    }
+}

@@ -88,6 +88,9 @@ impl FromStr for Route {
 pub enum Signal {
     /// Case-insensitive regex over the customer's subject and new text.
     Text(&'static str),
+    /// Every one of these case-insensitive regexes matches somewhere in the
+    /// text (a co-occurrence: "registered" + "license" + "wrong").
+    AllText(&'static [&'static str]),
     /// A hold type open on the order (DESIGN's hold names).
     Hold(&'static str),
     /// A product ID on the order starting with this prefix (case-insensitive).
@@ -96,85 +99,165 @@ pub enum Signal {
     PidContains(&'static str),
 }
 
+/// How much a matching rule weighs against a confident FAQ answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weight {
+    /// The customer asks for something only a person can do, or about a
+    /// product with its own team: a person, even when an FAQ entry
+    /// mentions the topic.
+    Person,
+    /// A topic word or an order fact: it names the team once a person is
+    /// needed, but never turns an answerable question into a ticket.
+    Topic,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
     pub signal: Signal,
     pub route: Route,
     /// Short name shown in `reasons`.
     pub name: &'static str,
+    pub weight: Weight,
 }
 
-const fn text(re: &'static str, route: Route, name: &'static str) -> Rule {
+const fn text(re: &'static str, route: Route, name: &'static str, weight: Weight) -> Rule {
     Rule {
         signal: Signal::Text(re),
         route,
         name,
+        weight,
     }
 }
 
+const fn fact(signal: Signal, route: Route, name: &'static str) -> Rule {
+    Rule {
+        signal,
+        route,
+        name,
+        weight: Weight::Topic,
+    }
+}
+
+/// Work of customer service per the source document ("order bookings,
+/// order cancellations or modifications, and RMAs"; expedite; orders that
+/// sit in CCW; holds other than export and new product): asked for, not
+/// asked about.
+const ORDER_ACTION: &str = concat!(
+    r"\b(cancel\w*|annul\w*)\b",
+    r"|\bbook(ing|ed)?\b|\b(place|placing) (a |an )?(new )?order\b|r[ée]servation de commande|passer (une )?(nouvelle )?commande",
+    r"|\b(change|modify|amend|correct|adjust)\w*\s+(the |my |our |this |that )?(order|quantity|qty)\b|\bmodifi\w+\s+(ma |la |notre |cette )?commande\b|\border change\b",
+    r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,60}\b(early[- ]ship|exp[ée]dition anticip[ée]e)",
+    r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)\b.{0,60}\b(to|[àa]|sur|en) (yes|oui|no|non)\b",
+    r"|\bexpedit\w*|\bspeed (it |this |the order )?up\b|\brush (the |this |my |our )?order|acc[ée]l[ée]r\w*|\burgent delivery\b|livraison urgente",
+    r"|\b(stuck|sitting|sits|sat|remains?|been|waiting)\b.{0,25}\b(in|on) (ccw|cisco commerce)|\b(in|on) ccw\b.{0,40}\b(for|since|without)\b",
+    r"|\bnever (arrived|reached|made it|showed up|appeared)\b.{0,30}\bedelivery|\bnot (yet )?(in|arrived in|reached|processed (to|in|into)|showing in|visible in) edelivery",
+    r"|\b(booked|placed|entered|submitted)\b.{0,80}\b(not|never|no)\b.{0,25}\b(received|arrived|notification)",
+    r"|\bdans (l'outil )?ccw\b.{0,40}\b(depuis|sans)\b|\b(bloqu\w+|reste|tra[îi]ne)\b.{0,20}\bdans (l'outil )?ccw|\bn'arrive (jamais|pas)\b.{0,20}\bedelivery",
+    r"|\b(enregistr\w+|pass[ée]e?s?)\b.{0,80}\brien re[çc]u",
+    r"|\bRMA\b|\breturn material|\bretour de mat[ée]riel|\breturn (the|this|our|it|these)\b.{0,20}\b(software|order|licen\w*|product)|\bretourner\b"
+);
+
+/// A hold to release: the team of the open hold when the order has one
+/// (export, new product), customer service for the others ("For all other
+/// holds, contact Customer Service Central").
+const HOLD_RELEASE: &str = r"\b(release|lift|remove)\b.{0,20}\bholds?\b|\bcredit( check)? hold|\b(lever|lib[ée]rer|d[ée]bloquer)\b";
+
 /// The routing table, first match wins. Product families go before
-/// licensing because their names contain "Licensing".
+/// licensing because their names contain "Licensing"; rules that weigh as
+/// [`Weight::Person`] go before topic words so that, once a person is
+/// needed, the most specific team gets the ticket.
 pub const RULES: &[Rule] = &[
     text(
         r"\bUCSS\b|unified communications software subscription",
         Route::Team(Team::Ucss),
         "ucss",
+        Weight::Person,
     ),
     text(
         r"\bCUWL\b|unified workspace licen[cs]ing",
         Route::Team(Team::Cuwl),
         "cuwl",
+        Weight::Person,
     ),
+    // "If you have successfully registered your PAK and did not receive
+    // the correct/complete license, please contact Global Licensing".
+    Rule {
+        signal: Signal::AllText(&[
+            r"\b(regist\w+|enregistr\w+)",
+            r"\b(licen[cs]\w*|keys?|cl[ée]s?|paks?)\b",
+            r"\b(wrong|incorrect|incomplete|missing|partial|instead of|au lieu de|only covers|different|another|autre|expired?|expir[ée]e?|mismatch\w*|not (the )?(right|correct|complete)|does(n't| not) (work|match|show)|do(n't| not) show|ne (fonctionne|correspond) pas|manque\w*|mauvaise?|erron\w+|incompl\w+|already registered|d[ée]j[àa] enregistr\w+|rehost\w*|no (licen[cs]e|key|file)s?|(did not|didn't|never|not) (receive|get|got)\w*|pas re[çc]ue?|aucune? (licence|cl[ée]))\b",
+        ]),
+        route: Route::Team(Team::Licensing),
+        name: "license wrong after registration",
+        weight: Weight::Person,
+    },
     text(
         r"\bL-ISE\S*|\bNPH\b|new[- ]product hold|blocage (de |pour )?nouveau produit|nouveau produit bloqu",
         Route::Team(Team::SacSupport),
         "new product hold",
+        Weight::Person,
     ),
     text(
-        r"\bexport(ation)?\b|\bexport[- ](hold|control|compliance)|contr[ôo]le (à l'|a l'|des )?exportations?",
+        r"\bexport[- ](hold|control|compliance)|\bexport compliance|contr[ôo]le (à l'|a l'|des )?exportations?|blocage (à l'|a l')?export",
+        Route::Team(Team::Exportops),
+        "export hold",
+        Weight::Person,
+    ),
+    text(
+        ORDER_ACTION,
+        Route::Team(Team::CustomerService),
+        "order action",
+        Weight::Person,
+    ),
+    text(
+        r"\bexport(ation)?s?\b",
         Route::Team(Team::Exportops),
         "export",
-    ),
-    text(
-        r"\b(cancel\w*|annul\w*|RMA|return material|expedit\w*|acc[ée]l[ée]r\w*|booking|book (an|the|my) order|r[ée]servation de commande|change (to |in |of )?(my|the|our|this) order|order change|modif\w* (de |à |a )?(ma|la|notre|cette) commande|modify (my|the|our|this) order|urgent delivery|livraison urgente)\b",
-        Route::Team(Team::CustomerService),
-        "order change",
+        Weight::Topic,
     ),
     text(
         r"\b(PAKs?|licen[cs]es?|licen[cs]ing|smart licen\w*|activation key|cl[ée]s? de licence)\b",
         Route::Team(Team::Licensing),
         "licensing",
+        Weight::Topic,
     ),
-    Rule {
-        signal: Signal::Hold("export"),
-        route: Route::Team(Team::Exportops),
-        name: "export hold",
-    },
-    Rule {
-        signal: Signal::Hold("new-product"),
-        route: Route::Team(Team::SacSupport),
-        name: "new product hold",
-    },
-    Rule {
-        signal: Signal::Hold("order-change"),
-        route: Route::Team(Team::CustomerService),
-        name: "order change hold",
-    },
-    Rule {
-        signal: Signal::PidPrefix("L-ISE"),
-        route: Route::Team(Team::SacSupport),
-        name: "L-ISE PID",
-    },
-    Rule {
-        signal: Signal::PidContains("UCSS"),
-        route: Route::Team(Team::Ucss),
-        name: "UCSS PID",
-    },
-    Rule {
-        signal: Signal::PidContains("CUWL"),
-        route: Route::Team(Team::Cuwl),
-        name: "CUWL PID",
-    },
+    fact(
+        Signal::Hold("export"),
+        Route::Team(Team::Exportops),
+        "export hold on the order",
+    ),
+    fact(
+        Signal::Hold("new-product"),
+        Route::Team(Team::SacSupport),
+        "new product hold on the order",
+    ),
+    fact(
+        Signal::Hold("order-change"),
+        Route::Team(Team::CustomerService),
+        "order change hold on the order",
+    ),
+    fact(
+        Signal::PidPrefix("L-ISE"),
+        Route::Team(Team::SacSupport),
+        "L-ISE PID",
+    ),
+    fact(
+        Signal::PidContains("UCSS"),
+        Route::Team(Team::Ucss),
+        "UCSS PID",
+    ),
+    fact(
+        Signal::PidContains("CUWL"),
+        Route::Team(Team::Cuwl),
+        "CUWL PID",
+    ),
+    // After the order's holds: which hold is open says who releases it.
+    text(
+        HOLD_RELEASE,
+        Route::Team(Team::CustomerService),
+        "hold release",
+        Weight::Person,
+    ),
 ];
 
 /// Facts about the message and its orders that rules look at.
@@ -197,13 +280,15 @@ pub struct Routed {
 
 /// Routes an escalation. Never returns `faq` or `none`.
 pub fn route(input: &RoutingInput<'_>) -> Routed {
-    for (i, rule) in RULES.iter().enumerate() {
-        if matches(i, rule, input) {
-            return Routed {
-                route: rule.route,
-                rule: rule.name,
-            };
-        }
+    if let Some(rule) = RULES
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| matches(i, r, input).then_some(r))
+    {
+        return Routed {
+            route: rule.route,
+            rule: rule.name,
+        };
     }
     if let Some(team) = input.faq_team.filter(|t| t.is_team()) {
         return Routed {
@@ -217,9 +302,41 @@ pub fn route(input: &RoutingInput<'_>) -> Routed {
     }
 }
 
+/// The team of the first open hold the table knows (export, new
+/// product, order change), whatever the text says.
+pub fn hold_route(holds: &[String]) -> Option<Routed> {
+    let input = RoutingInput {
+        holds,
+        ..Default::default()
+    };
+    RULES
+        .iter()
+        .enumerate()
+        .find(|(i, r)| matches!(r.signal, Signal::Hold(_)) && matches(*i, r, &input))
+        .map(|(_, r)| Routed {
+            route: r.route,
+            rule: r.name,
+        })
+}
+
+/// The first text rule of weight [`Weight::Person`] matching `text`: the
+/// customer asks for a person's work whatever the FAQ says.
+pub fn person_rule(text: &str) -> Option<&'static Rule> {
+    let input = RoutingInput {
+        text,
+        ..Default::default()
+    };
+    RULES
+        .iter()
+        .enumerate()
+        .find(|(i, r)| r.weight == Weight::Person && matches(*i, r, &input))
+        .map(|(_, r)| r)
+}
+
 fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     match rule.signal {
-        Signal::Text(_) => compiled(i).is_some_and(|re| re.is_match(input.text)),
+        Signal::Text(_) | Signal::AllText(_) => compiled(i)
+            .is_some_and(|res| !res.is_empty() && res.iter().all(|re| re.is_match(input.text))),
         Signal::Hold(h) => input.holds.iter().any(|x| x.eq_ignore_ascii_case(h)),
         Signal::PidPrefix(p) => input.pids.iter().any(|x| {
             x.get(..p.len())
@@ -235,16 +352,22 @@ fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     }
 }
 
-/// Compiled text rules, by index in `RULES`. A rule that fails to compile
-/// never matches (a unit test keeps them all valid).
-fn compiled(i: usize) -> Option<&'static Regex> {
-    static CELL: OnceLock<Vec<Option<Regex>>> = OnceLock::new();
+/// Compiled text rules, by index in `RULES`. A rule with a pattern that
+/// fails to compile never matches (a unit test keeps them all valid).
+fn compiled(i: usize) -> Option<&'static Vec<Regex>> {
+    static CELL: OnceLock<Vec<Option<Vec<Regex>>>> = OnceLock::new();
     CELL.get_or_init(|| {
         RULES
             .iter()
-            .map(|r| match r.signal {
-                Signal::Text(re) => Regex::new(&format!("(?i){re}")).ok(),
-                _ => None,
+            .map(|r| {
+                let pats: &[&str] = match &r.signal {
+                    Signal::Text(re) => std::slice::from_ref(re),
+                    Signal::AllText(res) => res,
+                    _ => return None,
+                };
+                pats.iter()
+                    .map(|p| Regex::new(&format!("(?i){p}")).ok())
+                    .collect()
             })
             .collect()
     })
@@ -267,7 +390,7 @@ mod tests {
     #[test]
     fn every_text_rule_compiles() {
         for (i, r) in RULES.iter().enumerate() {
-            if matches!(r.signal, Signal::Text(_)) {
+            if matches!(r.signal, Signal::Text(_) | Signal::AllText(_)) {
                 assert!(compiled(i).is_some(), "rule {} does not compile", r.name);
             }
         }

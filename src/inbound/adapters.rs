@@ -27,6 +27,7 @@ impl FaqOracle for EngineOracle {
             confidence: a.confidence,
             needs_person: entry.is_some_and(|e| e.needs_person),
             team: entry.and_then(|e| e.team.parse::<Route>().ok()),
+            referral: entry.is_some_and(|e| super::route::is_referral(&e.answer)),
         }
     }
 
@@ -35,6 +36,10 @@ impl FaqOracle for EngineOracle {
             question: e.question.clone(),
             answer: e.answer.clone(),
         })
+    }
+
+    fn vocabulary(&self, text: &str) -> (usize, usize) {
+        self.0.langid().evidence(text)
     }
 }
 

@@ -74,10 +74,6 @@ pub fn classify(
             return Ok(machine(Kind::Malformed));
         }
     }
-    if p.message_id.is_none() && !p.has_date {
-        reasons.push("malformed: neither Message-ID nor Date".into());
-        return Ok(machine(Kind::Malformed));
-    }
     if let Some(why) = own_loop(p, dir)? {
         reasons.push(format!("autoreply: {why}"));
         return Ok(machine(Kind::Autoreply));

@@ -44,6 +44,18 @@ pub enum MailCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Route accuracy on labelled messages (JSON Lines of `RouteCase`),
+    /// per class and language, with the real FAQ and the world's orders.
+    RouteEval {
+        /// Routing sets (`tests/fixtures/routing/dev.jsonl`, …).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Orders the cases reply to (default: none).
+        #[arg(long, value_name = "FILE")]
+        world: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Messages per second through parse → classify → thread → extract → decide.
     Bench {
         dir: PathBuf,
@@ -136,6 +148,25 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
         MailCmd::Eval { dir, world, json } => {
             let (d, faq) = ports(world.as_deref(), config)?;
             let report = eval::evaluate(&dir, d.as_ref(), faq.as_ref())?;
+            let out = if json {
+                serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+            } else {
+                report.summary()
+            };
+            write_out(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        MailCmd::RouteEval { files, world, json } => {
+            let w = match world {
+                Some(p) => load_world(&p)?,
+                None => MemWorld::default(),
+            };
+            let faq = faq(config)?;
+            let mut cases = Vec::new();
+            for f in &files {
+                cases.extend(eval::load_route_cases(f)?);
+            }
+            let report = eval::evaluate_routes(&cases, &w, faq.as_ref())?;
             let out = if json {
                 serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
             } else {

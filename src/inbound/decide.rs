@@ -12,6 +12,7 @@ use super::extract;
 use super::lang;
 use super::parse::{Parsed, parse};
 use super::ports::{Directory, DirectoryError, FaqOracle, OrderRef};
+use super::route;
 use super::thread::{Method, Thread, thread};
 use crate::desk::routing::{self, Route, RoutingInput};
 use crate::domain::{Lang, Team};
@@ -52,7 +53,11 @@ pub struct Decision {
     pub kind: Kind,
     pub should_reply: bool,
     pub lang: Lang,
+    /// Every order named: those the store knows first, then SO numbers it
+    /// does not know and unresolved `PO …` as written.
     pub orders: Vec<String>,
+    /// How many of `orders` (from the start) the store knows.
+    pub known_orders: usize,
     pub authorized: bool,
     pub route: Route,
     pub faq: Option<FaqShown>,
@@ -98,6 +103,17 @@ impl Decision {
         }
     }
 
+    /// The orders the store knows (a sender must be authorized for them).
+    pub fn store_orders(&self) -> &[String] {
+        &self.orders[..self.known_orders.min(self.orders.len())]
+    }
+
+    /// The sender wrote about an order of the store they may not see: no
+    /// automatic mail, a person checks first.
+    pub fn stranger_to_order(&self) -> bool {
+        self.known_orders > 0 && !self.authorized
+    }
+
     fn machine(p: Option<&Parsed>, kind: Kind, reasons: Vec<String>) -> Decision {
         Decision {
             message_id: p.and_then(|p| p.message_id.clone()),
@@ -105,6 +121,7 @@ impl Decision {
             should_reply: false,
             lang: Lang::En,
             orders: Vec::new(),
+            known_orders: 0,
             authorized: false,
             route: Route::None,
             faq: None,
@@ -154,7 +171,20 @@ fn analyze_inner(
     };
     let mut reasons = Vec::new();
     Ok(match classify(&p, dir, &mut reasons)? {
-        Class::Human => human(p, dir, faq, reasons)?,
+        Class::Human => {
+            let mut p = p;
+            if p.message_id.is_none() {
+                let id = synthetic_id(raw);
+                reasons.push(format!(
+                    "headers: no Message-ID; stored as {id} (synthetic, from the content)"
+                ));
+                p.message_id = Some(id);
+            }
+            if !p.has_date {
+                reasons.push("headers: no Date; processed as received".into());
+            }
+            human(p, dir, faq, reasons)?
+        }
         Class::Machine { kind, bounce } => {
             let mut d = Decision::machine(Some(&p), kind, reasons);
             // The language of whatever the machine said, for logs and tickets.
@@ -170,6 +200,7 @@ fn analyze_inner(
                     && let Some(o) = dir.order_by_token(t)?
                 {
                     d.orders.push(o.so);
+                    d.known_orders = d.orders.len();
                 }
             }
             d.bounce = bounce;
@@ -179,14 +210,34 @@ fn analyze_inner(
     })
 }
 
+/// A stable Message-ID for a human message that has none: the same bytes
+/// give the same id, so a redelivery is recognised as the same message.
+pub fn synthetic_id(raw: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(raw);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("synthetic.{hex}@edesk.invalid")
+}
+
 fn is_reply(p: &Parsed, t: &Thread) -> bool {
     matches!(t.method, Method::ReplyToken | Method::MessageId)
         || !p.thread_ids.is_empty()
         || command::is_reply_subject(&p.subject)
 }
 
-fn pick_lang(new_text: &str, p: &Parsed, t: &Thread, dir: &dyn Directory) -> (Lang, String) {
-    if let Some(l) = lang::detect(new_text) {
+/// The language to answer in. Clear word evidence in the new text wins;
+/// otherwise what the thread says (the token's recipient, the sender's
+/// known language, the quoted history, the order) beats a guess on a few
+/// words.
+fn pick_lang(
+    new_text: &str,
+    p: &Parsed,
+    t: &Thread,
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> (Lang, String) {
+    let guess = lang::detect_with(new_text, faq.vocabulary(new_text));
+    if let lang::Evidence::Strong(l) = guess {
         return (l, format!("lang: {l} detected in the new text"));
     }
     let sender = p.from.as_deref().unwrap_or("");
@@ -194,13 +245,30 @@ fn pick_lang(new_text: &str, p: &Parsed, t: &Thread, dir: &dyn Directory) -> (La
     if let Some(l) = token_lang.or_else(|| dir.known_lang(sender)) {
         return (l, format!("lang: {l}, the sender's known language"));
     }
+    let quoted = quoted_history(p.text.as_deref().unwrap_or(""));
+    if let lang::Evidence::Strong(l) = lang::detect_with(&quoted, faq.vocabulary(&quoted)) {
+        return (l, format!("lang: {l}, the language of the quoted thread"));
+    }
     if let Some(o) = t.orders.first() {
         return (o.lang, format!("lang: {}, the order's language", o.lang));
+    }
+    if let lang::Evidence::Weak(l) = guess {
+        return (l, format!("lang: {l} guessed from the new text"));
     }
     if let Some(l) = lang::detect(command::bare_subject(&p.subject)) {
         return (l, format!("lang: {l} detected in the subject"));
     }
     (Lang::En, "lang: en by default".into())
+}
+
+/// The `>`-quoted lines of a plain-text body (the thread's earlier mails).
+fn quoted_history(text: &str) -> String {
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix('>'))
+        .map(|l| l.trim_start_matches(['>', ' ']))
+        .take(40)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn authorize(
@@ -251,10 +319,18 @@ fn human(
             Method::None => "no order found",
         }
     ));
-    let (lang, why) = pick_lang(&new_text, &p, &t, dir);
+    let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq);
     reasons.push(why);
     let authorized = authorize(&sender, &t, dir, &mut reasons)?;
-    let orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
+    let mut orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
+    let known_orders = orders.len();
+    if !t.named.is_empty() {
+        reasons.push(format!(
+            "orders named but not in the store, kept as written: {}",
+            t.named.join(", ")
+        ));
+        orders.extend(t.named.iter().cloned());
+    }
     let mut d = Decision {
         message_id: p.message_id.clone(),
         kind,
@@ -263,6 +339,7 @@ fn human(
         should_reply: authorized || t.orders.is_empty(),
         lang,
         orders,
+        known_orders,
         authorized,
         route: Route::None,
         faq: None,
@@ -313,7 +390,8 @@ fn run_command(
         return Ok(());
     };
     if !d.orders.contains(&order.so) {
-        d.orders.push(order.so.clone());
+        d.orders.insert(d.known_orders, order.so.clone());
+        d.known_orders += 1;
     }
     let allowed =
         t.token_recipient.as_deref() == Some(sender) || dir.is_authorized(&order.so, sender)?;
@@ -362,18 +440,31 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
         escalate(d, r.route, r.rule);
         return;
     }
-    let hit = faq.ask(&question, d.lang);
-    if hit.question.is_some() {
+    let f = route::features(
+        &route::Message {
+            text: &routing_text,
+            question: &question,
+            body: &d.new_text,
+            lang: d.lang,
+            holds: &holds,
+            pids: &pids,
+            names_order: !t.orders.is_empty() || !t.named.is_empty(),
+        },
+        faq,
+    );
+    if let Some(hit) = f.faq.as_ref().filter(|h| h.question.is_some()) {
         d.faq = Some(FaqShown {
             id: hit.id.clone(),
             question: hit.question.clone(),
             confidence: hit.confidence,
         });
     }
-    match (&hit.id, hit.answered, hit.needs_person) {
+    d.reasons.extend(route::explain(&f));
+    let verdict = route::decide(&f, &routing_text);
+    match verdict.answer {
         // A stranger writing about someone's order gets no automatic mail,
         // not even a generic answer: a person checks the sender first.
-        (Some(_), true, false) if !d.orders.is_empty() && !d.authorized => {
+        Some(_) if d.stranger_to_order() => {
             d.should_reply = false;
             escalate(
                 d,
@@ -381,27 +472,14 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
                 "sender not authorized for the order: a person checks first",
             );
         }
-        (Some(id), true, false) => {
+        Some(id) => {
             d.route = Route::Faq;
-            d.action = Action::Answer { id: id.clone() };
             d.reasons.push(format!(
-                "faq: confident answer {id} ({:.2})",
-                hit.confidence
+                "answer with FAQ entry {id} (rule: {})",
+                verdict.rule
             ));
+            d.action = Action::Answer { id };
         }
-        (_, answered, needs_person) => {
-            d.reasons.push(if answered && needs_person {
-                "faq: matched a topic that needs a person".into()
-            } else {
-                format!("faq: no confident answer ({:.2})", hit.confidence)
-            });
-            let r = routing::route(&RoutingInput {
-                text: &routing_text,
-                holds: &holds,
-                pids: &pids,
-                faq_team: hit.team,
-            });
-            escalate(d, r.route, r.rule);
-        }
+        None => escalate(d, verdict.route, &verdict.rule),
     }
 }

@@ -166,3 +166,168 @@ mod tests {
         assert!((similarity("kitten", "sitting") - (1.0 - 3.0 / 7.0)).abs() < 1e-9);
     }
 }
+
+/// One labelled message of a routing set (`tests/fixtures/routing/`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCase {
+    pub id: String,
+    pub lang: String,
+    /// What kind of decision it tests (`faq`, `tried`, `order-cs`, …).
+    pub class: String,
+    /// An order of the world the sender replies to (through its reply
+    /// token), or none for a new mail to support.
+    #[serde(default)]
+    pub so: Option<String>,
+    pub subject: String,
+    pub body: String,
+    /// Accepted outcomes: `faq:<entry id>` or a team name.
+    pub expect: Vec<String>,
+}
+
+/// A routing set's score.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RouteReport {
+    pub total: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub per_class: BTreeMap<String, LangScore>,
+    pub per_lang: BTreeMap<String, LangScore>,
+    pub failures: Vec<RouteFailure>,
+}
+
+/// A case routed elsewhere than expected.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteFailure {
+    pub id: String,
+    pub class: String,
+    pub got: String,
+    pub expect: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+impl RouteReport {
+    /// One line overall, one per class and language, then the failures.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "route accuracy: {}/{} = {:.3}\n",
+            self.correct, self.total, self.accuracy
+        );
+        for (what, map) in [("class", &self.per_class), ("lang", &self.per_lang)] {
+            for (k, sc) in map {
+                s.push_str(&format!(
+                    "  {what} {k:<14} {:>3}/{:<3} = {:.3}\n",
+                    sc.passed, sc.total, sc.share
+                ));
+            }
+        }
+        for f in &self.failures {
+            s.push_str(&format!(
+                "FAIL {} [{}]: got {} want {}\n",
+                f.id,
+                f.class,
+                f.got,
+                f.expect.join(" | ")
+            ));
+            for r in &f.reasons {
+                s.push_str(&format!("    - {r}\n"));
+            }
+        }
+        s
+    }
+}
+
+/// Reads a JSON Lines routing set.
+pub fn load_route_cases(path: &Path) -> Result<Vec<RouteCase>, InboundError> {
+    let text = String::from_utf8_lossy(&read(path)?).into_owned();
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            serde_json::from_str(l).map_err(|e| InboundError::World {
+                path: path.to_path_buf(),
+                message: format!("line {}: {e}", n + 1),
+            })
+        })
+        .collect()
+}
+
+/// The mail a case stands for: a reply through the order's reply token
+/// (from its first recipient), or a new mail to support.
+pub fn case_mail(case: &RouteCase, world: &super::ports::MemWorld) -> Vec<u8> {
+    let order = case
+        .so
+        .as_deref()
+        .and_then(|so| world.orders.iter().find(|o| o.so == so));
+    let recipient = order.and_then(|o| o.recipients.first());
+    let domain = world.own_domain.as_deref().unwrap_or("edesk.example.com");
+    let (from, to, reply) = match (order, recipient) {
+        (Some(o), Some(r)) => (
+            r.email.clone(),
+            format!(
+                "reply+{}@{domain}",
+                r.reply_token.as_deref().unwrap_or_default()
+            ),
+            o.notification_ids
+                .first()
+                .map(|m| format!("In-Reply-To: <{m}>\r\n"))
+                .unwrap_or_default(),
+        ),
+        _ => (
+            format!("customer.{}@example.org", case.id),
+            format!("support@{domain}"),
+            String::new(),
+        ),
+    };
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nMessage-ID: <{}@routing.test>\r\n{reply}Date: Mon, 02 Mar 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+        case.subject,
+        case.id,
+        case.body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+/// Routes every case with the world's orders and the given FAQ; a case is
+/// right when its outcome (`faq:<id>` for an answer, else the route) is
+/// one of those it accepts.
+pub fn evaluate_routes(
+    cases: &[RouteCase],
+    world: &super::ports::MemWorld,
+    faq: &dyn FaqOracle,
+) -> Result<RouteReport, InboundError> {
+    let mut r = RouteReport::default();
+    for case in cases {
+        let d = analyze(&case_mail(case, world), world, faq)?;
+        let got = match &d.action {
+            super::decide::Action::Answer { id } => format!("faq:{id}"),
+            super::decide::Action::Command(c) => format!("command:{}", c.name()),
+            _ => d.route.to_string(),
+        };
+        let ok = case.expect.contains(&got);
+        r.total += 1;
+        r.correct += usize::from(ok);
+        for (map, key) in [
+            (&mut r.per_class, &case.class),
+            (&mut r.per_lang, &case.lang),
+        ] {
+            let sc = map.entry(key.clone()).or_default();
+            sc.total += 1;
+            sc.passed += usize::from(ok);
+        }
+        if !ok {
+            r.failures.push(RouteFailure {
+                id: case.id.clone(),
+                class: case.class.clone(),
+                got,
+                expect: case.expect.clone(),
+                reasons: d.reasons,
+            });
+        }
+    }
+    for sc in r.per_class.values_mut().chain(r.per_lang.values_mut()) {
+        sc.share = sc.passed as f64 / sc.total.max(1) as f64;
+    }
+    r.accuracy = r.correct as f64 / r.total.max(1) as f64;
+    Ok(r)
+}

@@ -141,6 +141,9 @@ pub fn strip(body: &str, sender_name: Option<&str>) -> String {
     let Some(p) = patterns() else {
         return body.trim().to_string();
     };
+    // French typography puts no-break spaces (U+00A0, narrow U+202F) before
+    // `:` and inside "a écrit"; the patterns are written with plain spaces.
+    let body = body.replace(['\u{a0}', '\u{202f}', '\u{2007}'], " ");
     let lines: Vec<&str> = body.lines().collect();
     let mut out: Vec<&str> = Vec::new();
     let mut i = 0;

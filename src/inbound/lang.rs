@@ -1,6 +1,12 @@
 //! Language of the text a person wrote, English or French only. Ambiguous
 //! text (a greeting, an order number) gives `None`, and the caller falls
-//! back to what it knows about the sender.
+//! back to what it knows about the sender and the thread.
+//!
+//! Evidence is counted on folded words (no diacritics), so French typed
+//! without accents ("impossible de me connecter, identifiant invalide")
+//! counts as French: function words of each language plus, from the
+//! caller, the FAQ's own vocabulary (words found only in the English or
+//! only in the French entries).
 
 use std::sync::OnceLock;
 
@@ -33,15 +39,17 @@ const FR_WORDS: &[&str] = &[
     "le", "la", "les", "de", "des", "du", "et", "est", "je", "vous", "nous", "pour", "pas", "une",
     "un", "ne", "que", "qui", "dans", "sur", "avec", "mon", "ma", "mes", "votre", "vos", "au",
     "aux", "il", "elle", "ce", "cette", "merci", "bonjour", "j", "l", "d", "n", "qu", "c", "s",
-    "mais", "ou", "où", "quel", "quelle", "pouvez", "pourriez",
+    "mais", "ou", "quel", "quelle", "pouvez", "pourriez", "ces", "ca", "etre", "deja", "tres",
+    "apres", "pourquoi", "comment", "quand", "veux", "peux", "dois", "faut", "besoin", "rien",
+    "toujours", "encore", "depuis", "avoir", "fait", "suis", "sommes", "avez", "sont", "sans",
+    "chez", "moi", "leur", "trop", "aussi", "puis", "svp", "dit",
 ];
 
-/// Counts unambiguous function words; lingua is costly (it dominates the
-/// analysis time) and only needed when these do not settle it.
-fn by_function_words(sample: &str) -> Option<Lang> {
-    let lower = sample.to_lowercase();
+/// Function words of each language in a text, on folded words.
+pub fn function_words(sample: &str) -> (usize, usize) {
+    let folded = crate::faq::text::fold(sample);
     let (mut en, mut fr) = (0usize, 0usize);
-    for w in lower.split(|c: char| !c.is_alphabetic()) {
+    for w in folded.split(|c: char| !c.is_alphabetic()) {
         if w.is_empty() {
             continue;
         }
@@ -51,6 +59,48 @@ fn by_function_words(sample: &str) -> Option<Lang> {
             fr += 1;
         }
     }
+    (en, fr)
+}
+
+/// How sure a detection is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evidence {
+    /// Clear word evidence: beats what is known about the thread.
+    Strong(Lang),
+    /// Some evidence, or lingua's guess: loses to a thread's language.
+    Weak(Lang),
+    None,
+}
+
+/// Detection with the FAQ vocabulary's counts `(en, fr)` for the text:
+/// clear word evidence is `Strong`; otherwise lingua's guess or the side
+/// with more words is `Weak`.
+pub fn detect_with(text: &str, vocabulary: (usize, usize)) -> Evidence {
+    let sample: String = text.chars().take(SAMPLE_CHARS).collect();
+    if sample.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {
+        return Evidence::None;
+    }
+    let (fe, ff) = function_words(&sample);
+    let (en, fr) = (fe + vocabulary.0, ff + vocabulary.1);
+    if en + fr >= 2 && fr > 2 * en {
+        return Evidence::Strong(Lang::Fr);
+    }
+    if en + fr >= 2 && en > 2 * fr {
+        return Evidence::Strong(Lang::En);
+    }
+    match detector().detect_language_of(sample) {
+        Some(Language::French) => Evidence::Weak(Lang::Fr),
+        Some(Language::English) => Evidence::Weak(Lang::En),
+        None if fr > en => Evidence::Weak(Lang::Fr),
+        None if en > fr => Evidence::Weak(Lang::En),
+        None => Evidence::None,
+    }
+}
+
+/// Counts unambiguous function words; lingua is costly (it dominates the
+/// analysis time) and only needed when these do not settle it.
+fn by_function_words(sample: &str) -> Option<Lang> {
+    let (en, fr) = function_words(sample);
     if en + fr < 6 {
         None
     } else if en >= 4 * fr.max(1) {
@@ -110,5 +160,28 @@ mod tests {
             Some(Lang::Fr)
         );
         assert_eq!(by_function_words("le the de of"), None);
+    }
+
+    #[test]
+    fn accentless_french_with_the_faq_vocabulary() {
+        // "courriels", "commande", "alertes" are FAQ French words.
+        assert_eq!(
+            detect_with(
+                "trop de courriels de commande, je veux couper ces alertes",
+                (0, 3)
+            ),
+            Evidence::Strong(Lang::Fr)
+        );
+        assert_eq!(
+            detect_with(
+                "impossible de me connecter, on me dit identifiant invalide",
+                (0, 2)
+            ),
+            Evidence::Strong(Lang::Fr)
+        );
+        assert!(matches!(
+            detect_with("Could you resend the download link for my order?", (3, 0)),
+            Evidence::Strong(Lang::En)
+        ));
     }
 }

@@ -26,6 +26,7 @@ pub mod lmtp;
 pub mod maildir;
 pub mod parse;
 pub mod ports;
+pub mod route;
 pub mod store_dir;
 pub mod thread;
 pub mod worker;

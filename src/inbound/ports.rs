@@ -68,6 +68,8 @@ pub struct FaqHit {
     pub needs_person: bool,
     /// The team the entry names, if any.
     pub team: Option<Route>,
+    /// The entry's answer only says whom to contact (`route::is_referral`).
+    pub referral: bool,
 }
 
 impl FaqHit {
@@ -79,6 +81,7 @@ impl FaqHit {
             confidence: 0.0,
             needs_person: false,
             team: None,
+            referral: false,
         }
     }
 }
@@ -96,6 +99,11 @@ pub trait FaqOracle {
     fn ask(&self, text: &str, lang: Lang) -> FaqHit;
     /// Entry `id`'s question and answer in `lang`, if it exists.
     fn entry(&self, id: &str, lang: Lang) -> Option<FaqText>;
+    /// Words of `text` found only in the English / only in the French
+    /// entries (folded, so accentless French counts): language evidence.
+    fn vocabulary(&self, _text: &str) -> (usize, usize) {
+        (0, 0)
+    }
 }
 
 /// An oracle that never answers (everything is escalated).
@@ -163,6 +171,9 @@ pub struct MemFaqEntry {
     pub needs_person: bool,
     #[serde(default)]
     pub team: Option<String>,
+    /// The entry only refers to a team (see `route::is_referral`).
+    #[serde(default)]
+    pub referral: bool,
 }
 
 /// Orders, own addresses and FAQ entries held in memory; loads from JSON
@@ -326,6 +337,7 @@ impl FaqOracle for MemWorld {
             confidence,
             needs_person: best.needs_person,
             team: best.team.as_deref().and_then(|t| t.parse().ok()),
+            referral: best.referral,
         }
     }
 }

@@ -255,7 +255,7 @@ impl Worker {
         // Order details only for a sender authorized to see them.
         mail.so = d
             .authorized
-            .then(|| d.orders.first().and_then(|o| o.parse().ok()))
+            .then(|| d.store_orders().first().and_then(|o| o.parse().ok()))
             .flatten();
         mail.in_reply_to = own_message_id(d);
         mail.references = thread_ids.to_vec();
@@ -388,7 +388,9 @@ fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> 
             .iter()
             .filter_map(|o| o.parse::<OrderId>().ok())
             .collect(),
-        authorized: d.authorized,
+        // Orders the store does not know have no details to leak: only a
+        // stranger to a known order gets nothing automatic.
+        authorized: !d.stranger_to_order(),
         faq: d.faq.as_ref().and_then(|f| {
             f.question.as_ref().map(|q| FaqRef {
                 id: f.id.clone().unwrap_or_default(),

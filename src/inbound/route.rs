@@ -1,0 +1,447 @@
+//! FAQ answer or person, and which person: the one place where the
+//! features of a message are combined into a route.
+//!
+//! Features (each shown in `mail inspect`'s reasons):
+//! - the FAQ's best match, its calibrated confidence, and the entry's
+//!   flags: `needs_person` (the topic's action needs a person) and
+//!   *referral* (the answer only says whom to contact);
+//! - *tried*: the customer already did what the FAQ says (an attempt cue)
+//!   and it still fails (a failure-after-steps cue), EN and FR;
+//! - a request for action ("please", "can you", "merci de"…), which
+//!   separates "how does X work" from "do X for me";
+//! - the number of distinct requests: the text is cut into sentences and
+//!   list items, each asked to the FAQ and the rule table on its own;
+//! - the order's open holds with a status question ("nothing arrived");
+//! - the team rule table (`desk::routing`), whose rules of weight
+//!   `Person` (booking, cancellation, change, early-ship change,
+//!   expedite, order stuck before eDelivery, RMA, wrong license after
+//!   registration, UCSS, CUWL, new product and export holds) need a
+//!   person even when an FAQ entry mentions the topic, while its topic
+//!   words ("license", "export") never turn an answer into a ticket.
+//!
+//! The precedence is written once, in [`decide`]; it is pure.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use super::ports::{FaqHit, FaqOracle};
+use crate::desk::routing::{self, Route, RoutingInput, Weight};
+use crate::domain::{Lang, Team};
+
+/// At most this many sentences are asked to the FAQ on their own.
+const MAX_SEGMENTS: usize = 8;
+/// A sentence with fewer content words is context or a follow-up
+/// ("What does that mean?", "Is the PAK in there?"), not a request.
+const MIN_SEGMENT_CONTENT_WORDS: usize = 3;
+/// An answer this short that says whom to contact is a referral.
+const REFERRAL_MAX_WORDS: usize = 30;
+
+/// Attempt cues: the customer did something already.
+const ATTEMPT: &str = concat!(
+    r"(?i)\b(already|again|followed|(as|like) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|automatic answer)|",
+    r"i did (that|this|what|as|it)|did what|tried|disabled|enabled|turned off|switched (off|to)|reset|cleared|checked|verified|closed|",
+    r"reinstalled|restarted|re-?clicked|contacted|lowered|allowed|whitelisted|(is|are|was|were) (off|disabled|enabled|allowed)|",
+    r"even after|despite|in spite of|after (doing|trying|following|disabling|clearing|resetting)|",
+    r"d[ée]j[àa]|suivi|essay[ée]|d[ée]sactiv[ée]|activ[ée]|autoris[ée]|r[ée]initialis[ée]|v[ée]rifi[ée]|ferm[ée]|recliqu[ée]|contact[ée]|",
+    r"malgr[ée]|m[êe]me apr[èe]s|comme (indiqu|conseill|demand|pr[ée]conis)[ée])\b"
+);
+
+/// Failure-after-steps cues: it still fails.
+const STILL_FAILS: &str = concat!(
+    r"(?i)\b(still|keeps?|kept)\b.{0,40}\b(not|no|nothing|fail\w*|error|broken|same|stuck|stop\w*|cannot|can't|won't|doesn't|does not|unable|time\w* ?out|there|shown|shows|appears?)\b|",
+    r"\b(persist\w*|same (thing|error|problem|issue|result|message)|no (luck|change|difference)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time)\b|",
+    r"\b(toujours|encore|persiste\w*|m[êe]me (probl[èe]me|erreur|chose|r[ée]sultat)|sans (succ[èe]s|r[ée]sultat)|rien n'y fait|quand m[êe]me|[àa] chaque fois|n'a rien chang[ée]|pas mieux)\b"
+);
+
+/// The customer asks for something to be done, not how something works.
+const REQUEST: &str = concat!(
+    r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|we need|i need|need (a|an|the|you|it)|i want|we want|i'd like|i would like|we would like|",
+    r"merci de|pouvez-vous|pourriez-vous|veuillez|je voudrais|nous voudrions|je souhaite|nous souhaitons|il (nous|me) faut|nous avons besoin|j'ai besoin)\b"
+);
+
+/// The customer asks us to act on something ("can you send / check /
+/// release …", "pouvez-vous vérifier …"), not how to do it themselves.
+const ACTION_REQUEST: &str = concat!(
+    r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|merci de|pouvez-vous|pourriez-vous|veuillez)\W+(\w+\W+){0,3}?",
+    r"(send|resend|check|verify|look|investigate|fix|correct|release|give|provide|reset|unlock|enable|activate|add|remove|transfer|move|extend|",
+    r"reactivate|confirm|tell me who|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
+    r"supprimer|confirmer|me dire qui)\b"
+);
+
+/// A question, as opposed to a statement of a problem or a request.
+const QUESTION: &str = concat!(
+    r"(?im)\?|^\s*(how|what|why|when|where|which|who|can i|could i|may i|is (it|there|this)|are there|do i|does|is my|",
+    r"comment|pourquoi|quand|o[uù]|quel\w*|qu'est|est-ce|puis-je|que)\b"
+);
+
+/// The customer reports a problem (as opposed to asking how something
+/// works): an entry that needs a person is not enough of an answer.
+const PROBLEM: &str = concat!(
+    r"(?i)\b(never (received|got|arrived)|not (received|arrived|working|work)|did(n't| not) (receive|get|work)|does(n't| not) work|missing|",
+    r"fails?|failed|failing|error|broken|wrong|rejected|refused|not accepted|invalid|pas re[çc]u|manque\w*|ne (marche|fonctionne) pas|",
+    r"[ée]choue?|erreur|vide|refus[ée]e?|pas accept[ée]e?|invalide)\b"
+);
+
+/// A question about where an order is ("nothing arrived", "when will").
+const STATUS: &str = concat!(
+    r"(?i)\b(nothing (has )?(arrived|come|been received)|not (yet )?(arrived|received|shipped|available|delivered)|has(n't| not) (arrived|shipped)|",
+    r"when will|still (not|no|has not|hasn't|waiting)|where is|what is (going on|blocking)|blocked|blocking|",
+    r"pending|on hold|en attente|toujours (rien|pas)|rien re[çc]u|quand (sera|serons|allons|vais|recevr)|pas (encore )?(disponible|livr|re[çc]u)|bloqu\w*)"
+);
+
+/// Where one message's text stops being one request and starts another.
+const SEGMENT_BREAK: &str = concat!(
+    r"(?i)[?!;:\n]+|\.\s+|,\s+(and|et)\s|(^|\s)\(?\d[).]\s|",
+    r"\b(also|additionally|separately|secondly|second|finally|another (question|thing)|problem (one|two|three)|",
+    r"aussi|par ailleurs|de plus|enfin|deuxi[èe]mement|premi[èe]rement|autre question|d'autre part)\b"
+);
+
+struct Cues {
+    problem: Regex,
+    action: Regex,
+    question: Regex,
+    attempt: Regex,
+    still: Regex,
+    request: Regex,
+    status: Regex,
+    breaks: Regex,
+}
+
+fn cues() -> Option<&'static Cues> {
+    static C: OnceLock<Option<Cues>> = OnceLock::new();
+    C.get_or_init(|| {
+        Some(Cues {
+            problem: Regex::new(PROBLEM).ok()?,
+            action: Regex::new(ACTION_REQUEST).ok()?,
+            question: Regex::new(QUESTION).ok()?,
+            attempt: Regex::new(ATTEMPT).ok()?,
+            still: Regex::new(STILL_FAILS).ok()?,
+            request: Regex::new(REQUEST).ok()?,
+            status: Regex::new(STATUS).ok()?,
+            breaks: Regex::new(SEGMENT_BREAK).ok()?,
+        })
+    })
+    .as_ref()
+}
+
+/// An FAQ answer that only tells the reader whom to contact: in a mail to
+/// support, that contact is a ticket for the team, not an answer.
+pub fn is_referral(answer: &str) -> bool {
+    let lower = answer.to_lowercase();
+    answer.split_whitespace().count() <= REFERRAL_MAX_WORDS && lower.contains("contact")
+}
+
+/// What one message looks like to the decision.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    /// The FAQ's match for the whole text.
+    pub faq: Option<FaqHit>,
+    /// "already tried … still fails": the two phrases found.
+    pub tried: Option<(String, String)>,
+    /// A request for action was found.
+    pub request: Option<String>,
+    /// The customer asks us to act ("can you send …").
+    pub action: Option<String>,
+    /// The text asks a question (rather than stating a problem).
+    pub question: bool,
+    /// The text reports a problem ("never received", "fails").
+    pub problem: Option<String>,
+    /// The message names an order (threaded or written).
+    pub names_order: bool,
+    /// A status question ("nothing arrived") was found.
+    pub status: Option<String>,
+    /// Distinct requests, as topic keys (`faq:ID` or `rule:NAME`).
+    pub topics: Vec<String>,
+    /// Open holds of the orders named.
+    pub holds: Vec<String>,
+    pub pids: Vec<String>,
+}
+
+/// Inputs to [`features`].
+pub struct Message<'a> {
+    /// Subject and new text, for rules.
+    pub text: &'a str,
+    /// What the FAQ is asked for the whole message.
+    pub question: &'a str,
+    /// The new text alone, cut into requests.
+    pub body: &'a str,
+    pub lang: Lang,
+    pub holds: &'a [String],
+    pub pids: &'a [String],
+    /// An order is threaded or written in the text.
+    pub names_order: bool,
+}
+
+fn found(re: &Regex, text: &str) -> Option<String> {
+    re.find(text).map(|m| m.as_str().trim().to_string())
+}
+
+/// Computes the features of one message (asks the FAQ once per request).
+pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
+    let Some(c) = cues() else {
+        return Features::default();
+    };
+    let hit = faq.ask(m.question, m.lang);
+    let tried = found(&c.attempt, m.body).zip(found(&c.still, m.body));
+    Features {
+        faq: hit.id.is_some().then_some(hit),
+        tried,
+        request: found(&c.request, m.text),
+        action: found(&c.action, m.body),
+        question: c.question.is_match(m.body),
+        problem: found(&c.problem, m.body),
+        names_order: m.names_order,
+        status: found(&c.status, m.text),
+        topics: topics(c, m.body, m.lang, faq),
+        holds: m.holds.to_vec(),
+        pids: m.pids.to_vec(),
+    }
+}
+
+/// The distinct topics of the message's sentences: a sentence is a request
+/// of its own when a person rule matches it or the FAQ answers it.
+fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let segments = c
+        .breaks
+        .split(body)
+        .map(str::trim)
+        .filter(|s| content_words(s) >= MIN_SEGMENT_CONTENT_WORDS)
+        .take(MAX_SEGMENTS);
+    for s in segments {
+        let topic = match routing::person_rule(s) {
+            Some(rule) => Some(format!("rule:{}", rule.name)),
+            None => {
+                let hit = faq.ask(s, lang);
+                match (hit.answered, hit.id) {
+                    (true, Some(id)) => Some(format!("faq:{id}")),
+                    _ => None,
+                }
+            }
+        };
+        if let Some(t) = topic
+            && !out.contains(&t)
+        {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// Words that carry no topic, EN and FR (folded).
+const STOP: &str = "what does that this with have there then them they their your from into about should would could \
+will shall can the and for you our get got how why when where which who also just been being some any its very much many more \
+most such only other than too please thanks hello dear team mean need want know tell help hi question questions thing things \
+que quoi est qu il elle nous vous ils elles leur pour dans avec sans sur sous par une des les ces cette mais donc car sont ete etre \
+avoir peut peux faut fait faire comment pourquoi quand quel quelle quels quelles qui tout tous tres aussi encore bien merci bonjour \
+bonsoir probleme choses chose";
+
+fn content_words(s: &str) -> usize {
+    static SET: OnceLock<std::collections::HashSet<&'static str>> = OnceLock::new();
+    let stop = SET.get_or_init(|| STOP.split_whitespace().collect());
+    crate::faq::text::words(s)
+        .filter(|w| w.chars().count() >= 3 && !stop.contains(w.as_str()))
+        .count()
+}
+
+/// The route and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub route: Route,
+    /// The FAQ entry to answer with (route `faq`).
+    pub answer: Option<String>,
+    /// The step of the precedence that decided.
+    pub rule: String,
+}
+
+fn team(f: &Features, text: &str, why: &str) -> Verdict {
+    let routed = routing::route(&RoutingInput {
+        text,
+        holds: &f.holds,
+        pids: &f.pids,
+        faq_team: f.faq.as_ref().and_then(|h| h.team),
+    });
+    Verdict {
+        route: routed.route,
+        answer: None,
+        rule: format!("{why}; team by rule: {}", routed.rule),
+    }
+}
+
+/// Combines the features, in this order:
+/// 1. a product with its own team (UCSS, CUWL) → that team;
+/// 2. several distinct requests → one ticket for eDelivery support;
+/// 3. a person rule (order action, wrong license after registration, new
+///    product / export hold) → its team, whatever the FAQ says;
+/// 4. an open hold and a status question → the hold's team;
+/// 5. tried and still failing → a person (team by the table);
+/// 6. asked to act ("can you send / check …") on a named order → a person;
+/// 7. a confident FAQ match → the answer, unless the entry is a referral,
+///    or needs a person and the customer asks for the action or states a
+///    problem instead of asking how it works;
+/// 8. else the table's team.
+pub fn decide(f: &Features, text: &str) -> Verdict {
+    let person = routing::person_rule(text);
+    if let Some(r) = person.filter(|r| matches!(r.route, Route::Team(Team::Ucss | Team::Cuwl))) {
+        return Verdict {
+            route: r.route,
+            answer: None,
+            rule: format!("product with its own team ({})", r.name),
+        };
+    }
+    if f.topics.len() >= 2 {
+        return Verdict {
+            route: Route::Team(Team::EdeliverySupport),
+            answer: None,
+            rule: format!("{} distinct requests: one ticket", f.topics.len()),
+        };
+    }
+    if let Some(r) = person.filter(|r| r.weight == Weight::Person) {
+        return team(f, text, &format!("a person's work ({})", r.name));
+    }
+    if f.status.is_some()
+        && let Some(h) = routing::hold_route(&f.holds)
+    {
+        return Verdict {
+            route: h.route,
+            answer: None,
+            rule: format!("open hold and a status question ({})", h.rule),
+        };
+    }
+    if f.tried.is_some() {
+        return team(f, text, "already tried, still failing");
+    }
+    if f.action.is_some() && f.names_order {
+        return team(f, text, "asks us to act on a named order");
+    }
+    match &f.faq {
+        Some(h) if h.answered => match (&h.id, h.referral, h.needs_person) {
+            (_, true, _) => team(f, text, "the FAQ entry only refers to a team"),
+            (_, _, true) if f.request.is_some() || f.problem.is_some() || !f.question => team(
+                f,
+                text,
+                "the FAQ entry needs a person unless only asked how it works",
+            ),
+            (Some(id), _, _) => Verdict {
+                route: Route::Faq,
+                answer: Some(id.clone()),
+                rule: "confident FAQ answer".into(),
+            },
+            (None, _, _) => team(f, text, "no FAQ entry"),
+        },
+        _ => team(f, text, "no confident FAQ answer"),
+    }
+}
+
+/// One line per feature, for `mail inspect`.
+pub fn explain(f: &Features) -> Vec<String> {
+    let mut out = Vec::new();
+    out.push(match &f.faq {
+        Some(h) => format!(
+            "feature faq: {} confidence {:.2}{}{}{}",
+            h.id.as_deref().unwrap_or("-"),
+            h.confidence,
+            if h.answered {
+                ", confident"
+            } else {
+                ", not confident"
+            },
+            if h.needs_person {
+                ", entry needs a person"
+            } else {
+                ""
+            },
+            if h.referral {
+                ", entry is a referral"
+            } else {
+                ""
+            },
+        ),
+        None => "feature faq: no match".into(),
+    });
+    if let Some((a, s)) = &f.tried {
+        out.push(format!("feature tried: {a:?} … {s:?}"));
+    }
+    if let Some(r) = &f.request {
+        out.push(format!("feature request: {r:?}"));
+    }
+    if let Some(r) = &f.action {
+        out.push(format!("feature asks us to act: {r:?}"));
+    }
+    out.push(format!(
+        "feature form: {}{}{}",
+        if f.question { "question" } else { "statement" },
+        if f.problem.is_some() {
+            ", reports a problem"
+        } else {
+            ""
+        },
+        if f.names_order {
+            ", names an order"
+        } else {
+            ""
+        }
+    ));
+    if let Some(s) = &f.status {
+        out.push(format!("feature status question: {s:?}"));
+    }
+    out.push(format!(
+        "feature requests: {} [{}]",
+        f.topics.len(),
+        f.topics.join(", ")
+    ));
+    if !f.holds.is_empty() {
+        out.push(format!("feature open holds: {}", f.holds.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cues_compile() {
+        assert!(cues().is_some());
+    }
+
+    fn has(re: &Regex, t: &str) -> bool {
+        re.is_match(t)
+    }
+
+    #[test]
+    fn tried_needs_an_attempt_and_a_failure() {
+        let c = cues().unwrap();
+        let t = "I disabled the popup blocker but still nothing happens";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
+        let t = "J'ai déjà désactivé le bloqueur, le problème persiste";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
+        let t = "Can I still get software from an old order?";
+        assert!(!(has(&c.attempt, t) && has(&c.still, t)));
+    }
+
+    #[test]
+    fn asks_us_to_act() {
+        let c = cues().unwrap();
+        assert!(has(
+            &c.action,
+            "The bill-to is wrong on order 61200490. Can you correct it?"
+        ));
+        assert!(has(
+            &c.action,
+            "Pouvez-vous m'envoyer la liste des téléchargements ?"
+        ));
+        assert!(!has(&c.action, "Can you tell me how to add a user?"));
+    }
+
+    #[test]
+    fn referral_is_a_short_contact_answer() {
+        assert!(is_referral(
+            "Please contact Customer Service Central or your CS manager."
+        ));
+        assert!(!is_referral(
+            "Yes. You may click the Register link in the notification email. There is no need to download PAKs."
+        ));
+    }
+}
