@@ -1,14 +1,19 @@
 //! Configuration: built-in defaults → TOML file (`--config`) → `EDESK_*`
-//! environment → command-line flags. Every layer is checked against the same
-//! schema, so an unknown key or a bad value is an error that names the key and
-//! where it came from (file path or environment variable).
+//! environment → command-line flags, merged by `figment`, which keeps the
+//! origin of every value. The merged result is checked against one schema
+//! (`deny_unknown_fields` everywhere), so an unknown key or a bad value is an
+//! error that names the key and where it came from (file path or
+//! environment variable); `validate` then checks what types cannot say.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use figment::error::Kind;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
-use toml::Value;
 
 /// Prefix of every environment variable edesk reads as configuration.
 pub const ENV_PREFIX: &str = "EDESK_";
@@ -396,83 +401,38 @@ pub struct Overrides {
 }
 
 impl Config {
-    /// Loads the effective configuration from all layers.
+    /// Loads the effective configuration from all layers: the built-in
+    /// defaults, the TOML file, the `EDESK_*` variables of `env`, then the
+    /// flags. figment merges them and remembers which layer gave each value,
+    /// so an error names the key and the file or variable it came from.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let mut table = to_table(&Config::default());
-        let mut origin: BTreeMap<String, String> = BTreeMap::new();
-
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            // figment reads a missing file as an empty one; a file the
+            // operator named must exist.
+            std::fs::metadata(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             })?;
-            let layer: Value =
-                text.parse::<toml::Table>()
-                    .map(Value::Table)
-                    .map_err(|e| ConfigError::File {
-                        path: path.to_path_buf(),
-                        message: e.to_string(),
-                    })?;
-            // Check the file on its own first, so the error names the file.
-            Config::deserialize(layer.clone()).map_err(|e| ConfigError::File {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
-            for key in leaf_keys(&layer, "") {
-                origin.insert(key, path.display().to_string());
-            }
-            merge(&mut table, layer);
+            figment = figment.merge(Toml::file_exact(path));
         }
-
         let mut vars: Vec<(String, String)> = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_KEYS.contains(&k.as_str()))
             .collect();
         vars.sort();
         for (var, raw) in vars {
-            let raw_path: Vec<String> = var[ENV_PREFIX.len()..]
-                .split("__")
-                .map(|s| s.to_ascii_lowercase())
-                .collect();
-            let path = resolve_env_path(&table, raw_path);
-            let key = path.join(".");
-            if !has_key(&table, &path) {
-                return Err(ConfigError::Env {
-                    var,
-                    message: format!("`{key}` is not a configuration key"),
-                });
-            }
-            set_path(&mut table, &path, env_value(&raw));
-            origin.insert(key, var);
+            let key = env_key(&figment, &var);
+            figment = figment.merge(EnvVar { var, key, raw });
         }
-
-        let mut config = Config::deserialize(table).map_err(|e| {
-            // The offending key is in the message; say which layer set it.
-            let message = e.to_string();
-            let from = origin
-                .iter()
-                .find(|(k, _)| message.contains(&format!("`{k}`")) || message.contains(k.as_str()))
-                .map(|(_, o)| o.clone());
-            match from {
-                Some(var) if var.starts_with(ENV_PREFIX) => ConfigError::Env { var, message },
-                Some(path) => ConfigError::File {
-                    path: PathBuf::from(path),
-                    message,
-                },
-                None => ConfigError::Invalid {
-                    key: "?".into(),
-                    message,
-                },
-            }
-        })?;
-
         if let Some(dir) = &overrides.data_dir {
-            config.data_dir = dir.clone();
+            figment = figment.merge(Serialized::default("data_dir", dir));
         }
+        let config: Config = figment.extract().map_err(config_error)?;
         config.validate()?;
         Ok(config)
     }
@@ -588,109 +548,96 @@ impl Config {
     }
 }
 
-fn to_table(config: &Config) -> Value {
-    Value::try_from(config).unwrap_or_else(|_| Value::Table(toml::Table::new()))
+/// One `EDESK_*` variable as a figment layer of its own, so that a value
+/// it sets (or a key it names that does not exist) is reported with the
+/// variable's name.
+struct EnvVar {
+    var: String,
+    /// The dotted key it sets (`http.bind`).
+    key: String,
+    raw: String,
 }
 
-fn merge(base: &mut Value, layer: Value) {
-    match (base, layer) {
-        (Value::Table(b), Value::Table(l)) => {
-            for (k, v) in l {
-                match b.get_mut(&k) {
-                    Some(slot @ Value::Table(_)) if v.is_table() => merge(slot, v),
-                    _ => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, layer) => *slot = layer,
-    }
-}
+/// Marks an environment layer in figment's metadata.
+const ENV_SOURCE: &str = "environment";
 
-fn leaf_keys(v: &Value, prefix: &str) -> Vec<String> {
-    match v {
-        Value::Table(t) => t
-            .iter()
-            .flat_map(|(k, v)| {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                leaf_keys(v, &p)
-            })
-            .collect(),
-        _ => vec![prefix.to_string()],
+impl Provider for EnvVar {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.var.clone()).source(Source::Custom(ENV_SOURCE.into()))
     }
-}
 
-/// Environment variable names cannot hold `-`: a segment with `_` matches
-/// an existing key spelled with `-` (`TEAMS__SAC_SUPPORT` → `teams.sac-support`).
-fn resolve_env_path(table: &Value, path: Vec<String>) -> Vec<String> {
-    let mut cur = Some(table);
-    path.into_iter()
-        .map(|seg| {
-            let here = cur.and_then(|t| t.as_table());
-            let seg = match here {
-                Some(t) if !t.contains_key(&seg) && t.contains_key(&seg.replace('_', "-")) => {
-                    seg.replace('_', "-")
-                }
-                _ => seg,
-            };
-            cur = here.and_then(|t| t.get(&seg));
-            seg
-        })
-        .collect()
-}
-
-/// Whether `path` names a key of the schema. Optional keys are absent from the
-/// serialized defaults, so they are listed here.
-fn has_key(table: &Value, path: &[String]) -> bool {
-    const OPTIONAL: &[&str] = &[
-        "smtp.url",
-        "inbound.maildir",
-        "faq.dir",
-        "discord.token_file",
-        "discord.token",
-        "calendar.holidays_file",
-    ];
-    let joined = path.join(".");
-    if OPTIONAL.contains(&joined.as_str()) {
-        return true;
-    }
-    let mut cur = table;
-    for p in path {
-        match cur.get(p) {
-            Some(v) => cur = v,
-            None => return false,
-        }
-    }
-    !cur.is_table()
-}
-
-fn set_path(table: &mut Value, path: &[String], value: Value) {
-    let mut cur = table;
-    for p in &path[..path.len() - 1] {
-        let Value::Table(t) = cur else { return };
-        cur = t
-            .entry(p.clone())
-            .or_insert_with(|| Value::Table(toml::Table::new()));
-    }
-    if let (Value::Table(t), Some(last)) = (cur, path.last()) {
-        t.insert(last.clone(), value);
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Serialized::default(&self.key, env_value(&self.raw)).data()
     }
 }
 
 /// An environment value is a TOML scalar when it parses as one (`true`, `0.4`,
 /// `8080`), otherwise the raw string (`127.0.0.1:7070`, a path).
-fn env_value(raw: &str) -> Value {
+fn env_value(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
-            Some(v @ (Value::Integer(_) | Value::Float(_) | Value::Boolean(_))) => v,
-            _ => Value::String(raw.to_string()),
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+            ) => v,
+            _ => toml::Value::String(raw.to_string()),
         },
-        Err(_) => Value::String(raw.to_string()),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+/// `EDESK_DESK__TEAMS__SAC_SUPPORT` → `desk.teams.sac-support`: `__`
+/// separates levels, names are lower-cased, and since a variable name
+/// cannot hold `-`, a segment with `_` matches an existing key spelled with
+/// `-` in the layers below.
+fn env_key(below: &Figment, var: &str) -> String {
+    let mut key = String::new();
+    for seg in var[ENV_PREFIX.len()..].split("__") {
+        let seg = seg.to_ascii_lowercase();
+        let hyphenated = seg.replace('_', "-");
+        let join = |s: &str| {
+            if key.is_empty() {
+                s.to_string()
+            } else {
+                format!("{key}.{s}")
+            }
+        };
+        key = if below.find_value(&join(&seg)).is_err()
+            && below.find_value(&join(&hyphenated)).is_ok()
+        {
+            join(&hyphenated)
+        } else {
+            join(&seg)
+        };
+    }
+    key
+}
+
+/// figment's error as ours: the key, and the file or variable that set it.
+fn config_error(e: figment::Error) -> ConfigError {
+    let key = e.path.join(".");
+    let message = match &e.kind {
+        Kind::UnknownField(_, expected) if !expected.is_empty() => format!(
+            "`{key}` is not a configuration key (expected one of: {})",
+            expected.join(", ")
+        ),
+        Kind::UnknownField(..) => format!("`{key}` is not a configuration key"),
+        kind if key.is_empty() => kind.to_string(),
+        kind => format!("`{key}`: {kind}"),
+    };
+    match e.metadata {
+        Some(Metadata {
+            source: Some(Source::File(path)),
+            ..
+        }) => ConfigError::File { path, message },
+        Some(Metadata {
+            source: Some(Source::Custom(s)),
+            name,
+            ..
+        }) if s == ENV_SOURCE => ConfigError::Env {
+            var: name.into_owned(),
+            message,
+        },
+        _ => ConfigError::Invalid { key, message },
     }
 }
 
@@ -833,6 +780,86 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("faq.threshold"), "{e}");
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = Config::load(
+            Some(&dir.path().join("absent.toml")),
+            env(&[]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("cannot read config file") && e.contains("absent.toml"),
+            "{e}"
+        );
+
+        let f = dir.path().join("syntax.toml");
+        std::fs::write(&f, "[http\nbind = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("syntax.toml"), "{e}");
+
+        let f = dir.path().join("types.toml");
+        std::fs::write(&f, "[outbox]\nmax_attempts = \"many\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("types.toml") && e.contains("outbox.max_attempts"),
+            "{e}"
+        );
+        // A later layer that fixes the value wins over the file's.
+        let c = Config::load(
+            Some(&f),
+            env(&[("EDESK_OUTBOX__MAX_ATTEMPTS", "3")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.outbox.max_attempts, 3);
+
+        let f = dir.path().join("section.toml");
+        std::fs::write(&f, "[htp]\nbind = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`htp`") && e.contains("section.toml"), "{e}");
+    }
+
+    #[test]
+    fn env_values_keep_their_type_and_optional_keys_are_keys() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("EDESK_DESK__COMPANY_DOMAINS", "true"),
+                ("EDESK_FAQ__THRESHOLD", "0.25"),
+                ("EDESK_FAQ__DIR", "/srv/faq"),
+                ("EDESK_CALENDAR__TIME_ZONE", "Europe/Paris"),
+                ("EDESK_CONFIG", "/ignored.toml"),
+                ("EDESK_LOG", "debug"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.desk.company_domains);
+        assert_eq!(c.faq.threshold, 0.25);
+        assert_eq!(c.faq.dir, Some(PathBuf::from("/srv/faq")));
+        assert_eq!(c.calendar.time_zone, "Europe/Paris");
+        let e = Config::load(
+            None,
+            env(&[("EDESK_OUTBOX__MAX_ATTEMPTS", "lots")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("EDESK_OUTBOX__MAX_ATTEMPTS") && e.contains("outbox.max_attempts"),
+            "{e}"
+        );
     }
 
     #[test]
