@@ -1,6 +1,7 @@
 //! Types that validate on parse and the business rules as pure functions.
 //! Nothing in here does I/O.
 
+mod distance;
 mod download;
 mod email;
 mod ids;
@@ -11,6 +12,7 @@ mod rules;
 mod text;
 mod validate;
 
+pub use distance::edit_distance;
 pub use download::{
     DownloadRefusal, DownloadRule, FIRST_REVIEW_BUSINESS_DAYS, FURTHER_REVIEW_BUSINESS_DAYS,
     PolicyInput, decide as decide_download, second_download_deadline, strictest,

@@ -10,10 +10,11 @@
 //!
 //! Deterministic (fixed seed), a few hundred queries: it runs at every open.
 
-use super::engine::{Candidate, Engine};
 use super::model::Concept;
+use super::ranker::{Candidate, Ranker};
 use crate::domain::Lang;
 
+/// Number of ranking features the model weighs.
 pub const FEATURES: usize = 4;
 
 /// Features of the best candidate of a ranking.
@@ -34,13 +35,17 @@ pub fn features(ranked: &[Candidate]) -> [f64; FEATURES] {
     ]
 }
 
+/// A logistic model over [`features`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Model {
+    /// The intercept.
     pub bias: f64,
+    /// One weight per feature, in [`features`]' order.
     pub weights: [f64; FEATURES],
 }
 
 impl Model {
+    /// The probability that the best candidate is the right answer.
     pub fn predict(&self, x: &[f64; FEATURES]) -> f64 {
         let z: f64 = self.bias + self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>();
         1.0 / (1.0 + (-z).exp())
@@ -115,57 +120,15 @@ pub type Sample = ([f64; FEATURES], f64, f64);
 
 /// The generated training set. In-domain questions with their entry left
 /// out count half: they are rarer in real traffic than plain off-topic ones.
-pub fn training_set(engine: &Engine) -> Vec<Sample> {
+pub fn training_set(ranker: &Ranker) -> Vec<Sample> {
     let mut rng = Rng(0x05EE_DFA0);
     let mut out = Vec::new();
-    let n = engine.entries(Lang::En).len();
+    let n = ranker.entries(Lang::En).len();
     for lang in Lang::ALL {
-        let entries = engine.entries(lang);
+        let entries = ranker.entries(lang);
         for (topic, e) in entries.iter().enumerate() {
-            let plain: String = e
-                .question
-                .chars()
-                .map(|c| {
-                    if c.is_alphanumeric() || c == '\'' || c == '-' || c == '.' {
-                        c
-                    } else {
-                        ' '
-                    }
-                })
-                .collect();
-            // Customers rarely use the FAQ's own words: the noisy copies
-            // start from a paraphrase with synonyms swapped in.
-            let para = paraphrase(&mut rng, &plain, engine.concepts());
-            let q = words(&para);
-            let a = words(&e.answer);
-            let mut queries = Vec::new();
-            for _ in 0..3 {
-                let mut kept: Vec<String> = q
-                    .iter()
-                    .filter(|_| rng.chance(0.55))
-                    .map(|w| (*w).to_string())
-                    .collect();
-                for _ in 0..rng.below(3) {
-                    let at = rng.below(kept.len() + 1);
-                    kept.insert(at, rng.unknown_word());
-                }
-                queries.push(kept.join(" "));
-            }
-            for _ in 0..2 {
-                if a.len() > 4 {
-                    let len = 4 + rng.below(6);
-                    let start = rng.below(a.len().saturating_sub(len) + 1);
-                    let end = (start + len).min(a.len());
-                    let mut w: Vec<String> =
-                        a[start..end].iter().map(|s| (*s).to_string()).collect();
-                    if rng.chance(0.5) {
-                        w.push(rng.unknown_word());
-                    }
-                    queries.push(w.join(" "));
-                }
-            }
-            for query in queries {
-                let ranked = engine.rank(&query, lang);
+            for query in entry_queries(&mut rng, e, ranker.concepts()) {
+                let ranked = ranker.rank(&query, lang);
                 if ranked.is_empty() {
                     continue;
                 }
@@ -178,22 +141,74 @@ pub fn training_set(engine: &Engine) -> Vec<Sample> {
                 }
             }
         }
-        // Off-topic questions share at most a word or two with the FAQ,
-        // taken from unrelated entries.
         for _ in 0..3 * n {
-            let mut w: Vec<String> = (0..1 + rng.below(4)).map(|_| rng.unknown_word()).collect();
-            for _ in 0..rng.below(3) {
-                let other = &entries[rng.below(entries.len())];
-                let q = words(&other.question);
-                if let Some(pick) = q.get(rng.below(q.len())) {
-                    w.insert(rng.below(w.len() + 1), (*pick).to_string());
-                }
-            }
-            let ranked = engine.rank(&w.join(" "), lang);
+            let ranked = ranker.rank(&off_topic_query(&mut rng, entries), lang);
             out.push((features(&ranked), 0.0, 1.0));
         }
     }
     out
+}
+
+/// Queries a customer might write for one entry: three noisy copies of a
+/// paraphrase of its question (words dropped, unknown words added), and two
+/// windows of its answer.
+fn entry_queries(rng: &mut Rng, e: &super::model::Entry, concepts: &[Concept]) -> Vec<String> {
+    let plain: String = e
+        .question
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' || c == '-' || c == '.' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect();
+    // Customers rarely use the FAQ's own words: the noisy copies start from
+    // a paraphrase with synonyms swapped in.
+    let para = paraphrase(rng, &plain, concepts);
+    let q = words(&para);
+    let a = words(&e.answer);
+    let mut queries = Vec::new();
+    for _ in 0..3 {
+        let mut kept: Vec<String> = q
+            .iter()
+            .filter(|_| rng.chance(0.55))
+            .map(|w| (*w).to_string())
+            .collect();
+        for _ in 0..rng.below(3) {
+            let at = rng.below(kept.len() + 1);
+            kept.insert(at, rng.unknown_word());
+        }
+        queries.push(kept.join(" "));
+    }
+    for _ in 0..2 {
+        if a.len() > 4 {
+            let len = 4 + rng.below(6);
+            let start = rng.below(a.len().saturating_sub(len) + 1);
+            let end = (start + len).min(a.len());
+            let mut w: Vec<String> = a[start..end].iter().map(|s| (*s).to_string()).collect();
+            if rng.chance(0.5) {
+                w.push(rng.unknown_word());
+            }
+            queries.push(w.join(" "));
+        }
+    }
+    queries
+}
+
+/// An off-topic question: unknown words and at most a word or two of the
+/// FAQ, taken from unrelated entries.
+fn off_topic_query(rng: &mut Rng, entries: &[super::model::Entry]) -> String {
+    let mut w: Vec<String> = (0..1 + rng.below(4)).map(|_| rng.unknown_word()).collect();
+    for _ in 0..rng.below(3) {
+        let other = &entries[rng.below(entries.len())];
+        let q = words(&other.question);
+        if let Some(pick) = q.get(rng.below(q.len())) {
+            w.insert(rng.below(w.len() + 1), (*pick).to_string());
+        }
+    }
+    w.join(" ")
 }
 
 /// Share of real questions that the FAQ covers, assumed for the class

@@ -30,6 +30,7 @@ pub mod import;
 mod index;
 pub mod langid;
 pub mod model;
+pub mod ranker;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -38,8 +39,9 @@ use serde::Serialize;
 
 use crate::domain::Lang;
 
-pub use engine::{Candidate, Engine};
+pub use engine::Engine;
 pub use model::{Contact, Entry, Link};
+pub use ranker::{Candidate, Ranker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FaqError {

@@ -239,42 +239,6 @@ pub fn slug(text: &str, stop: &[&str], max_words: usize) -> String {
     parts.join("-")
 }
 
-/// Edit distance with adjacent transpositions (over bytes: the analyzed
-/// tokens are ASCII-folded), stopping early past `max`. Allocation-free
-/// because it runs for every unknown word of every question.
-pub fn edit_distance(a: &str, b: &str, max: usize) -> usize {
-    const CAP: usize = 48;
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > max || a.len() >= CAP || b.len() >= CAP {
-        return max + 1;
-    }
-    let mut prev2 = [0usize; CAP];
-    let mut prev = [0usize; CAP];
-    let mut cur = [0usize; CAP];
-    for (j, cell) in prev.iter_mut().enumerate().take(b.len() + 1) {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        cur[0] = i;
-        let mut row_min = i;
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(prev2[j - 2] + 1);
-            }
-            cur[j] = v;
-            row_min = row_min.min(v);
-        }
-        if row_min > max {
-            return max + 1;
-        }
-        prev2 = prev;
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,8 +306,5 @@ mod tests {
             question_key("Why “Error ‒ invalid login”?"),
             question_key("why \"error - invalid login\"")
         );
-        assert_eq!(edit_distance("downlaod", "download", 2), 1);
-        assert_eq!(edit_distance("contry", "country", 2), 1);
-        assert!(edit_distance("weather", "download", 2) > 2);
     }
 }

@@ -21,7 +21,7 @@ pub fn normalize(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// 1 − Levenshtein distance / length of the longer text, on characters of
+/// 1 − edit distance / length of the longer text, on characters of
 /// whitespace-normalized text. Two empty texts are identical.
 pub fn similarity(a: &str, b: &str) -> f64 {
     let a: Vec<char> = normalize(a).chars().collect();
@@ -30,17 +30,8 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     if longest == 0 {
         return 1.0;
     }
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    1.0 - prev[b.len()] as f64 / longest as f64
+    // No distance exceeds the longer length: the bound never cuts short.
+    1.0 - crate::domain::edit_distance(&a, &b, longest) as f64 / longest as f64
 }
 
 #[derive(Debug, Clone, Serialize)]
