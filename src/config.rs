@@ -248,11 +248,25 @@ impl SmtpEndpoint {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
     /// `smtp://host:port`; unset means outgoing mail is written as `.eml` files.
     pub url: Option<String>,
+    /// A pooled connection unused this long is closed by us before it is
+    /// used again. Keep it below the relay's own idle limit (Postfix
+    /// `smtpd_timeout`, 300 s), so we never write into a connection the
+    /// server has already given up on.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            url: None,
+            idle_timeout_ms: 60_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -483,6 +497,12 @@ impl Config {
             && let Err(e) = SmtpEndpoint::parse(url)
         {
             return bad("smtp.url", e);
+        }
+        if self.smtp.idle_timeout_ms == 0 {
+            return bad(
+                "smtp.idle_timeout_ms",
+                "must be > 0 (how long an unused SMTP connection is kept)".into(),
+            );
         }
         if self.calendar.time_zone.parse::<chrono_tz::Tz>().is_err() {
             return bad(

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::faq;
-use crate::inbound::adapters::{EngineOracle, NotifyActions};
+use crate::inbound::adapters::{EngineOracle, NotifyActions, TicketFailures};
 use crate::inbound::store_dir::StoreDirectory;
 use crate::inbound::worker::Worker;
 use crate::inbound::{intake, lmtp, maildir};
@@ -64,6 +64,8 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         Arc::new(notifier.clone()),
     )?);
     let desk = desk_service.desk().clone();
+    // Escalations that fail after they were queued are noted on the ticket.
+    notifier.set_listener(Arc::new(TicketFailures { desk: desk.clone() }));
     let worker = Arc::new(Worker {
         spool: spool.clone(),
         directory: Arc::new(StoreDirectory::new(

@@ -378,3 +378,119 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n
             .all(|m| !to_of(m).to_lowercase().contains("mailer-daemon"))
     );
 }
+
+fn tickets(d: &Daemon) -> Vec<Value> {
+    let (status, body) = d.get("/v1/tickets");
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v.as_array()
+        .cloned()
+        .or_else(|| v["tickets"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn metric(d: &Daemon, name: &str) -> u64 {
+    let (_, body) = d.get("/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{body}"))
+}
+
+fn undelivered_note(t: &Value) -> Option<String> {
+    t["events"].as_array()?.iter().find_map(|e| {
+        e["text"]
+            .as_str()
+            .filter(|x| x.contains("ESCALATION NOT DELIVERED"))
+            .map(str::to_string)
+    })
+}
+
+/// The team's mailbox refuses the escalation (550 at RCPT): the ticket says
+/// so, `/metrics` counts it, the log has it at error level, and the team's
+/// address stays off the suppression list.
+#[test]
+fn an_escalation_the_relay_refuses_shows_on_the_ticket_and_never_suppresses_the_team() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::start(&tmp.path().join("sink"));
+    let url = sink.url();
+    let d = spawn_daemon(
+        &tmp.path().join("data"),
+        &[
+            ("EDESK_SMTP__URL", url.as_str()),
+            ("EDESK_DESK__TEAMS__EXPORTOPS", "reject-ops@cisco.example"),
+        ],
+    );
+    let (status, body) = d.post_json("/v1/orders", &order().to_string());
+    assert_eq!(status, 201, "{body}");
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <refused-1@acme.example.com>".into(),
+            "Subject: Export hold on SO 10458321".into(),
+        ],
+        "Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John",
+    );
+    let note = d.wait_for("the note on the ticket", || {
+        tickets(&d).iter().find_map(undelivered_note)
+    });
+    assert!(
+        note.contains("reject-ops@cisco.example") && note.contains("550"),
+        "{note}"
+    );
+    assert_eq!(metric(&d, "edesk_escalations_undeliverable_total"), 1);
+    assert_eq!(metric(&d, "edesk_suppressed_addresses"), 0);
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("escalation could not be delivered")),
+        "{log}"
+    );
+}
+
+/// A team address suppressed by an earlier version: the escalation is not
+/// sent, the ticket and `/metrics` say so, and the acknowledgement does not
+/// claim the team has the request.
+#[test]
+fn a_suppressed_team_address_is_reported_and_the_ack_claims_no_handover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let store = edesk::store::Store::open(&data).unwrap();
+        let team: edesk::domain::EmailAddress = "exportops@cisco.example".parse().unwrap();
+        store.suppress(&team, "550 5.1.1 (old bounce)").unwrap();
+    }
+    let (sink, d) = start(tmp.path(), "5");
+    let (status, body) = d.post_json("/v1/orders", &order().to_string());
+    assert_eq!(status, 201, "{body}");
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <suppressed-1@acme.example.com>".into(),
+            "Subject: Export hold on SO 10458321".into(),
+        ],
+        "Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John",
+    );
+    let mails = wait_mails(&d, &sink, 1);
+    assert!(
+        mails.iter().all(|m| to_of(m) != "exportops@cisco.example"),
+        "nothing reaches a suppressed address"
+    );
+    let ack = mails
+        .iter()
+        .find(|m| to_of(m) == "j.harper@acme.example.com")
+        .expect("acknowledgement");
+    let text = MessageParser::default()
+        .parse(ack)
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default();
+    assert!(text.contains("registered it under ticket"), "{text}");
+    assert!(!text.contains("Export Operations team"), "{text}");
+    let note = d.wait_for("the note on the ticket", || {
+        tickets(&d).iter().find_map(undelivered_note)
+    });
+    assert!(note.contains("suppressed"), "{note}");
+    assert_eq!(metric(&d, "edesk_escalations_undeliverable_total"), 1);
+}

@@ -393,6 +393,7 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
     let store = state.notifier.store();
     let (pending, sent, dead) = store.outbox_counts()?;
     let suppressed = store.suppression_count()?;
+    let escalations_lost = store.stat(crate::notify::failures::ESCALATION_UNDELIVERABLE)?;
     let inbound_pending = state.spool.pending()?.len();
     let tickets = state
         .desk
@@ -433,6 +434,12 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
             "gauge",
             "Addresses on the suppression list.",
             suppressed as u64,
+        ),
+        (
+            "edesk_escalations_undeliverable_total",
+            "counter",
+            "Escalations the team never got (refused, retries exhausted, or bounced); each is noted on its ticket.",
+            escalations_lost,
         ),
         (
             "edesk_inbound_pending",

@@ -191,6 +191,7 @@ pub fn ticket_context(t: &Ticket, kind: TicketMail, text: Option<&str>) -> Ticke
             .unwrap_or_default(),
         question: t.faq.as_ref().map(|f| f.question.clone()),
         reasons: t.reasons.join("; "),
+        handed_over: true,
     }
 }
 
@@ -262,8 +263,8 @@ impl DeskService {
             Utc::now(),
         )?;
         let mut done = vec![format!("ticket {} for {}", ticket.id, req.team)];
-        self.mail_team(&ticket, &req, &mut done)?;
-        let ticket = self.acknowledge_request(ticket, &req, &mut done)?;
+        let handed_over = self.mail_team(&ticket, &req, &mut done)?;
+        let ticket = self.acknowledge_request(ticket, &req, handed_over, &mut done)?;
         Ok(TicketOutcome {
             ticket,
             disposition: Disposition::Opened,
@@ -324,15 +325,16 @@ impl DeskService {
     }
 
     /// Mails the escalation to the team's address, if it has one; the
-    /// team's answer to that mail then finds the ticket.
+    /// team's answer to that mail then finds the ticket. Returns whether it
+    /// was queued (a skip is reported by the outbox: log, metric, ticket).
     fn mail_team(
         &self,
         ticket: &Ticket,
         req: &TicketRequest,
         done: &mut Vec<String>,
-    ) -> Result<(), DeskError> {
+    ) -> Result<bool, DeskError> {
         let Some(addr) = self.teams.address_of(ticket.team) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut mail = OutgoingMail::new(
             &ticket_context(ticket, TicketMail::TeamEscalation, None),
@@ -347,10 +349,13 @@ impl DeskService {
             Sent::Queued(mid) => {
                 self.desk.link(ticket.id, &mid)?;
                 done.push(format!("escalation sent to {addr}"));
+                Ok(true)
             }
-            Sent::Skipped(r) => done.push(format!("escalation to {addr} not sent: {r}")),
+            Sent::Skipped(r) => {
+                done.push(format!("escalation to {addr} not sent: {r}"));
+                Ok(false)
+            }
         }
-        Ok(())
     }
 
     /// The acknowledgement of a new ticket, when the request allows one.
@@ -358,6 +363,7 @@ impl DeskService {
         &self,
         ticket: Ticket,
         req: &TicketRequest,
+        handed_over: bool,
         done: &mut Vec<String>,
     ) -> Result<Ticket, DeskError> {
         // A stranger writing about an order gets nothing automatic: a
@@ -389,6 +395,7 @@ impl DeskService {
             in_reply_to: req.message_id.clone(),
             references,
             requested_by: req.customer.via().into(),
+            handed_over,
         };
         match self.acknowledge(&ticket, ack)? {
             Acked::Sent { ticket, to, .. } => {
@@ -412,8 +419,12 @@ impl DeskService {
         if verdict != Verdict::Allowed {
             return Ok(Acked::NotSent(verdict.reason()));
         }
+        let context = TicketContext {
+            handed_over: ack.handed_over,
+            ..ticket_context(ticket, TicketMail::Acknowledgement, None)
+        };
         let mut mail = OutgoingMail::new(
-            &ticket_context(ticket, TicketMail::Acknowledgement, None),
+            &context,
             mailbox(&ack.to),
             ticket.lang,
             ack.key,
@@ -570,6 +581,9 @@ pub struct Ack {
     pub references: Vec<MessageId>,
     /// Shown in the order's history.
     pub requested_by: String,
+    /// The escalation reached the team's outbox: the acknowledgement may
+    /// name the team (never claim a handover that did not happen).
+    pub handed_over: bool,
 }
 
 /// What became of an acknowledgement.

@@ -8,9 +8,13 @@ use serde_json::json;
 
 use super::ports::{FaqHit, FaqOracle, FaqText};
 use super::worker::{ActionError, Actions};
+use crate::desk::Desk;
 use crate::desk::routing::Route;
-use crate::domain::{EmailAddress, Lang, Mailbox, OrderId};
+use crate::desk::tickets::{Event, EventKind};
+use crate::domain::{EmailAddress, Lang, Mailbox, MessageId, OrderId};
 use crate::faq;
+use crate::inbound::Bounce;
+use crate::notify::failures::{BounceReport, DeliveryListener, Failure};
 use crate::notify::{AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail};
 
 /// The FAQ engine as the inbound analysis sees it.
@@ -54,10 +58,31 @@ fn failed(e: impl std::fmt::Display) -> ActionError {
 
 impl Actions for NotifyActions {
     fn suppress(&self, address: &EmailAddress, reason: &str) -> Result<(), ActionError> {
+        // A team address is never suppressed automatically (logged instead).
         self.notifier
-            .store()
-            .suppress(address, reason)
+            .suppress_failed(address, reason)
+            .map(|_| ())
             .map_err(failed)
+    }
+
+    fn bounced(
+        &self,
+        mail: u64,
+        raw: &[u8],
+        bounce: &Bounce,
+    ) -> Result<Option<String>, ActionError> {
+        let d = crate::inbound::dsn::details(raw);
+        let report = BounceReport {
+            message_ids: d.message_ids,
+            token: bounce.token.clone(),
+            recipient: bounce.address.clone(),
+            hard: bounce.hard,
+            status: bounce.status.clone(),
+            diagnostic: d.diagnostic,
+            reference: format!("mail:{mail}"),
+        };
+        let item = self.notifier.record_bounce(&report).map_err(failed)?;
+        Ok(item.map(|i| i.message_id))
     }
 
     fn unsubscribe(&self, address: &EmailAddress) -> Result<(), ActionError> {
@@ -115,5 +140,52 @@ impl Actions for NotifyActions {
             })
             .map_err(failed)?;
         Ok(matches!(outcome, EnqueueOutcome::Queued { .. }))
+    }
+}
+
+/// Records an undeliverable escalation on its ticket (found by ticket id,
+/// or by the escalation's Message-ID in the ticket's thread), so the desk
+/// sees that the team never got it.
+pub struct TicketFailures {
+    pub desk: Desk,
+}
+
+impl TicketFailures {
+    fn ticket(&self, f: &Failure) -> Option<crate::desk::Ticket> {
+        let by_id = f
+            .ticket
+            .as_deref()
+            .and_then(|t| t.parse().ok())
+            .and_then(|id| self.desk.get(id).ok());
+        let by_thread = || {
+            let mid: MessageId = f.message_id.as_deref()?.parse().ok()?;
+            self.desk.by_thread(&[mid]).ok().flatten()
+        };
+        by_id.or_else(by_thread)
+    }
+}
+
+impl DeliveryListener for TicketFailures {
+    fn undeliverable(&self, f: &Failure) {
+        if f.kind != Kind::TeamEscalation.as_str() {
+            return;
+        }
+        let Some(ticket) = self.ticket(f) else {
+            tracing::error!(to = %f.to, "undeliverable escalation belongs to no ticket");
+            return;
+        };
+        let event = Event {
+            at: chrono::Utc::now(),
+            kind: EventKind::Note,
+            by: "edesk".into(),
+            text: format!(
+                "ESCALATION NOT DELIVERED to {} ({}): {}. The team does not have this ticket; forward it by hand or fix the address.",
+                f.to, f.how, f.detail
+            ),
+            reference: f.message_id.clone(),
+        };
+        if let Err(e) = self.desk.record(ticket.id, event, None, None) {
+            tracing::error!(error = %e, ticket = %ticket.id, "cannot record an undeliverable escalation on its ticket");
+        }
     }
 }

@@ -35,6 +35,12 @@ pub enum MailCmd {
     Deliver {
         /// Read the message from this file instead of standard input.
         file: Option<PathBuf>,
+        /// The envelope sender (Postfix pipe: `${sender}`; empty for `<>`).
+        #[arg(long, allow_hyphen_values = true)]
+        sender: Option<String>,
+        /// The envelope recipient(s) (Postfix pipe: `${recipient}`).
+        #[arg(long, num_args = 1.., allow_hyphen_values = true)]
+        recipient: Vec<String>,
     },
     /// Score the reply extractor on `NAME.eml` + `NAME.expected.txt` pairs.
     Eval {
@@ -117,13 +123,21 @@ fn ports(world: Option<&Path>, config: &Config) -> Result<Ports, InboundError> {
 
 pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
     match cmd {
-        MailCmd::Deliver { file } => {
+        MailCmd::Deliver {
+            file,
+            sender,
+            recipient,
+        } => {
             let name = file
                 .as_ref()
                 .map(|f| f.display().to_string())
                 .unwrap_or_else(|| "-".into());
+            let envelope = super::maildir::PipeEnvelope {
+                mail_from: sender,
+                rcpt_to: recipient,
+            };
             let stored = read_input(&name).and_then(|raw| {
-                super::maildir::deliver(&config.maildir(), &raw).map_err(|source| {
+                super::maildir::deliver(&config.maildir(), &raw, &envelope).map_err(|source| {
                     InboundError::Io {
                         path: config.maildir(),
                         source,

@@ -179,10 +179,7 @@ impl Session {
                     tracing::debug!(%client, "LHLO");
                     greeted = true;
                     tx = None;
-                    format!(
-                        "250-{host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SIZE {}\r\n",
-                        self.settings.max_message_bytes
-                    )
+                    lhlo_reply(host, self.settings.max_message_bytes)
                 }
                 Ok(Request::Ehlo { .. } | Request::Helo { .. }) => {
                     "500 5.5.1 this is an LMTP server: use LHLO\r\n".into()
@@ -366,6 +363,17 @@ impl Session {
     }
 }
 
+/// The LHLO reply. `8BITMIME` and `SMTPUTF8` (RFC 6531) are offered because
+/// the bytes are stored exactly as they come and parsed later: an MTA that
+/// holds mail with raw UTF-8 headers or addresses (common from modern
+/// clients) must not bounce it with "5.6.7 SMTPUTF8 is required, but was not
+/// offered".
+fn lhlo_reply(host: &str, max_message_bytes: usize) -> String {
+    format!(
+        "250-{host}\r\n250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE {max_message_bytes}\r\n"
+    )
+}
+
 fn describe(e: &smtp_proto::Error) -> String {
     match e {
         smtp_proto::Error::InvalidSenderAddress => "invalid sender address".into(),
@@ -376,5 +384,100 @@ fn describe(e: &smtp_proto::Error) -> String {
             format!("unsupported parameter {param}")
         }
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::intake::MailMeta;
+
+    /// Runs the listener on an ephemeral port over a fresh store.
+    async fn server() -> (
+        tempfile::TempDir,
+        Spool,
+        std::net::SocketAddr,
+        CancellationToken,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let spool = Spool::open(&store);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = CancellationToken::new();
+        let settings = LmtpSettings {
+            hostname: "lmtp.test".into(),
+            max_message_bytes: 1 << 20,
+            max_connections: 4,
+            idle_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(1),
+        };
+        tokio::spawn(run(
+            listener,
+            spool.clone(),
+            settings,
+            Arc::new(Notify::new()),
+            token.clone(),
+        ));
+        (dir, spool, addr, token)
+    }
+
+    /// Reads until `lines` complete replies (last line `NNN ` form) arrived.
+    async fn replies(s: &mut TcpStream, lines: usize) -> String {
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&out).to_string();
+            let finals = text
+                .lines()
+                .filter(|l| l.len() >= 4 && l.as_bytes()[3] == b' ')
+                .count();
+            if finals >= lines {
+                return text;
+            }
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+                .await
+                .expect("reply in time")
+                .unwrap();
+            assert!(n > 0, "closed early: {text}");
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[tokio::test]
+    async fn smtputf8_mail_is_offered_accepted_and_stored_as_it_came() {
+        let (_dir, spool, addr, token) = server().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        replies(&mut s, 1).await;
+        s.write_all(b"LHLO mx.example.org\r\n").await.unwrap();
+        let lhlo = replies(&mut s, 1).await;
+        assert!(lhlo.contains("250-SMTPUTF8"), "{lhlo}");
+        assert!(lhlo.contains("250-8BITMIME"), "{lhlo}");
+        // Raw UTF-8 in the envelope and the headers, as Postfix relays a
+        // message submitted with SMTPUTF8.
+        let body = "From: Jörg Müller <jörg@müller.example>\r\nTo: support@edesk.example.com, reply+abc@edesk.example.com\r\nSubject: Lizenz für Bestellung – dringend\r\nMessage-ID: <utf8-1@müller.example>\r\n\r\nGrüße, où est ma commande ?\r\n";
+        let mut session = format!(
+            "MAIL FROM:<jörg@müller.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<support@edesk.example.com>\r\nRCPT TO:<reply+abc@edesk.example.com>\r\nDATA\r\n"
+        )
+        .into_bytes();
+        s.write_all(&session).await.unwrap();
+        let r = replies(&mut s, 4).await;
+        assert!(r.contains("354"), "{r}");
+        session = body.as_bytes().to_vec();
+        session.extend_from_slice(b".\r\n");
+        s.write_all(&session).await.unwrap();
+        // LMTP: one reply per recipient.
+        let r = replies(&mut s, 2).await;
+        assert_eq!(r.matches("250 2.0.0").count(), 2, "{r}");
+        token.cancel();
+
+        let id = spool.pending().unwrap()[0];
+        assert_eq!(spool.raw(id).unwrap().unwrap(), body.as_bytes());
+        let meta: MailMeta = spool.meta(id).unwrap().unwrap();
+        assert_eq!(
+            meta.envelope.mail_from.as_deref(),
+            Some("jörg@müller.example")
+        );
+        assert_eq!(meta.envelope.rcpt_to.len(), 2);
     }
 }

@@ -4,6 +4,10 @@
 //! holds the database lock. The daemon polls `new/`, moves each message into
 //! the spool, and only then deletes the file; a crash in between is harmless
 //! because the spool deduplicates.
+//!
+//! The envelope a pipe passes (`--sender`, `--recipient`) travels beside the
+//! message in `envelope/NAME` (JSON), written and synced before the message
+//! appears in `new/`, so the daemon stores the envelope the MTA saw.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -12,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -19,16 +24,34 @@ use super::intake::{Envelope, Spool};
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Creates `tmp/`, `new/` and `cur/` under `dir` when missing.
+/// Sidecar directory of pipe envelopes.
+const ENVELOPE: &str = "envelope";
+
+/// Creates `tmp/`, `new/`, `cur/` and `envelope/` under `dir` when missing.
 pub fn ensure(dir: &Path) -> std::io::Result<()> {
-    for sub in ["tmp", "new", "cur"] {
+    for sub in ["tmp", "new", "cur", ENVELOPE] {
         fs::create_dir_all(dir.join(sub))?;
     }
     Ok(())
 }
 
-/// Writes one message durably into `dir/new/` and returns its path.
-pub fn deliver(dir: &Path, raw: &[u8]) -> std::io::Result<PathBuf> {
+/// The envelope an MTA pipe hands over (empty when it passes none).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PipeEnvelope {
+    /// `Some("")` is the null sender `<>`.
+    pub mail_from: Option<String>,
+    pub rcpt_to: Vec<String>,
+}
+
+impl PipeEnvelope {
+    fn is_empty(&self) -> bool {
+        self.mail_from.is_none() && self.rcpt_to.is_empty()
+    }
+}
+
+/// Writes one message durably into `dir/new/` (its envelope, if any, into
+/// `dir/envelope/` first) and returns its path.
+pub fn deliver(dir: &Path, raw: &[u8], envelope: &PipeEnvelope) -> std::io::Result<PathBuf> {
     ensure(dir)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -42,6 +65,12 @@ pub fn deliver(dir: &Path, raw: &[u8]) -> std::io::Result<PathBuf> {
     );
     let tmp = dir.join("tmp").join(&name);
     let new = dir.join("new").join(&name);
+    if !envelope.is_empty() {
+        write_synced(
+            &dir.join(ENVELOPE).join(&name),
+            &serde_json::to_vec(envelope)?,
+        )?;
+    }
     {
         let mut f = File::create(&tmp)?;
         f.write_all(raw)?;
@@ -70,11 +99,17 @@ pub async fn import_once(dir: &Path, spool: &Spool) -> std::io::Result<usize> {
                 continue;
             }
         };
-        match spool.accept(&raw, Envelope::new("maildir")).await {
+        let sidecar = path
+            .file_name()
+            .map(|n| dir.join(ENVELOPE).join(n))
+            .unwrap_or_default();
+        let envelope = read_envelope(&sidecar);
+        match spool.accept(&raw, envelope).await {
             Ok(_) => {
                 if let Err(e) = fs::remove_file(&path) {
                     tracing::warn!(path = %path.display(), error = %e, "cannot remove imported message");
                 }
+                let _ = fs::remove_file(&sidecar);
                 imported += 1;
             }
             Err(e) => {
@@ -84,6 +119,32 @@ pub async fn import_once(dir: &Path, spool: &Spool) -> std::io::Result<usize> {
         }
     }
     Ok(imported)
+}
+
+/// The envelope stored beside a message: `pipe` with the MTA's sender and
+/// recipients, or plain `maildir` when there is none (or it is unreadable).
+fn read_envelope(sidecar: &Path) -> Envelope {
+    let pipe = fs::read(sidecar)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<PipeEnvelope>(&b).ok());
+    match pipe {
+        Some(p) => Envelope {
+            mail_from: p.mail_from,
+            rcpt_to: p.rcpt_to,
+            ..Envelope::new("pipe")
+        },
+        None => Envelope::new("maildir"),
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    if let Some(parent) = path.parent() {
+        File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Polls the Maildir until cancelled.
@@ -124,12 +185,48 @@ mod tests {
         let md = dir.path().join("maildir");
         let store = crate::store::Store::open(dir.path()).unwrap();
         let spool = Spool::open(&store);
-        deliver(&md, b"Message-ID: <m1@x>\r\n\r\none").unwrap();
-        deliver(&md, b"Message-ID: <m1@x>\r\n\r\none").unwrap();
-        deliver(&md, b"Message-ID: <m2@x>\r\n\r\ntwo").unwrap();
+        let none = PipeEnvelope::default();
+        deliver(&md, b"Message-ID: <m1@x>\r\n\r\none", &none).unwrap();
+        deliver(&md, b"Message-ID: <m1@x>\r\n\r\none", &none).unwrap();
+        deliver(&md, b"Message-ID: <m2@x>\r\n\r\ntwo", &none).unwrap();
         assert_eq!(import_once(&md, &spool).await.unwrap(), 3);
         assert_eq!(spool.pending().unwrap().len(), 2);
         assert_eq!(fs::read_dir(md.join("new")).unwrap().count(), 0);
         assert_eq!(fs::read_dir(md.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_pipe_envelope_is_stored_with_its_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("maildir");
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let spool = Spool::open(&store);
+        let env = PipeEnvelope {
+            mail_from: Some("ana@example.org".into()),
+            rcpt_to: vec!["support@edesk.example.com".into()],
+        };
+        deliver(&md, b"Message-ID: <p1@x>\r\n\r\none", &env).unwrap();
+        deliver(
+            &md,
+            b"Message-ID: <p2@x>\r\n\r\ntwo",
+            &PipeEnvelope {
+                mail_from: Some(String::new()),
+                rcpt_to: vec!["bounces+t@edesk.example.com".into()],
+            },
+        )
+        .unwrap();
+        assert_eq!(import_once(&md, &spool).await.unwrap(), 2);
+        let mut metas: Vec<_> = spool
+            .pending()
+            .unwrap()
+            .into_iter()
+            .map(|id| spool.meta(id).unwrap().unwrap().envelope)
+            .collect();
+        metas.sort_by_key(|e| std::cmp::Reverse(e.mail_from.clone()));
+        assert_eq!(metas[0].source, "pipe");
+        assert_eq!(metas[0].mail_from.as_deref(), Some("ana@example.org"));
+        assert_eq!(metas[0].rcpt_to, env.rcpt_to);
+        assert_eq!(metas[1].mail_from.as_deref(), Some(""), "null sender kept");
+        assert_eq!(fs::read_dir(md.join(ENVELOPE)).unwrap().count(), 0);
     }
 }

@@ -17,6 +17,7 @@ pub mod classify;
 pub mod cmd;
 pub mod command;
 pub mod decide;
+pub mod dsn;
 pub mod eval;
 pub mod extract;
 pub mod html;

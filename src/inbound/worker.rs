@@ -24,6 +24,7 @@ use crate::desk::{
 };
 use crate::desk::{Outbox, Sent};
 use crate::domain::{EmailAddress, Mailbox, MessageId, OrderId, Team};
+use crate::inbound::Bounce;
 use crate::inbound::command::{MailCommand, bare_subject};
 use crate::notify::{CommandDoneContext, FaqAnswerContext, OutgoingMail};
 
@@ -55,6 +56,16 @@ pub trait Actions: Send + Sync {
     fn restore(&self, so: &OrderId, by: &str) -> Result<bool, ActionError>;
     /// RESEND: enqueues the order's notification again for `to`, once per `key`.
     fn resend(&self, so: &OrderId, to: &EmailAddress, key: &str) -> Result<bool, ActionError>;
+    /// A delivery report: record it on the mail it reports on. Returns that
+    /// mail's Message-ID when one matched.
+    fn bounced(
+        &self,
+        _mail: u64,
+        _raw: &[u8],
+        _bounce: &Bounce,
+    ) -> Result<Option<String>, ActionError> {
+        Ok(None)
+    }
 }
 
 /// Why an automatic mail is sent: what to fill its template with.
@@ -179,6 +190,12 @@ impl Worker {
             return Ok((decision, outcome));
         }
 
+        if let Some(b) = &decision.bounce {
+            match self.actions.bounced(id, raw, b)? {
+                Some(mid) => outcome.done.push(format!("bounce recorded on {mid}")),
+                None => outcome.done.push("bounce matches no mail we sent".into()),
+            }
+        }
         match &decision.action {
             Action::Ignore => outcome.done.push("ignored".into()),
             Action::Suppress { address } => {
@@ -235,7 +252,18 @@ impl Worker {
             outcome.done.push(format!("no {what}: machine mail"));
             return Ok(None);
         }
-        let to: Mailbox = sender.parse().map_err(failed)?;
+        // An address edesk cannot write to (an internationalized local
+        // part, RFC 6531, arrives fine over SMTPUTF8) means no automatic
+        // mail, not a failed message.
+        let to: Mailbox = match sender.parse() {
+            Ok(to) => to,
+            Err(e) => {
+                outcome
+                    .done
+                    .push(format!("no {what}: cannot mail {sender}: {e}"));
+                return Ok(None);
+            }
+        };
         let verdict = self
             .desk
             .guard()

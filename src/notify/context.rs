@@ -97,6 +97,9 @@ pub struct TicketContext {
     pub question: Option<String>,
     /// Why it was escalated, `; `-joined.
     pub reasons: String,
+    /// The escalation was queued to the team: an acknowledgement may say
+    /// the team has the request (else it says the desk registered it).
+    pub handed_over: bool,
 }
 
 /// Which ticket mail a [`TicketContext`] renders.
@@ -155,6 +158,7 @@ const EXTRA_KEYS: &[&str] = &[
     "days_left",
     "ticket",
     "team",
+    "handed_over",
     "business_days",
     "due",
     "text",

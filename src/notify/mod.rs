@@ -21,6 +21,7 @@ pub mod bench_sink;
 pub mod cmd;
 mod context;
 mod events;
+pub mod failures;
 mod kind;
 pub mod message;
 pub mod oba;
@@ -97,6 +98,9 @@ struct Inner {
     key: ServerKey,
     settings: MailSettings,
     wake: tokio::sync::Notify,
+    /// Team addresses: never suppressed automatically (see `failures`).
+    protected: std::sync::RwLock<Vec<String>>,
+    listener: std::sync::OnceLock<Arc<dyn failures::DeliveryListener>>,
 }
 
 /// Shared handle (cheap to clone).
@@ -197,11 +201,16 @@ impl ImportReport {
 pub struct HistoryView {
     #[serde(flatten)]
     pub entry: HistoryEntry,
-    /// `skipped`, `pending`, `sent` or `dead`.
+    /// `skipped`, `pending`, `sent`, `dead` or `bounced` (accepted, then a
+    /// permanent delivery report came back).
     pub status: String,
     pub attempts: u32,
     pub last_error: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// A delivery report that came back after the relay accepted the mail
+    /// (then `status` is `bounced` for a permanent failure).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounce: Option<crate::store::BounceRecord>,
 }
 
 /// A line shown in an OBA mail: (line id, carton note, customer reference).
@@ -229,12 +238,9 @@ impl Notifier {
     pub fn new(store: Store, config: &Config) -> Result<Notifier, NotifyError> {
         let key = ServerKey::load_or_create(&config.data_dir)?;
         let templates = Templates::load(None)?;
-        Ok(Self::from_parts(
-            store,
-            templates,
-            key,
-            MailSettings::from_config(config),
-        ))
+        let n = Self::from_parts(store, templates, key, MailSettings::from_config(config));
+        n.set_protected(config.desk.teams.values().map(String::as_str));
+        Ok(n)
     }
 
     pub fn from_parts(
@@ -250,6 +256,8 @@ impl Notifier {
                 key,
                 settings,
                 wake: tokio::sync::Notify::new(),
+                protected: std::sync::RwLock::new(Vec::new()),
+                listener: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -491,6 +499,9 @@ impl Notifier {
         if !outcome.queued.is_empty() {
             self.wake();
         }
+        if let EnqueueOutcome::Skipped { reason } = &result {
+            self.skipped(&m, reason);
+        }
         Ok(result)
     }
 
@@ -579,6 +590,7 @@ impl Notifier {
             last_error: None,
             created_at: Utc::now(),
             sent_at: None,
+            bounce: None,
         };
         Ok(MailRecord {
             key: s.key.clone(),
@@ -597,20 +609,22 @@ impl Notifier {
                 .map(|id| store.outbox_item(id))
                 .transpose()?
                 .flatten();
-            let (status, attempts, last_error, sent_at) = match (&entry.skipped, item) {
-                (Some(_), _) => ("skipped".to_string(), 0, None, None),
+            let (status, attempts, last_error, sent_at, bounce) = match (&entry.skipped, item) {
+                (Some(_), _) => ("skipped".to_string(), 0, None, None, None),
                 (None, Some(i)) => (
-                    match i.status {
-                        OutboxStatus::Pending => "pending",
-                        OutboxStatus::Sent => "sent",
-                        OutboxStatus::Dead => "dead",
+                    match (i.status, &i.bounce) {
+                        (_, Some(b)) if b.hard => "bounced",
+                        (OutboxStatus::Pending, _) => "pending",
+                        (OutboxStatus::Sent, _) => "sent",
+                        (OutboxStatus::Dead, _) => "dead",
                     }
                     .to_string(),
                     i.attempts,
                     i.last_error,
                     i.sent_at,
+                    i.bounce,
                 ),
-                (None, None) => ("unknown".to_string(), 0, None, None),
+                (None, None) => ("unknown".to_string(), 0, None, None, None),
             };
             out.push(HistoryView {
                 entry,
@@ -618,6 +632,7 @@ impl Notifier {
                 attempts,
                 last_error,
                 sent_at,
+                bounce,
             });
         }
         Ok(out)

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use lettre::address::Envelope;
@@ -48,12 +48,172 @@ pub enum Delivery {
 
 enum Transport {
     Files(PathBuf),
-    Smtp {
-        addr: String,
-        tls_host: Option<String>,
-        hello: ClientId,
-        pool: Mutex<Vec<AsyncSmtpConnection>>,
-    },
+    Smtp(SmtpPool),
+}
+
+/// An open SMTP session, when it was last used, and whether it has carried
+/// a message already (a reused session may have been closed by the server
+/// meanwhile, without our knowing until the next command).
+struct Session {
+    conn: AsyncSmtpConnection,
+    last_used: Instant,
+    reused: bool,
+}
+
+/// The relay and the sessions kept open to it between messages.
+struct SmtpPool {
+    addr: String,
+    tls_host: Option<String>,
+    hello: ClientId,
+    /// Sessions unused this long are closed by us (`smtp.idle_timeout_ms`),
+    /// before the relay's own idle limit closes them under our feet.
+    idle: Duration,
+    idle_sessions: Mutex<Vec<Session>>,
+}
+
+impl SmtpPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Session>> {
+        self.idle_sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A pooled session still inside the idle limit, else a new one.
+    async fn checkout(&self) -> Result<Session, String> {
+        loop {
+            let pooled = self.lock().pop();
+            match pooled {
+                Some(s) if s.last_used.elapsed() < self.idle => return Ok(s),
+                Some(stale) => close(stale),
+                None => return self.open().await,
+            }
+        }
+    }
+
+    fn checkin(&self, s: Session) {
+        if !s.conn.has_broken() {
+            self.lock().push(s);
+        }
+    }
+
+    async fn open(&self) -> Result<Session, String> {
+        match connect(&self.addr, self.tls_host.as_deref(), &self.hello).await {
+            Ok(conn) => Ok(Session {
+                conn,
+                last_used: Instant::now(),
+                reused: false,
+            }),
+            Err(e) => {
+                tracing::warn!(addr = %self.addr, error = %e, "SMTP connection failed");
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes (QUIT) the pooled sessions that reached the idle limit;
+    /// returns when the next one will, if any is left.
+    fn close_idle(&self) -> Option<Duration> {
+        let mut pool = self.lock();
+        let (stale, keep): (Vec<Session>, Vec<Session>) = pool
+            .drain(..)
+            .partition(|s| s.last_used.elapsed() >= self.idle);
+        *pool = keep;
+        let next = pool
+            .iter()
+            .map(|s| self.idle.saturating_sub(s.last_used.elapsed()))
+            .min();
+        drop(pool);
+        for s in stale {
+            close(s);
+        }
+        next
+    }
+
+    async fn close_all(&self) {
+        let sessions: Vec<Session> = self.lock().drain(..).collect();
+        for mut s in sessions {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.conn.quit()).await;
+        }
+    }
+
+    /// Sends one message on `session` (opened or taken from the pool when
+    /// empty or past the idle limit). A reused session that fails without
+    /// an answer from the server, or with `421` (the server closed it for
+    /// idleness), is not a delivery attempt: we reconnect and send now.
+    async fn send(
+        &self,
+        session: &mut Option<Session>,
+        envelope: &Envelope,
+        raw: &[u8],
+    ) -> Delivery {
+        let mut s = match session.take() {
+            Some(s) if s.last_used.elapsed() < self.idle => s,
+            other => {
+                if let Some(old) = other {
+                    close(old);
+                }
+                match self.checkout().await {
+                    Ok(s) => s,
+                    Err(e) => return Delivery::Transient(e),
+                }
+            }
+        };
+        let (mut result, mut stale) = attempt(&mut s.conn, envelope, raw).await;
+        if s.reused && stale {
+            tracing::warn!(addr = %self.addr, result = ?result, "reused SMTP connection was closed by the server; reconnecting to send now");
+            s = match self.open().await {
+                Ok(fresh) => fresh,
+                Err(e) => return Delivery::Transient(e),
+            };
+            (result, stale) = attempt(&mut s.conn, envelope, raw).await;
+        }
+        if stale {
+            tracing::warn!(addr = %self.addr, result = ?result, "SMTP connection failed");
+        }
+        if matches!(result, Delivery::Sent) && !s.conn.has_broken() {
+            s.last_used = Instant::now();
+            s.reused = true;
+            *session = Some(s);
+        }
+        result
+    }
+}
+
+/// Ends a session politely in the background (QUIT, then close).
+fn close(mut s: Session) {
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.conn.quit()).await;
+    });
+}
+
+/// One SMTP transaction. The flag says the failure came from the
+/// connection rather than from the server's judgement of this message: no
+/// reply at all (closed, reset, timed out) or `421` (service closing).
+async fn attempt(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    raw: &[u8],
+) -> (Delivery, bool) {
+    match tokio::time::timeout(IO_TIMEOUT, conn.send(envelope, raw)).await {
+        Ok(Ok(_)) => (Delivery::Sent, false),
+        Ok(Err(e)) if e.is_permanent() => {
+            let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+            // 550/551/553 and 5.1.x name the mailbox; other 5xx are about the message.
+            let address =
+                matches!(code.as_str(), "550" | "551" | "553") || e.to_string().contains("5.1.");
+            (
+                Delivery::Permanent {
+                    message: e.to_string(),
+                    address,
+                },
+                false,
+            )
+        }
+        Ok(Err(e)) => {
+            let code = e.status().map(|c| c.to_string());
+            let stale = !e.is_client() && matches!(code.as_deref(), None | Some("421"));
+            (Delivery::Transient(e.to_string()), stale)
+        }
+        Err(_) => (Delivery::Transient("SMTP timeout".into()), true),
+    }
 }
 
 struct RateLimit {
@@ -121,12 +281,13 @@ impl Sender {
                 let endpoint = crate::config::SmtpEndpoint::parse(url).map_err(|e| {
                     NotifyError::Io(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
                 })?;
-                Transport::Smtp {
+                Transport::Smtp(SmtpPool {
                     addr: endpoint.addr(),
                     tls_host: endpoint.tls.then(|| endpoint.tls_name()),
                     hello: ClientId::Domain(config.mail.domain.clone()),
-                    pool: Mutex::new(Vec::new()),
-                }
+                    idle: Duration::from_millis(config.smtp.idle_timeout_ms.max(1)),
+                    idle_sessions: Mutex::new(Vec::new()),
+                })
             }
             None => {
                 let dir = super::data_path(config, "outgoing");
@@ -226,7 +387,7 @@ impl Sender {
                     continue;
                 }
             }
-            let wait = match self.store().next_due_ms() {
+            let mut wait = match self.store().next_due_ms() {
                 Ok(Some(due)) => {
                     Duration::from_millis(due.saturating_sub(now_ms()).clamp(10, 60_000))
                 }
@@ -235,21 +396,20 @@ impl Sender {
                 // pauses and looks again soon, so it resumes within seconds.
                 Err(_) => Duration::from_secs(1),
             };
+            // Idle sessions are closed on time even when no mail is due.
+            if let Transport::Smtp(pool) = &self.transport
+                && let Some(next) = pool.close_idle()
+            {
+                wait = wait.min(next.max(Duration::from_millis(10)));
+            }
             tokio::select! {
                 _ = token.cancelled() => break,
                 _ = self.notifier.woken() => {},
                 _ = tokio::time::sleep(wait) => {},
             }
         }
-        if let Transport::Smtp { pool, .. } = &self.transport {
-            let conns: Vec<_> = pool
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .drain(..)
-                .collect();
-            for mut c in conns {
-                let _ = c.quit().await;
-            }
+        if let Transport::Smtp(pool) = &self.transport {
+            pool.close_all().await;
         }
     }
 
@@ -311,10 +471,10 @@ impl Sender {
     async fn deliver_chunk(self: Arc<Self>, items: Vec<OutboxItem>) -> (Vec<u64>, PassStats) {
         let mut sent = Vec::new();
         let mut stats = PassStats::default();
-        let mut conn: Option<AsyncSmtpConnection> = None;
+        let mut session: Option<Session> = None;
         for item in items {
             self.rate.acquire().await;
-            let result = self.deliver(&item, &mut conn).await;
+            let result = self.deliver(&item, &mut session).await;
             match result {
                 Delivery::Sent => {
                     self.journal(item.id);
@@ -322,38 +482,44 @@ impl Sender {
                 }
                 Delivery::Transient(msg) => {
                     let attempts = item.attempts + 1;
-                    let outcome = if attempts >= self.cfg.max_attempts {
+                    if attempts >= self.cfg.max_attempts {
                         stats.dead += 1;
-                        tracing::warn!(id = item.id, to = %item.to, error = %msg, "giving up after {attempts} attempts");
-                        self.store()
-                            .mark_dead(item.id, &format!("{msg} (after {attempts} attempts)"))
+                        let why = format!("{msg} (after {attempts} attempts)");
+                        self.dead(item, why);
                     } else {
                         stats.retried += 1;
-                        self.store()
-                            .reschedule(item.id, now_ms() + self.backoff(attempts), &msg)
-                    };
-                    if let Err(e) = outcome {
-                        tracing::error!(error = %e, "cannot record a failed delivery");
+                        let next = now_ms() + self.backoff(attempts);
+                        if let Err(e) = self.store().reschedule(item.id, next, &msg) {
+                            tracing::error!(error = %e, "cannot record a failed delivery");
+                        }
                     }
                 }
                 Delivery::Permanent { message, address } => {
                     stats.dead += 1;
-                    tracing::warn!(id = item.id, to = %item.to, error = %message, "hard failure");
-                    if let Err(e) = self.store().mark_dead(item.id, &message) {
-                        tracing::error!(error = %e, "cannot record a failed delivery");
-                    }
-                    if address && let Err(e) = self.store().suppress(&item.to, &message) {
+                    if address && let Err(e) = self.notifier.suppress_failed(&item.to, &message) {
                         tracing::error!(error = %e, "cannot suppress address");
                     }
+                    self.dead(item, message);
                 }
             }
         }
-        if let (Some(c), Transport::Smtp { pool, .. }) = (conn, &self.transport)
-            && !c.has_broken()
-        {
-            pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        if let (Some(s), Transport::Smtp(pool)) = (session, &self.transport) {
+            pool.checkin(s);
         }
         (sent, stats)
+    }
+
+    /// Marks an item dead and reports it (error log, counter and ticket
+    /// for an escalation: see `failures`).
+    fn dead(&self, item: OutboxItem, why: String) {
+        match self.store().mark_dead(item.id, &why) {
+            Ok(item) => self
+                .notifier
+                .undeliverable(super::failures::Failure::of_item(&item, "relay", why)),
+            Err(e) => {
+                tracing::error!(error = %e, id = item.id, "cannot record a failed delivery")
+            }
+        }
     }
 
     /// Exponential backoff with jitter: base·2^(n−1), then a random point in
@@ -367,31 +533,13 @@ impl Sender {
         rand::thread_rng().gen_range(capped / 2..=capped)
     }
 
-    async fn deliver(&self, item: &OutboxItem, conn: &mut Option<AsyncSmtpConnection>) -> Delivery {
+    async fn deliver(&self, item: &OutboxItem, session: &mut Option<Session>) -> Delivery {
         match &self.transport {
             Transport::Files(dir) => match write_eml(dir, item) {
                 Ok(()) => Delivery::Sent,
                 Err(e) => Delivery::Transient(format!("cannot write .eml: {e}")),
             },
-            Transport::Smtp {
-                addr,
-                tls_host,
-                hello,
-                pool,
-            } => {
-                if conn.is_none() {
-                    let pooled = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-                    *conn = match pooled {
-                        Some(c) => Some(c),
-                        None => match connect(addr, tls_host.as_deref(), hello).await {
-                            Ok(c) => Some(c),
-                            Err(e) => return Delivery::Transient(e),
-                        },
-                    };
-                }
-                let Some(c) = conn.as_mut() else {
-                    return Delivery::Transient("no connection".into());
-                };
+            Transport::Smtp(pool) => {
                 let envelope = match (item.envelope_from.parse(), item.to.as_str().parse()) {
                     (Ok(from), Ok(to)) => match Envelope::new(Some(from), vec![to]) {
                         Ok(e) => e,
@@ -409,27 +557,7 @@ impl Sender {
                         };
                     }
                 };
-                let r =
-                    tokio::time::timeout(IO_TIMEOUT, c.send(&envelope, item.raw.as_bytes())).await;
-                let result = match r {
-                    Ok(Ok(_)) => Delivery::Sent,
-                    Ok(Err(e)) if e.is_permanent() => {
-                        let code = e.status().map(|c| c.to_string()).unwrap_or_default();
-                        // 550/551/553 and 5.1.x name the mailbox; other 5xx are about the message.
-                        let address = matches!(code.as_str(), "550" | "551" | "553")
-                            || e.to_string().contains("5.1.");
-                        Delivery::Permanent {
-                            message: e.to_string(),
-                            address,
-                        }
-                    }
-                    Ok(Err(e)) => Delivery::Transient(e.to_string()),
-                    Err(_) => Delivery::Transient("SMTP timeout".into()),
-                };
-                if !matches!(result, Delivery::Sent) || c.has_broken() {
-                    *conn = None;
-                }
-                result
+                pool.send(session, &envelope, item.raw.as_bytes()).await
             }
         }
     }

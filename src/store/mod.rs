@@ -8,7 +8,7 @@
 //! Trees and key layout:
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
 //! - `order_meta`: `SO` → [`OrderMeta`] (state edesk owns: event counters, grants)
-//! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`
+//! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`, `out/MESSAGE-ID` → outbox id
 //! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message (until sent); `queue`: due-ms BE ++ id BE → ()
 //! - `keys`: idempotency key → outbox id (0 when the mail was skipped)
 //! - `history`: `SO` ++ 0 ++ id BE → [`HistoryEntry`]
@@ -438,12 +438,17 @@ impl EncodedCommit {
         }
         let mut mails = Vec::with_capacity(c.mails.len());
         for m in &c.mails {
-            if let Some(item) = &m.item
-                && let Some(so) = &item.so
-            {
+            if let Some(item) = &m.item {
+                if let Some(so) = &item.so {
+                    index.push((
+                        format!("mid/{}", strip_brackets(&item.message_id)).into_bytes(),
+                        so.as_str().as_bytes().to_vec(),
+                    ));
+                }
+                // Bounces name the Message-ID they report on.
                 index.push((
-                    format!("mid/{}", strip_brackets(&item.message_id)).into_bytes(),
-                    so.as_str().as_bytes().to_vec(),
+                    outbox::message_key(&item.message_id),
+                    item.id.to_be_bytes().to_vec(),
                 ));
             }
             mails.push(EncodedMail {

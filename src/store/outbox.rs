@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 
 use super::engine::Trees;
-use super::{OutboxItem, OutboxStatus, Store, StoreError, decode, now_ms, queue_key};
+use super::{BounceRecord, OutboxItem, OutboxStatus, Store, StoreError, decode, now_ms, queue_key};
 
 fn item_in(t: &Trees, id: u64) -> Result<Option<OutboxItem>, StoreError> {
     t.outbox
@@ -242,5 +242,143 @@ impl Store {
             self.retry(item.id)?;
         }
         Ok(dead.len())
+    }
+}
+
+/// Index key of an outbox item by its Message-ID (brackets stripped).
+pub(super) fn message_key(message_id: &str) -> Vec<u8> {
+    format!("out/{}", super::strip_brackets(message_id)).into_bytes()
+}
+
+fn stat_name(name: &str) -> String {
+    format!("stat/event/{name}")
+}
+
+impl Store {
+    /// The outbox item sent with this Message-ID (with or without brackets).
+    pub fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxItem>, StoreError> {
+        let t = self.trees()?;
+        let Some(v) = t.index.get(message_key(message_id))? else {
+            return Ok(None);
+        };
+        let Ok(id) = <[u8; 8]>::try_from(v.as_ref()).map(u64::from_be_bytes) else {
+            return Ok(None);
+        };
+        item_in(&t, id)
+    }
+
+    /// Records a bounce on the item it reports on, durably. Returns `false`
+    /// when the same report (same inbound reference) was recorded before, so
+    /// a message processed twice counts once. A later report replaces an
+    /// earlier one (a delay warning followed by the final failure).
+    pub fn record_bounce(&self, id: u64, bounce: BounceRecord) -> Result<bool, StoreError> {
+        self.engine.write(true, move |t| {
+            let item = item_in(t, id)?.ok_or(StoreError::NoSuchItem(id))?;
+            if item
+                .bounce
+                .as_ref()
+                .is_some_and(|b| b.reference == bounce.reference && b.hard == bounce.hard)
+            {
+                return Ok(false);
+            }
+            update_in(t, id, |i| i.bounce = Some(bounce))?;
+            Ok(true)
+        })
+    }
+
+    /// Adds one to a named event counter (exported by `/metrics`), durably.
+    pub fn bump_stat(&self, name: &str) -> Result<u64, StoreError> {
+        let key = stat_name(name);
+        self.engine.write(true, move |t| {
+            let n = t.count(&key)? + 1;
+            t.counters.insert(key.as_bytes(), &n.to_be_bytes())?;
+            Ok(n)
+        })
+    }
+
+    /// The value of a named event counter (0 when never bumped).
+    pub fn stat(&self, name: &str) -> Result<u64, StoreError> {
+        self.trees()?.count(&stat_name(name))
+    }
+}
+
+#[cfg(test)]
+mod bounce_tests {
+    use super::*;
+    use crate::store::{Commit, HistoryEntry, MailRecord};
+
+    fn item(id: u64, mid: &str) -> OutboxItem {
+        OutboxItem {
+            id,
+            key: format!("k{id}"),
+            so: None,
+            kind: "team_escalation".into(),
+            message_id: mid.into(),
+            envelope_from: "bounces+t@edesk.example.com".into(),
+            to: "team@cisco.example".parse().unwrap(),
+            raw: "Subject: x\r\n\r\nx".into(),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_ms: 0,
+            last_error: None,
+            created_at: Utc::now(),
+            sent_at: None,
+            bounce: None,
+        }
+    }
+
+    #[test]
+    fn a_bounce_is_found_by_message_id_and_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = s.next_id().unwrap();
+        let it = item(id, "<x.1.ab@edesk.example.com>");
+        s.commit_durable(Commit {
+            mails: vec![MailRecord {
+                key: "k".into(),
+                entry: HistoryEntry {
+                    id: s.next_id().unwrap(),
+                    so: None,
+                    kind: it.kind.clone(),
+                    to: vec![it.to.to_string()],
+                    lines: vec![],
+                    requested_by: "t".into(),
+                    at: Utc::now(),
+                    skipped: None,
+                    outbox_id: Some(id),
+                    message_id: Some(it.message_id.clone()),
+                },
+                item: Some(it),
+            }],
+            ..Commit::default()
+        })
+        .unwrap();
+        s.mark_sent_many(&[(id, Utc::now())]).unwrap();
+        let found = s
+            .outbox_by_message_id("x.1.ab@edesk.example.com")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.id, id);
+        assert!(s.outbox_by_message_id("<other@x>").unwrap().is_none());
+        let b = BounceRecord {
+            hard: true,
+            status: Some("5.1.1".into()),
+            diagnostic: Some("smtp; 550 5.1.1 user unknown".into()),
+            recipient: Some("team@cisco.example".into()),
+            at: Utc::now(),
+            reference: Some("mail:7".into()),
+        };
+        assert!(s.record_bounce(id, b.clone()).unwrap());
+        assert!(
+            !s.record_bounce(id, b.clone()).unwrap(),
+            "same report twice"
+        );
+        let after = s.outbox_item(id).unwrap().unwrap();
+        assert_eq!(after.status, OutboxStatus::Sent);
+        assert_eq!(after.bounce, Some(b));
+        assert_eq!(s.bump_stat("x").unwrap(), 1);
+        assert_eq!(s.bump_stat("x").unwrap(), 2);
+        assert_eq!(s.stat("x").unwrap(), 2);
+        assert_eq!(s.stat("never").unwrap(), 0);
     }
 }

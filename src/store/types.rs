@@ -62,6 +62,26 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// A delivery report that came back after the relay accepted the mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounce: Option<BounceRecord>,
+}
+
+/// A bounce (DSN or non-delivery report) matched to the notification it
+/// reports on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BounceRecord {
+    /// Permanent failure (5.x.x); `false` for a temporary one (4.x.x).
+    pub hard: bool,
+    /// The enhanced status code (`5.1.1`) when the report gave one.
+    pub status: Option<String>,
+    /// The remote server's words (`Diagnostic-Code`), when given.
+    pub diagnostic: Option<String>,
+    /// The address the report says failed.
+    pub recipient: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The inbound message that carried the report (`mail:ID`).
+    pub reference: Option<String>,
 }
 
 /// One line of an order's notification history: a mail queued, or a mail
