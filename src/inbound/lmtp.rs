@@ -456,10 +456,9 @@ mod tests {
         // Raw UTF-8 in the envelope and the headers, as Postfix relays a
         // message submitted with SMTPUTF8.
         let body = "From: Jörg Müller <jörg@müller.example>\r\nTo: support@edesk.example.com, reply+abc@edesk.example.com\r\nSubject: Lizenz für Bestellung – dringend\r\nMessage-ID: <utf8-1@müller.example>\r\n\r\nGrüße, où est ma commande ?\r\n";
-        let mut session = format!(
-            "MAIL FROM:<jörg@müller.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<support@edesk.example.com>\r\nRCPT TO:<reply+abc@edesk.example.com>\r\nDATA\r\n"
-        )
-        .into_bytes();
+        let mut session = "MAIL FROM:<jörg@müller.example> SMTPUTF8 BODY=8BITMIME\r\nRCPT TO:<support@edesk.example.com>\r\nRCPT TO:<reply+abc@edesk.example.com>\r\nDATA\r\n"
+            .as_bytes()
+            .to_vec();
         s.write_all(&session).await.unwrap();
         let r = replies(&mut s, 4).await;
         assert!(r.contains("354"), "{r}");
