@@ -42,7 +42,7 @@ impl Failure {
             kind: item.kind.clone(),
             to: item.to.clone(),
             message_id: Some(item.message_id.clone()),
-            ticket: None,
+            ticket: item.ticket.clone(),
             how,
             detail,
         }

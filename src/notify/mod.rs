@@ -591,6 +591,7 @@ impl Notifier {
             created_at: Utc::now(),
             sent_at: None,
             bounce: None,
+            ticket: s.extra["ticket"].as_str().map(str::to_string),
         };
         Ok(MailRecord {
             key: s.key.clone(),

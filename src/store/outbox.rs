@@ -324,6 +324,7 @@ mod bounce_tests {
             created_at: Utc::now(),
             sent_at: None,
             bounce: None,
+            ticket: None,
         }
     }
 

@@ -65,6 +65,10 @@ pub struct OutboxItem {
     /// A delivery report that came back after the relay accepted the mail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounce: Option<BounceRecord>,
+    /// The desk ticket the mail is about (escalations, acknowledgements,
+    /// relays), so a failure can be noted there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
 }
 
 /// A bounce (DSN or non-delivery report) matched to the notification it
