@@ -75,6 +75,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::notify::cmd::NotifyCmd,
     },
+    /// Scheduled jobs: list, run now, history.
+    Jobs {
+        #[command(subcommand)]
+        cmd: crate::jobs::cmd::JobsCmd,
+    },
     /// Load generators that prove the daemon keeps up (and does not hang).
     Bench {
         #[command(subcommand)]

@@ -39,6 +39,7 @@ pub struct Config {
     pub desk: DeskConfig,
     pub shutdown: ShutdownConfig,
     pub store: StoreConfig,
+    pub jobs: JobsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +69,93 @@ impl StoreConfig {
             cache_bytes: self.cache_mb.saturating_mul(1 << 20),
             min_free_bytes: self.min_free_mb.saturating_mul(1 << 20),
         }
+    }
+}
+
+/// The scheduled jobs (`src/jobs`): when each runs and the numbers they use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Run the scheduler inside `edesk serve` (`jobs run NAME --now` works
+    /// either way).
+    pub enabled: bool,
+    /// A cron expression per job (`sec min hour day-of-month month
+    /// day-of-week [year]`, in `calendar.time_zone`), or `off`.
+    pub schedule: JobSchedules,
+    /// First PAK reminder this many days after the order became available.
+    pub pak_reminder_after_days: u32,
+    /// Then again every this many days…
+    pub pak_reminder_every_days: u32,
+    /// …at most this many reminders in all.
+    pub pak_reminder_max: u32,
+    /// Warn recipients this many days before day 90 (the end of the
+    /// second-download window).
+    pub download_window_warn_days: u32,
+    /// Remind a ticket's team this many hours before the ticket is due (the
+    /// end of its due business day in `calendar.time_zone`).
+    pub sla_remind_before_hours: u32,
+    /// Also mail the overdue escalation here (a supervisor), besides the team.
+    pub sla_escalate_to: Option<String>,
+    /// Notification history and job runs are purged after this many days
+    /// (raw inbound mail follows `inbound.retention_days`).
+    pub history_retention_days: u32,
+}
+
+/// One cron expression per built-in job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobSchedules {
+    pub archive: String,
+    #[serde(rename = "release-held")]
+    pub release_held: String,
+    #[serde(rename = "pak-reminder")]
+    pub pak_reminder: String,
+    #[serde(rename = "download-window")]
+    pub download_window: String,
+    pub sla: String,
+    pub retention: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            enabled: true,
+            schedule: JobSchedules::default(),
+            pak_reminder_after_days: 14,
+            pak_reminder_every_days: 14,
+            pak_reminder_max: 3,
+            download_window_warn_days: 10,
+            sla_remind_before_hours: 4,
+            sla_escalate_to: None,
+            history_retention_days: 730,
+        }
+    }
+}
+
+impl Default for JobSchedules {
+    fn default() -> Self {
+        JobSchedules {
+            archive: "0 0 2 * * *".into(),
+            release_held: "0 0 * * * *".into(),
+            pak_reminder: "0 0 9 * * Mon-Fri".into(),
+            download_window: "0 30 9 * * *".into(),
+            sla: "0 */15 * * * *".into(),
+            retention: "0 30 3 * * *".into(),
+        }
+    }
+}
+
+impl JobSchedules {
+    /// (job name, expression) for every built-in job.
+    pub fn entries(&self) -> [(&'static str, &str); 6] {
+        [
+            ("archive", &self.archive),
+            ("release-held", &self.release_held),
+            ("pak-reminder", &self.pak_reminder),
+            ("download-window", &self.download_window),
+            ("sla", &self.sla),
+            ("retention", &self.retention),
+        ]
     }
 }
 
@@ -327,6 +415,7 @@ impl Default for Config {
             outbox: OutboxConfig::default(),
             shutdown: ShutdownConfig::default(),
             store: StoreConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -539,6 +628,33 @@ impl Config {
         if self.outbox.per_domain_concurrency == 0 {
             return bad("outbox.per_domain_concurrency", "must be > 0".into());
         }
+        for (job, expr) in self.jobs.schedule.entries() {
+            if let Err(e) = check_cron(expr) {
+                return bad(&format!("jobs.schedule.{job}"), e);
+            }
+        }
+        if let Some(a) = &self.jobs.sla_escalate_to
+            && a.parse::<crate::domain::EmailAddress>().is_err()
+        {
+            return bad(
+                "jobs.sla_escalate_to",
+                format!("{a:?} is not a mail address"),
+            );
+        }
+        for (key, value) in [
+            (
+                "jobs.pak_reminder_every_days",
+                self.jobs.pak_reminder_every_days,
+            ),
+            (
+                "jobs.history_retention_days",
+                self.jobs.history_retention_days,
+            ),
+        ] {
+            if value == 0 {
+                return bad(key, "must be > 0".into());
+            }
+        }
         for (key, value) in [
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("http.header_timeout_ms", self.http.header_timeout_ms),
@@ -566,6 +682,24 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+/// Checks a job schedule: `off`, or a cron expression the `cron` crate
+/// accepts, with its seconds field (a 5-field Unix line is refused with a
+/// hint rather than read with shifted fields).
+pub fn check_cron(expr: &str) -> Result<(), String> {
+    let e = expr.trim();
+    if e.eq_ignore_ascii_case("off") {
+        return Ok(());
+    }
+    if !e.starts_with('@') && e.split_whitespace().count() == 5 {
+        return Err(format!(
+            "{expr:?} has 5 fields; edesk's cron has a seconds field first: \"0 {e}\""
+        ));
+    }
+    e.parse::<cron::Schedule>()
+        .map(|_| ())
+        .map_err(|err| format!("{expr:?} is not a cron expression: {err}"))
 }
 
 /// One `EDESK_*` variable as a figment layer of its own, so that a value

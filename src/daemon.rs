@@ -1,4 +1,5 @@
-//! Starts, wires and stops the services: one cancellation token for all of
+//! Starts, wires and stops the services (HTTP, LMTP, Maildir, inbound
+//! worker, outbox sender, the jobs scheduler): one cancellation token for all of
 //! them, a task tracker to wait for their drain.
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub enum DaemonError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Jobs(#[from] crate::jobs::JobsError),
 }
 
 /// Everything the services share, built once at start.
@@ -66,6 +69,12 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     let desk = desk_service.desk().clone();
     // Escalations that fail after they were queued are noted on the ticket.
     notifier.set_listener(Arc::new(TicketFailures { desk: desk.clone() }));
+    let jobs = Arc::new(crate::jobs::Scheduler::new(
+        store.clone(),
+        Arc::new(crate::jobs::SystemClock),
+        config.calendar.tz(),
+        crate::jobs::builtin::all(&notifier, &desk_service, config),
+    )?);
     let worker = Arc::new(Worker {
         spool: spool.clone(),
         directory: Arc::new(StoreDirectory::new(
@@ -95,6 +104,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         desk_service,
         worker,
         new_mail: Arc::new(tokio::sync::Notify::new()),
+        jobs,
     })
 }
 
@@ -116,6 +126,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let state = build_state(&config)?;
     let spool = state.spool.clone();
     let worker = state.worker.clone();
+    let jobs = state.jobs.clone();
     let new_mail = state.new_mail.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -172,11 +183,12 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     ));
 
     tracker.spawn(worker.run(new_mail.clone(), token.clone()));
-    tracker.spawn(purge_raw_mail(
-        spool.clone(),
-        config.inbound.retention_days,
-        token.clone(),
-    ));
+    // Archive, reminders, SLA clocks and retention (raw mail included).
+    if config.jobs.enabled {
+        tracker.spawn(crate::jobs::run_daemon(jobs, token.clone()));
+    } else {
+        tracing::info!("jobs.enabled = false: no scheduled jobs in this daemon");
+    }
 
     tracker.close();
     tokio::select! {
@@ -233,24 +245,6 @@ impl Drop for AddrFile {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
             let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
-/// Drops raw bytes of processed mail older than the retention, hourly.
-async fn purge_raw_mail(spool: intake::Spool, retention_days: u32, token: CancellationToken) {
-    loop {
-        let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(retention_days));
-        let s = spool.clone();
-        match tokio::task::spawn_blocking(move || s.purge_raw_before(cutoff)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(n, retention_days, "purged raw bytes of old mail"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "raw mail purge failed"),
-            Err(e) => tracing::warn!(error = %e, "raw mail purge task failed"),
-        }
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
         }
     }
 }

@@ -13,5 +13,6 @@ pub mod desk;
 pub mod domain;
 pub mod faq;
 pub mod inbound;
+pub mod jobs;
 pub mod notify;
 pub mod store;

@@ -74,6 +74,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mail { cmd } => Ok(edesk::inbound::cmd::run(cmd, &config)?),
         // Read and maintenance commands: the store, or the running daemon.
         Command::Order { cmd } => Ok(edesk::ctl::run_order(cmd, &config)?),
+        Command::Jobs { cmd } => Ok(edesk::ctl::jobs::run(cmd, &config)?),
         Command::Oba { cmd } => Ok(edesk::notify::cmd::run_oba(cmd, &config)?),
         Command::Outbox { cmd } => Ok(edesk::ctl::run_outbox(cmd, &config)?),
         Command::Suppress { cmd } => Ok(edesk::ctl::run_suppress(cmd, &config)?),

@@ -23,6 +23,7 @@ use crate::notify::Notifier;
 pub mod admin;
 pub mod desk;
 pub mod downloads;
+pub mod jobs;
 pub mod orders;
 pub mod page;
 
@@ -39,6 +40,8 @@ pub struct AppState {
     /// Wakes the inbound worker (new or re-queued mail).
     pub new_mail: Arc<tokio::sync::Notify>,
     pub notifier: Notifier,
+    /// The scheduler of the built-in jobs (`/v1/jobs`, `/metrics`).
+    pub jobs: Arc<crate::jobs::Scheduler>,
 }
 
 /// An API error: a status and a JSON body with `error` plus details.
@@ -110,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(desk::routes())
         .merge(admin::routes())
         .merge(page::routes())
+        .merge(jobs::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -493,6 +497,7 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
             "# HELP edesk_store_free_bytes Free bytes in the data directory.\n# TYPE edesk_store_free_bytes gauge\nedesk_store_free_bytes {free}\n"
         ));
     }
+    out.push_str(&jobs::metrics(state)?);
     Ok(out)
 }
 

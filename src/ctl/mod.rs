@@ -2,13 +2,15 @@
 //!
 //! sled lets one process open the store. Like `postqueue` talks to Postfix,
 //! the read and maintenance commands (`desk list|show`, `outbox
-//! list|retry`, `suppress list|remove`, `order show|history`) open the
+//! list|retry`, `suppress list|remove`, `order show|history|restore`,
+//! `jobs list|run|history`) open the
 //! store directly when they can, and otherwise — the store is locked by a
 //! running daemon — ask that daemon over its HTTP API. Both paths decode
 //! into the same types and print through the same functions, so the output
 //! is identical.
 
 pub mod client;
+pub mod jobs;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
@@ -330,7 +332,7 @@ pub fn run_suppress(cmd: SuppressCmd, config: &Config) -> Result<ExitCode, CtlEr
     Ok(ExitCode::SUCCESS)
 }
 
-/// `edesk order show|history` (store or daemon); `import` needs the store.
+/// `edesk order show|history|restore` (store or daemon); `import` needs the store.
 pub fn run_order(cmd: OrderCmd, config: &Config) -> Result<ExitCode, CtlError> {
     match cmd {
         OrderCmd::Show { so } => {
@@ -347,6 +349,7 @@ pub fn run_order(cmd: OrderCmd, config: &Config) -> Result<ExitCode, CtlError> {
         OrderCmd::Import { file } => {
             return Ok(crate::notify::cmd::import_orders(&file, config)?);
         }
+        OrderCmd::Restore { so, by } => return jobs::restore(&so, &by, config),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,11 @@ pub struct Order {
     pub early_ship: bool,
     pub requested_date: Option<NaiveDate>,
     pub archived: bool,
+    /// Whether the order's Product Authorization Keys are registered:
+    /// `None` when it has none (right-to-use only), `Some(false)` while the
+    /// PAK reminder job should remind its recipients.
+    #[serde(default)]
+    pub pak_registered: Option<bool>,
     pub holds: Vec<Hold>,
     pub lines: Vec<OrderLine>,
     pub recipients: Vec<Recipient>,

@@ -36,6 +36,7 @@ const ORDER_FIELDS: &[&str] = &[
     "early_ship",
     "requested_date",
     "archived",
+    "pak_registered",
     "holds",
     "lines",
     "recipients",
@@ -241,6 +242,12 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
     let early_ship = c.boolean(obj, "", "early_ship", true);
     let requested_date = c.parsed(obj, "", "requested_date", false, parse_date);
     let archived = c.boolean(obj, "", "archived", false);
+    // Absent or null: the order carries no PAK to register (right-to-use
+    // only), so no reminder is ever sent for it.
+    let pak_registered = match obj.get("pak_registered") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(c.boolean(obj, "", "pak_registered", false)),
+    };
 
     let mut lines = Vec::new();
     let raw_lines = c.array(obj, "", "lines", true);
@@ -418,6 +425,7 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
                 early_ship,
                 requested_date,
                 archived,
+                pak_registered,
                 holds,
                 lines,
                 recipients,

@@ -15,7 +15,10 @@ use crate::domain::{EmailAddress, Lang, Mailbox, MessageId, OrderId};
 use crate::faq;
 use crate::inbound::Bounce;
 use crate::notify::failures::{BounceReport, DeliveryListener, Failure};
-use crate::notify::{AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail};
+use crate::notify::{
+    AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail,
+    RestoreOutcome,
+};;
 
 /// The FAQ engine as the inbound analysis sees it.
 pub struct EngineOracle(pub Arc<faq::Engine>);
@@ -93,18 +96,10 @@ impl Actions for NotifyActions {
     }
 
     fn restore(&self, so: &OrderId, by: &str) -> Result<bool, ActionError> {
-        let Some(mut order) = self.notifier.store().order(so).map_err(failed)? else {
-            return Ok(false);
-        };
-        if !order.archived {
-            return Ok(false);
-        }
-        order.archived = false;
-        let mut report = ImportReport::default();
-        self.notifier
-            .import(vec![order], by, &mut report)
-            .map_err(failed)?;
-        Ok(true)
+        // The one restore path (also behind the API, the CLI and the order
+        // page): the requester gets the `order_restored` mail.
+        let outcome = self.notifier.restore(so, by).map_err(failed)?;
+        Ok(matches!(outcome, RestoreOutcome::Restored { .. }))
     }
 
     fn resend(&self, so: &OrderId, to: &EmailAddress, key: &str) -> Result<bool, ActionError> {

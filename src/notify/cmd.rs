@@ -44,6 +44,14 @@ pub enum OrderCmd {
     Show { so: String },
     /// Every mail sent or skipped for an order.
     History { so: String },
+    /// Restore an archived order (downloadable again) and tell the
+    /// requester (`--by` an address allowed to see the order; otherwise the
+    /// order's recipients).
+    Restore {
+        so: String,
+        #[arg(long, default_value = "operator")]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,10 +22,12 @@ pub enum Kind {
     FaqAnswer,
     CommandDone,
     TeamEscalation,
+    /// A ticket's SLA: reminder before it is due, escalation once overdue.
+    SlaReminder,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::OrderAvailable,
         Kind::ObaAccess,
         Kind::OrderOnHold,
@@ -40,6 +42,7 @@ impl Kind {
         Kind::FaqAnswer,
         Kind::CommandDone,
         Kind::TeamEscalation,
+        Kind::SlaReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Kind {
             Kind::FaqAnswer => "faq_answer",
             Kind::CommandDone => "command_done",
             Kind::TeamEscalation => "team_escalation",
+            Kind::SlaReminder => "sla_reminder",
         }
     }
 
@@ -72,6 +76,7 @@ impl Kind {
                 | Kind::FaqAnswer
                 | Kind::CommandDone
                 | Kind::TeamEscalation
+                | Kind::SlaReminder
         )
     }
 }

@@ -7,7 +7,10 @@
 //! - [`Notifier::import_value`] / [`Notifier::import`]: order upserts; state
 //!   changes (available, hold placed/released, archived, restored) queue mails.
 //! - [`Notifier::release_due`]: early-ship "No" orders whose requested date came
-//!   (the jobs module calls it; the sender loop also does, hourly).
+//!   (the `release-held` job calls it).
+//! - [`Notifier::archive`], [`Notifier::restore`], [`Notifier::mark_pak_registered`],
+//!   [`Notifier::order_change`]: state edesk changes on an order, committed with
+//!   the mails it calls for (see `lifecycle`).
 //! - [`Notifier::send_oba`]: Order-Based Access fan-out, grants authorized senders.
 //! - [`Notifier::enqueue`]: any kind of mail to any address through the durable
 //!   outbox, e.g. an escalation acknowledgement or a team reply relay, with
@@ -23,6 +26,7 @@ mod context;
 mod events;
 pub mod failures;
 mod kind;
+mod lifecycle;
 pub mod message;
 pub mod oba;
 pub mod sender;
@@ -41,6 +45,10 @@ pub use context::{
     CommandDoneContext, FaqAnswerContext, TemplateContext, TicketContext, TicketMail, hold_contact,
 };
 pub use kind::Kind;
+pub use lifecycle::{
+    ArchiveState, Audience, ChangeOutcome, DownloadWindowContext, OrderMail, PakOutcome,
+    PakReminderContext, RestoreOutcome, SlaReminderContext,
+};
 pub use message::AutoSubmitted;
 pub use oba::{Grouping, ObaError, ObaLine, ObaRequest};
 pub use templates::{Rendered, TemplateError, Templates};
@@ -359,6 +367,7 @@ impl Notifier {
         let store = &self.inner.store;
         let prev = store.order(&order.so)?;
         let mut meta = store.order_meta(&order.so)?;
+        lifecycle::carry_owned_state(prev.as_ref(), &mut order, &mut meta, Utc::now());
         if order.available_at.is_none() && !order.has_open_hold() {
             order.available_at = prev
                 .as_ref()
@@ -418,11 +427,17 @@ impl Notifier {
     /// Re-evaluates orders waiting for their requested date (early ship "No")
     /// and queues the availability mails that are now due. Returns how many
     /// orders were released.
+    /// Streams the orders (never all in memory) and looks at the meta only of
+    /// those whose requested date has come.
     pub fn release_due(&self, today: NaiveDate) -> Result<usize, NotifyError> {
         let store = &self.inner.store;
         let mut released = 0;
-        let ids: Vec<OrderId> = store.order_ids().collect::<Result<_, _>>()?;
-        for so in ids {
+        for head in store.order_heads() {
+            let head = head?;
+            if head.early_ship || head.requested_date.is_none_or(|d| d > today) {
+                continue;
+            }
+            let so = head.so;
             if !store.order_meta(&so)?.early_ship_pending {
                 continue;
             }

@@ -358,21 +358,11 @@ impl Sender {
     }
 
     /// Runs until cancelled: delivers due items, sleeps until new work or the
-    /// next retry, releases early-ship orders hourly.
+    /// next retry. (Early-ship orders are released by the `release-held` job.)
     pub async fn run(self: Arc<Self>, token: CancellationToken) {
-        let mut last_release = None;
         loop {
             if token.is_cancelled() {
                 break;
-            }
-            let today = Utc::now().date_naive();
-            if last_release != Some((today, chrono::Timelike::hour(&Utc::now()))) {
-                last_release = Some((today, chrono::Timelike::hour(&Utc::now())));
-                let n = self.notifier.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || n.release_due(today)).await
-                {
-                    tracing::error!(error = %e, "early-ship release failed");
-                }
             }
             match self.clone().pass().await {
                 Ok(stats) if stats.sent + stats.retried + stats.dead > 0 => continue,

@@ -61,7 +61,8 @@ static EMBEDDED: &[(&str, &str)] = embed_all!(
     "account_link_code",
     "faq_answer",
     "command_done",
-    "team_escalation"
+    "team_escalation",
+    "sla_reminder"
 );
 
 /// The templates built into the binary, as (name, source).

@@ -21,6 +21,7 @@
 //! - `tickets`, `ticket_threads`, `ticket_meta`: desk tickets as opaque records (`records`)
 //! - `auto_mail`: per-address times of automatic mails (the loop guard)
 //! - `downloads`: `SO` ++ 0 ++ n BE → [`DownloadRecord`] (download requests, `downloads`)
+//! - `job_state`, `job_runs`: the scheduler's claimed slots and run history (`jobs`)
 //!
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
 //! outbox transitions, mail intake) returns after the group flush, except
@@ -30,6 +31,7 @@
 mod downloads;
 mod engine;
 mod history;
+mod jobs;
 mod mail;
 mod outbox;
 mod prefs;
@@ -41,6 +43,7 @@ use std::sync::Arc;
 
 pub use downloads::DownloadRecord;
 pub use engine::{EngineSettings, Health};
+pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
 pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
 pub use records::AdmitCount;
 pub use types::*;

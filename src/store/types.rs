@@ -3,8 +3,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{EmailAddress, Order, OrderId};
 
-/// State edesk owns about an order (kept across re-imports).
+/// State edesk owns about an order (kept across re-imports). Fields added
+/// later default, so metas written by earlier versions still decode.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OrderMeta {
     /// Bumped once per detected event; part of idempotency keys.
     pub event_seq: u64,
@@ -16,6 +18,28 @@ pub struct OrderMeta {
     pub grants: Vec<Grant>,
     pub imported_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// When the order went to the archive (the archive job, or an import
+    /// that said `archived: true`); `None` while it is not archived.
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Who archived it (`archive job`, `import`).
+    pub archived_by: Option<String>,
+    /// The last restore from the archive, and who asked for it. The archive
+    /// age counts from here again (a restored order stays restored for the
+    /// same 15 months).
+    pub restored_at: Option<DateTime<Utc>>,
+    pub restored_by: Option<String>,
+    /// edesk changed the archive state (archive job or restore): from then
+    /// on the `archived` value of a re-import is ignored, so an ordering
+    /// system resending its stale copy neither restores nor re-archives.
+    pub archive_owned: bool,
+    /// When the PAKs were marked registered (`POST …/pak-registered`, or an
+    /// import with `pak_registered: true`): reminders stop.
+    pub pak_registered_at: Option<DateTime<Utc>>,
+    /// PAK reminders queued so far, and when the last one was.
+    pub pak_reminders: u32,
+    pub pak_reminded_at: Option<DateTime<Utc>>,
+    /// The download-window warning (before day 90) was queued.
+    pub window_warned_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
