@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
+mod jobs;
 mod scale;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
@@ -34,6 +35,9 @@ pub enum BenchCmd {
     /// importing N orders, bytes per order, `serve` start-up and idle memory,
     /// `/metrics` and `/healthz` latency.
     Scale(scale::ScaleArgs),
+    /// One pass of the order jobs (archive, PAK reminders, download window,
+    /// held orders) over N generated orders: time per job, peak memory.
+    Jobs(jobs::JobsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1167,6 +1171,7 @@ pub fn run(cmd: BenchCmd, data_dir: Option<&Path>) -> Result<ExitCode, BenchErro
     match cmd {
         BenchCmd::Intake(args) => intake(&args, data_dir),
         BenchCmd::Scale(args) => scale::run(&args, data_dir),
+        BenchCmd::Jobs(args) => jobs::run(&args, data_dir),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::notify::failures::{BounceReport, DeliveryListener, Failure};
 use crate::notify::{
     AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail,
     RestoreOutcome,
-};;
+};
 
 /// The FAQ engine as the inbound analysis sees it.
 pub struct EngineOracle(pub Arc<faq::Engine>);
