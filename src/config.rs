@@ -907,6 +907,13 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.desk.teams["sac-support"], "sac@example.org");
+        let c = Config::load(
+            None,
+            env(&[("EDESK_JOBS__SCHEDULE__RELEASE_HELD", "off")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.jobs.schedule.release_held, "off");
     }
 
     #[test]

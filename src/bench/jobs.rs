@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{BenchError, err, ms, new_run_id};
 use crate::config::Config;
 use crate::domain::{Image, Lang, Order, OrderLine, Recipient, archive_due};
-use crate::jobs::{Job, RunContext, builtin};
+use crate::jobs::{RunContext, builtin};
 use crate::store::{Commit, OrderMeta, Store};
 
 #[derive(Debug, Args)]
@@ -131,13 +131,15 @@ fn order(k: usize, now: DateTime<Utc>, age: i64) -> Result<Order, BenchError> {
     Ok(Order {
         so,
         po: None,
-        lang: if k % 4 == 0 { Lang::Fr } else { Lang::En },
+        lang: if k.is_multiple_of(4) { Lang::Fr } else { Lang::En },
         bill_to: Some(format!("Customer {}", k % 101)),
-        available_at: Some((now - Duration::days(age) - Duration::minutes((k % 600) as i64)).fixed_offset()),
+        available_at: Some(
+            (now - Duration::days(age) - Duration::minutes((k % 600) as i64)).fixed_offset(),
+        ),
         early_ship: true,
         requested_date: None,
         archived: false,
-        pak_registered: (k % 3 == 0).then_some(false),
+        pak_registered: k.is_multiple_of(3).then_some(false),
         holds: Vec::new(),
         lines: vec![OrderLine {
             line: "1.1".into(),
@@ -192,7 +194,8 @@ fn history(order: &mut Order, meta: &mut OrderMeta, now: DateTime<Utc>, s: &buil
 }
 
 fn generate(config: &Config, n: usize) -> Result<(), BenchError> {
-    let store = Store::open_with(&config.data_dir, &config.store.engine_settings()).map_err(store_err)?;
+    let store =
+        Store::open_with(&config.data_dir, &config.store.engine_settings()).map_err(store_err)?;
     let settings = builtin::Settings::from_config(config);
     let now = Utc::now();
     let mut mark = store.write_mark();
@@ -218,11 +221,13 @@ fn generate(config: &Config, n: usize) -> Result<(), BenchError> {
 }
 
 fn pass(config: &Config) -> Result<PassReport, BenchError> {
-    let store = Store::open_with(&config.data_dir, &config.store.engine_settings()).map_err(store_err)?;
+    let store =
+        Store::open_with(&config.data_dir, &config.store.engine_settings()).map_err(store_err)?;
     let orders = store.order_count().map_err(store_err)?;
     let notifier = crate::notify::Notifier::new(store.clone(), config).map_err(store_err)?;
     let desk = std::sync::Arc::new(
-        crate::desk::service(config, &store, std::sync::Arc::new(notifier.clone())).map_err(store_err)?,
+        crate::desk::service(config, &store, std::sync::Arc::new(notifier.clone()))
+            .map_err(store_err)?,
     );
     let now = Utc::now();
     let mut report = PassReport {
@@ -231,12 +236,17 @@ fn pass(config: &Config) -> Result<PassReport, BenchError> {
     };
     let t_pass = Instant::now();
     for (job, _) in builtin::all(&notifier, &desk, config) {
-        if !matches!(job.name(), "archive" | "pak-reminder" | "download-window" | "release-held") {
+        if !matches!(
+            job.name(),
+            "archive" | "pak-reminder" | "download-window" | "release-held"
+        ) {
             continue;
         }
         let ctx = RunContext::new(now, now, chrono_tz::Tz::UTC);
         let t0 = Instant::now();
-        let p = job.run(&ctx).map_err(|e| err(format!("{}: {e}", job.name())))?;
+        let p = job
+            .run(&ctx)
+            .map_err(|e| err(format!("{}: {e}", job.name())))?;
         let elapsed = t0.elapsed();
         report.jobs.push(JobFigure {
             job: job.name().to_string(),

@@ -15,10 +15,7 @@ use crate::domain::{EmailAddress, Lang, Mailbox, MessageId, OrderId};
 use crate::faq;
 use crate::inbound::Bounce;
 use crate::notify::failures::{BounceReport, DeliveryListener, Failure};
-use crate::notify::{
-    AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail,
-    RestoreOutcome,
-};
+use crate::notify::{AutoSubmitted, EnqueueOutcome, Kind, Notifier, OutgoingMail, RestoreOutcome};
 
 /// The FAQ engine as the inbound analysis sees it.
 pub struct EngineOracle(pub Arc<faq::Engine>);
