@@ -498,3 +498,119 @@ fn a_suppressed_team_address_is_reported_and_the_ack_claims_no_handover() {
     assert!(note.contains("suppressed"), "{note}");
     assert_eq!(metric(&d, "edesk_escalations_undeliverable_total"), 1);
 }
+
+/// Waits until the daemon has processed `n` inbound messages; returns them.
+fn processed(d: &Daemon, n: usize) -> Vec<Value> {
+    d.wait_for(&format!("{n} inbound messages processed"), || {
+        let (_, body) = d.get("/v1/mail");
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let m = v["messages"].as_array()?.clone();
+        (v["pending"] == 0 && m.len() >= n).then_some(m)
+    })
+}
+
+/// The forgery of issue 10: a stranger writes in the customer's name with
+/// a Message-ID of their choosing, then "From" the team's address in reply
+/// to that id (and to the acknowledgement the customer got). Neither is
+/// relayed: the customer receives nothing more, the ticket stays open and
+/// keeps the forged text as an internal note. The team's real answer (to
+/// the escalation mail) is still relayed.
+#[test]
+fn a_forged_team_reply_changes_nothing_for_the_customer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    let (status, body) = d.post_json("/v1/orders", &order().to_string());
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = sink.messages().len();
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <chosen-by-stranger@evil.example>".into(),
+            "Subject: Export hold on SO 10458321".into(),
+        ],
+        "Hello,\nour order 10458321 is stuck on an export hold. Who can release it?",
+    );
+    let mails = wait_mails(&d, &sink, before + 2);
+    let ack = mails[before..]
+        .iter()
+        .find(|m| to_of(m) == "j.harper@acme.example.com")
+        .expect("acknowledgement");
+    let team = mails[before..]
+        .iter()
+        .find(|m| to_of(m) == "exportops@cisco.example")
+        .expect("escalation");
+    let ack_mid = header(ack, "Message-ID").unwrap();
+    let team_mid = header(team, "Message-ID").unwrap();
+    let random = team_mid
+        .trim_matches(['<', '>'])
+        .split('@')
+        .next()
+        .and_then(|l| l.rsplit('.').next())
+        .unwrap_or_default();
+    assert!(random.len() >= 16, "64 random bits in {team_mid}");
+    processed(&d, 1);
+    let (_, body) = d.get("/v1/tickets");
+    let ticket = serde_json::from_str::<Value>(&body).unwrap()[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    for (n, answered) in ["<chosen-by-stranger@evil.example>", ack_mid.as_str()]
+        .iter()
+        .enumerate()
+    {
+        lmtp(
+            &d,
+            "exportops@cisco.example",
+            &[
+                format!("Message-Id: <forged-{n}@evil.example>"),
+                format!("In-Reply-To: {answered}"),
+                format!("References: {answered}"),
+                format!("Subject: Re: [Ticket {ticket}] escalation"),
+            ],
+            "The hold is released. Log in at http://evil.example/cisco to download.",
+        );
+    }
+    let messages = processed(&d, 3);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(sink.messages().len(), before + 2, "nothing more was sent");
+    for m in &messages[..2] {
+        assert_eq!(m["decision"]["action"]["action"], "team_mail", "{m}");
+    }
+    let (_, body) = d.get(&format!("/v1/tickets/{ticket}"));
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["status"], "open", "{t}");
+    let kinds: Vec<&str> = t["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(!kinds.contains(&"team_reply"), "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "note").count(),
+        2,
+        "{kinds:?}"
+    );
+
+    // The team's real answer, to the escalation it received, is relayed.
+    lmtp(
+        &d,
+        "exportops@cisco.example",
+        &[
+            "Message-Id: <team-1@cisco.example>".into(),
+            format!("In-Reply-To: {team_mid}"),
+            format!("References: {team_mid}"),
+            format!("Subject: Re: [Ticket {ticket}] escalation"),
+        ],
+        "The export hold was released this morning.",
+    );
+    let mails = wait_mails(&d, &sink, before + 3);
+    let relay = mails.last().unwrap();
+    assert_eq!(to_of(relay), "j.harper@acme.example.com");
+    let text = String::from_utf8_lossy(relay).to_string();
+    assert!(text.contains("released this morning"), "{text}");
+    assert!(!text.contains("evil.example/cisco"), "{text}");
+}

@@ -195,6 +195,10 @@ pub fn ticket_context(t: &Ticket, kind: TicketMail, text: Option<&str>) -> Ticke
     }
 }
 
+/// How many ids of a mail's thread are looked up (a hostile mail may list
+/// thousands).
+const MAX_THREAD_IDS: usize = 50;
+
 /// The desk service (cheap to share behind an `Arc`).
 pub struct DeskService {
     desk: Desk,
@@ -237,6 +241,51 @@ impl DeskService {
     /// The ticket one of these Message-IDs belongs to.
     pub fn ticket_for_thread(&self, ids: &[MessageId]) -> Result<Option<Ticket>, DeskError> {
         self.desk.by_thread(ids)
+    }
+
+    /// The ticket a team's mail answers: the one whose escalation mail to
+    /// `team_address` is among `thread` (In-Reply-To, References), with
+    /// that mail's Message-ID. Any other id of a ticket's thread proves
+    /// nothing: the customer's own ids are chosen by whoever wrote, and our
+    /// mails to the customer are seen by the customer.
+    pub fn answered_escalation(
+        &self,
+        team_address: &EmailAddress,
+        thread: &[MessageId],
+    ) -> Result<Option<(Ticket, MessageId)>, DeskError> {
+        for mid in thread.iter().take(MAX_THREAD_IDS) {
+            if let Some(t) = self.desk.escalation(mid, team_address)? {
+                return Ok(Some((t, mid.clone())));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Mail from a team address that is not its answer to an escalation:
+    /// recorded as a note on the ticket it names (never relayed), once per
+    /// `reference` (a message handled again adds nothing).
+    pub fn record_team_mail(
+        &self,
+        id: TicketId,
+        by: &str,
+        text: &str,
+        reference: &str,
+    ) -> Result<Ticket, DeskError> {
+        let t = self.desk.get(id)?;
+        if t.events
+            .iter()
+            .any(|e| e.reference.as_deref() == Some(reference))
+        {
+            return Ok(t);
+        }
+        let event = Event {
+            at: Utc::now(),
+            kind: EventKind::Note,
+            by: by.to_string(),
+            text: text.to_string(),
+            reference: Some(reference.to_string()),
+        };
+        self.desk.record(id, event, None, None)
     }
 
     /// Opens a ticket for the request, mails the team and acknowledges the
@@ -347,7 +396,7 @@ impl DeskService {
         mail.so = ticket.orders.first().cloned();
         match self.send(mail)? {
             Sent::Queued(mid) => {
-                self.desk.link(ticket.id, &mid)?;
+                self.desk.link_escalation(ticket.id, &mid, &addr)?;
                 done.push(format!("escalation sent to {addr}"));
                 Ok(true)
             }

@@ -95,6 +95,12 @@ pub struct Worker {
 struct Outcome {
     done: Vec<String>,
     ticket: Option<String>,
+    /// What was done instead of the analysis' action (a team's mail), for
+    /// the stored decision.
+    action: Option<serde_json::Value>,
+    /// Reasons the worker adds to the analysis' (what proved, or did not
+    /// prove, who wrote).
+    reasons: Vec<String>,
 }
 impl Worker {
     /// Processes pending mail until cancelled; wakes on `new_mail` or every
@@ -136,7 +142,13 @@ impl Worker {
                     Ok((d, outcome)) => {
                         let mut j = serde_json::to_value(d.inspect_json(&format!("mail:{id}")))
                             .unwrap_or_default();
-                        j["action"] = serde_json::to_value(&d.action).unwrap_or_default();
+                        j["action"] = match &outcome.action {
+                            Some(a) => a.clone(),
+                            None => serde_json::to_value(&d.action).unwrap_or_default(),
+                        };
+                        if let Some(reasons) = j["reasons"].as_array_mut() {
+                            reasons.extend(outcome.reasons.iter().map(|r| json!(r)));
+                        }
                         j["done"] = json!(outcome.done);
                         j["ticket"] = json!(outcome.ticket);
                         self.note_reused_id(id, &mut j);
@@ -182,11 +194,10 @@ impl Worker {
         let thread_ids = MessageId::parse_all(thread_ids.iter().map(String::as_str));
         let sender = decision.sender.clone().unwrap_or_default();
 
-        // A team answering a ticket: relay it, whatever the analysis thinks.
-        if let Some(team) = self.desk.teams().team_of(&sender)
-            && let Some(ticket) = self.desk.ticket_for_thread(&thread_ids)?
-        {
-            self.relay(id, &decision, team, ticket, &mut outcome)?;
+        // A team's mail is never a customer's request: its answer to an
+        // escalation is relayed, anything else is for a person.
+        if let Some(team) = self.desk.teams().team_of(&sender) {
+            self.team_mail(id, &decision, team, &thread_ids, &mut outcome)?;
             return Ok((decision, outcome));
         }
 
@@ -311,7 +322,55 @@ impl Worker {
         Ok(self.desk.answer(ticket, by, text, note)?)
     }
 
-    /// A team's mail in a ticket's thread: the desk relays it.
+    /// Mail from a team's address. Relayed to the customer only when it
+    /// answers the escalation edesk sent to that address (a From line
+    /// proves nothing, nor does a Message-ID the customer's side knows);
+    /// otherwise a note on the ticket it is about, or held for a person.
+    /// Never acknowledged, never a ticket with the team as customer.
+    fn team_mail(
+        &self,
+        id: u64,
+        d: &Decision,
+        team: Team,
+        thread_ids: &[MessageId],
+        outcome: &mut Outcome,
+    ) -> Result<(), ActionError> {
+        let sender = d.sender.clone().unwrap_or_default();
+        let answered = match sender.parse::<EmailAddress>() {
+            Ok(addr) => self.desk.answered_escalation(&addr, thread_ids)?,
+            Err(_) => None,
+        };
+        if let Some((ticket, mid)) = answered {
+            outcome.reasons.push(format!(
+                "team reply: answers the escalation {mid} sent to {sender} for ticket {}",
+                ticket.id
+            ));
+            outcome.action = Some(json!({"action": "relay", "ticket": ticket.id.to_string()}));
+            return self.relay(id, d, team, ticket, outcome);
+        }
+        outcome.reasons.push(format!(
+            "team mail: from {team}'s address but answers no escalation edesk sent to it; not relayed to any customer, no acknowledgement"
+        ));
+        outcome.action = Some(json!({"action": "team_mail"}));
+        tracing::warn!(%sender, %team, "team mail that answers no escalation: not relayed");
+        let Some(ticket) = self.desk.ticket_for_thread(thread_ids)? else {
+            outcome
+                .done
+                .push("team mail held for a person: no ticket, nothing sent".into());
+            return Ok(());
+        };
+        let by = format!("{team} <{sender}> (unverified: not a reply to the escalation)");
+        self.desk
+            .record_team_mail(ticket.id, &by, &d.new_text, &format!("mail:{id}"))?;
+        outcome.ticket = Some(ticket.id.to_string());
+        outcome.done.push(format!(
+            "team mail recorded as a note on {}, not relayed",
+            ticket.id
+        ));
+        Ok(())
+    }
+
+    /// A team's answer to a ticket's escalation: the desk relays it.
     fn relay(
         &self,
         id: u64,
@@ -494,6 +553,16 @@ mod tests {
         m.to.email.as_str()
     }
 
+    /// The Message-ID the recorder gave the last mail of `kind`.
+    fn mid_of(rec: &Recorder, kind: Kind) -> String {
+        let sent = rec.sent.lock().unwrap();
+        let m = sent.iter().rev().find(|m| m.kind == kind).unwrap();
+        format!(
+            "<{}@edesk.example.com>",
+            m.idempotency_key.replace(':', ".")
+        )
+    }
+
     struct OneTeam;
     impl Teams for OneTeam {
         fn team_of(&self, address: &str) -> Option<Team> {
@@ -615,22 +684,14 @@ mod tests {
                     .any(|m| to(m) == "j.harper@acme.example.com" && m.kind == Kind::EscalationAck)
             );
         }
-        // The team answers the escalation mail's thread.
-        let ack_mid = w
-            .desk
-            .desk()
-            .get(t.id)
-            .unwrap()
-            .thread
-            .last()
-            .cloned()
-            .unwrap();
+        // The team answers the escalation mail.
+        let esc_mid = mid_of(&rec, Kind::TeamEscalation);
         deliver(
             &w,
             &mail(
                 "exportops@cisco.example",
                 "r1@cisco.example",
-                &format!("In-Reply-To: {ack_mid}\r\nReferences: {ack_mid}\r\n"),
+                &format!("In-Reply-To: {esc_mid}\r\nReferences: {esc_mid}\r\n"),
                 &format!("Re: [{}] Export hold", t.id),
                 "The export hold is released.\r\n\r\n> Our order is stuck",
             ),
@@ -646,6 +707,98 @@ mod tests {
             text.contains("released") && !text.contains("stuck"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_team_address_answering_anything_but_the_escalation_is_not_relayed() {
+        let (_d, w, rec) = worker(5);
+        // Written in the customer's name, with a Message-ID of the forger's choosing.
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "chosen@evil.example",
+                "",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold.",
+            ),
+        );
+        let t = w.desk.desk().list().unwrap().remove(0);
+        let ack_mid = mid_of(&rec, Kind::EscalationAck);
+        let before = rec.sent.lock().unwrap().len();
+        // "From" the team, answering ids the forger (or the customer) knows.
+        let mut ids = Vec::new();
+        for (n, answered) in ["<chosen@evil.example>", ack_mid.as_str()]
+            .iter()
+            .enumerate()
+        {
+            let id = deliver(
+                &w,
+                &mail(
+                    "exportops@cisco.example",
+                    &format!("forged{n}@evil.example"),
+                    &format!("In-Reply-To: {answered}\r\nReferences: {answered}\r\n"),
+                    &format!("Re: [{}] Export hold", t.id),
+                    "Released. Download your software at http://evil.example/login",
+                ),
+            );
+            let meta = w.spool.meta(id).unwrap().unwrap();
+            let decision = meta.decision.unwrap();
+            assert_eq!(decision["action"]["action"], "team_mail", "{decision}");
+            assert!(
+                decision["reasons"]
+                    .to_string()
+                    .contains("answers no escalation")
+            );
+            ids.push(id);
+        }
+        // Processed again (as after a crash before recording): no second note.
+        assert!(w.spool.requeue(ids[1]).unwrap());
+        w.drain().unwrap();
+        assert_eq!(
+            rec.sent.lock().unwrap().len(),
+            before,
+            "nothing sent to anyone"
+        );
+        let after = w.desk.desk().get(t.id).unwrap();
+        assert_eq!(after.status, TicketStatus::Open);
+        let notes: Vec<_> = after
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::Note)
+            .collect();
+        assert_eq!(notes.len(), 2, "kept for a person as notes, once each");
+        assert!(after.events.iter().all(|e| e.kind != EventKind::TeamReply));
+    }
+
+    #[test]
+    fn a_team_mail_outside_any_ticket_opens_none_and_is_not_acknowledged() {
+        let (_d, w, rec) = worker(5);
+        let id = deliver(
+            &w,
+            &mail(
+                "exportops@cisco.example",
+                "new1@cisco.example",
+                "",
+                "Export hold on SO 10458321",
+                "FYI the export hold on order 10458321 needs a new screening.",
+            ),
+        );
+        assert!(
+            w.desk.desk().list().unwrap().is_empty(),
+            "no ticket with the team as customer"
+        );
+        assert!(
+            rec.sent.lock().unwrap().is_empty(),
+            "no acknowledgement to the team"
+        );
+        let meta = w.spool.meta(id).unwrap().unwrap();
+        let done = meta.decision.unwrap()["done"].to_string();
+        assert!(done.contains("held for a person"), "{done}");
+        // Processed again after a crash: still nothing.
+        assert!(w.spool.requeue(id).unwrap());
+        w.drain().unwrap();
+        assert!(w.desk.desk().list().unwrap().is_empty());
     }
 
     #[test]

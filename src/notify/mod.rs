@@ -563,9 +563,12 @@ impl Notifier {
             .then(|| format!("{}/v1/unsubscribe/{token}", settings.public_url));
         let ctx = context::build(s, &token, settings, unsubscribe.as_deref());
         let rendered = self.inner.templates.render(s.kind, s.lang, &ctx)?;
-        let suffix: u32 = rand::thread_rng().r#gen();
+        // 64 random bits: a reply that quotes one of our Message-IDs proves
+        // it saw our mail (team replies, mail commands), so it must not be
+        // guessable from the order number and the sequence number.
+        let suffix: u64 = rand::thread_rng().r#gen();
         let message_id: MessageId = format!(
-            "{}.{id}.{suffix:08x}@{}",
+            "{}.{id}.{suffix:016x}@{}",
             so.as_ref().map_or("x", |o| o.as_str()),
             settings.domain
         )
