@@ -553,6 +553,17 @@ fn download_requests_follow_the_policy() {
     let t: Value = serde_json::from_str(&t).unwrap();
     assert_eq!(t["team"], "edelivery-support");
     assert_eq!(t["orders"], json!(["10458321"]));
+    assert_eq!(t["sla_business_days"], 1);
+    // The requester is told by mail too: the acknowledgement names the ticket.
+    let out = tmp.path().join("outgoing");
+    d.wait_for("the acknowledgement of the review", || {
+        std::fs::read_dir(&out).ok()?.find_map(|e| {
+            let raw = std::fs::read_to_string(e.ok()?.path()).ok()?;
+            (raw.contains(&ticket) && raw.contains("To: John Harper <j.harper@acme.example.com>")
+                || raw.contains(&ticket) && raw.contains("To: j.harper@acme.example.com"))
+            .then_some(())
+        })
+    });
 
     // 120 days after availability a second download is reviewed at once.
     ask(&d, "10458322", json!({"requester": john}));
