@@ -431,7 +431,7 @@ fn next_rule_text(
             t.get("next_review", &[("days", &business_days.to_string())])
         }
         Err(DownloadRefusal::OnHold) => t.get("line_on_hold", &[]),
-        Err(DownloadRefusal::Archived) => t.get("err_archived", &[]),
+        Err(DownloadRefusal::Archived) => t.get("image_archived", &[]),
         Err(DownloadRefusal::NotAvailable) => t.get("not_available", &[]),
     }
 }
