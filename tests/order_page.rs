@@ -467,6 +467,83 @@ fn forms_need_the_cookie_and_its_csrf_field() {
     );
 }
 
+#[test]
+fn the_restore_button_restores_an_archived_order_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = daemon(tmp.path());
+    import(&d, &order("10458321", 500, json!({"archived": true})));
+    let page = request(
+        d.http,
+        "GET",
+        &format!("/orders/10458321?t={JOHN}"),
+        &[],
+        "",
+    );
+    assert!(
+        page.body.contains("This order is archived") && page.body.contains("Restore this order")
+    );
+    assert!(
+        !page.body.contains("Request download"),
+        "no download form while archived"
+    );
+    let (jar, csrf) = (cookie(&page), hidden(&page.body, "csrf"));
+    let h = [
+        ("Content-Type", "application/x-www-form-urlencoded"),
+        ("Cookie", jar.as_str()),
+    ];
+    let forged = form_encode(&[("t", JOHN), ("csrf", &"1".repeat(64))]);
+    assert_eq!(
+        request(d.http, "POST", "/orders/10458321/restore", &h, &forged).status,
+        403
+    );
+    let (_, o) = d.get("/v1/orders/10458321");
+    assert_eq!(
+        serde_json::from_str::<Value>(&o).unwrap()["archived"],
+        true,
+        "a forged form restores nothing"
+    );
+
+    let body = form_encode(&[("t", JOHN), ("csrf", &csrf)]);
+    let r = request(d.http, "POST", "/orders/10458321/restore", &h, &body);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("The order has been restored"), "{}", r.body);
+    assert!(r.body.contains("Request download") && !r.body.contains("Restore this order"));
+    let (_, o) = d.get("/v1/orders/10458321");
+    assert_eq!(
+        serde_json::from_str::<Value>(&o).unwrap()["archived"],
+        false
+    );
+    let again = request(d.http, "POST", "/orders/10458321/restore", &h, &body);
+    assert!(
+        again.body.contains("This order is not archived"),
+        "{}",
+        again.body
+    );
+    // Downloadable again: the first download is allowed.
+    let (s, a) = ask(
+        &d,
+        "10458321",
+        json!({"requester": "j.harper@acme.example.com", "images": ["fpr-7.4.1.pkg"]}),
+    );
+    assert_eq!((s, a["decision"].as_str()), (201, Some("allowed")), "{a}");
+    // One restored mail, to the viewer who pressed the button.
+    let out = tmp.path().join("outgoing");
+    let count = || {
+        std::fs::read_dir(&out)
+            .map(|rd| {
+                rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                    .filter(|raw| {
+                        raw.contains("restored") && raw.contains("j.harper@acme.example.com")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    d.wait_for("the restored mail", || (count() >= 1).then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(count(), 1, "restored once, told once");
+}
+
 fn ask(d: &support::Daemon, so: &str, body: Value) -> (u16, Value) {
     let (status, text) = d.post_json(&format!("/v1/orders/{so}/downloads"), &body.to_string());
     (

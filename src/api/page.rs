@@ -75,7 +75,7 @@ pub fn routes() -> Router<AppState> {
         .route("/orders/{so}/notifications", post(post_notifications))
         .route("/orders/{so}/pak", get(to_licenses))
         .route("/orders/{so}/licenses", get(to_licenses))
-        .route("/orders/{so}/restore", get(to_archive))
+        .route("/orders/{so}/restore", get(to_archive).post(post_restore))
         .route("/smart-licenses", get(smart_licenses))
 }
 
@@ -394,7 +394,7 @@ fn context(
         "lines": lines_context(&t, v, &records, further, now),
         "holds": holds_context(&t, v, lang),
         "archived": v.order.archived,
-        "can_restore": false,
+        "can_restore": v.order.archived,
         "download": download_context(&t, v, now),
         "requests": requests_context(&t, &records),
         "notifications_on": notifications_on,
@@ -682,6 +682,42 @@ async fn post_notifications(
         ok: true,
         text: t.get(key, &[("email", viewer.email.as_str())]),
     };
+    render(&state, &viewer, lang, Some(notice), &headers)
+}
+
+/// The Restore button: brings the archived order back through the jobs'
+/// restore (the `order_restored` mail goes to the viewer), once however
+/// often it is pressed.
+async fn post_restore(
+    State(state): State<AppState>,
+    Path(so): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<PageForm>,
+) -> Result<Response, ApiError> {
+    let viewer = authorize_form(&state, &so, &form, &headers)?;
+    let lang = page_lang(form.lang.as_deref(), &viewer);
+    let (n, so2, by) = (
+        state.notifier.clone(),
+        viewer.so.clone(),
+        viewer.email.to_string(),
+    );
+    let out = tokio::task::spawn_blocking(move || n.restore(&so2, &by))
+        .await
+        .map_err(internal)?;
+    let key = match out {
+        Ok(crate::notify::RestoreOutcome::Restored { .. }) => "notice_restored",
+        Ok(crate::notify::RestoreOutcome::NotArchived) => "notice_restore_not_archived",
+        Ok(crate::notify::RestoreOutcome::NoOrder) => return Err(not_found()),
+        Err(crate::notify::NotifyError::Store(s)) => return Err(ApiError::from_store(&s)),
+        Err(e) => return Err(internal(e)),
+    };
+    let t = Texts::of(lang).map_err(internal)?;
+    let notice = Notice {
+        ok: true,
+        text: t.get(key, &[]),
+    };
+    // Re-read: the page shows the order as it is now.
+    let viewer = authorize(state.notifier.store(), &so, Some(&viewer.token))?;
     render(&state, &viewer, lang, Some(notice), &headers)
 }
 
