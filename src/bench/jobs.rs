@@ -131,7 +131,11 @@ fn order(k: usize, now: DateTime<Utc>, age: i64) -> Result<Order, BenchError> {
     Ok(Order {
         so,
         po: None,
-        lang: if k.is_multiple_of(4) { Lang::Fr } else { Lang::En },
+        lang: if k.is_multiple_of(4) {
+            Lang::Fr
+        } else {
+            Lang::En
+        },
         bill_to: Some(format!("Customer {}", k % 101)),
         available_at: Some(
             (now - Duration::days(age) - Duration::minutes((k % 600) as i64)).fixed_offset(),
