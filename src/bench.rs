@@ -3,7 +3,7 @@
 //! against any build, including one that hangs: a watchdog turns "no reply for
 //! N seconds" into a failed run with a report instead of a stuck terminal.
 //!
-//! The pieces are public so that `tests/stress_intake.rs` drives the real
+//! The pieces are public so that `tests/it/stress_intake.rs` drives the real
 //! binary with the same client code: [`run_load`] (concurrent LMTP clients and
 //! an order poster), [`wait_drained`], [`verify`], [`http_request`].
 

@@ -2,7 +2,7 @@
 //! serving others and still stops within its grace period. Liveness bounds
 //! here are generous on purpose; nothing measures speed.
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

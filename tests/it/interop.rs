@@ -1,11 +1,11 @@
 //! Interop against independent implementations: swaks as the LMTP client,
-//! aiosmtpd (`tests/support/smtp_sink.py` under Debian's python3) as the SMTP
+//! aiosmtpd (`tests/it/support/smtp_sink.py` under Debian's python3) as the SMTP
 //! server. The default suite uses the Rust client and sink of `tests/support`;
 //! these tests check that both agree with real tools. Run with
 //! `cargo test --locked --test interop -- --ignored` (`.ci/run` does, after
 //! installing swaks and python3-aiosmtpd).
 
-mod support;
+use crate::support;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ fn swaks(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The aiosmtpd sink of `tests/support/smtp_sink.py`, killed on drop; the
+/// The aiosmtpd sink of `tests/it/support/smtp_sink.py`, killed on drop; the
 /// same API and files as `support::Sink`.
 struct PySink {
     port: u16,
@@ -47,14 +47,16 @@ impl PySink {
             .local_addr()
             .unwrap()
             .port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .arg(port.to_string())
             .arg(dir)
             .stdout(Stdio::piped())
             .spawn()
-            .expect("start /usr/bin/python3 tests/support/smtp_sink.py (needs python3-aiosmtpd)");
+            .expect(
+                "start /usr/bin/python3 tests/it/support/smtp_sink.py (needs python3-aiosmtpd)",
+            );
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)

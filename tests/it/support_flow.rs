@@ -1,10 +1,10 @@
 //! The support desk end to end: a customer writes over LMTP (test client), the
 //! daemon escalates, mails the team and acknowledges over SMTP (test sink;
-//! `tests/interop.rs` repeats this with swaks and aiosmtpd), the team's
+//! `tests/it/interop.rs` repeats this with swaks and aiosmtpd), the team's
 //! reply is relayed in the customer's thread, and an autoresponder-like
 //! correspondent is cut off after N automatic mails.
 
-mod support;
+use crate::support;
 
 use mail_parser::MessageParser;
 use serde_json::{Value, json};

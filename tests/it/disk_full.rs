@@ -7,7 +7,7 @@
 //! Needs root (it mounts a tmpfs): `cargo test --test disk_full -- --ignored`,
 //! run by `.ci/run`.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};

@@ -3,7 +3,7 @@
 //! outcomes, escaping of hostile order text, the links in a real mail.
 //! The headless-Chromium screenshots are `#[ignore]` (run by `.ci/run`).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! SIGKILL the daemon while its outbox is sending; after a restart every
 //! message arrives exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::path::Path;

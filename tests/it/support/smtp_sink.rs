@@ -1,5 +1,5 @@
 //! An SMTP sink in Rust (std threads on 127.0.0.1:0) with the behaviour of
-//! `tests/support/smtp_sink.py` (aiosmtpd), which `tests/interop.rs` keeps
+//! `tests/it/support/smtp_sink.py` (aiosmtpd), which `tests/it/interop.rs` keeps
 //! as an independent server:
 //! - each accepted message is written to `DIR/<n>.eml` (n = 1, 2, … in
 //!   arrival order, via `.<n>.tmp` and a rename), prefixed with

@@ -1,7 +1,7 @@
 //! LMTP intake against the running daemon, over a real socket with the
-//! test LMTP client (`tests/interop.rs` repeats the core with swaks).
+//! test LMTP client (`tests/it/interop.rs` repeats the core with swaks).
 
-mod support;
+use crate::support;
 
 use support::lmtp::{self, Mail};
 use support::spawn_daemon;

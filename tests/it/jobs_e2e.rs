@@ -5,7 +5,7 @@
 //! (`RESTORE SO#…` over LMTP), one through `POST /v1/orders/{so}/restore`,
 //! and each is restored once however often it is asked.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -3,7 +3,7 @@
 //! daemon holds it, ask the daemon over HTTP; and the operator endpoints
 //! behind them, through real HTTP against a spawned daemon.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,5 +1,5 @@
 //! A blocking LMTP client (RFC 2033) and a swaks-like message builder, so the
-//! intake tests need no external tool. `tests/interop.rs` keeps swaks itself
+//! intake tests need no external tool. `tests/it/interop.rs` keeps swaks itself
 //! as an independent client.
 
 use std::fmt;

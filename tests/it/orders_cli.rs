@@ -1,7 +1,5 @@
 //! `edesk order|outbox|suppress` from the command line, on fixtures.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,7 +1,7 @@
 //! Orders → outbox → real SMTP conversation with the test sink
-//! (`tests/support/smtp_sink.rs`; `tests/interop.rs` uses aiosmtpd).
+//! (`tests/it/support/smtp_sink.rs`; `tests/it/interop.rs` uses aiosmtpd).
 
-mod support;
+use crate::support;
 
 use mail_parser::MessageParser;
 use serde_json::json;

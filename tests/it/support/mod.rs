@@ -3,7 +3,7 @@
 //!
 //! Everything here is Rust: `lmtp` is the LMTP client, `smtp_sink` the SMTP
 //! server the outbox delivers to. `cargo test` needs no other tool; the
-//! interop runs against swaks and aiosmtpd are in `tests/interop.rs`.
+//! interop runs against swaks and aiosmtpd are in `tests/it/interop.rs`.
 #![allow(dead_code)]
 
 pub mod lmtp;

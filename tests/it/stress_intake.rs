@@ -8,7 +8,7 @@
 //! which the daemon would read as configuration keys)
 //! change the size, e.g. for a long local soak.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo test --locked --test postfix -- --ignored` (as root).
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
@@ -28,7 +28,7 @@ const CUSTOMERS: &str = "customers.test";
 
 /// One fenced block of README.md, by its info string (```main.cf).
 fn readme_block(tag: &str) -> String {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let fence = format!("```{tag}\n");
     let start = readme
         .find(&fence)

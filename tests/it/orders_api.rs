@@ -1,6 +1,6 @@
 //! HTTP API for orders, OBA, history and unsubscribe, over a real socket.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 
