@@ -6,6 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use serde::Serialize;
 
+use super::auth::{self, Proof};
 use super::classify::{Bounce, Class, Kind, classify};
 use super::command::{self, MailCommand};
 use super::extract;
@@ -35,6 +36,9 @@ pub enum Action {
     Escalate { team: Route },
     /// Run a mail command for the sender.
     Command(MailCommand),
+    /// A mail command nothing proves the sender wrote: not run; the sender
+    /// is told how to do it safely (see `inbound::auth`).
+    UnprovenCommand(MailCommand),
 }
 
 /// The FAQ entry considered, as shown by `mail inspect`.
@@ -68,6 +72,8 @@ pub struct Decision {
     pub subject: String,
     pub thread_method: Method,
     pub bounce: Option<Bounce>,
+    /// What proves the mail comes from its From address (human mail only).
+    pub auth: Option<Proof>,
 }
 
 /// `mail inspect --json` output, field for field DESIGN.md's contract.
@@ -84,6 +90,8 @@ pub struct InspectJson<'a> {
     pub faq: Option<&'a FaqShown>,
     pub new_text: &'a str,
     pub reasons: &'a [String],
+    /// Added to the contract: what proves the sender (null for machine mail).
+    pub auth: Option<&'a Proof>,
 }
 
 impl Decision {
@@ -100,6 +108,7 @@ impl Decision {
             faq: self.faq.as_ref(),
             new_text: &self.new_text,
             reasons: &self.reasons,
+            auth: self.auth.as_ref(),
         }
     }
 
@@ -132,6 +141,7 @@ impl Decision {
             subject: p.map(|p| p.subject.clone()).unwrap_or_default(),
             thread_method: Method::None,
             bounce: None,
+            auth: None,
         }
     }
 }
@@ -322,6 +332,7 @@ fn human(
     let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq);
     reasons.push(why);
     let authorized = authorize(&sender, &t, dir, &mut reasons)?;
+    let proof = auth::sender_proof(&sender, &p.recipients, &p.thread_ids, dir)?;
     let mut orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
     let known_orders = orders.len();
     if !t.named.is_empty() {
@@ -350,6 +361,7 @@ fn human(
         subject: p.subject.clone(),
         thread_method: t.method,
         bounce: None,
+        auth: Some(proof),
     };
     if let Some(cmd) = command::find(&d.new_text, &p.subject) {
         run_command(&mut d, cmd, &t, dir, &sender)?;
@@ -370,7 +382,7 @@ fn run_command(
     type Rebuild = fn(Option<String>) -> MailCommand;
     let (so, rebuild): (Option<String>, Rebuild) = match &cmd {
         MailCommand::Unsubscribe => {
-            d.action = Action::Command(cmd);
+            act_if_proven(d, cmd);
             return Ok(());
         }
         MailCommand::Restore(so) => (so.clone(), MailCommand::Restore),
@@ -409,8 +421,24 @@ fn run_command(
         return Ok(());
     }
     d.authorized = true;
-    d.action = Action::Command(rebuild(Some(order.so)));
+    act_if_proven(d, rebuild(Some(order.so)));
     Ok(())
+}
+
+/// Runs `cmd` when the mail proves its sender; otherwise the sender is
+/// answered with how to do it safely.
+fn act_if_proven(d: &mut Decision, cmd: MailCommand) {
+    let proof = d.auth.clone().unwrap_or(Proof::Unproven);
+    d.reasons.push(proof.reason());
+    if proof.holds() {
+        d.action = Action::Command(cmd);
+    } else {
+        d.reasons.push(format!(
+            "command {} not run: answered with how to do it safely (the one-click link of a notification, or a reply to one)",
+            cmd.name()
+        ));
+        d.action = Action::UnprovenCommand(cmd);
+    }
 }
 
 fn escalate(d: &mut Decision, team: Route, rule: &str) {

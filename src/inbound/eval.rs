@@ -292,7 +292,10 @@ pub fn evaluate_routes(
         let d = analyze(&case_mail(case, world), world, faq)?;
         let got = match &d.action {
             super::decide::Action::Answer { id } => format!("faq:{id}"),
-            super::decide::Action::Command(c) => format!("command:{}", c.name()),
+            // What was asked: whether it is then proven is `inbound::auth`'s.
+            super::decide::Action::Command(c) | super::decide::Action::UnprovenCommand(c) => {
+                format!("command:{}", c.name())
+            }
             _ => d.route.to_string(),
         };
         let ok = case.expect.contains(&got);

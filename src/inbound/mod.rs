@@ -13,6 +13,7 @@
 //! from the store and the FAQ engine; [`MemWorld`] implements both in memory.
 
 pub mod adapters;
+pub mod auth;
 pub mod classify;
 pub mod cmd;
 pub mod command;

@@ -50,6 +50,12 @@ pub trait Directory {
     fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The sender is a recipient of the order or was granted it by OBA.
     fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError>;
+    /// The address a `reply+TOKEN@` token was minted for (with or without
+    /// an order): whoever writes to it has read our mail to that address.
+    fn token_owner(&self, token: &str) -> Result<Option<String>, DirectoryError>;
+    /// Whether edesk sent the mail with this Message-ID (without `<>`) to
+    /// `address`: a reply to it proves the sender read our mail there.
+    fn sent_to(&self, message_id: &str, address: &str) -> Result<bool, DirectoryError>;
     /// One of edesk's own sending addresses (loop detection).
     fn is_own_address(&self, addr: &str) -> bool;
     /// The language this address is known to prefer.
@@ -269,6 +275,25 @@ impl Directory for MemWorld {
                 .iter()
                 .any(|r| r.email.eq_ignore_ascii_case(sender))
                 || o.granted.iter().any(|g| g.eq_ignore_ascii_case(sender))
+        }))
+    }
+
+    fn token_owner(&self, token: &str) -> Result<Option<String>, DirectoryError> {
+        Ok(self.order_by_token(token)?.and_then(|o| o.recipient))
+    }
+
+    /// An order's notifications went to each of its recipients.
+    fn sent_to(&self, message_id: &str, address: &str) -> Result<bool, DirectoryError> {
+        let Ok(id) = message_id.parse::<MessageId>() else {
+            return Ok(false);
+        };
+        Ok(self.orders.iter().any(|o| {
+            o.notification_ids
+                .iter()
+                .any(|n| n.parse::<MessageId>().is_ok_and(|n| n == id))
+                && o.recipients
+                    .iter()
+                    .any(|r| r.email.eq_ignore_ascii_case(address))
         }))
     }
 

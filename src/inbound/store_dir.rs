@@ -69,6 +69,25 @@ impl Directory for StoreDirectory {
         }
     }
 
+    fn token_owner(&self, token: &str) -> Result<Option<String>, DirectoryError> {
+        Ok(self
+            .store
+            .order_by_token(token)
+            .map_err(unavailable)?
+            .map(|target| target.email.to_string()))
+    }
+
+    fn sent_to(&self, message_id: &str, address: &str) -> Result<bool, DirectoryError> {
+        let Ok(address) = address.parse::<EmailAddress>() else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .outbox_by_message_id(message_id)
+            .map_err(unavailable)?
+            .is_some_and(|item| item.to.key() == address.key()))
+    }
+
     fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError> {
         let Ok(so) = so.parse::<OrderId>() else {
             return Ok(None);

@@ -226,6 +226,28 @@ impl Worker {
                 outcome.done.extend(done.done);
             }
             Action::Command(cmd) => self.command(id, &decision, cmd, &thread_ids, &mut outcome)?,
+            Action::UnprovenCommand(cmd) => {
+                outcome
+                    .done
+                    .push(format!("command {} not run: sender not proven", cmd.name()));
+                let so = match cmd {
+                    MailCommand::Unsubscribe => None,
+                    MailCommand::Restore(so) | MailCommand::Resend(so) => so.clone(),
+                };
+                let reply = || {
+                    let mut c = CommandDoneContext::new(cmd.name(), so, false);
+                    c.unproven = true;
+                    Ok(AutoReply::Confirmation(c))
+                };
+                self.auto_reply(
+                    &decision,
+                    id,
+                    "explanation",
+                    reply,
+                    &thread_ids,
+                    &mut outcome,
+                )?;
+            }
         }
         Ok((decision, outcome))
     }
@@ -455,6 +477,18 @@ fn own_message_id(d: &Decision) -> Option<MessageId> {
     d.message_id.as_deref().and_then(|m| m.parse().ok())
 }
 
+/// The decision's reasons with what proved the sender (or did not), for
+/// the person reading the ticket.
+fn with_proof(d: &Decision) -> Vec<String> {
+    let mut reasons = d.reasons.clone();
+    if let Some(reason) = d.auth.as_ref().map(|p| p.reason())
+        && !reasons.contains(&reason)
+    {
+        reasons.push(reason);
+    }
+    reasons
+}
+
 /// The escalation of message `id` as the desk takes it.
 fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> TicketRequest {
     let sender = d.sender.clone().unwrap_or_default();
@@ -485,7 +519,7 @@ fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> 
                 confidence: f.confidence,
             })
         }),
-        reasons: d.reasons.clone(),
+        reasons: with_proof(d),
         message_id: own_message_id(d),
         thread,
         ticket: None,
@@ -514,6 +548,7 @@ mod tests {
     struct Recorder {
         sent: Mutex<Vec<OutgoingMail>>,
         suppressed: Mutex<Vec<String>>,
+        unsubscribed: Mutex<Vec<String>>,
     }
 
     impl Actions for Recorder {
@@ -521,7 +556,8 @@ mod tests {
             self.suppressed.lock().unwrap().push(address.to_string());
             Ok(())
         }
-        fn unsubscribe(&self, _address: &EmailAddress) -> Result<(), ActionError> {
+        fn unsubscribe(&self, address: &EmailAddress) -> Result<(), ActionError> {
+            self.unsubscribed.lock().unwrap().push(address.to_string());
             Ok(())
         }
         fn restore(&self, _so: &OrderId, _by: &str) -> Result<bool, ActionError> {
@@ -802,6 +838,44 @@ mod tests {
     }
 
     #[test]
+    fn a_forged_from_unsubscribe_changes_nothing_and_says_how_to_do_it() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "u1@evil.example",
+                "",
+                "stop",
+                "UNSUBSCRIBE",
+            ),
+        );
+        assert!(rec.unsubscribed.lock().unwrap().is_empty(), "not run");
+        {
+            let sent = rec.sent.lock().unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(to(&sent[0]), "j.harper@acme.example.com");
+            assert_eq!(sent[0].kind, Kind::CommandDone);
+            assert_eq!(sent[0].extra["unproven"], true);
+        }
+        // Sent to the recipient's own reply token: run.
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "u2@acme.example.com",
+                "Cc: reply+tok1@edesk.example.com\r\n",
+                "stop",
+                "UNSUBSCRIBE",
+            ),
+        );
+        assert_eq!(
+            *rec.unsubscribed.lock().unwrap(),
+            vec!["j.harper@acme.example.com".to_string()]
+        );
+    }
+
+    #[test]
     fn notes_stay_internal_and_typed_replies_are_relayed() {
         let (_d, w, rec) = worker(5);
         deliver(
@@ -988,6 +1062,19 @@ mod tests {
             _: &str,
             _: &str,
         ) -> Result<bool, crate::inbound::ports::DirectoryError> {
+            Err(crate::inbound::ports::DirectoryError(
+                "store: disk on fire".into(),
+            ))
+        }
+        fn token_owner(
+            &self,
+            _: &str,
+        ) -> Result<Option<String>, crate::inbound::ports::DirectoryError> {
+            Err(crate::inbound::ports::DirectoryError(
+                "store: disk on fire".into(),
+            ))
+        }
+        fn sent_to(&self, _: &str, _: &str) -> Result<bool, crate::inbound::ports::DirectoryError> {
             Err(crate::inbound::ports::DirectoryError(
                 "store: disk on fire".into(),
             ))

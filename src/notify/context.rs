@@ -57,6 +57,9 @@ pub struct CommandDoneContext {
     pub ok: bool,
     /// The order it was about, as given.
     pub so_ref: Option<String>,
+    /// Not done: nothing proved the mail comes from the address it names
+    /// (the answer says how to do it safely).
+    pub unproven: bool,
 }
 
 impl CommandDoneContext {
@@ -67,6 +70,7 @@ impl CommandDoneContext {
             command_name: command.to_uppercase(),
             ok,
             so_ref,
+            unproven: false,
         }
     }
 }
@@ -170,6 +174,7 @@ const EXTRA_KEYS: &[&str] = &[
     "command_name",
     "subject",
     "ok",
+    "unproven",
     "so_ref",
     "customer",
     "reasons",

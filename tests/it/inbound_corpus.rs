@@ -69,7 +69,9 @@ fn golden_inspect_json() {
 }
 
 #[test]
-fn inspect_json_has_exactly_the_contract_fields() {
+/// DESIGN.md's contract fields, all of them, plus the fields added since
+/// (`auth`: what proves the sender); none renamed or dropped.
+fn inspect_json_has_the_contract_fields_and_only_documented_additions() {
     let d = decide("gmail-en-reply");
     let v: serde_json::Value = serde_json::from_str(&render("x.eml", &d, true)).unwrap();
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
@@ -77,6 +79,7 @@ fn inspect_json_has_exactly_the_contract_fields() {
     assert_eq!(
         keys,
         [
+            "auth",
             "authorized",
             "faq",
             "file",
@@ -190,6 +193,40 @@ fn commands_en_fr() {
     assert_eq!(
         decide("gmail-en-resend").action,
         Action::Command(MailCommand::Resend(Some("10458321".into())))
+    );
+}
+
+/// A command acts only when the mail proves its sender: their reply token
+/// or a reply to our mail to them. A From line and a Message-ID the sender
+/// chose are no proof: the command is not run, the sender is told how.
+#[test]
+fn commands_act_only_when_the_mail_proves_its_sender() {
+    use edesk::inbound::auth::Proof;
+    for name in ["forged-en-unsubscribe", "forged-fr-desabonner"] {
+        let d = decide(name);
+        assert_eq!(
+            d.action,
+            Action::UnprovenCommand(MailCommand::Unsubscribe),
+            "{name}"
+        );
+        assert_eq!(d.auth, Some(Proof::Unproven), "{name}");
+        assert!(d.should_reply, "{name}: told how to do it safely");
+        assert!(
+            d.reasons.iter().any(|r| r.contains("not run")),
+            "{name}: {:?}",
+            d.reasons
+        );
+    }
+    let d = decide("thunderbird-en-unsubscribe-reply");
+    assert_eq!(d.action, Action::Command(MailCommand::Unsubscribe));
+    assert!(
+        matches!(&d.auth, Some(Proof::ReplyToOurMail { message_id }) if message_id == "notif.30112233.1@edesk.example.com"),
+        "{:?}",
+        d.auth
+    );
+    assert_eq!(
+        decide("outlook-en-unsubscribe").auth,
+        Some(Proof::ReplyToken)
     );
 }
 

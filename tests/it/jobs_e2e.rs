@@ -105,12 +105,23 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
     assert!(ok, "{out}");
     assert!(out.contains("0 orders archived"), "{out}");
 
-    // Restore by mail: the recipient answers RESTORE.
+    // Restore by mail: the recipient answers RESTORE to the archive mail
+    // (a reply to our mail proves the command comes from her).
+    let archive_mail = sink
+        .messages()
+        .into_iter()
+        .find(|m| {
+            header(m, "X-Sink-Rcpt-To") == "ana@acme.example.com"
+                && header(m, "Subject").contains("archived")
+        })
+        .expect("the archive mail to ana");
+    let in_reply_to = format!("In-Reply-To: {}", header(&archive_mail, "Message-ID"));
     let to = ["support@edesk.example.com"];
     for _ in 0..2 {
         let mail = Mail::new("ana@acme.example.com", &to)
             .header("From: Ana <ana@acme.example.com>")
             .header("Subject: restore please")
+            .header(&in_reply_to)
             .body("RESTORE SO#70000001\n");
         let r = lmtp::deliver(d.lmtp, "ana@acme.example.com", &to, &mail.to_bytes());
         assert!(r.ok(), "{}", r.transcript);

@@ -260,12 +260,36 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     let (_, body) = d.get("/v1/orders/10458321");
     assert!(body.contains("\"archived\":true"), "{body}");
 
+    // The customer's address in the From line proves nothing: not run, and
+    // the customer is told how to do it safely.
     lmtp(
         &d,
         "j.harper@acme.example.com",
         &[
             "Message-Id: <restore-1@acme.example.com>".into(),
             "Subject: RESTORE SO 10458321".into(),
+        ],
+        "RESTORE 10458321\n\nThanks",
+    );
+    let explanation = d.wait_for("the explanation", || {
+        sink.messages()
+            .into_iter()
+            .find(|m| to_of(m) == "j.harper@acme.example.com")
+    });
+    let text = String::from_utf8_lossy(&explanation).to_string();
+    assert!(text.contains("did not act on RESTORE"), "{text}");
+    let (_, body) = d.get("/v1/orders/10458321");
+    assert!(body.contains("\"archived\":true"), "{body}");
+
+    // Replying to our mail proves it comes from the customer.
+    let ours = header(&explanation, "Message-ID").unwrap();
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <restore-2@acme.example.com>".into(),
+            format!("In-Reply-To: {ours}"),
+            "Subject: Re: Not done: RESTORE".into(),
         ],
         "RESTORE 10458321\n\nThanks",
     );
@@ -279,7 +303,7 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
             .into_iter()
             .filter(|m| to_of(m) == "j.harper@acme.example.com")
             .collect();
-        (m.len() >= 2).then_some(m)
+        (m.len() >= 3).then_some(m)
     });
     let subjects: Vec<String> = mails.iter().filter_map(|m| header(m, "Subject")).collect();
     assert!(
