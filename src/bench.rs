@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 
 mod jobs;
+mod chat;
 mod scale;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};
@@ -38,6 +39,9 @@ pub enum BenchCmd {
     /// One pass of the order jobs (archive, PAK reminders, download window,
     /// held orders) over N generated orders: time per job, peak memory.
     Jobs(jobs::JobsArgs),
+    /// Chat messages/s through `POST /v1/chat` (FAQ questions, many web
+    /// sessions), p50/p99 latency.
+    Chat(chat::ChatArgs),
 }
 
 #[derive(Debug, Args)]
@@ -1172,6 +1176,7 @@ pub fn run(cmd: BenchCmd, data_dir: Option<&Path>) -> Result<ExitCode, BenchErro
         BenchCmd::Intake(args) => intake(&args, data_dir),
         BenchCmd::Scale(args) => scale::run(&args, data_dir),
         BenchCmd::Jobs(args) => jobs::run(&args, data_dir),
+        BenchCmd::Chat(args) => chat::run(&args, data_dir),
     }
 }
 

@@ -35,10 +35,16 @@ pub enum Command {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
-    /// FAQ: import, ask, evaluate, benchmark, reindex.
+    /// FAQ: import, ask, evaluate, benchmark, reindex, feedback from chat.
     Faq {
         #[command(subcommand)]
-        cmd: crate::faq::cmd::FaqCmd,
+        cmd: FaqCli,
+    },
+    /// Chat with the bot in the terminal (the running daemon's, or in-process).
+    Chat {
+        /// Send this one message, print the replies, exit.
+        #[arg(long, value_name = "TEXT")]
+        once: Option<String>,
     },
     /// Inbound mail: inspect, evaluate the extractor, benchmark.
     Mail {
@@ -84,6 +90,18 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         cmd: crate::bench::BenchCmd,
+    },
+}
+
+/// `edesk faq …`: the engine's commands, and what chat users made of it.
+#[derive(Debug, Subcommand)]
+pub enum FaqCli {
+    #[command(flatten)]
+    Engine(crate::faq::cmd::FaqCmd),
+    /// Ratings and abstained questions per FAQ entry, from chat (worst first).
+    Feedback {
+        #[arg(long)]
+        json: bool,
     },
 }
 

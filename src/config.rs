@@ -34,6 +34,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub faq: FaqConfig,
     pub discord: DiscordConfig,
+    pub chat: ChatConfig,
     pub calendar: CalendarConfig,
     pub outbox: OutboxConfig,
     pub desk: DeskConfig,
@@ -382,6 +383,60 @@ pub struct FaqConfig {
 pub struct DiscordConfig {
     pub token_file: Option<PathBuf>,
     pub token: Option<String>,
+    /// Base URL of Discord's REST API (a proxy, or a test's fake Discord);
+    /// unset: discord.com. The gateway URL is what `GET /gateway/bot` answers.
+    pub api_url: Option<String>,
+}
+
+impl DiscordConfig {
+    /// The bot token: `discord.token`, else the first line of
+    /// `discord.token_file`; `None` means the bot is off.
+    pub fn resolve_token(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(t) = self
+            .token
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            return Ok(Some(t.to_string()));
+        }
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+            key: "discord.token_file".into(),
+            message: format!("{}: {e}", path.display()),
+        })?;
+        Ok(text
+            .lines()
+            .next()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string))
+    }
+}
+
+/// Chat: bot definitions and account linking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// Directory of the bot definitions (`discord.toml`, `console.toml`,
+    /// `web.toml`). Unset: `./bots` when present, else the built-in copies.
+    pub bots_dir: Option<PathBuf>,
+    /// How long a mailed link code is valid, in seconds.
+    pub link_code_ttl_secs: u64,
+    /// Wrong codes accepted before the code is void.
+    pub link_max_tries: u32,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        ChatConfig {
+            bots_dir: None,
+            link_code_ttl_secs: 900,
+            link_max_tries: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -411,6 +466,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             faq: FaqConfig::default(),
             discord: DiscordConfig::default(),
+            chat: ChatConfig::default(),
             calendar: CalendarConfig::default(),
             outbox: OutboxConfig::default(),
             shutdown: ShutdownConfig::default(),
@@ -536,7 +592,10 @@ impl Config {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
         let config: Config = figment.extract().map_err(config_error)?;
-        config.validate()?;
+        config
+            .validate()
+            .and_then(|()| token_not_in_a_file(&figment))
+            .map_err(|e| with_origin(&figment, e))?;
         Ok(config)
     }
 
@@ -547,6 +606,23 @@ impl Config {
                 message,
             })
         };
+        if self.chat.link_code_ttl_secs == 0 {
+            return bad(
+                "chat.link_code_ttl_secs",
+                "must be > 0 (how long a mailed link code is valid)".into(),
+            );
+        }
+        if self.chat.link_max_tries == 0 {
+            return bad(
+                "chat.link_max_tries",
+                "must be > 0 (wrong codes allowed before a link code is void)".into(),
+            );
+        }
+        if let Some(url) = &self.discord.api_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return bad("discord.api_url", format!("{url:?} is not an http(s) URL"));
+        }
         if !(0.0..=1.0).contains(&self.faq.threshold) {
             return bad(
                 "faq.threshold",
@@ -766,6 +842,40 @@ fn env_key(below: &Figment, var: &str) -> String {
     key
 }
 
+/// The bot token is a secret: it comes from the environment
+/// (`EDESK_DISCORD__TOKEN`) or from `discord.token_file`, a file kept outside
+/// the repository, never from the configuration file, which is shared.
+fn token_not_in_a_file(figment: &Figment) -> Result<(), ConfigError> {
+    match figment.find_metadata("discord.token").map(|m| &m.source) {
+        Some(Some(Source::File(path))) => Err(ConfigError::File {
+            path: path.clone(),
+            message: "`discord.token`: the bot token is not read from the configuration \
+                      file; set EDESK_DISCORD__TOKEN or `discord.token_file`"
+                .into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A value `validate` refused, named with the file or variable that set it
+/// (a default keeps the plain key).
+fn with_origin(figment: &Figment, e: ConfigError) -> ConfigError {
+    let ConfigError::Invalid { key, message } = e else {
+        return e;
+    };
+    match figment.find_metadata(&key).map(|m| (&m.source, &m.name)) {
+        Some((Some(Source::File(path)), _)) => ConfigError::File {
+            path: path.clone(),
+            message: format!("`{key}`: {message}"),
+        },
+        Some((Some(Source::Custom(s)), name)) if s == ENV_SOURCE => ConfigError::Env {
+            var: name.to_string(),
+            message: format!("`{key}`: {message}"),
+        },
+        _ => ConfigError::Invalid { key, message },
+    }
+}
+
 /// figment's error as ours: the key, and the file or variable that set it.
 fn config_error(e: figment::Error) -> ConfigError {
     let key = e.path.join(".");
@@ -929,6 +1039,56 @@ mod tests {
             e.contains("EDESK_HTTP__PORT") && e.contains("http.port"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn chat_keys_name_their_origin_and_the_token_stays_out_of_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("chat.toml");
+        std::fs::write(&f, "[chat]\nlink_max_tries = 0\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chat.toml") && e.contains("chat.link_max_tries"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("EDESK_CHAT__LINK_CODE_TTL_SECS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("EDESK_CHAT__LINK_CODE_TTL_SECS") && e.contains("chat.link_code_ttl_secs"),
+            "{e}"
+        );
+        std::fs::write(&f, "[discord]\ntoken = \"abc\"\n").unwrap();
+        let e = Config::load(Some(&f), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chat.toml") && e.contains("EDESK_DISCORD__TOKEN"), "{e}");
+
+        // From the environment, or the first line of a token file.
+        let c = Config::load(
+            None,
+            env(&[("EDESK_DISCORD__TOKEN", " t0k ")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.discord.resolve_token().unwrap().as_deref(), Some("t0k"));
+        let tf = dir.path().join("token");
+        std::fs::write(&tf, "from-file\nignored\n").unwrap();
+        let c = Config::load(
+            None,
+            env(&[("EDESK_DISCORD__TOKEN_FILE", tf.to_str().unwrap())]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.discord.resolve_token().unwrap().as_deref(), Some("from-file"));
+        let mut c = Config::default();
+        assert_eq!(c.discord.resolve_token().unwrap(), None);
+        c.discord.token_file = Some(dir.path().join("absent"));
+        let e = c.discord.resolve_token().unwrap_err().to_string();
+        assert!(e.contains("discord.token_file") && e.contains("absent"), "{e}");
     }
 
     #[test]

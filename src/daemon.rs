@@ -44,6 +44,8 @@ pub enum DaemonError {
     Notify(#[from] crate::notify::NotifyError),
     #[error(transparent)]
     Jobs(#[from] crate::jobs::JobsError),
+    #[error("chat: {0}")]
+    Chat(#[from] crate::chat::ChatError),
 }
 
 /// Everything the services share, built once at start.
@@ -95,7 +97,9 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             .cloned()
             .unwrap_or_default(),
     });
+    let chat = crate::chat::build(config, faq.clone(), desk_service.clone(), notifier.clone())?;
     Ok(AppState {
+        chat,
         config: Arc::new(config.clone()),
         faq,
         notifier,
@@ -128,6 +132,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let worker = state.worker.clone();
     let jobs = state.jobs.clone();
     let new_mail = state.new_mail.clone();
+    let state_chat = state.chat.clone();
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
     let grace = std::time::Duration::from_millis(config.shutdown.grace_ms);
@@ -189,6 +194,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     } else {
         tracing::info!("jobs.enabled = false: no scheduled jobs in this daemon");
     }
+    crate::chat::daemon::start(&config, &state_chat, &tracker, token.clone());
 
     tracker.close();
     tokio::select! {

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use edesk::cli::{Cli, Command, ConfigCmd};
+use edesk::cli::{Cli, Command, ConfigCmd, FaqCli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -66,7 +66,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("configuration OK");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Faq { cmd } => Ok(edesk::faq::cmd::run(cmd, &config)?),
+        Command::Faq {
+            cmd: FaqCli::Engine(cmd),
+        } => Ok(edesk::faq::cmd::run(cmd, &config)?),
+        Command::Faq {
+            cmd: FaqCli::Feedback { json },
+        } => {
+            edesk::chat::cmd::feedback(&config, json, || local_chat(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Chat { once } => {
+            edesk::chat::cmd::chat(&config, once.as_deref(), || local_chat(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Desk { cmd } => match edesk::ctl::run_desk(cmd, &config)? {
             Ok(code) => Ok(code),
             Err(cmd) => Ok(edesk::desk::cmd::run(cmd, &config)?),
@@ -83,4 +95,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         // is where a daemon of its own runs.
         Command::Bench { cmd } => Ok(edesk::bench::run(cmd, cli.data_dir.as_deref())?),
     }
+}
+
+/// The chat service in this process, for `edesk chat` and `faq feedback`
+/// when no daemon answers.
+fn local_chat(config: &edesk::config::Config) -> Result<edesk::chat::ChatService, String> {
+    edesk::daemon::build_state(config)
+        .map(|s| s.chat)
+        .map_err(|e| e.to_string())
 }

@@ -21,6 +21,7 @@ use crate::faq;
 use crate::notify::Notifier;
 
 pub mod admin;
+pub mod chat;
 pub mod desk;
 pub mod downloads;
 pub mod jobs;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub notifier: Notifier,
     /// The scheduler of the built-in jobs (`/v1/jobs`, `/metrics`).
     pub jobs: Arc<crate::jobs::Scheduler>,
+    /// The chat service (HTTP chat, console through the daemon, Discord).
+    pub chat: crate::chat::ChatService,
 }
 
 /// An API error: a status and a JSON body with `error` plus details.
@@ -114,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(page::routes())
         .merge(jobs::routes())
+        .merge(chat::routes())
         .fallback(not_found)
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(axum::middleware::from_fn(move |req, next| {

@@ -68,6 +68,8 @@ pub(super) struct Trees {
     pub ticket_meta: sled::Tree,
     pub auto_mail: sled::Tree,
     pub downloads: sled::Tree,
+    /// Chat accounts, link codes, rate windows, feedback (`store::chat`).
+    pub chat: sled::Tree,
 }
 
 impl Trees {
@@ -112,6 +114,7 @@ impl Trees {
             ticket_meta: tree("ticket_meta")?,
             auto_mail: tree("auto_mail")?,
             downloads: tree("downloads")?,
+            chat: tree("chat")?,
             db,
         })
     }

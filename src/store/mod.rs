@@ -22,12 +22,14 @@
 //! - `auto_mail`: per-address times of automatic mails (the loop guard)
 //! - `downloads`: `SO` ++ 0 ++ n BE → [`DownloadRecord`] (download requests, `downloads`)
 //! - `job_state`, `job_runs`: the scheduler's claimed slots and run history (`jobs`)
+//! - `chat`: chat accounts, link codes, rate windows, FAQ feedback, chat tickets (`chat`, see [`ChatKey`])
 //!
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
 //! outbox transitions, mail intake) returns after the group flush, except
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
+mod chat;
 mod downloads;
 mod engine;
 mod history;
@@ -41,6 +43,7 @@ mod types;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use chat::{ChatKey, ChatNs};
 pub use downloads::DownloadRecord;
 pub use engine::{EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};

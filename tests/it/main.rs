@@ -6,7 +6,9 @@
 
 mod support;
 
+mod chat;
 mod cli_live;
+mod discord;
 mod disk_full;
 mod faq_cli;
 mod faq_engine;

@@ -1,0 +1,214 @@
+//! Rate limits per user and per channel: a fixed one-minute window per
+//! subject, counted in memory and written behind to the store (every
+//! second and at shutdown), so a restart does not reset a flood.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{ChatKey, ChatNs, Store};
+
+/// Window length.
+pub const WINDOW_MS: u64 = 60_000;
+/// Windows kept in memory before idle ones are dropped (they stay in the store).
+const MAX_IN_MEMORY: usize = 100_000;
+
+/// Messages allowed per window (0 = no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub user_per_minute: u32,
+    pub channel_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            user_per_minute: 20,
+            channel_per_minute: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Window {
+    start_ms: u64,
+    count: u32,
+    /// The polite answer was given in this window (say it once, then stay quiet).
+    warned: bool,
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Over the user's limit; `warn` is true the first time in the window.
+    User {
+        retry_secs: u64,
+        warn: bool,
+    },
+    /// Over the channel's limit.
+    Channel {
+        retry_secs: u64,
+        warn: bool,
+    },
+}
+
+pub struct RateLimiter {
+    store: Store,
+    windows: Mutex<HashMap<String, Window>>,
+    dirty: Mutex<HashSet<String>>,
+}
+
+impl RateLimiter {
+    pub fn new(store: Store) -> RateLimiter {
+        RateLimiter {
+            store,
+            windows: Mutex::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Counts one message of `user` in `channel` (None: a private
+    /// conversation, no channel limit).
+    pub fn check(&self, user: &str, channel: Option<&str>, limits: Limits, now_ms: u64) -> Verdict {
+        let user_key = format!("u/{user}");
+        let (ok, retry, warn) = self.count(&user_key, limits.user_per_minute, now_ms);
+        if !ok {
+            return Verdict::User {
+                retry_secs: retry,
+                warn,
+            };
+        }
+        if let Some(c) = channel {
+            let (ok, retry, warn) =
+                self.count(&format!("c/{c}"), limits.channel_per_minute, now_ms);
+            if !ok {
+                return Verdict::Channel {
+                    retry_secs: retry,
+                    warn,
+                };
+            }
+        }
+        Verdict::Allowed
+    }
+
+    /// (allowed, seconds until the window ends, first refusal in the window)
+    fn count(&self, key: &str, limit: u32, now_ms: u64) -> (bool, u64, bool) {
+        if limit == 0 {
+            return (true, 0, false);
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() >= MAX_IN_MEMORY {
+            windows.retain(|_, w| now_ms.saturating_sub(w.start_ms) < WINDOW_MS);
+        }
+        let w = windows.entry(key.to_string()).or_insert_with(|| {
+            // First sight since start: the window persisted before a restart.
+            self.store
+                .chat_get::<Window>(&ChatKey::new(ChatNs::Rate, key))
+                .ok()
+                .flatten()
+                .unwrap_or(Window {
+                    start_ms: now_ms,
+                    count: 0,
+                    warned: false,
+                })
+        });
+        if now_ms.saturating_sub(w.start_ms) >= WINDOW_MS {
+            *w = Window {
+                start_ms: now_ms,
+                count: 0,
+                warned: false,
+            };
+        }
+        w.count = w.count.saturating_add(1);
+        let allowed = w.count <= limit;
+        let warn = !allowed && !w.warned;
+        if warn {
+            w.warned = true;
+        }
+        let retry = (w.start_ms + WINDOW_MS)
+            .saturating_sub(now_ms)
+            .div_ceil(1000);
+        drop(windows);
+        self.dirty
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string());
+        (allowed, retry.max(1), warn)
+    }
+
+    /// Writes the windows changed since the last call to the store.
+    pub fn persist(&self) -> Result<usize, crate::store::StoreError> {
+        let keys: Vec<String> =
+            std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<(ChatKey, Window)> = {
+            let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+            keys.iter()
+                .filter_map(|k| {
+                    windows
+                        .get(k)
+                        .map(|w| (ChatKey::new(ChatNs::Rate, k.clone()), *w))
+                })
+                .collect()
+        };
+        self.store.chat_put_many(&records)?;
+        Ok(records.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_user_and_channel_warn_once_and_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rl = RateLimiter::new(store.clone());
+        let limits = Limits {
+            user_per_minute: 3,
+            channel_per_minute: 4,
+        };
+        let t = 1_000_000;
+        for _ in 0..3 {
+            assert_eq!(rl.check("a", Some("c"), limits, t), Verdict::Allowed);
+        }
+        assert!(matches!(
+            rl.check("a", Some("c"), limits, t),
+            Verdict::User { warn: true, .. }
+        ));
+        assert!(matches!(
+            rl.check("a", Some("c"), limits, t),
+            Verdict::User { warn: false, .. }
+        ));
+        assert_eq!(rl.check("b", Some("c"), limits, t), Verdict::Allowed);
+        assert!(matches!(
+            rl.check("b", Some("c"), limits, t),
+            Verdict::Channel { warn: true, .. }
+        ));
+        assert_eq!(
+            rl.check("b", None, limits, t),
+            Verdict::Allowed,
+            "DMs have no channel limit"
+        );
+        rl.persist().unwrap();
+        drop(rl);
+        let rl = RateLimiter::new(store);
+        assert!(
+            matches!(rl.check("a", None, limits, t + 1000), Verdict::User { .. }),
+            "the window survived the restart"
+        );
+        assert_eq!(
+            rl.check("a", None, limits, t + WINDOW_MS),
+            Verdict::Allowed,
+            "a new window"
+        );
+    }
+}

@@ -1,0 +1,472 @@
+//! The conversation engine every adapter calls: one message in, the
+//! replies out. It applies the rate limits and the "a person answered,
+//! the bot is silent" rule, runs the command, and shapes the replies for
+//! the platform (language, private or in the channel, split at its limit).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::ChatError;
+use super::bots::{BotConfig, Bots, Platform};
+use super::command::{self, Command, Parsed};
+use super::ports::{Actions, DeskPort};
+use super::ratelimit::{RateLimiter, Verdict};
+use super::reply::split;
+use super::session::ChatKey as SigningKey;
+use super::texts;
+use crate::desk::TicketId;
+use crate::domain::{Lang, Team};
+use crate::faq;
+use crate::store::{ChatKey, ChatNs, Store};
+
+/// Messages of a conversation kept for an escalation's transcript.
+const TRANSCRIPT_LINES: usize = 12;
+/// Conversations whose transcript is kept in memory.
+const MAX_CONVERSATIONS: usize = 50_000;
+
+/// Settings of the account link.
+#[derive(Debug, Clone, Copy)]
+pub struct ChatSettings {
+    /// How long a link code is valid.
+    pub code_ttl_secs: u64,
+    /// Wrong codes accepted before the code is void.
+    pub code_max_tries: u32,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            code_ttl_secs: 900,
+            code_max_tries: 5,
+        }
+    }
+}
+
+/// One message from a user.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub platform: Platform,
+    /// The user's id on the platform (a session id for the web chat).
+    pub user: String,
+    /// How the user is shown to a team (display name).
+    pub name: String,
+    /// Where the conversation happens (a channel, a DM; the user for web).
+    pub channel: String,
+    /// A channel others read: order data goes to a direct message instead.
+    pub public: bool,
+    /// The bot was addressed (DM, mention, console, web): plain text is a question.
+    pub text: String,
+    pub addressed: bool,
+}
+
+impl Incoming {
+    /// The user as the store knows them (`discord:1234`).
+    pub fn user_key(&self) -> String {
+        format!("{}:{}", self.platform, self.user)
+    }
+
+    /// The conversation as the store knows it: `discord:CHANNEL` for a
+    /// private one, `discord:CHANNEL:USER` in a public channel (one user's
+    /// escalation does not silence the bot for everyone there).
+    pub fn conversation(&self) -> String {
+        if self.public {
+            format!("{}:{}:{}", self.platform, self.channel, self.user)
+        } else {
+            format!("{}:{}", self.platform, self.channel)
+        }
+    }
+
+    /// The channel as rate limits count it.
+    fn channel_key(&self) -> String {
+        format!("{}:{}", self.platform, self.channel)
+    }
+}
+
+/// One message to send back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reply {
+    pub text: String,
+    /// Send it to the user alone (a DM), not in the public channel.
+    pub private: bool,
+    /// The FAQ entry this answers with, for a 👍/👎 rating.
+    pub rate: Option<String>,
+}
+
+/// A ticket a message opened, for the adapter to post in a team channel.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub ticket: TicketId,
+    pub team: Team,
+    pub summary: String,
+}
+
+/// Everything a message produced.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub replies: Vec<Reply>,
+    pub opened: Option<Opened>,
+}
+
+/// A team's answer waiting to reach a chat user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub platform: Platform,
+    pub channel: String,
+    pub user: String,
+    pub text: String,
+}
+
+/// Which conversation a chat ticket answers to, and how far it was relayed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TicketLink {
+    pub platform: String,
+    pub channel: String,
+    pub user: String,
+    /// Team replies already delivered.
+    pub relayed: usize,
+}
+
+/// The chat service, shared by every adapter (cheap to clone).
+#[derive(Clone)]
+pub struct ChatService {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub faq: Arc<faq::Engine>,
+    pub store: Store,
+    pub desk: Arc<dyn DeskPort>,
+    pub actions: Arc<dyn Actions>,
+    pub key: SigningKey,
+    pub bots: Bots,
+    pub settings: ChatSettings,
+    pub limiter: RateLimiter,
+    pub transcripts: Mutex<HashMap<String, VecDeque<String>>>,
+    /// The language a user last wrote in (for short commands like `verify 123456`).
+    pub recent_lang: Mutex<HashMap<String, Lang>>,
+    /// Team answers for web and console users, handed out with their next reply.
+    pub waiting: Mutex<HashMap<String, Vec<String>>>,
+    /// Abstained questions not yet written to the feedback records.
+    pub abstentions: Mutex<Vec<(String, String)>>,
+}
+
+/// What a command handler returns: the text and how to send it.
+pub(super) struct Said {
+    pub text: String,
+    pub private: bool,
+    pub rate: Option<String>,
+    pub opened: Option<Opened>,
+}
+
+impl Said {
+    pub fn here(text: impl Into<String>) -> Said {
+        Said {
+            text: text.into(),
+            private: false,
+            rate: None,
+            opened: None,
+        }
+    }
+
+    pub fn private(text: impl Into<String>) -> Said {
+        Said {
+            private: true,
+            ..Said::here(text)
+        }
+    }
+}
+
+impl ChatService {
+    pub fn new(
+        faq: Arc<faq::Engine>,
+        store: Store,
+        desk: Arc<dyn DeskPort>,
+        actions: Arc<dyn Actions>,
+        key: SigningKey,
+        bots: Bots,
+        settings: ChatSettings,
+    ) -> ChatService {
+        ChatService {
+            inner: Arc::new(Inner {
+                faq,
+                limiter: RateLimiter::new(store.clone()),
+                store,
+                desk,
+                actions,
+                key,
+                bots,
+                settings,
+                transcripts: Mutex::new(HashMap::new()),
+                recent_lang: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(HashMap::new()),
+                abstentions: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn bots(&self) -> &Bots {
+        &self.inner.bots
+    }
+
+    pub fn faq(&self) -> &Arc<faq::Engine> {
+        &self.inner.faq
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// A new signed session id for the HTTP chat.
+    pub fn new_session(&self) -> String {
+        self.inner.key.new_session()
+    }
+
+    /// The user a session id stands for, when this daemon signed it.
+    pub fn session_user(&self, session: &str) -> Option<String> {
+        self.inner.key.session_user(session)
+    }
+
+    /// Answers one message. Blocking (store writes wait for their flush):
+    /// async callers run it on a blocking thread.
+    pub fn handle(&self, msg: &Incoming) -> Result<Outcome, ChatError> {
+        let span = tracing::info_span!("chat", platform = %msg.platform, user = %msg.user);
+        let _enter = span.enter();
+        let bot = self.inner.bots.get(msg.platform).clone();
+        let mut out = Outcome::default();
+        self.hand_out_waiting(msg, &bot, &mut out);
+        let text = strip_prefix(&msg.text, &bot);
+        if text.is_empty() {
+            // An empty message only collects what is waiting (web polling).
+            return Ok(out);
+        }
+        let Some(parsed) = command::parse(text, msg.addressed) else {
+            return Ok(out);
+        };
+        let lang = self.reply_lang(msg, &parsed);
+        if let Some(limited) = self.limited(msg, &bot, lang) {
+            out.replies.extend(limited.replies);
+            return Ok(out);
+        }
+        if self.team_is_answering(msg)? {
+            return Ok(out);
+        }
+        let verb = parsed.command.verb();
+        let said = if bot.enabled().contains(&verb) {
+            self.run(msg, &bot, parsed.command, lang)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, command = verb.name(), "chat command failed");
+                    Said::here(texts::unavailable(lang))
+                })
+        } else {
+            Said::here(texts::disabled(lang, verb))
+        };
+        self.remember(msg, &said.text);
+        self.shape(msg, &bot, said, lang, &mut out);
+        Ok(out)
+    }
+
+    /// The reply language: the user's `lang` choice, else the language of
+    /// the command word, else what they last wrote in, else English. (FAQ
+    /// questions refine it with the engine's detection.)
+    fn reply_lang(&self, msg: &Incoming, parsed: &Parsed) -> Lang {
+        if let Some(l) = self.lang_choice(&msg.user_key()) {
+            return l;
+        }
+        let recent = self
+            .inner
+            .recent_lang
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        parsed
+            .word_lang
+            .or_else(|| recent.get(&msg.user_key()).copied())
+            .unwrap_or(Lang::En)
+    }
+
+    pub(super) fn lang_choice(&self, user_key: &str) -> Option<Lang> {
+        self.inner
+            .store
+            .chat_get::<Lang>(&ChatKey::new(ChatNs::Lang, user_key))
+            .ok()
+            .flatten()
+    }
+
+    pub(super) fn note_lang(&self, user_key: &str, lang: Lang) {
+        let mut m = self
+            .inner
+            .recent_lang
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_CONVERSATIONS {
+            m.clear();
+        }
+        m.insert(user_key.to_string(), lang);
+    }
+
+    fn limited(&self, msg: &Incoming, bot: &BotConfig, lang: Lang) -> Option<Outcome> {
+        let channel = msg.public.then(|| msg.channel_key());
+        let now = crate::store::now_ms();
+        let verdict =
+            self.inner
+                .limiter
+                .check(&msg.user_key(), channel.as_deref(), bot.rate_limit, now);
+        let (text, warn) = match verdict {
+            Verdict::Allowed => return None,
+            Verdict::User { retry_secs, warn } => (texts::rate_limited(lang, retry_secs), warn),
+            Verdict::Channel { retry_secs, warn } => {
+                (texts::channel_limited(lang, retry_secs), warn)
+            }
+        };
+        tracing::info!(warned = warn, "chat rate limit hit");
+        let replies = if warn {
+            vec![Reply {
+                text,
+                private: false,
+                rate: None,
+            }]
+        } else {
+            Vec::new()
+        };
+        Some(Outcome {
+            replies,
+            opened: None,
+        })
+    }
+
+    fn run(
+        &self,
+        msg: &Incoming,
+        bot: &BotConfig,
+        cmd: Command,
+        lang: Lang,
+    ) -> Result<Said, ChatError> {
+        Ok(match cmd {
+            Command::Help => Said::here(texts::help(lang, &bot.enabled(), &bot.prefix)),
+            Command::Faq(q) => self.answer_faq(msg, &q, lang),
+            Command::Order(so) => self.order(msg, so, lang)?,
+            Command::Restore(so) => self.restore(msg, so, lang)?,
+            Command::Resend(so) => self.resend(msg, so, lang)?,
+            Command::Link(email) => self.link(msg, email, lang)?,
+            Command::Verify(code) => self.verify(msg, &code, lang)?,
+            Command::Unsubscribe => self.unsubscribe(msg, lang)?,
+            Command::Lang(choice) => self.set_lang(msg, choice.as_deref(), lang)?,
+            Command::Escalate(text) => self.escalate(msg, &text, lang)?,
+        })
+    }
+
+    fn set_lang(
+        &self,
+        msg: &Incoming,
+        choice: Option<&str>,
+        lang: Lang,
+    ) -> Result<Said, ChatError> {
+        let key = ChatKey::new(ChatNs::Lang, msg.user_key());
+        Ok(match choice {
+            None => Said::here(match self.lang_choice(&msg.user_key()) {
+                Some(l) => texts::lang_set(l),
+                None => texts::lang_auto(lang),
+            }),
+            Some("auto") => {
+                self.inner.store.chat_put::<Lang>(&key, None, true)?;
+                Said::here(texts::lang_auto(lang))
+            }
+            Some(l) => match l.parse::<Lang>() {
+                Ok(l) => {
+                    self.inner.store.chat_put(&key, Some(&l), true)?;
+                    Said::here(texts::lang_set(l))
+                }
+                Err(_) => Said::here(texts::lang_bad(lang)),
+            },
+        })
+    }
+
+    /// Turns what a command said into replies: private ones go to a DM in
+    /// a public channel (with a note there), every text split at the limit.
+    fn shape(&self, msg: &Incoming, bot: &BotConfig, said: Said, lang: Lang, out: &mut Outcome) {
+        let private = said.private && msg.public;
+        let parts = split(&said.text, bot.max_message_chars);
+        let n = parts.len();
+        for (i, text) in parts.into_iter().enumerate() {
+            out.replies.push(Reply {
+                text,
+                private,
+                rate: if i + 1 == n { said.rate.clone() } else { None },
+            });
+        }
+        if private {
+            out.replies.push(Reply {
+                text: texts::sent_privately(lang).to_string(),
+                private: false,
+                rate: None,
+            });
+        }
+        out.opened = said.opened;
+    }
+
+    /// Team answers relayed while the user was away (web, console).
+    fn hand_out_waiting(&self, msg: &Incoming, bot: &BotConfig, out: &mut Outcome) {
+        for text in self.take_waiting(&msg.user_key()) {
+            for part in split(&text, bot.max_message_chars) {
+                out.replies.push(Reply {
+                    text: part,
+                    private: msg.public,
+                    rate: None,
+                });
+            }
+        }
+    }
+
+    /// Keeps the last lines of the conversation for an escalation.
+    fn remember(&self, msg: &Incoming, reply: &str) {
+        let mut t = self
+            .inner
+            .transcripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if t.len() >= MAX_CONVERSATIONS && !t.contains_key(&msg.conversation()) {
+            t.clear();
+        }
+        let lines = t.entry(msg.conversation()).or_default();
+        lines.push_back(format!("{}: {}", msg.name, msg.text.trim()));
+        lines.push_back(format!("bot: {}", first_line(reply)));
+        while lines.len() > TRANSCRIPT_LINES {
+            lines.pop_front();
+        }
+    }
+
+    pub(super) fn transcript(&self, msg: &Incoming) -> Vec<String> {
+        self.inner
+            .transcripts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&msg.conversation())
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes rate windows and abstained questions kept in memory.
+    pub fn persist(&self) -> Result<(), ChatError> {
+        self.inner.limiter.persist()?;
+        self.flush_abstentions()?;
+        Ok(())
+    }
+}
+
+/// `!order 1` → `order 1` when the bot's prefix is `!`.
+fn strip_prefix<'a>(text: &'a str, bot: &BotConfig) -> &'a str {
+    let t = text.trim();
+    if bot.prefix.is_empty() {
+        return t;
+    }
+    t.strip_prefix(bot.prefix.as_str()).unwrap_or(t)
+}
+
+fn first_line(s: &str) -> &str {
+    let line = s.lines().next().unwrap_or("");
+    match line.char_indices().nth(160) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    }
+}
