@@ -1049,7 +1049,10 @@ mod tests {
         let e = Config::load(Some(&f), env(&[]), &Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("chat.toml") && e.contains("chat.link_max_tries"), "{e}");
+        assert!(
+            e.contains("chat.toml") && e.contains("chat.link_max_tries"),
+            "{e}"
+        );
         let e = Config::load(
             None,
             env(&[("EDESK_CHAT__LINK_CODE_TTL_SECS", "0")]),
@@ -1065,7 +1068,10 @@ mod tests {
         let e = Config::load(Some(&f), env(&[]), &Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(e.contains("chat.toml") && e.contains("EDESK_DISCORD__TOKEN"), "{e}");
+        assert!(
+            e.contains("chat.toml") && e.contains("EDESK_DISCORD__TOKEN"),
+            "{e}"
+        );
 
         // From the environment, or the first line of a token file.
         let c = Config::load(
@@ -1083,12 +1089,18 @@ mod tests {
             &Overrides::default(),
         )
         .unwrap();
-        assert_eq!(c.discord.resolve_token().unwrap().as_deref(), Some("from-file"));
+        assert_eq!(
+            c.discord.resolve_token().unwrap().as_deref(),
+            Some("from-file")
+        );
         let mut c = Config::default();
         assert_eq!(c.discord.resolve_token().unwrap(), None);
         c.discord.token_file = Some(dir.path().join("absent"));
         let e = c.discord.resolve_token().unwrap_err().to_string();
-        assert!(e.contains("discord.token_file") && e.contains("absent"), "{e}");
+        assert!(
+            e.contains("discord.token_file") && e.contains("absent"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn alias(word: &str) -> Option<(Verb, Option<Lang>)> {
 pub fn parse(text: &str, addressed: bool) -> Option<Parsed> {
     let text = text.trim();
     if text.is_empty() {
-        return addressed.then(|| Parsed {
+        return addressed.then_some(Parsed {
             command: Command::Help,
             word_lang: None,
         });

@@ -258,10 +258,10 @@ impl EventHandler for Handler {
         tracing::info!(user = %ready.user.name, "Discord bot ready");
         let commands = slash_commands(&self.bot().enabled());
         let guilds = self.bot().guilds.clone();
-        if guilds.is_empty() {
-            if let Err(e) = Command::set_global_commands(&ctx.http, commands.clone()).await {
-                tracing::warn!(error = %e, "slash commands not registered");
-            }
+        if guilds.is_empty()
+            && let Err(e) = Command::set_global_commands(&ctx.http, commands.clone()).await
+        {
+            tracing::warn!(error = %e, "slash commands not registered");
         }
         for g in guilds {
             if let Err(e) = GuildId::new(g.max(1))
