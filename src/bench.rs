@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
-mod jobs;
 mod chat;
+mod jobs;
 mod scale;
 use serde::Serialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as AsyncBufReader};

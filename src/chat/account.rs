@@ -128,11 +128,13 @@ impl ChatService {
             Ok(e) => e,
             Err(linked) => return Ok(Said::private(texts::how_to_link(lang, linked.as_deref()))),
         };
-        let done = self
-            .inner
-            .actions
-            .restore(&so, &format!("chat {} ({email})", msg.user_key()))?;
-        Ok(Said::private(texts::restored(lang, so.as_str(), done)))
+        tracing::info!(user = %msg.user_key(), order = %so, "restore from chat");
+        let notified = self.inner.actions.restore(&so, &email)?;
+        Ok(Said::private(texts::restored(
+            lang,
+            so.as_str(),
+            notified.as_deref(),
+        )))
     }
 
     pub(super) fn resend(

@@ -12,7 +12,7 @@ use crate::desk::service::{Acknowledge, Customer, Relay, TeamReply, TicketReques
 use crate::desk::tickets::{ChatUser, Event, EventKind, FaqRef};
 use crate::desk::{DeskError, DeskService, Ticket, TicketId};
 use crate::domain::{EmailAddress, Lang, Mailbox, OrderId, Team};
-use crate::notify::{AutoSubmitted, EnqueueOutcome, ImportReport, Kind, Notifier, OutgoingMail};
+use crate::notify::{AutoSubmitted, EnqueueOutcome, Kind, Notifier, OutgoingMail, RestoreOutcome};
 
 /// A port could not do its work (store failure, mail refused).
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +71,14 @@ pub trait Actions: Send + Sync {
         minutes: u64,
         key: &str,
     ) -> Result<(), PortError>;
-    /// Restores an archived order; false when it was not archived.
-    fn restore(&self, so: &OrderId, by: &str) -> Result<bool, PortError>;
+    /// Restores an archived order for `requester` (a verified recipient),
+    /// who is told by mail: the addresses told, or `None` when the order was
+    /// not archived.
+    fn restore(
+        &self,
+        so: &OrderId,
+        requester: &EmailAddress,
+    ) -> Result<Option<Vec<String>>, PortError>;
     /// Queues the order's notification for `to` again, once per `key`.
     fn resend(&self, so: &OrderId, to: &EmailAddress, key: &str) -> Result<bool, PortError>;
     /// Stops order notifications to the address.
@@ -199,19 +205,21 @@ impl Actions for NotifierActions {
         }
     }
 
-    fn restore(&self, so: &OrderId, by: &str) -> Result<bool, PortError> {
-        let Some(mut order) = self.notifier.store().order(so).map_err(failed)? else {
-            return Ok(false);
-        };
-        if !order.archived {
-            return Ok(false);
+    /// The jobs' restore: the order's archive state and the
+    /// `order_restored` mail are one durable change in the notifier.
+    fn restore(
+        &self,
+        so: &OrderId,
+        requester: &EmailAddress,
+    ) -> Result<Option<Vec<String>>, PortError> {
+        match self
+            .notifier
+            .restore(so, requester.as_str())
+            .map_err(failed)?
+        {
+            RestoreOutcome::Restored { notified, .. } => Ok(Some(notified)),
+            RestoreOutcome::NotArchived | RestoreOutcome::NoOrder => Ok(None),
         }
-        order.archived = false;
-        let mut report = ImportReport::default();
-        self.notifier
-            .import(vec![order], by, &mut report)
-            .map_err(failed)?;
-        Ok(true)
     }
 
     fn resend(&self, so: &OrderId, to: &EmailAddress, key: &str) -> Result<bool, PortError> {

@@ -278,16 +278,25 @@ pub fn unsubscribed(lang: Lang, email: &str) -> String {
     }
 }
 
-pub fn restored(lang: Lang, so: &str, done: bool) -> String {
-    match (lang, done) {
-        (Lang::En, true) => format!(
-            "Order {so} is restored from the archive: it can be downloaded again, and its recipients get a notification."
+/// The answer to `restore SO`: `notified` are the addresses the
+/// `order_restored` mail goes to (`None`: the order was not archived).
+pub fn restored(lang: Lang, so: &str, notified: Option<&[String]>) -> String {
+    let to = notified.map(|n| n.join(", "));
+    match (lang, to) {
+        (Lang::En, Some(to)) if !to.is_empty() => format!(
+            "Order {so} is restored from the archive: it can be downloaded again. A confirmation is on its way to {to}."
         ),
-        (Lang::En, false) => format!("Order {so} is not archived: there is nothing to restore."),
-        (Lang::Fr, true) => format!(
-            "La commande {so} est restaurée depuis les archives : elle peut de nouveau être téléchargée et ses destinataires reçoivent une notification."
+        (Lang::En, Some(_)) => {
+            format!("Order {so} is restored from the archive: it can be downloaded again.")
+        }
+        (Lang::En, None) => format!("Order {so} is not archived: there is nothing to restore."),
+        (Lang::Fr, Some(to)) if !to.is_empty() => format!(
+            "La commande {so} est restaurée depuis les archives : elle peut de nouveau être téléchargée. Une confirmation est envoyée à {to}."
         ),
-        (Lang::Fr, false) => {
+        (Lang::Fr, Some(_)) => format!(
+            "La commande {so} est restaurée depuis les archives : elle peut de nouveau être téléchargée."
+        ),
+        (Lang::Fr, None) => {
             format!("La commande {so} n'est pas archivée : il n'y a rien à restaurer.")
         }
     }

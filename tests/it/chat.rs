@@ -298,6 +298,36 @@ fn link_verify_and_order_data_only_for_verified_recipients() {
         "{r}"
     );
 
+    // A verified recipient restores an archived order through the jobs'
+    // restore: once, with the confirmation mailed to them.
+    let archived = ORDER.replace("10458321", "10458399").replace(
+        r#""holds": [{"type": "export", "line": null, "released": false}]"#,
+        r#""archived": true"#,
+    );
+    let (status, body) = d.post_json("/v1/orders", &archived);
+    assert_eq!(status, 201, "{body}");
+    let (r, _) = say(&d, &john, "restaurer 10458399");
+    assert!(
+        r.contains("restaurée") && r.contains("j.harper@acme.example.com"),
+        "{r}"
+    );
+    assert!(
+        say(&d, &john, "restore 10458399")
+            .0
+            .contains("not archived")
+    );
+    d.wait_for("the order_restored mail", || {
+        sink.messages()
+            .into_iter()
+            .map(|m| String::from_utf8_lossy(&m).into_owned())
+            .any(|m| {
+                m.contains("X-Sink-Rcpt-To: j.harper@acme.example.com")
+                    && m.contains("10458399")
+                    && m.to_lowercase().contains("restor")
+            })
+            .then_some(())
+    });
+
     // Too many wrong codes void the code, even the right one after.
     let mallory = session(&d);
     let code = link(&d, &sink, &mallory, "mallory@other.example.org", 0);
