@@ -217,10 +217,29 @@ fn is_md5(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The scalar fields of an order, each `None` where it was missing or bad
+/// (the problem is already in the context).
+struct Header {
+    so: Option<OrderId>,
+    po: Option<PoNumber>,
+    lang: Option<Lang>,
+    bill_to: Option<String>,
+    available_at: Option<DateTime<FixedOffset>>,
+    early_ship: bool,
+    requested_date: Option<NaiveDate>,
+    archived: bool,
+    pak_registered: Option<bool>,
+}
+
 /// Validates one order object. `now` fills `available_at` for an order that
 /// arrives without holds and without a date.
+///
+/// The steps run in the order of the fields so that an import report lists
+/// problems the way the JSON reads; every step records its problems and goes
+/// on, so one report names them all.
 pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, OrderRejection> {
     let mut c = Ctx { errors: Vec::new() };
+    // Kept as given, even when invalid, so the rejection can name the order.
     let so_raw = v.get("so").map(|s| match s {
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -231,201 +250,28 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
             errors: c.errors,
         });
     };
-
-    let so = c.parsed(obj, "", "so", true, str::parse::<OrderId>);
-    let po = c.parsed(obj, "", "po", false, str::parse::<PoNumber>);
-    let lang = c.parsed(obj, "", "lang", true, str::parse::<Lang>);
-    let bill_to = c.string(obj, "", "bill_to", false);
-    let available_at = c.parsed(obj, "", "available_at", false, |s| {
-        DateTime::parse_from_rfc3339(s).map_err(|_| format!("{s:?} is not an RFC 3339 date-time"))
-    });
-    let early_ship = c.boolean(obj, "", "early_ship", true);
-    let requested_date = c.parsed(obj, "", "requested_date", false, parse_date);
-    let archived = c.boolean(obj, "", "archived", false);
-    // Absent or null: the order carries no PAK to register (right-to-use
-    // only), so no reminder is ever sent for it.
-    let pak_registered = match obj.get("pak_registered") {
-        None | Some(Value::Null) => None,
-        Some(_) => Some(c.boolean(obj, "", "pak_registered", false)),
-    };
-
-    let mut lines = Vec::new();
+    let header = c.header(obj);
     let raw_lines = c.array(obj, "", "lines", true);
-    if raw_lines.is_empty() && obj.get("lines").is_some_and(Value::is_array) {
-        c.bad(
-            "lines",
-            "at least one line is required",
-            &Value::Array(vec![]),
-        );
-    }
-    for (i, lv) in raw_lines.iter().enumerate() {
-        let p = format!("lines[{i}]");
-        let Some(lo) = c.object(lv, &p, LINE_FIELDS) else {
-            continue;
-        };
-        let line = c.string(lo, &p, "line", true);
-        let pid = c.string(lo, &p, "pid", true);
-        let qty = match lo.get("qty") {
-            None | Some(Value::Null) => Some(1),
-            Some(q) => match q.as_u64().and_then(|n| u32::try_from(n).ok()) {
-                Some(n) if n > 0 => Some(n),
-                _ => {
-                    c.bad(join(&p, "qty"), "expected a positive integer", q);
-                    None
-                }
-            },
-        };
-        let mut images = Vec::new();
-        for (j, iv) in c.array(lo, &p, "images", false).iter().enumerate() {
-            let ip = format!("{p}.images[{j}]");
-            let Some(io) = c.object(iv, &ip, IMAGE_FIELDS) else {
-                continue;
-            };
-            let file = c.string(io, &ip, "file", true);
-            let md5 = c.parsed(io, &ip, "md5", true, |s| {
-                if is_md5(s) {
-                    Ok(s.to_ascii_lowercase())
-                } else {
-                    Err("not an MD5 (32 hex digits)")
-                }
-            });
-            if let (Some(file), Some(md5)) = (file, md5) {
-                images.push(Image { file, md5 });
-            }
-        }
-        if let Some(l) = &line
-            && lines.iter().any(|x: &OrderLine| &x.line == l)
-        {
-            c.bad(
-                join(&p, "line"),
-                "duplicate line number",
-                &Value::String(l.clone()),
-            );
-        }
-        if let (Some(line), Some(pid), Some(qty)) = (line, pid, qty) {
-            lines.push(OrderLine {
-                line,
-                pid,
-                qty,
-                images,
-            });
-        }
-    }
-
-    let mut holds = Vec::new();
-    for (i, hv) in c.array(obj, "", "holds", false).iter().enumerate() {
-        let p = format!("holds[{i}]");
-        let Some(ho) = c.object(hv, &p, HOLD_FIELDS) else {
-            continue;
-        };
-        let kind = c.parsed(ho, &p, "type", true, str::parse::<HoldType>);
-        let line = c.string(ho, &p, "line", false);
-        if let Some(l) = &line
-            && !raw_lines.is_empty()
-            && !lines.iter().any(|x| &x.line == l)
-        {
-            c.bad(
-                join(&p, "line"),
-                format!("no line {l:?} in this order"),
-                &Value::String(l.clone()),
-            );
-        }
-        let released = c.boolean(ho, &p, "released", false);
-        if let Some(kind) = kind {
-            holds.push(Hold {
-                kind,
-                line,
-                released,
-            });
-        }
-    }
-
-    let mut recipients: Vec<Recipient> = Vec::new();
-    for (i, rv) in c.array(obj, "", "recipients", true).iter().enumerate() {
-        let p = format!("recipients[{i}]");
-        let Some(ro) = c.object(rv, &p, RECIPIENT_FIELDS) else {
-            continue;
-        };
-        let name = c.string(ro, &p, "name", false);
-        let email = c.parsed(ro, &p, "email", true, str::parse::<EmailAddress>);
-        let rlang = c.parsed(ro, &p, "lang", false, str::parse::<Lang>);
-        let role = c.parsed(ro, &p, "role", false, |s| {
-            if !s.is_empty()
-                && s.len() <= 40
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                Ok(s.to_string())
-            } else {
-                Err("role must be a short word like \"end-user\"")
-            }
-        });
-        let reply_token = c.parsed(ro, &p, "reply_token", false, |s| {
-            if (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                Ok(s.to_ascii_lowercase())
-            } else {
-                Err("reply_token must be 16 to 64 letters or digits")
-            }
-        });
-        if let Some(e) = &email
-            && recipients.iter().any(|r| r.email.key() == e.key())
-        {
-            c.bad(
-                join(&p, "email"),
-                "duplicate recipient",
-                &Value::String(e.to_string()),
-            );
-            continue;
-        }
-        if let Some(email) = email {
-            recipients.push(Recipient {
-                name,
-                email,
-                lang: rlang,
-                role,
-                reply_token,
-            });
-        }
-    }
-
-    let mut notification_ids = Vec::new();
-    for (i, nv) in c
-        .array(obj, "", "notification_ids", false)
-        .iter()
-        .enumerate()
-    {
-        match nv.as_str() {
-            Some(s)
-                if s.starts_with('<')
-                    && s.ends_with('>')
-                    && s.contains('@')
-                    && !s.contains(' ')
-                    && check_text(s, MAX_MESSAGE_ID).is_ok() =>
-            {
-                notification_ids.push(s.to_string())
-            }
-            _ => c.bad(
-                format!("notification_ids[{i}]"),
-                "expected a Message-ID like <id@domain>",
-                nv,
-            ),
-        }
-    }
-
-    match (so, lang) {
+    let lines = c.lines(obj, raw_lines);
+    let holds = c.holds(obj, raw_lines, &lines);
+    let recipients = c.recipients(obj);
+    let notification_ids = c.notification_ids(obj);
+    match (header.so, header.lang) {
         (Some(so), Some(lang)) if c.errors.is_empty() => {
-            let available_at =
-                available_at.or_else(|| holds.iter().all(|h| h.released).then_some(now));
+            // An order without open holds is available from the import on.
+            let available_at = header
+                .available_at
+                .or_else(|| holds.iter().all(|h| h.released).then_some(now));
             Ok(Order {
                 so,
-                po,
+                po: header.po,
                 lang,
-                bill_to,
+                bill_to: header.bill_to,
                 available_at,
-                early_ship,
-                requested_date,
-                archived,
-                pak_registered,
+                early_ship: header.early_ship,
+                requested_date: header.requested_date,
+                archived: header.archived,
+                pak_registered: header.pak_registered,
                 holds,
                 lines,
                 recipients,
@@ -437,6 +283,244 @@ pub fn parse_order(v: &Value, now: DateTime<FixedOffset>) -> Result<Order, Order
             errors: c.errors,
         }),
     }
+}
+
+impl Ctx {
+    /// The scalar fields of the order object.
+    fn header(&mut self, obj: &Map<String, Value>) -> Header {
+        let c = self;
+        let so = c.parsed(obj, "", "so", true, str::parse::<OrderId>);
+        let po = c.parsed(obj, "", "po", false, str::parse::<PoNumber>);
+        let lang = c.parsed(obj, "", "lang", true, str::parse::<Lang>);
+        let bill_to = c.string(obj, "", "bill_to", false);
+        let available_at = c.parsed(obj, "", "available_at", false, |s| {
+            DateTime::parse_from_rfc3339(s)
+                .map_err(|_| format!("{s:?} is not an RFC 3339 date-time"))
+        });
+        let early_ship = c.boolean(obj, "", "early_ship", true);
+        let requested_date = c.parsed(obj, "", "requested_date", false, parse_date);
+        let archived = c.boolean(obj, "", "archived", false);
+        // Absent or null: the order carries no PAK to register (right-to-use
+        // only), so no reminder is ever sent for it.
+        let pak_registered = match obj.get("pak_registered") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(c.boolean(obj, "", "pak_registered", false)),
+        };
+        Header {
+            so,
+            po,
+            lang,
+            bill_to,
+            available_at,
+            early_ship,
+            requested_date,
+            archived,
+            pak_registered,
+        }
+    }
+
+    /// `lines`: at least one, line numbers unique.
+    fn lines(&mut self, obj: &Map<String, Value>, raw_lines: &[Value]) -> Vec<OrderLine> {
+        // An explicit empty array is its own problem; a missing one was
+        // already reported as required.
+        if raw_lines.is_empty() && obj.get("lines").is_some_and(Value::is_array) {
+            self.bad(
+                "lines",
+                "at least one line is required",
+                &Value::Array(vec![]),
+            );
+        }
+        let mut lines = Vec::new();
+        for (i, lv) in raw_lines.iter().enumerate() {
+            if let Some(line) = self.line(&format!("lines[{i}]"), lv, &lines) {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
+    /// One element of `lines`; `seen` are the valid lines before it.
+    fn line(&mut self, p: &str, lv: &Value, seen: &[OrderLine]) -> Option<OrderLine> {
+        let lo = self.object(lv, p, LINE_FIELDS)?;
+        let line = self.string(lo, p, "line", true);
+        let pid = self.string(lo, p, "pid", true);
+        let qty = match lo.get("qty") {
+            None | Some(Value::Null) => Some(1),
+            Some(q) => match q.as_u64().and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if n > 0 => Some(n),
+                _ => {
+                    self.bad(join(p, "qty"), "expected a positive integer", q);
+                    None
+                }
+            },
+        };
+        let images = self.images(lo, p);
+        if let Some(l) = &line
+            && seen.iter().any(|x| &x.line == l)
+        {
+            self.bad(
+                join(p, "line"),
+                "duplicate line number",
+                &Value::String(l.clone()),
+            );
+        }
+        Some(OrderLine {
+            line: line?,
+            pid: pid?,
+            qty: qty?,
+            images,
+        })
+    }
+
+    /// `images` of one line: a file name and its MD5 each.
+    fn images(&mut self, lo: &Map<String, Value>, p: &str) -> Vec<Image> {
+        let mut images = Vec::new();
+        for (j, iv) in self.array(lo, p, "images", false).iter().enumerate() {
+            let ip = format!("{p}.images[{j}]");
+            let Some(io) = self.object(iv, &ip, IMAGE_FIELDS) else {
+                continue;
+            };
+            let file = self.string(io, &ip, "file", true);
+            let md5 = self.parsed(io, &ip, "md5", true, |s| {
+                if is_md5(s) {
+                    Ok(s.to_ascii_lowercase())
+                } else {
+                    Err("not an MD5 (32 hex digits)")
+                }
+            });
+            if let (Some(file), Some(md5)) = (file, md5) {
+                images.push(Image { file, md5 });
+            }
+        }
+        images
+    }
+
+    /// `holds`: a hold on a line must name a line of this order (checked only
+    /// when the order has lines, else the missing lines are the problem).
+    fn holds(
+        &mut self,
+        obj: &Map<String, Value>,
+        raw_lines: &[Value],
+        lines: &[OrderLine],
+    ) -> Vec<Hold> {
+        let mut holds = Vec::new();
+        for (i, hv) in self.array(obj, "", "holds", false).iter().enumerate() {
+            let p = format!("holds[{i}]");
+            let Some(ho) = self.object(hv, &p, HOLD_FIELDS) else {
+                continue;
+            };
+            let kind = self.parsed(ho, &p, "type", true, str::parse::<HoldType>);
+            let line = self.string(ho, &p, "line", false);
+            if let Some(l) = &line
+                && !raw_lines.is_empty()
+                && !lines.iter().any(|x| &x.line == l)
+            {
+                self.bad(
+                    join(&p, "line"),
+                    format!("no line {l:?} in this order"),
+                    &Value::String(l.clone()),
+                );
+            }
+            let released = self.boolean(ho, &p, "released", false);
+            if let Some(kind) = kind {
+                holds.push(Hold {
+                    kind,
+                    line,
+                    released,
+                });
+            }
+        }
+        holds
+    }
+
+    /// `recipients`: one entry per address (compared case-insensitively).
+    fn recipients(&mut self, obj: &Map<String, Value>) -> Vec<Recipient> {
+        let mut recipients: Vec<Recipient> = Vec::new();
+        for (i, rv) in self.array(obj, "", "recipients", true).iter().enumerate() {
+            if let Some(r) = self.recipient(&format!("recipients[{i}]"), rv, &recipients) {
+                recipients.push(r);
+            }
+        }
+        recipients
+    }
+
+    /// One element of `recipients`; `seen` are the valid ones before it.
+    fn recipient(&mut self, p: &str, rv: &Value, seen: &[Recipient]) -> Option<Recipient> {
+        let ro = self.object(rv, p, RECIPIENT_FIELDS)?;
+        let name = self.string(ro, p, "name", false);
+        let email = self.parsed(ro, p, "email", true, str::parse::<EmailAddress>);
+        let lang = self.parsed(ro, p, "lang", false, str::parse::<Lang>);
+        let role = self.parsed(ro, p, "role", false, parse_role);
+        let reply_token = self.parsed(ro, p, "reply_token", false, parse_reply_token);
+        let email = email?;
+        if seen.iter().any(|r| r.email.key() == email.key()) {
+            self.bad(
+                join(p, "email"),
+                "duplicate recipient",
+                &Value::String(email.to_string()),
+            );
+            return None;
+        }
+        Some(Recipient {
+            name,
+            email,
+            lang,
+            role,
+            reply_token,
+        })
+    }
+
+    /// `notification_ids`: Message-IDs of mails already sent for the order,
+    /// kept with their angle brackets as they go into `References`.
+    fn notification_ids(&mut self, obj: &Map<String, Value>) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (i, nv) in self
+            .array(obj, "", "notification_ids", false)
+            .iter()
+            .enumerate()
+        {
+            match nv.as_str() {
+                Some(s) if is_message_id(s) => ids.push(s.to_string()),
+                _ => self.bad(
+                    format!("notification_ids[{i}]"),
+                    "expected a Message-ID like <id@domain>",
+                    nv,
+                ),
+            }
+        }
+        ids
+    }
+}
+
+/// A recipient role is a short word: it ends up in templates and reports.
+fn parse_role(s: &str) -> Result<String, &'static str> {
+    if !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        Ok(s.to_string())
+    } else {
+        Err("role must be a short word like \"end-user\"")
+    }
+}
+
+/// A reply token is matched case-insensitively, so it is stored lowercase.
+fn parse_reply_token(s: &str) -> Result<String, &'static str> {
+    if (16..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("reply_token must be 16 to 64 letters or digits")
+    }
+}
+
+/// `<id@domain>` without spaces and within the header bound.
+fn is_message_id(s: &str) -> bool {
+    s.starts_with('<')
+        && s.ends_with('>')
+        && s.contains('@')
+        && !s.contains(' ')
+        && check_text(s, MAX_MESSAGE_ID).is_ok()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::time::Instant;
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::{ImportReport, Kind, NotifyError, ObaError, ObaRequest, sender::Sender};
+use super::{ImportReport, Kind, Notifier, NotifyError, ObaError, ObaRequest, sender::Sender};
 use crate::config::Config;
 use crate::domain::{Lang, OrderId, parse_order};
 
@@ -231,6 +231,7 @@ pub fn sample_order(so: &str, email: &str, lang: Lang) -> Value {
     })
 }
 
+/// `edesk notify preview|bench`.
 pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError> {
     match cmd {
         NotifyCmd::Preview {
@@ -238,104 +239,137 @@ pub fn run_notify(cmd: NotifyCmd, config: &Config) -> Result<ExitCode, CmdError>
             kind,
             part,
             lang,
-        } => {
-            let n = super::open_for_cli(config)?;
-            let kind: Kind = kind.parse().map_err(CmdError::Usage)?;
-            let order = n
-                .store()
-                .order(&so(&s)?)?
-                .ok_or_else(|| CmdError::Usage(format!("no order {s}")))?;
-            let lang = match lang {
-                Some(l) => l
-                    .parse()
-                    .map_err(|e: crate::domain::ParseLangError| CmdError::Usage(e.to_string()))?,
-                None => order.lang,
-            };
-            let r = n.render_preview(kind, &order, lang)?;
-            match part.as_str() {
-                "subject" => println!("{}", r.subject),
-                "txt" | "text" => print!("{}", r.text),
-                _ => print!("{}", r.html),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        NotifyCmd::Bench { orders, smtp, sink } => {
-            let mut config = config.clone();
-            if smtp.is_some() {
-                config.smtp.url = smtp;
-            }
-            let rt = runtime()?;
-            let bench_sink = if sink {
-                let s = rt
-                    .block_on(super::bench_sink::start())
-                    .map_err(CmdError::Runtime)?;
-                config.smtp.url = Some(format!("smtp://{}", s.addr));
-                Some(s)
-            } else {
-                None
-            };
-            let n = super::open_for_cli(&config)?;
-            // Render only.
-            let now = chrono::Utc::now().fixed_offset();
-            let sample = parse_order(
-                &sample_order("99000001", "bench@example.com", Lang::En),
-                now,
-            )
-            .map_err(|e| CmdError::Usage(e.to_string()))?;
-            let t = Instant::now();
-            let renders = orders.max(1);
-            for i in 0..renders {
-                let lang = if i % 2 == 0 { Lang::En } else { Lang::Fr };
-                n.render_preview(Kind::OrderAvailable, &sample, lang)?;
-            }
-            let render_rate = renders as f64 / t.elapsed().as_secs_f64();
-            println!(
-                "render only: {renders} notifications (text+html+subject) in {:.3}s = {render_rate:.0}/s",
-                t.elapsed().as_secs_f64()
-            );
-
-            let base: u64 = 90_000_000 + u64::from(rand::random::<u16>()) * 10_000;
-            // Generated a chunk at a time: the benchmark's own memory must
-            // not be what `bench scale` reports as the import's peak.
-            let order_at = |i: usize| {
-                sample_order(
-                    &format!("{}", base + i as u64),
-                    &format!("user{i}@bench{}.example.com", i % 8),
-                    Lang::En,
-                )
-            };
-            // The sender runs alongside the import, as in the daemon.
-            let sender: Arc<Sender> = Sender::new(n.clone(), &config)?;
-            let stop = tokio_util::sync::CancellationToken::new();
-            let task = rt.spawn(sender.run(stop.clone()));
-            let t = Instant::now();
-            let mut report = ImportReport::default();
-            for start in (0..orders).step_by(100) {
-                let chunk: Vec<Value> = (start..(start + 100).min(orders)).map(order_at).collect();
-                let r = n.import_value(&Value::Array(chunk), "bench")?;
-                report.queued += r.queued;
-                report.rejected.extend(r.rejected);
-            }
-            let import_s = t.elapsed().as_secs_f64();
-            while n.store().next_due_ms()?.is_some() {
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            let total = t.elapsed().as_secs_f64();
-            stop.cancel();
-            let _ = rt.block_on(task);
-            let (_, sent, _) = n.store().outbox_counts()?;
-            println!(
-                "end to end: {orders} orders imported+rendered+queued in {import_s:.3}s, {sent} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
-                config.smtp.url.as_deref().unwrap_or("files"),
-                report.queued as f64 / total
-            );
-            if let Some(s) = bench_sink {
-                println!(
-                    "sink received {}",
-                    s.received.load(std::sync::atomic::Ordering::Relaxed)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        } => preview(config, &s, &kind, &part, lang),
+        NotifyCmd::Bench { orders, smtp, sink } => bench(config, orders, smtp, sink),
     }
+}
+
+/// `notify preview`: renders one notification of a stored order to stdout.
+fn preview(
+    config: &Config,
+    s: &str,
+    kind: &str,
+    part: &str,
+    lang: Option<String>,
+) -> Result<ExitCode, CmdError> {
+    let n = super::open_for_cli(config)?;
+    let kind: Kind = kind.parse().map_err(CmdError::Usage)?;
+    let order = n
+        .store()
+        .order(&so(s)?)?
+        .ok_or_else(|| CmdError::Usage(format!("no order {s}")))?;
+    let lang = match lang {
+        Some(l) => l
+            .parse()
+            .map_err(|e: crate::domain::ParseLangError| CmdError::Usage(e.to_string()))?,
+        None => order.lang,
+    };
+    let r = n.render_preview(kind, &order, lang)?;
+    match part {
+        "subject" => println!("{}", r.subject),
+        "txt" | "text" => print!("{}", r.text),
+        _ => print!("{}", r.html),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `notify bench`: the rendering rate alone, then import → queue → delivery
+/// end to end (to `--smtp`, an in-process sink with `--sink`, or files).
+fn bench(
+    config: &Config,
+    orders: usize,
+    smtp: Option<String>,
+    sink: bool,
+) -> Result<ExitCode, CmdError> {
+    let mut config = config.clone();
+    if smtp.is_some() {
+        config.smtp.url = smtp;
+    }
+    let rt = runtime()?;
+    let bench_sink = if sink {
+        let s = rt
+            .block_on(super::bench_sink::start())
+            .map_err(CmdError::Runtime)?;
+        config.smtp.url = Some(format!("smtp://{}", s.addr));
+        Some(s)
+    } else {
+        None
+    };
+    let n = super::open_for_cli(&config)?;
+    bench_render(&n, orders.max(1))?;
+    bench_end_to_end(&n, &config, &rt, orders)?;
+    if let Some(s) = bench_sink {
+        println!(
+            "sink received {}",
+            s.received.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders one sample order `renders` times (alternating languages) and
+/// prints the rate: the template cost without store or network.
+fn bench_render(n: &Notifier, renders: usize) -> Result<(), CmdError> {
+    let now = chrono::Utc::now().fixed_offset();
+    let sample = parse_order(
+        &sample_order("99000001", "bench@example.com", Lang::En),
+        now,
+    )
+    .map_err(|e| CmdError::Usage(e.to_string()))?;
+    let t = Instant::now();
+    for i in 0..renders {
+        let lang = if i % 2 == 0 { Lang::En } else { Lang::Fr };
+        n.render_preview(Kind::OrderAvailable, &sample, lang)?;
+    }
+    let render_rate = renders as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "render only: {renders} notifications (text+html+subject) in {:.3}s = {render_rate:.0}/s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Imports `orders` fresh orders while the sender runs alongside (as in the
+/// daemon), waits until the outbox is drained and prints the rate.
+fn bench_end_to_end(
+    n: &Notifier,
+    config: &Config,
+    rt: &tokio::runtime::Runtime,
+    orders: usize,
+) -> Result<(), CmdError> {
+    let base: u64 = 90_000_000 + u64::from(rand::random::<u16>()) * 10_000;
+    // Generated a chunk at a time: the benchmark's own memory must
+    // not be what `bench scale` reports as the import's peak.
+    let order_at = |i: usize| {
+        sample_order(
+            &format!("{}", base + i as u64),
+            &format!("user{i}@bench{}.example.com", i % 8),
+            Lang::En,
+        )
+    };
+    let sender: Arc<Sender> = Sender::new(n.clone(), config)?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = rt.spawn(sender.run(stop.clone()));
+    let t = Instant::now();
+    let mut report = ImportReport::default();
+    for start in (0..orders).step_by(100) {
+        let chunk: Vec<Value> = (start..(start + 100).min(orders)).map(order_at).collect();
+        let r = n.import_value(&Value::Array(chunk), "bench")?;
+        report.queued += r.queued;
+        report.rejected.extend(r.rejected);
+    }
+    let import_s = t.elapsed().as_secs_f64();
+    while n.store().next_due_ms()?.is_some() {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let total = t.elapsed().as_secs_f64();
+    stop.cancel();
+    let _ = rt.block_on(task);
+    let (_, sent, _) = n.store().outbox_counts()?;
+    println!(
+        "end to end: {orders} orders imported+rendered+queued in {import_s:.3}s, {sent} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
+        config.smtp.url.as_deref().unwrap_or("files"),
+        report.queued as f64 / total
+    );
+    Ok(())
 }

@@ -39,6 +39,9 @@ fn open_holds(o: &Order) -> BTreeSet<(HoldType, Option<String>)> {
     o.open_holds().map(|h| (h.kind, h.line.clone())).collect()
 }
 
+/// The notifications an import of `next` (over `prev`, if the order was
+/// known) calls for, in the order they are sent: holds, archive state, then
+/// availability. `meta` keeps the event sequence and the availability state.
 pub(crate) fn plan(
     prev: Option<&Order>,
     next: &Order,
@@ -46,81 +49,94 @@ pub(crate) fn plan(
     today: NaiveDate,
 ) -> Vec<Planned> {
     let mut out = Vec::new();
-    let bump = |meta: &mut OrderMeta| {
-        meta.event_seq += 1;
-        meta.event_seq
-    };
-    let before = prev.map(open_holds).unwrap_or_default();
-    let after = open_holds(next);
+    // An archived order is not told about holds.
     if !next.archived {
-        if after.difference(&before).next().is_some() {
-            let n = bump(meta);
-            out.push(Planned {
-                kind: Kind::OrderOnHold,
-                skip: None,
-                extra: json!({}),
-                key_suffix: format!("e{n}"),
-            });
-        }
-        let released: Vec<Value> = before
-            .difference(&after)
-            .map(|(k, l)| json!({"type": k.as_str(), "label": k.label(Lang::En), "label_fr": k.label(Lang::Fr), "line": l}))
-            .collect();
-        if prev.is_some() && !released.is_empty() {
-            let n = bump(meta);
-            out.push(Planned {
-                kind: Kind::HoldReleased,
-                skip: None,
-                extra: json!({"released": released}),
-                key_suffix: format!("e{n}"),
-            });
-        }
+        out.extend(hold_events(prev, next, meta));
     }
     if let Some(p) = prev {
-        if !p.archived && next.archived {
-            let n = bump(meta);
-            out.push(Planned {
-                kind: Kind::OrderArchived,
-                skip: None,
-                extra: json!({}),
-                key_suffix: format!("e{n}"),
-            });
-        } else if p.archived && !next.archived && meta.available_count > 0 {
-            let n = bump(meta);
-            out.push(Planned {
-                kind: Kind::OrderRestored,
-                skip: None,
-                extra: json!({}),
-                key_suffix: format!("e{n}"),
-            });
-        }
+        out.extend(archive_event(p, next, meta));
     }
     if meta.available_count == 0 {
-        match blocker(next, today) {
-            None => {
-                meta.available_count = 1;
-                meta.early_ship_pending = false;
-                bump(meta);
-                out.push(Planned {
-                    kind: Kind::OrderAvailable,
-                    skip: None,
-                    extra: json!({}),
-                    key_suffix: "a1".into(),
-                });
+        out.push(availability(next, meta, today));
+    }
+    out
+}
+
+/// A new event of the order: numbered by the order's event sequence, so a
+/// second hold (or release) is a new mail, not a duplicate of the first.
+fn event(meta: &mut OrderMeta, kind: Kind, extra: Value) -> Planned {
+    meta.event_seq += 1;
+    Planned {
+        kind,
+        skip: None,
+        extra,
+        key_suffix: format!("e{}", meta.event_seq),
+    }
+}
+
+/// "On hold" when a hold appeared, "released" (listing them) when holds of
+/// a known order went away.
+fn hold_events(prev: Option<&Order>, next: &Order, meta: &mut OrderMeta) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let before = prev.map(open_holds).unwrap_or_default();
+    let after = open_holds(next);
+    if after.difference(&before).next().is_some() {
+        out.push(event(meta, Kind::OrderOnHold, json!({})));
+    }
+    let released: Vec<Value> = before
+        .difference(&after)
+        .map(|(k, l)| json!({"type": k.as_str(), "label": k.label(Lang::En), "label_fr": k.label(Lang::Fr), "line": l}))
+        .collect();
+    if prev.is_some() && !released.is_empty() {
+        out.push(event(
+            meta,
+            Kind::HoldReleased,
+            json!({"released": released}),
+        ));
+    }
+    out
+}
+
+/// "Archived" when the order was archived; "restored" when it comes back,
+/// but only if it had been announced as available before.
+fn archive_event(prev: &Order, next: &Order, meta: &mut OrderMeta) -> Option<Planned> {
+    if !prev.archived && next.archived {
+        Some(event(meta, Kind::OrderArchived, json!({})))
+    } else if prev.archived && !next.archived && meta.available_count > 0 {
+        Some(event(meta, Kind::OrderRestored, json!({})))
+    } else {
+        None
+    }
+}
+
+/// The first "available" mail, or a skipped one that records what still
+/// blocks it. Called only while the order was never announced.
+fn availability(next: &Order, meta: &mut OrderMeta, today: NaiveDate) -> Planned {
+    match blocker(next, today) {
+        None => {
+            meta.available_count = 1;
+            meta.early_ship_pending = false;
+            // Numbered like the other events, but keyed `a1`: there is only
+            // ever one availability mail per order.
+            meta.event_seq += 1;
+            Planned {
+                kind: Kind::OrderAvailable,
+                skip: None,
+                extra: json!({}),
+                key_suffix: "a1".into(),
             }
-            Some(reason) => {
-                meta.early_ship_pending = reason.starts_with("early ship");
-                // Recorded once per reason, not on every re-import.
-                out.push(Planned {
-                    kind: Kind::OrderAvailable,
-                    skip: Some(reason.to_string()),
-                    extra: json!({}),
-                    key_suffix: format!("skip-{}", reason.replace(' ', "-")),
-                });
+        }
+        Some(reason) => {
+            meta.early_ship_pending = reason.starts_with("early ship");
+            // Recorded once per reason, not on every re-import.
+            Planned {
+                kind: Kind::OrderAvailable,
+                skip: Some(reason.to_string()),
+                extra: json!({}),
+                key_suffix: format!("skip-{}", reason.replace(' ', "-")),
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

@@ -522,9 +522,9 @@ impl Notifier {
 
     /// Renders and builds one mail, or records why it is not sent.
     pub(crate) fn prepare(&self, s: &MailSpec<'_>) -> Result<MailRecord, NotifyError> {
-        let store = &self.inner.store;
-        let id = store.next_id()?;
+        let id = self.inner.store.next_id()?;
         let so = s.order.map(|o| o.so.clone());
+        // The history records the mail either way: sent, or skipped and why.
         let mut entry = HistoryEntry {
             id,
             so: so.clone(),
@@ -537,7 +537,29 @@ impl Notifier {
             outbox_id: None,
             message_id: None,
         };
-        let skip = match &s.skip {
+        if let Some(reason) = self.skip_reason(s)? {
+            entry.skipped = Some(reason);
+            return Ok(MailRecord {
+                key: s.key.clone(),
+                item: None,
+                entry,
+            });
+        }
+        let item = self.outbox_item(s, id, so)?;
+        entry.outbox_id = Some(id);
+        entry.message_id = Some(item.message_id.clone());
+        Ok(MailRecord {
+            key: s.key.clone(),
+            item: Some(item),
+            entry,
+        })
+    }
+
+    /// Why the mail is not sent: the caller's reason, a suppressed address,
+    /// or (for order notifications only) the recipient's preference.
+    fn skip_reason(&self, s: &MailSpec<'_>) -> Result<Option<String>, NotifyError> {
+        let store = &self.inner.store;
+        Ok(match &s.skip {
             Some(r) => Some(r.clone()),
             None if store.is_suppressed(&s.to.email)? => Some("suppressed address".to_string()),
             None if s.kind.is_order_notification()
@@ -546,15 +568,16 @@ impl Notifier {
                 Some("preference: no notifications".to_string())
             }
             None => None,
-        };
-        if let Some(reason) = skip {
-            entry.skipped = Some(reason);
-            return Ok(MailRecord {
-                key: s.key.clone(),
-                item: None,
-                entry,
-            });
-        }
+        })
+    }
+
+    /// Renders the templates and builds the message ready for the outbox.
+    fn outbox_item(
+        &self,
+        s: &MailSpec<'_>,
+        id: u64,
+        so: Option<OrderId>,
+    ) -> Result<OutboxItem, NotifyError> {
         let settings = &self.inner.settings;
         let token = self.token_for(s.order, &s.to.email);
         let unsubscribe = s
@@ -563,17 +586,7 @@ impl Notifier {
             .then(|| format!("{}/v1/unsubscribe/{token}", settings.public_url));
         let ctx = context::build(s, &token, settings, unsubscribe.as_deref());
         let rendered = self.inner.templates.render(s.kind, s.lang, &ctx)?;
-        // 64 random bits: a reply that quotes one of our Message-IDs proves
-        // it saw our mail (team replies, mail commands), so it must not be
-        // guessable from the order number and the sequence number.
-        let suffix: u64 = rand::thread_rng().r#gen();
-        let message_id: MessageId = format!(
-            "{}.{id}.{suffix:016x}@{}",
-            so.as_ref().map_or("x", |o| o.as_str()),
-            settings.domain
-        )
-        .parse()
-        .map_err(|e: crate::domain::MessageIdError| message::MessageError::Build(e.to_string()))?;
+        let message_id = self.new_message_id(so.as_ref(), id)?;
         let reply_to = format!("reply+{token}@{}", settings.domain);
         let from_addr = format!("{}@{}", settings.from_local, settings.domain);
         let raw = message::build(&message::MailParts {
@@ -591,14 +604,14 @@ impl Notifier {
             references: &s.references,
             unsubscribe_url: unsubscribe.as_deref(),
         })?;
-        entry.outbox_id = Some(id);
-        entry.message_id = Some(message_id.to_string());
-        let item = OutboxItem {
+        Ok(OutboxItem {
             id,
             key: s.key.clone(),
             so,
             kind: s.kind.to_string(),
             message_id: message_id.to_string(),
+            // VERP: a bounce names the recipient's token, so it can be
+            // suppressed without parsing the DSN's text.
             envelope_from: format!("bounces+{token}@{}", settings.domain),
             to: s.to.email.clone(),
             raw: String::from_utf8_lossy(&raw).into_owned(),
@@ -610,12 +623,22 @@ impl Notifier {
             sent_at: None,
             bounce: None,
             ticket: s.extra["ticket"].as_str().map(str::to_string),
-        };
-        Ok(MailRecord {
-            key: s.key.clone(),
-            item: Some(item),
-            entry,
         })
+    }
+
+    /// A fresh Message-ID for mail `id` of order `so`.
+    fn new_message_id(&self, so: Option<&OrderId>, id: u64) -> Result<MessageId, NotifyError> {
+        // 64 random bits: a reply that quotes one of our Message-IDs proves
+        // it saw our mail (team replies, mail commands), so it must not be
+        // guessable from the order number and the sequence number.
+        let suffix: u64 = rand::thread_rng().r#gen();
+        Ok(format!(
+            "{}.{id}.{suffix:016x}@{}",
+            so.map_or("x", |o| o.as_str()),
+            self.inner.settings.domain
+        )
+        .parse()
+        .map_err(|e: crate::domain::MessageIdError| message::MessageError::Build(e.to_string()))?)
     }
 
     /// An order's history joined with delivery results.

@@ -5,10 +5,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{AutoSubmitted, LineNote, MailSpec, Notifier, NotifyError};
+use crate::domain::Order;
 use crate::domain::{
     CodePoint, Mailbox, OrderId, TextError, check_invisible, check_text, clip, parse_address_list,
 };
-use crate::store::{Commit, Grant, TokenTarget};
+use crate::store::{Commit, Grant, OrderMeta, TokenTarget};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -94,126 +95,177 @@ fn note(v: &Option<String>, field: String) -> Result<Option<String>, ObaError> {
     }
 }
 
+/// Lines granted to one recipient: the `LineNote`s of each line, in the
+/// order they were first named for this address.
+type RecipientLines = (Mailbox, Vec<LineNote>);
+
+/// The checks that need no store: who sends, and that something is sent.
+/// Returns `sent_by` trimmed.
+fn check_request(req: &ObaRequest) -> Result<&str, ObaError> {
+    let sent_by = req.sent_by.trim();
+    check_text(&req.sent_by, MAX_SENT_BY)
+        .map_err(|e| bad_text("sent_by".into(), &req.sent_by, e))?;
+    if sent_by.is_empty() {
+        return Err(ObaError::Invalid {
+            message: "sent_by must name who sends the request".into(),
+            field: "sent_by".into(),
+            value: req.sent_by.clone(),
+        });
+    }
+    if req.lines.is_empty() {
+        return Err(ObaError::Invalid {
+            message: "no lines selected".into(),
+            field: "lines".into(),
+            value: String::new(),
+        });
+    }
+    Ok(sent_by)
+}
+
+/// Checks every requested line against the order and groups the lines by
+/// recipient (first-seen order; a line named twice for one address counts
+/// once). Any problem refuses the whole request before anything is queued.
+fn recipients(order: &Order, req: &ObaRequest) -> Result<Vec<RecipientLines>, ObaError> {
+    let mut per: Vec<RecipientLines> = Vec::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        if order.line(&l.line).is_none() {
+            return Err(ObaError::Invalid {
+                message: format!("order {} has no line {:?}", order.so, clip(&l.line)),
+                field: format!("lines[{i}].line"),
+                value: clip(&l.line),
+            });
+        }
+        let carton = note(&l.carton_note, format!("lines[{i}].carton_note"))?;
+        let cref = note(&l.customer_ref, format!("lines[{i}].customer_ref"))?;
+        for mb in line_addresses(i, l)? {
+            let entry = (l.line.clone(), carton.clone(), cref.clone());
+            match per
+                .iter_mut()
+                .find(|(m, _)| m.email.key() == mb.email.key())
+            {
+                Some((_, lines)) if !lines.iter().any(|(id, _, _)| id == &l.line) => {
+                    lines.push(entry)
+                }
+                Some(_) => {}
+                None => per.push((mb, vec![entry])),
+            }
+        }
+    }
+    Ok(per)
+}
+
+/// The `to` list of request line `i`: at least one address, all valid.
+fn line_addresses(i: usize, l: &ObaLine) -> Result<Vec<Mailbox>, ObaError> {
+    // Line breaks in a pasted list only separate addresses; invisible and
+    // bidi characters would disguise a name.
+    check_text(&l.to, MAX_TO)
+        .or_else(|e| match e {
+            TextError::Forbidden(CodePoint(c)) if c.is_control() => check_invisible(&l.to),
+            e => Err(e),
+        })
+        .map_err(|e| bad_text(format!("lines[{i}].to"), &l.to, e))?;
+    let parsed = parse_address_list(&l.to);
+    if parsed.is_empty() {
+        return Err(ObaError::Invalid {
+            message: "no address".into(),
+            field: format!("lines[{i}].to"),
+            value: l.to.clone(),
+        });
+    }
+    parsed
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| ObaError::Invalid {
+                message: format!(
+                    "invalid address {:?} on line {}: {}",
+                    e.input, l.line, e.reason
+                ),
+                field: format!("lines[{i}].to"),
+                value: e.input.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Adds `lines` to the recipient's grant (or creates it): grants only grow,
+/// and the first grantor and time are kept.
+fn extend_grant(meta: &mut OrderMeta, mb: &Mailbox, lines: &[LineNote], sent_by: &str) {
+    let line_ids = lines.iter().map(|(id, _, _)| id.clone());
+    match meta
+        .grants
+        .iter_mut()
+        .find(|g| g.email.key() == mb.email.key())
+    {
+        Some(g) => {
+            for l in line_ids {
+                if !g.lines.contains(&l) {
+                    g.lines.push(l);
+                }
+            }
+        }
+        None => meta.grants.push(Grant {
+            email: mb.email.clone(),
+            lines: line_ids.collect(),
+            granted_by: sent_by.to_string(),
+            at: Utc::now(),
+        }),
+    }
+}
+
+/// What every access mail of one request shares.
+struct Access<'a> {
+    order: &'a Order,
+    /// The order's event sequence number for this request.
+    seq: u64,
+    grouping: Grouping,
+    sent_by: &'a str,
+}
+
+/// One mail as planned: its address, its lines, and why it is skipped.
+type PlannedMail = (String, Vec<String>, Option<String>);
+
+/// The outcome reported to the caller: queued mails and skipped ones apart.
+fn outcome(queued: usize, mails: Vec<PlannedMail>) -> ObaOutcome {
+    let (sent, skipped): (Vec<_>, Vec<_>) = mails.into_iter().partition(|(_, _, s)| s.is_none());
+    ObaOutcome {
+        queued,
+        mails: sent
+            .into_iter()
+            .map(|(to, lines, _)| ObaMail { to, lines })
+            .collect(),
+        skipped: skipped
+            .into_iter()
+            .map(|(to, lines, s)| json!({"to": to, "lines": lines, "reason": s}))
+            .collect(),
+    }
+}
+
 impl Notifier {
     /// Validates the whole request first (any bad address or line → error,
     /// nothing queued), then queues the mails and records the grants.
     pub fn send_oba(&self, so: &OrderId, req: &ObaRequest) -> Result<ObaOutcome, ObaError> {
         let store = self.store();
-        let sent_by = req.sent_by.trim();
-        check_text(&req.sent_by, MAX_SENT_BY)
-            .map_err(|e| bad_text("sent_by".into(), &req.sent_by, e))?;
-        if sent_by.is_empty() {
-            return Err(ObaError::Invalid {
-                message: "sent_by must name who sends the request".into(),
-                field: "sent_by".into(),
-                value: req.sent_by.clone(),
-            });
-        }
-        if req.lines.is_empty() {
-            return Err(ObaError::Invalid {
-                message: "no lines selected".into(),
-                field: "lines".into(),
-                value: String::new(),
-            });
-        }
+        let sent_by = check_request(req)?;
+        // Under the store's write lock: the event sequence and the grants are
+        // read, extended and written back as one step.
         store.exclusive(|| {
             let order = store
                 .order(so)
                 .map_err(NotifyError::from)?
                 .ok_or_else(|| ObaError::NoOrder(so.clone()))?;
-            // (recipient, [(line, carton, ref)]) in first-seen order.
-            let mut per: Vec<(Mailbox, Vec<LineNote>)> = Vec::new();
-            for (i, l) in req.lines.iter().enumerate() {
-                if order.line(&l.line).is_none() {
-                    return Err(ObaError::Invalid {
-                        message: format!("order {so} has no line {:?}", clip(&l.line)),
-                        field: format!("lines[{i}].line"),
-                        value: clip(&l.line),
-                    });
-                }
-                let carton = note(&l.carton_note, format!("lines[{i}].carton_note"))?;
-                let cref = note(&l.customer_ref, format!("lines[{i}].customer_ref"))?;
-                // Line breaks in a pasted list only separate addresses;
-                // invisible and bidi characters would disguise a name.
-                check_text(&l.to, MAX_TO)
-                    .or_else(|e| match e {
-                        TextError::Forbidden(CodePoint(c)) if c.is_control() => {
-                            check_invisible(&l.to)
-                        }
-                        e => Err(e),
-                    })
-                    .map_err(|e| bad_text(format!("lines[{i}].to"), &l.to, e))?;
-                let parsed = parse_address_list(&l.to);
-                if parsed.is_empty() {
-                    return Err(ObaError::Invalid {
-                        message: "no address".into(),
-                        field: format!("lines[{i}].to"),
-                        value: l.to.clone(),
-                    });
-                }
-                for r in parsed {
-                    let mb = r.map_err(|e| ObaError::Invalid {
-                        message: format!(
-                            "invalid address {:?} on line {}: {}",
-                            e.input, l.line, e.reason
-                        ),
-                        field: format!("lines[{i}].to"),
-                        value: e.input.clone(),
-                    })?;
-                    match per
-                        .iter_mut()
-                        .find(|(m, _)| m.email.key() == mb.email.key())
-                    {
-                        Some((_, lines)) if !lines.iter().any(|(id, _, _)| id == &l.line) => {
-                            lines.push((l.line.clone(), carton.clone(), cref.clone()))
-                        }
-                        Some(_) => {}
-                        None => {
-                            per.push((mb, vec![(l.line.clone(), carton.clone(), cref.clone())]))
-                        }
-                    }
-                }
-            }
+            let per = recipients(&order, req)?;
             let mut meta = store.order_meta(so).map_err(NotifyError::from)?;
             meta.event_seq += 1;
-            let seq = meta.event_seq;
             let mut commit = Commit::default();
             let mut mails = Vec::new();
             for (mb, lines) in &per {
-                let lang = order
-                    .recipients
-                    .iter()
-                    .find(|r| r.email.key() == mb.email.key())
-                    .map_or(order.lang, |r| order.lang_for(r));
-                let groups: Vec<Vec<LineNote>> = match req.grouping {
-                    Grouping::Grouped => vec![lines.clone()],
-                    Grouping::PerLine => lines.iter().map(|l| vec![l.clone()]).collect(),
+                let grant = Access {
+                    order: &order,
+                    seq: meta.event_seq,
+                    grouping: req.grouping,
+                    sent_by,
                 };
-                for g in groups {
-                    let ids: Vec<String> = g.iter().map(|(id, _, _)| id.clone()).collect();
-                    let spec = MailSpec {
-                        key: format!(
-                            "{so}/oba_access/{}/{}/o{seq}",
-                            mb.email.key(),
-                            ids.join("+")
-                        ),
-                        kind: super::Kind::ObaAccess,
-                        order: Some(&order),
-                        to: mb.clone(),
-                        lang,
-                        lines: ids.clone(),
-                        line_notes: g.clone(),
-                        extra: json!({"granted_by": sent_by}),
-                        requested_by: sent_by.to_string(),
-                        skip: None,
-                        auto: AutoSubmitted::AutoGenerated,
-                        in_reply_to: None,
-                        references: Vec::new(),
-                    };
-                    let rec = self.prepare(&spec)?;
-                    mails.push((mb.email.to_string(), ids, rec.entry.skipped.clone()));
-                    commit.mails.push(rec);
-                }
+                mails.extend(self.queue_access(&grant, mb, lines, &mut commit)?);
                 let token = self.token_for(Some(&order), &mb.email);
                 commit.tokens.push((
                     token,
@@ -222,43 +274,68 @@ impl Notifier {
                         email: mb.email.clone(),
                     },
                 ));
-                let line_ids: Vec<String> = lines.iter().map(|(id, _, _)| id.clone()).collect();
-                match meta
-                    .grants
-                    .iter_mut()
-                    .find(|g| g.email.key() == mb.email.key())
-                {
-                    Some(g) => {
-                        for l in line_ids {
-                            if !g.lines.contains(&l) {
-                                g.lines.push(l);
-                            }
-                        }
-                    }
-                    None => meta.grants.push(Grant {
-                        email: mb.email.clone(),
-                        lines: line_ids,
-                        granted_by: sent_by.to_string(),
-                        at: Utc::now(),
-                    }),
-                }
+                extend_grant(&mut meta, mb, lines, sent_by);
             }
             commit.meta = Some((so.clone(), meta));
-            let outcome = store.commit_durable(commit).map_err(NotifyError::from)?;
+            let done = store.commit_durable(commit).map_err(NotifyError::from)?;
             self.wake();
-            let (sent, skipped): (Vec<_>, Vec<_>) =
-                mails.into_iter().partition(|(_, _, s)| s.is_none());
-            Ok(ObaOutcome {
-                queued: outcome.queued.len(),
-                mails: sent
-                    .into_iter()
-                    .map(|(to, lines, _)| ObaMail { to, lines })
-                    .collect(),
-                skipped: skipped
-                    .into_iter()
-                    .map(|(to, lines, s)| json!({"to": to, "lines": lines, "reason": s}))
-                    .collect(),
-            })
+            Ok(outcome(done.queued.len(), mails))
         })
+    }
+
+    /// Prepares the access mails of one recipient into `commit`: one with all
+    /// its lines, or one per line, as the request groups them.
+    fn queue_access(
+        &self,
+        &Access {
+            order,
+            seq,
+            grouping,
+            sent_by,
+        }: &Access<'_>,
+        mb: &Mailbox,
+        lines: &[LineNote],
+        commit: &mut Commit,
+    ) -> Result<Vec<PlannedMail>, ObaError> {
+        // A recipient of the order is written to in its own language.
+        let lang = order
+            .recipients
+            .iter()
+            .find(|r| r.email.key() == mb.email.key())
+            .map_or(order.lang, |r| order.lang_for(r));
+        let groups: Vec<Vec<LineNote>> = match grouping {
+            Grouping::Grouped => vec![lines.to_vec()],
+            Grouping::PerLine => lines.iter().map(|l| vec![l.clone()]).collect(),
+        };
+        let mut mails = Vec::new();
+        for g in groups {
+            let ids: Vec<String> = g.iter().map(|(id, _, _)| id.clone()).collect();
+            let spec = MailSpec {
+                // The sequence makes a repeated grant a new mail, not a
+                // duplicate of the first one.
+                key: format!(
+                    "{}/oba_access/{}/{}/o{seq}",
+                    order.so,
+                    mb.email.key(),
+                    ids.join("+")
+                ),
+                kind: super::Kind::ObaAccess,
+                order: Some(order),
+                to: mb.clone(),
+                lang,
+                lines: ids.clone(),
+                line_notes: g,
+                extra: json!({"granted_by": sent_by}),
+                requested_by: sent_by.to_string(),
+                skip: None,
+                auto: AutoSubmitted::AutoGenerated,
+                in_reply_to: None,
+                references: Vec::new(),
+            };
+            let rec = self.prepare(&spec)?;
+            mails.push((mb.email.to_string(), ids, rec.entry.skipped.clone()));
+            commit.mails.push(rec);
+        }
+        Ok(mails)
     }
 }
