@@ -23,8 +23,8 @@ pub use lang::{Lang, ParseLangError};
 pub use message_id::{MessageId, MessageIdError};
 pub use order::{Hold, HoldType, Image, Order, OrderLine, Recipient};
 pub use rules::{
-    ARCHIVE_AFTER_MONTHS, DownloadDecision, SECOND_DOWNLOAD_DAYS, Team, add_business_days,
-    archive_due, download_policy, is_business_day, team_for_hold, team_for_pid,
+    ARCHIVE_AFTER_MONTHS, SECOND_DOWNLOAD_DAYS, Team, add_business_days, archive_due,
+    is_business_day, team_for_hold, team_for_pid,
 };
 pub use text::{CodePoint, TextError, check_invisible, check_text, clip, forbidden_name};
 pub use validate::{FieldError, OrderRejection, parse_order};

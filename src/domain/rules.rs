@@ -10,38 +10,6 @@ pub const SECOND_DOWNLOAD_DAYS: i64 = 90;
 /// Orders older than this are archived: visible, not downloadable, restorable.
 pub const ARCHIVE_AFTER_MONTHS: u32 = 15;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "decision")]
-pub enum DownloadDecision {
-    Allowed,
-    /// Second download within the window: the customer gives a reason.
-    AllowedWithReason,
-    /// Needs a person; the answer comes within this many business days.
-    NeedsReview {
-        answer_within_business_days: u32,
-    },
-    /// The order is archived and must be restored first.
-    Archived,
-}
-
-/// Whether the `nth` download (1-based) of an image is allowed `days_since_available`
-/// days after the order became available.
-pub fn download_policy(nth: u32, days_since_available: i64, archived: bool) -> DownloadDecision {
-    if archived {
-        return DownloadDecision::Archived;
-    }
-    match nth {
-        0 | 1 => DownloadDecision::Allowed,
-        2 if days_since_available <= SECOND_DOWNLOAD_DAYS => DownloadDecision::AllowedWithReason,
-        2 => DownloadDecision::NeedsReview {
-            answer_within_business_days: 1,
-        },
-        _ => DownloadDecision::NeedsReview {
-            answer_within_business_days: 3,
-        },
-    }
-}
-
 /// Whether an order that became available on `available` is due for the archive on `today`.
 pub fn archive_due(available: NaiveDate, today: NaiveDate) -> bool {
     available
@@ -160,28 +128,6 @@ mod tests {
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
-
-    #[test]
-    fn download_rules() {
-        assert_eq!(download_policy(1, 400, false), DownloadDecision::Allowed);
-        assert_eq!(
-            download_policy(2, 90, false),
-            DownloadDecision::AllowedWithReason
-        );
-        assert_eq!(
-            download_policy(2, 91, false),
-            DownloadDecision::NeedsReview {
-                answer_within_business_days: 1
-            }
-        );
-        assert_eq!(
-            download_policy(3, 1, false),
-            DownloadDecision::NeedsReview {
-                answer_within_business_days: 3
-            }
-        );
-        assert_eq!(download_policy(1, 1, true), DownloadDecision::Archived);
     }
 
     #[test]
