@@ -15,6 +15,11 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 use serde::{Deserialize, Serialize};
 
+/// The file in the data directory where `serve` writes the address its HTTP
+/// API is bound to (the configured one may say port 0); the command line
+/// reads it to find a running daemon.
+pub const HTTP_ADDR_FILE: &str = "http.addr";
+
 /// Prefix of every environment variable edesk reads as configuration.
 pub const ENV_PREFIX: &str = "EDESK_";
 

@@ -222,9 +222,7 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The file in the data directory where `serve` writes the address its HTTP
-/// API is bound to (the configured one may say port 0).
-pub const HTTP_ADDR_FILE: &str = "http.addr";
+pub use crate::config::HTTP_ADDR_FILE;
 
 /// `DATA_DIR/http.addr`: the address the HTTP API is bound to, for the
 /// command line (`edesk outbox list` … while the daemon holds the store).

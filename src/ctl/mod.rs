@@ -213,7 +213,7 @@ struct History {
 /// at start, else the configured `http.bind` (a wildcard bind is reached
 /// on loopback).
 pub fn daemon_addr(config: &Config) -> SocketAddr {
-    let written = std::fs::read_to_string(config.data_dir.join(crate::daemon::HTTP_ADDR_FILE))
+    let written = std::fs::read_to_string(config.data_dir.join(crate::config::HTTP_ADDR_FILE))
         .ok()
         .and_then(|s| s.trim().parse::<SocketAddr>().ok());
     let mut addr = written.unwrap_or(config.http.bind);
@@ -399,7 +399,7 @@ mod tests {
         config.http.bind = "0.0.0.0:7171".parse().unwrap();
         assert_eq!(daemon_addr(&config).to_string(), "127.0.0.1:7171");
         std::fs::write(
-            dir.path().join(crate::daemon::HTTP_ADDR_FILE),
+            dir.path().join(crate::config::HTTP_ADDR_FILE),
             "127.0.0.1:40001\n",
         )
         .unwrap();

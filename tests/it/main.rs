@@ -21,6 +21,7 @@ mod intake_lmtp;
 mod interop;
 mod jobs;
 mod jobs_e2e;
+mod layers;
 mod notify_crash;
 mod notify_headers;
 mod notify_smtp;
