@@ -69,10 +69,11 @@ impl Bot {
         b.build()
     }
 
-    /// Connects and serves until `cancel`; team answers arrive on `deliveries`.
+    /// Connects and serves until `cancel`; team answers and new tickets
+    /// arrive on `outbound`.
     pub async fn run(
         self,
-        deliveries: mpsc::UnboundedReceiver<Delivery>,
+        outbound: mpsc::UnboundedReceiver<ToDiscord>,
         cancel: CancellationToken,
     ) {
         let handler = Handler {
@@ -91,7 +92,7 @@ impl Bot {
         tracing::info!("Discord bot connecting");
         let http = client.http.clone();
         let shards = client.shard_manager.clone();
-        let relay = tokio::spawn(relay(http, deliveries));
+        let relay = tokio::spawn(relay(http, self.chat.clone(), outbound));
         tokio::select! {
             r = client.start() => {
                 if let Err(e) = r {
@@ -107,26 +108,76 @@ impl Bot {
     }
 }
 
-/// Team answers to chat tickets: sent to the user's DM.
-async fn relay(http: Arc<Http>, mut deliveries: mpsc::UnboundedReceiver<Delivery>) {
-    while let Some(d) = deliveries.recv().await {
-        let Ok(user) = d.user.parse::<u64>() else {
-            continue;
-        };
-        match UserId::new(user.max(1)).create_dm_channel(&http).await {
-            Ok(dm) => {
-                let bot = BotConfig {
-                    max_message_chars: super::reply::DISCORD_LIMIT,
-                    ..BotConfig::default()
-                };
-                for part in super::reply::split(&d.text, bot.max_message_chars) {
-                    if let Err(e) = say(&http, dm.id, &part).await {
-                        tracing::warn!(error = %e, "team answer not delivered on Discord");
-                    }
+/// What the daemon hands the bot outside of a conversation.
+#[derive(Debug, Clone)]
+pub enum ToDiscord {
+    /// A team's answer to a Discord user's ticket: sent to their DM.
+    Answer(Delivery),
+    /// A new ticket (any origin) for its team's channel.
+    Ticket(Opened),
+}
+
+/// Team answers to chat tickets (to the user's DM) and new tickets (to
+/// their team's channel, with a thread for the team's reply).
+async fn relay(
+    http: Arc<Http>,
+    chat: ChatService,
+    mut outbound: mpsc::UnboundedReceiver<ToDiscord>,
+) {
+    while let Some(item) = outbound.recv().await {
+        match item {
+            ToDiscord::Answer(d) => deliver(&http, d).await,
+            ToDiscord::Ticket(t) => post_ticket(&http, &chat, &t).await,
+        }
+    }
+}
+
+/// A team's answer to the user's DM, split at Discord's limit.
+async fn deliver(http: &Http, d: Delivery) {
+    let Ok(user) = d.user.parse::<u64>() else {
+        return;
+    };
+    match UserId::new(user.max(1)).create_dm_channel(http).await {
+        Ok(dm) => {
+            for part in super::reply::split(&d.text, super::reply::DISCORD_LIMIT) {
+                if let Err(e) = say(http, dm.id, &part).await {
+                    tracing::warn!(error = %e, "team answer not delivered on Discord");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot open a DM for a team answer"),
         }
+        Err(e) => tracing::warn!(error = %e, "cannot open a DM for a team answer"),
+    }
+}
+
+/// Posts a new ticket in its team's channel and opens a thread there;
+/// what a team member writes in the thread reaches the customer (in chat,
+/// or by mail for a mail ticket).
+async fn post_ticket(http: &Http, chat: &ChatService, opened: &Opened) {
+    let Some(channel) = chat.bots().discord.team_channel(opened.team) else {
+        return;
+    };
+    let channel = ChannelId::new(channel.max(1));
+    let text = format!(
+        "Ticket {} for {}:\n{}\nReply in this thread to answer the customer.",
+        opened.ticket, opened.team, opened.summary
+    );
+    let posted = match say(http, channel, &text).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(error = %e, "ticket not posted in the team channel");
+            return;
+        }
+    };
+    let name = format!("{} {}", opened.ticket, opened.team);
+    match channel
+        .create_thread_from_message(http, posted.id, CreateThread::new(name))
+        .await
+    {
+        Ok(thread) => {
+            let (chat, t, id) = (chat.clone(), thread.id.to_string(), opened.ticket);
+            let _ = tokio::task::spawn_blocking(move || chat.remember_thread(&t, id)).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "no thread for the ticket"),
     }
 }
 
@@ -202,37 +253,6 @@ impl Handler {
         }
     }
 
-    /// Posts a new ticket in its team's channel and opens a thread there;
-    /// what a team member writes in the thread reaches the customer.
-    async fn post_ticket(&self, http: &Http, opened: &Opened) {
-        let Some(channel) = self.bot().team_channel(opened.team) else {
-            return;
-        };
-        let channel = ChannelId::new(channel.max(1));
-        let text = format!(
-            "Ticket {} for {}:\n{}\nReply in this thread to answer the customer.",
-            opened.ticket, opened.team, opened.summary
-        );
-        let posted = match say(http, channel, &text).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "ticket not posted in the team channel");
-                return;
-            }
-        };
-        let name = format!("{} {}", opened.ticket, opened.team);
-        match channel
-            .create_thread_from_message(http, posted.id, CreateThread::new(name))
-            .await
-        {
-            Ok(thread) => {
-                let (chat, t, id) = (self.chat.clone(), thread.id.to_string(), opened.ticket);
-                let _ = tokio::task::spawn_blocking(move || chat.remember_thread(&t, id)).await;
-            }
-            Err(e) => tracing::warn!(error = %e, "no thread for the ticket"),
-        }
-    }
-
     /// The message's text without the bot's mention, and whether it was
     /// addressed to the bot (DM, mention, prefix).
     fn addressed_text(&self, msg: &Message) -> Option<(String, bool)> {
@@ -297,9 +317,6 @@ impl EventHandler for Handler {
         };
         self.send(&ctx.http, msg.channel_id, msg.author.id, &out)
             .await;
-        if let Some(opened) = &out.opened {
-            self.post_ticket(&ctx.http, opened).await;
-        }
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
@@ -412,9 +429,6 @@ impl Handler {
         };
         self.send(&ctx.http, cmd.channel_id, cmd.user.id, &rest)
             .await;
-        if let Some(opened) = &out.opened {
-            self.post_ticket(&ctx.http, opened).await;
-        }
     }
 }
 

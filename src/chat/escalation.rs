@@ -20,6 +20,20 @@ use crate::desk::{TicketId, TicketStatus};
 use crate::domain::{Lang, OrderId, Team};
 use crate::store::{ChatKey, ChatNs};
 
+/// Consecutive absent ticket numbers after which no newer ticket is looked for.
+const POST_GAP: u32 = 8;
+
+/// How a ticket shows in a team channel: who, the subject, the first message.
+fn opened(t: &crate::desk::Ticket) -> Opened {
+    let first = t.events.first().map(|e| e.text.as_str()).unwrap_or("");
+    let text: String = first.chars().take(300).collect();
+    Opened {
+        ticket: t.id,
+        team: t.team,
+        summary: format!("{} — {}\n{}", t.customer, t.subject, text),
+    }
+}
+
 fn so_numbers(text: &str) -> Vec<OrderId> {
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     let Some(re) = RE
@@ -221,6 +235,47 @@ impl ChatService {
         let key = format!("chat:thread:{thread}:{}", crate::store::now_ms());
         let t = self.inner.desk.team_reply(TicketId(n), by, text, &key)?;
         Ok(Some(t.id))
+    }
+
+    /// Tickets of any origin (mail, chat, download reviews) opened since
+    /// the last call, for the teams with a channel on `platform`'s bot;
+    /// each is returned once, across restarts (the newest number handed
+    /// out is stored). The first call ever starts after the newest ticket,
+    /// so a bot switched on later does not flood its channels with old ones.
+    pub fn tickets_to_post(&self, platform: Platform) -> Result<Vec<Opened>, ChatError> {
+        let store = &self.inner.store;
+        let key = ChatKey::new(ChatNs::Posted, platform.as_str());
+        let Some(mut last) = store.chat_get::<u64>(&key)? else {
+            let newest = store
+                .tickets::<crate::desk::Ticket>()?
+                .iter()
+                .map(|t| t.id.0)
+                .max()
+                .unwrap_or(0);
+            store.chat_put(&key, Some(&newest), true)?;
+            return Ok(Vec::new());
+        };
+        let bot = self.inner.bots.get(platform);
+        let mut out = Vec::new();
+        let mut missing = 0;
+        let mut n = last + 1;
+        // Numbers are allocated in order; a short gap (a ticket whose
+        // creation failed) is stepped over.
+        while missing < POST_GAP {
+            match self.inner.desk.ticket(TicketId(n))? {
+                Some(t) => {
+                    missing = 0;
+                    last = n;
+                    if bot.team_channel(t.team).is_some() {
+                        out.push(opened(&t));
+                    }
+                }
+                None => missing += 1,
+            }
+            n += 1;
+        }
+        store.chat_put(&key, Some(&last), true)?;
+        Ok(out)
     }
 
     /// Remembers the thread a ticket was posted in (team channel).

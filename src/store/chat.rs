@@ -36,6 +36,8 @@ pub enum ChatNs {
     Ticket,
     /// Platform thread (a team channel's thread) → ticket number.
     Thread,
+    /// Platform → the newest ticket number already posted in team channels.
+    Posted,
 }
 
 impl ChatNs {
@@ -51,6 +53,7 @@ impl ChatNs {
             ChatNs::Conversation => "conv/",
             ChatNs::Ticket => "ticket/",
             ChatNs::Thread => "thread/",
+            ChatNs::Posted => "posted/",
         }
     }
 }

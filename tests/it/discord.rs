@@ -16,6 +16,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::lmtp::{self, Mail};
 use support::{Daemon, Sink, spawn_daemon};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -74,6 +75,21 @@ fn message(id: &str, channel: &str, content: &str) -> Value {
 }
 
 /// The fake REST API: records every call, answers what serenity parses.
+/// Threads get THREAD, THREAD2, … in the order they are created (this
+/// request is already among the calls).
+fn thread_id(fake: &Fake) -> String {
+    let n = fake
+        .calls()
+        .iter()
+        .filter(|c| c.path.ends_with("/threads"))
+        .count();
+    if n <= 1 {
+        THREAD.to_string()
+    } else {
+        format!("70000000000000000{n}")
+    }
+}
+
 async fn rest(fake: Arc<Fake>, method: Method, uri: Uri, body: Bytes) -> Response {
     let path = uri.path().trim_start_matches("/api/v10").to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -102,7 +118,7 @@ async fn rest(fake: Arc<Fake>, method: Method, uri: Uri, body: Bytes) -> Respons
             ok(message(&reply_id.unwrap_or_default(), channel, content))
         }
         ("POST", ["channels", channel, "messages", _, "threads"]) => ok(json!({
-            "id": THREAD, "type": 11, "guild_id": GUILD, "parent_id": channel,
+            "id": thread_id(&fake), "type": 11, "guild_id": GUILD, "parent_id": channel,
             "name": body["name"].clone()
         })),
         ("POST", ["webhooks", _, _]) => ok(message(
@@ -584,6 +600,61 @@ fn the_real_serenity_client_against_a_fake_discord() {
     assert!(
         World::posts(&w.fake.calls()[from..]).is_empty(),
         "silent after a person answered"
+    );
+
+    // A mail ticket is posted in its team's channel too, and the team's
+    // reply in its thread reaches the customer by mail.
+    let from = w.fake.calls().len();
+    let to = ["support@edesk.example.com"];
+    let mail = Mail::new("j.harper@acme.example.com", &to)
+        .header("From: j.harper@acme.example.com")
+        .header("Message-Id: <hold-1@acme.example.com>")
+        .header("Subject: Export hold on SO 10458321")
+        .body("Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John");
+    let out = lmtp::deliver(w.d.lmtp, "j.harper@acme.example.com", &to, &mail.to_bytes());
+    assert!(out.ok(), "{}", out.transcript);
+    let calls = w.wait("the mail ticket in the team channel", from, |c| {
+        c.iter()
+            .any(|c| c.path.ends_with("/threads"))
+            .then(|| c.to_vec())
+    });
+    assert!(
+        World::posts(&calls).iter().any(|p| p.0 == TEAM_CHANNEL
+            && p.1.contains("T-000002")
+            && p.1.contains("j.harper@acme.example.com")
+            && p.1.contains("export hold")),
+        "{:?}",
+        World::posts(&calls)
+    );
+    // The bot stores the thread → ticket link once Discord answered.
+    std::thread::sleep(Duration::from_millis(500));
+    let from = w.message(
+        TEAM_MEMBER,
+        "700000000000000002",
+        true,
+        "Released for your mail ticket too.",
+    );
+    w.d.wait_for(
+        "the team's thread reply mailed in the customer's thread",
+        || {
+            w.sink.messages().into_iter().find(|raw| {
+                let m = mail_parser::MessageParser::default().parse(raw.as_slice());
+                m.is_some_and(|m| {
+                    m.to().and_then(|a| a.first()).and_then(|a| a.address())
+                        == Some("j.harper@acme.example.com")
+                        && m.references().as_text_list().is_some_and(|ids| {
+                            ids.iter().any(|i| i.contains("hold-1@acme.example.com"))
+                        })
+                        && m.body_text(0)
+                            .is_some_and(|b| b.contains("Released for your mail ticket too."))
+                })
+            })
+        },
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        World::posts(&w.fake.calls()[from..]).is_empty(),
+        "a mail ticket's answer goes by mail, not to a chat"
     );
 
     // Rate limit in a channel: a polite answer once, then quiet.
