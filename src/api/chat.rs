@@ -124,7 +124,7 @@ async fn feedback(
     })?;
     let chat = state.chat.clone();
     let answer = body.answer.clone();
-    tokio::task::spawn_blocking(move || chat.rate(&format!("web:{user}"), &answer, rating))
+    tokio::task::spawn_blocking(move || chat.rate_answer(&format!("web:{user}"), &answer, rating))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
         .map_err(chat_error)?;

@@ -14,6 +14,10 @@ use crate::store::{ChatKey, ChatNs, Store};
 
 /// Questions kept per entry (the most recent).
 const QUESTIONS_KEPT: usize = 20;
+/// Answers per user that stay ratable (the most recent).
+const ANSWERS_RATABLE: usize = 16;
+/// Users whose ratable answers are kept in memory.
+const MAX_USERS: usize = 50_000;
 /// The entry id abstentions are filed under when nothing came close.
 pub const NO_ENTRY: &str = "-";
 
@@ -64,6 +68,7 @@ impl ChatService {
             }
             text.push_str("\n\n");
             text.push_str(texts::rate_hint(lang, msg.platform == Platform::Discord));
+            self.note_answered(&msg.user_key(), id);
             return Said {
                 rate: Some(id.clone()),
                 ..Said::here(text)
@@ -132,6 +137,50 @@ impl ChatService {
 
     /// A user's rating of the answer they got from entry `faq_id`: one per
     /// user and entry (a new rating replaces the old one).
+    /// Keeps the entry among the user's last answers (what they may rate).
+    fn note_answered(&self, user_key: &str, faq_id: &str) {
+        let mut m = self
+            .inner
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_USERS && !m.contains_key(user_key) {
+            m.clear();
+        }
+        let ids = m.entry(user_key.to_string()).or_default();
+        if !ids.iter().any(|i| i == faq_id) {
+            ids.push_back(faq_id.to_string());
+            if ids.len() > ANSWERS_RATABLE {
+                ids.pop_front();
+            }
+        }
+    }
+
+    /// A rating of an answer this user received (web chat: the session's
+    /// recent answers since the daemon started); any other is refused.
+    pub fn rate_answer(
+        &self,
+        user_key: &str,
+        faq_id: &str,
+        rating: Rating,
+    ) -> Result<(), ChatError> {
+        let received = self
+            .inner
+            .answered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_key)
+            .is_some_and(|ids| ids.iter().any(|i| i == faq_id));
+        if !received {
+            return Err(ChatError::Input(format!(
+                "{faq_id:?} is not an answer this session received recently"
+            )));
+        }
+        self.rate(user_key, faq_id, rating)
+    }
+
+    /// Records a rating of an FAQ entry by a user (one per user and entry;
+    /// a new one replaces theirs). Callers check the user got that answer.
     pub fn rate(&self, user_key: &str, faq_id: &str, rating: Rating) -> Result<(), ChatError> {
         let known = [Lang::En, Lang::Fr]
             .iter()

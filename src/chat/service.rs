@@ -150,6 +150,9 @@ pub(super) struct Inner {
     pub waiting: Mutex<HashMap<String, Vec<String>>>,
     /// Abstained questions not yet written to the feedback records.
     pub abstentions: Mutex<Vec<(String, String)>>,
+    /// The FAQ entries each user was last answered with: what a web
+    /// session may rate (a rating is for an answer received, not any entry).
+    pub answered: Mutex<HashMap<String, VecDeque<String>>>,
 }
 
 /// What a command handler returns: the text and how to send it.
@@ -202,6 +205,7 @@ impl ChatService {
                 recent_lang: Mutex::new(HashMap::new()),
                 waiting: Mutex::new(HashMap::new()),
                 abstentions: Mutex::new(Vec::new()),
+                answered: Mutex::new(HashMap::new()),
             }),
         }
     }

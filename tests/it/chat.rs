@@ -173,6 +173,12 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
     assert_eq!(fb("up").0, 200);
     assert_eq!(fb("up").0, 200);
     assert_eq!(fb("sideways").0, 422);
+    // Only an answer the session received can be rated.
+    let (status, body) = d.post_json(
+        "/v1/chat/feedback",
+        &json!({"session": session(&d), "answer": "stop-receiving-email-notifications", "rating": "down"}).to_string(),
+    );
+    assert_eq!(status, 422, "{body}");
     let report = d.wait_for("the abstained question in the feedback report", || {
         let (_, body) = d.get("/v1/faq/feedback");
         body.contains("price of a catalyst switch").then_some(body)
