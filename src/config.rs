@@ -286,6 +286,25 @@ pub struct InboundConfig {
     pub poll_ms: u64,
     /// Raw bytes of processed mail are purged after this many days.
     pub retention_days: u32,
+    /// DKIM/SPF/DMARC verification of inbound mail (`off`, `dns`, `records`).
+    pub verify_auth: VerifyMode,
+    /// DNS TXT records (DKIM keys, SPF and DMARC policies) answered without
+    /// asking DNS: `NAME VALUE` lines (see `inbound::verify::Records`).
+    pub auth_records: Option<PathBuf>,
+}
+
+/// Where DKIM/SPF/DMARC verification gets its DNS answers
+/// (`inbound.verify_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// No verification: commands and team replies rely on the other proofs.
+    #[default]
+    Off,
+    /// `inbound.auth_records` first, then the system's DNS resolver.
+    Dns,
+    /// Only `inbound.auth_records` (no DNS query is ever sent).
+    Records,
 }
 
 /// Where outgoing mail goes, from `smtp.url` (`smtp://host[:port]`,
@@ -511,6 +530,8 @@ impl Default for InboundConfig {
             maildir: None,
             poll_ms: 2000,
             retention_days: 90,
+            verify_auth: VerifyMode::Off,
+            auth_records: None,
         }
     }
 }

@@ -46,6 +46,8 @@ pub enum DaemonError {
     Jobs(#[from] crate::jobs::JobsError),
     #[error("chat: {0}")]
     Chat(#[from] crate::chat::ChatError),
+    #[error("inbound.verify_auth: {0}")]
+    Verify(#[from] crate::inbound::verify::VerifyError),
 }
 
 /// Everything the services share, built once at start.
@@ -96,6 +98,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             .get("edelivery-support")
             .cloned()
             .unwrap_or_default(),
+        verifier: crate::inbound::verify::from_config(config)?.map(Arc::new),
     });
     let chat = crate::chat::build(config, faq.clone(), desk_service.clone(), notifier.clone())?;
     Ok(AppState {

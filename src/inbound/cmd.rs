@@ -157,7 +157,9 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
         }
         MailCmd::Inspect { json, world, files } => {
             let (dir, faq) = ports(world.as_deref(), config)?;
-            inspect(&files, json, dir.as_ref(), faq.as_ref())
+            let verifier = super::verify::from_config(config)
+                .map_err(|e| InboundError::Service(e.to_string()))?;
+            inspect(&files, json, dir.as_ref(), faq.as_ref(), verifier.as_ref())
         }
         MailCmd::Eval { dir, world, json } => {
             let (d, faq) = ports(world.as_deref(), config)?;
@@ -260,11 +262,18 @@ fn inspect(
     json: bool,
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
+    verifier: Option<&super::verify::Verifier>,
 ) -> Result<ExitCode, InboundError> {
     let mut failed = false;
     for f in files {
         match read_input(f) {
-            Ok(raw) => write_out(&render(f, &analyze(&raw, dir, faq)?, json))?,
+            Ok(raw) => {
+                // A file has no envelope: SPF only from its Received line.
+                let conn = super::verify::Connection::from_received(&raw, None);
+                let verified = verifier.and_then(|v| v.verify(&raw, &conn));
+                let d = super::decide::analyze_with(&raw, dir, faq, verified.as_ref())?;
+                write_out(&render(f, &d, json))?
+            }
             Err(e) => {
                 eprintln!("edesk: {e}");
                 failed = true;

@@ -15,6 +15,7 @@ use super::parse::{Parsed, parse};
 use super::ports::{Directory, DirectoryError, FaqOracle, OrderRef};
 use super::route;
 use super::thread::{Method, Thread, thread};
+use super::verify::Verdicts;
 use crate::desk::routing::{self, Route, RoutingInput};
 use crate::domain::{Lang, Team};
 
@@ -74,6 +75,18 @@ pub struct Decision {
     pub bounce: Option<Bounce>,
     /// What proves the mail comes from its From address (human mail only).
     pub auth: Option<Proof>,
+    /// DKIM/SPF/DMARC verdicts, when verification is configured.
+    pub verified: Option<Verdicts>,
+}
+
+/// The `auth` field of `mail inspect --json`: the proof, and the
+/// DKIM/SPF/DMARC verdicts when verification is configured.
+#[derive(Debug, Serialize)]
+pub struct AuthJson<'a> {
+    #[serde(flatten)]
+    pub proof: &'a Proof,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<&'a Verdicts>,
 }
 
 /// `mail inspect --json` output, field for field DESIGN.md's contract.
@@ -91,7 +104,7 @@ pub struct InspectJson<'a> {
     pub new_text: &'a str,
     pub reasons: &'a [String],
     /// Added to the contract: what proves the sender (null for machine mail).
-    pub auth: Option<&'a Proof>,
+    pub auth: Option<AuthJson<'a>>,
 }
 
 impl Decision {
@@ -108,7 +121,10 @@ impl Decision {
             faq: self.faq.as_ref(),
             new_text: &self.new_text,
             reasons: &self.reasons,
-            auth: self.auth.as_ref(),
+            auth: self.auth.as_ref().map(|proof| AuthJson {
+                proof,
+                verified: self.verified.as_ref(),
+            }),
         }
     }
 
@@ -142,6 +158,7 @@ impl Decision {
             thread_method: Method::None,
             bounce: None,
             auth: None,
+            verified: None,
         }
     }
 }
@@ -154,7 +171,18 @@ pub fn analyze(
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
 ) -> Result<Decision, DirectoryError> {
-    match catch_unwind(AssertUnwindSafe(|| analyze_inner(raw, dir, faq))) {
+    analyze_with(raw, dir, faq, None)
+}
+
+/// [`analyze`] with the message's DKIM/SPF/DMARC verdicts (see
+/// `inbound::verify`): an aligned pass proves the sender of a command.
+pub fn analyze_with(
+    raw: &[u8],
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+    verified: Option<&Verdicts>,
+) -> Result<Decision, DirectoryError> {
+    match catch_unwind(AssertUnwindSafe(|| analyze_inner(raw, dir, faq, verified))) {
         Ok(d) => d,
         Err(_) => Ok(Decision::machine(
             None,
@@ -168,6 +196,7 @@ fn analyze_inner(
     raw: &[u8],
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
+    verified: Option<&Verdicts>,
 ) -> Result<Decision, DirectoryError> {
     let p = match parse(raw) {
         Ok(p) => p,
@@ -193,7 +222,7 @@ fn analyze_inner(
             if !p.has_date {
                 reasons.push("headers: no Date; processed as received".into());
             }
-            human(p, dir, faq, reasons)?
+            human(p, dir, faq, reasons, verified)?
         }
         Class::Machine { kind, bounce } => {
             let mut d = Decision::machine(Some(&p), kind, reasons);
@@ -311,6 +340,7 @@ fn human(
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
     mut reasons: Vec<String>,
+    verified: Option<&Verdicts>,
 ) -> Result<Decision, DirectoryError> {
     let sender = p.from.clone().unwrap_or_default();
     let new_text = extract::new_text(p.text.as_deref(), p.html.as_deref(), p.from_name.as_deref());
@@ -332,7 +362,19 @@ fn human(
     let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq);
     reasons.push(why);
     let authorized = authorize(&sender, &t, dir, &mut reasons)?;
-    let proof = auth::sender_proof(&sender, &p.recipients, &p.thread_ids, dir)?;
+    let mut proof = auth::sender_proof(&sender, &p.recipients, &p.thread_ids, dir)?;
+    if let Some(v) = verified {
+        reasons.push(v.reason());
+        let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+        if !proof.holds()
+            && let Some(domain) = v.aligned_pass()
+            && domain.eq_ignore_ascii_case(sender_domain)
+        {
+            proof = Proof::Authenticated {
+                domain: domain.to_string(),
+            };
+        }
+    }
     let mut orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
     let known_orders = orders.len();
     if !t.named.is_empty() {
@@ -362,6 +404,7 @@ fn human(
         thread_method: t.method,
         bounce: None,
         auth: Some(proof),
+        verified: verified.cloned(),
     };
     if let Some(cmd) = command::find(&d.new_text, &p.subject) {
         run_command(&mut d, cmd, &t, dir, &sender)?;

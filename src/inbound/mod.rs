@@ -31,6 +31,7 @@ pub mod ports;
 pub mod route;
 pub mod store_dir;
 pub mod thread;
+pub mod verify;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -13,10 +13,11 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::decide::{Action, Decision, analyze};
+use super::decide::{Action, Decision, analyze_with};
 use super::intake::{MailState, Spool};
 use super::parse::parse;
 use super::ports::{Directory, FaqOracle};
+use super::verify::{Connection, Verdicts, Verifier};
 use crate::desk::guard::Verdict;
 use crate::desk::tickets::FaqRef;
 use crate::desk::{
@@ -88,6 +89,9 @@ pub struct Worker {
     pub actions: Arc<dyn Actions>,
     /// Where "reach a person" points in an FAQ answer.
     pub support_address: String,
+    /// DKIM/SPF/DMARC verification, when configured: its verdicts prove a
+    /// command's sender and are required of a team's reply.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 /// What was done with a message, stored next to it.
@@ -187,8 +191,14 @@ impl Worker {
     }
 
     fn process(&self, id: u64, raw: &[u8]) -> Result<(Decision, Outcome), ActionError> {
-        let decision = analyze(raw, self.directory.as_ref(), self.faq.as_ref())
-            .map_err(|e| ActionError::Unavailable(e.to_string()))?;
+        let verified = self.verify(id, raw);
+        let decision = analyze_with(
+            raw,
+            self.directory.as_ref(),
+            self.faq.as_ref(),
+            verified.as_ref(),
+        )
+        .map_err(|e| ActionError::Unavailable(e.to_string()))?;
         let mut outcome = Outcome::default();
         let thread_ids = parse(raw).map(|p| p.thread_ids).unwrap_or_default();
         let thread_ids = MessageId::parse_all(thread_ids.iter().map(String::as_str));
@@ -250,6 +260,19 @@ impl Worker {
             }
         }
         Ok((decision, outcome))
+    }
+
+    /// The message's DKIM/SPF/DMARC verdicts, when verification is
+    /// configured (SPF from the envelope sender and our MTA's Received line).
+    fn verify(&self, id: u64, raw: &[u8]) -> Option<Verdicts> {
+        let verifier = self.verifier.as_ref()?;
+        let mail_from = self
+            .spool
+            .meta(id)
+            .ok()
+            .flatten()
+            .and_then(|m| m.envelope.mail_from);
+        verifier.verify(raw, &Connection::from_received(raw, mail_from.as_deref()))
     }
 
     /// The FAQ answer mail's values for `entry` in the message's language.
@@ -362,17 +385,31 @@ impl Worker {
             Ok(addr) => self.desk.answered_escalation(&addr, thread_ids)?,
             Err(_) => None,
         };
-        if let Some((ticket, mid)) = answered {
-            outcome.reasons.push(format!(
-                "team reply: answers the escalation {mid} sent to {sender} for ticket {}",
+        // With verification configured, the team's domain must also sign.
+        let sender_domain = sender.rsplit_once('@').map_or("", |(_, dom)| dom);
+        let aligned = self.verifier.is_none()
+            || d.verified
+                .as_ref()
+                .and_then(Verdicts::aligned_pass)
+                .is_some_and(|dom| dom.eq_ignore_ascii_case(sender_domain));
+        match answered {
+            Some((ticket, mid)) if aligned => {
+                outcome.reasons.push(format!(
+                    "team reply: answers the escalation {mid} sent to {sender} for ticket {}",
+                    ticket.id
+                ));
+                outcome.action =
+                    Some(json!({"action": "relay", "ticket": ticket.id.to_string()}));
+                return self.relay(id, d, team, ticket, outcome);
+            }
+            Some((ticket, mid)) => outcome.reasons.push(format!(
+                "team mail: answers the escalation {mid} of ticket {} but DKIM/DMARC does not pass aligned with {sender_domain}; not relayed",
                 ticket.id
-            ));
-            outcome.action = Some(json!({"action": "relay", "ticket": ticket.id.to_string()}));
-            return self.relay(id, d, team, ticket, outcome);
+            )),
+            None => outcome.reasons.push(format!(
+                "team mail: from {team}'s address but answers no escalation edesk sent to it; not relayed to any customer, no acknowledgement"
+            )),
         }
-        outcome.reasons.push(format!(
-            "team mail: from {team}'s address but answers no escalation edesk sent to it; not relayed to any customer, no acknowledgement"
-        ));
         outcome.action = Some(json!({"action": "team_mail"}));
         tracing::warn!(%sender, %team, "team mail that answers no escalation: not relayed");
         let Some(ticket) = self.desk.ticket_for_thread(thread_ids)? else {
@@ -381,7 +418,7 @@ impl Worker {
                 .push("team mail held for a person: no ticket, nothing sent".into());
             return Ok(());
         };
-        let by = format!("{team} <{sender}> (unverified: not a reply to the escalation)");
+        let by = format!("{team} <{sender}> (unverified team mail, not relayed)");
         self.desk
             .record_team_mail(ticket.id, &by, &d.new_text, &format!("mail:{id}"))?;
         outcome.ticket = Some(ticket.id.to_string());
@@ -636,6 +673,7 @@ mod tests {
             outbox: rec.clone(),
             actions: rec.clone(),
             support_address: "support@cisco.example".into(),
+            verifier: None,
         };
         (dir, Arc::new(w), rec)
     }
@@ -873,6 +911,115 @@ mod tests {
             *rec.unsubscribed.lock().unwrap(),
             vec!["j.harper@acme.example.com".to_string()]
         );
+    }
+
+    /// A worker whose verifier knows DKIM keys of the team's and the
+    /// customer's domains (and nothing else: no DNS here).
+    fn verifying_worker() -> (
+        tempfile::TempDir,
+        Arc<Worker>,
+        Arc<Recorder>,
+        Vec<u8>,
+        Vec<u8>,
+    ) {
+        use crate::inbound::verify::tests::dkim_key;
+        use crate::inbound::verify::{Records, VerifyMode};
+        let (d, w, rec) = worker(5);
+        let records = Records::default();
+        let (team_key, n1, t1) = dkim_key("cisco.example");
+        let (cust_key, n2, t2) = dkim_key("acme.example.com");
+        records.add(&n1, &t1).unwrap();
+        records.add(&n2, &t2).unwrap();
+        let verifier = Verifier::new(VerifyMode::Records, records, "edesk.example.com")
+            .unwrap()
+            .map(Arc::new);
+        let mut w = Arc::try_unwrap(w).ok().unwrap();
+        w.verifier = verifier;
+        (d, Arc::new(w), rec, team_key, cust_key)
+    }
+
+    #[test]
+    fn with_verification_a_team_reply_must_also_be_signed_by_the_team_domain() {
+        use crate::inbound::verify::tests::sign;
+        let (_d, w, rec, team_key, _) = verifying_worker();
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "q-dkim@acme.example.com",
+                "",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold.",
+            ),
+        );
+        let t = w.desk.desk().list().unwrap().remove(0);
+        let esc = mid_of(&rec, Kind::TeamEscalation);
+        let before = rec.sent.lock().unwrap().len();
+        let reply = |mid: &str| {
+            String::from_utf8(mail(
+                "exportops@cisco.example",
+                mid,
+                &format!("In-Reply-To: {esc}\r\n"),
+                "Re: escalation",
+                "The export hold is released.",
+            ))
+            .unwrap()
+        };
+        // The right In-Reply-To but no signature of cisco.example: held.
+        let id = deliver(&w, reply("unsigned@cisco.example").as_bytes());
+        assert_eq!(rec.sent.lock().unwrap().len(), before);
+        let decision = w.spool.meta(id).unwrap().unwrap().decision.unwrap();
+        assert_eq!(decision["action"]["action"], "team_mail");
+        assert!(
+            decision["reasons"]
+                .to_string()
+                .contains("DKIM/DMARC does not pass")
+        );
+        assert_eq!(decision["auth"]["verified"]["dkim"], json!([]));
+        // Signed by the team's domain: relayed.
+        let signed = sign(&team_key, "cisco.example", &reply("signed@cisco.example"));
+        let id = deliver(&w, signed.as_bytes());
+        let decision = w.spool.meta(id).unwrap().unwrap().decision.unwrap();
+        assert_eq!(
+            decision["auth"]["verified"]["dkim"][0]["result"], "pass",
+            "{decision}"
+        );
+        assert_eq!(rec.sent.lock().unwrap().len(), before + 1);
+        assert_eq!(
+            w.desk.desk().get(t.id).unwrap().status,
+            TicketStatus::Answered
+        );
+    }
+
+    #[test]
+    fn an_aligned_dkim_pass_proves_a_commands_sender() {
+        use crate::inbound::verify::tests::sign;
+        let (_d, w, rec, team_key, cust_key) = verifying_worker();
+        let raw = String::from_utf8(mail(
+            "j.harper@acme.example.com",
+            "u-dkim@acme.example.com",
+            "",
+            "stop",
+            "UNSUBSCRIBE",
+        ))
+        .unwrap();
+        // Signed by another domain: not proven.
+        deliver(&w, sign(&team_key, "cisco.example", &raw).as_bytes());
+        assert!(rec.unsubscribed.lock().unwrap().is_empty());
+        // Signed by the sender's domain: run.
+        let id = deliver(
+            &w,
+            sign(
+                &cust_key,
+                "acme.example.com",
+                &raw.replace("u-dkim", "u-dkim2"),
+            )
+            .as_bytes(),
+        );
+        assert_eq!(rec.unsubscribed.lock().unwrap().len(), 1);
+        let decision = w.spool.meta(id).unwrap().unwrap().decision.unwrap();
+        assert_eq!(decision["auth"]["proof"], "authenticated", "{decision}");
+        assert_eq!(decision["auth"]["domain"], "acme.example.com");
     }
 
     #[test]

@@ -638,3 +638,81 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
     assert!(text.contains("released this morning"), "{text}");
     assert!(!text.contains("evil.example/cisco"), "{text}");
 }
+
+/// With DKIM/SPF/DMARC verification on (records file only: no DNS here),
+/// the daemon records the verdicts on each message, and even the team's
+/// reply to the escalation is held when the team's domain did not sign it.
+#[test]
+fn with_verification_the_daemon_records_verdicts_and_holds_an_unsigned_team_reply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let records = tmp.path().join("records.txt");
+    std::fs::write(
+        &records,
+        "# test zone\n_dmarc.cisco.example \"v=DMARC1; p=reject\"\ncisco.example v=spf1 ip4:192.0.2.0/24 -all\n",
+    )
+    .unwrap();
+    let sink = Sink::start(&tmp.path().join("sink"));
+    let url = sink.url();
+    let d = spawn_daemon(
+        &tmp.path().join("data"),
+        &[
+            ("EDESK_SMTP__URL", url.as_str()),
+            ("EDESK_DESK__TEAMS__EXPORTOPS", "exportops@cisco.example"),
+            ("EDESK_INBOUND__VERIFY_AUTH", "records"),
+            ("EDESK_INBOUND__AUTH_RECORDS", records.to_str().unwrap()),
+        ],
+    );
+    let (status, body) = d.post_json("/v1/orders", &order().to_string());
+    assert_eq!(status, 201, "{body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let before = sink.messages().len();
+    lmtp(
+        &d,
+        "j.harper@acme.example.com",
+        &[
+            "Message-Id: <v-1@acme.example.com>".into(),
+            "Subject: Export hold on SO 10458321".into(),
+        ],
+        "Our order 10458321 is stuck on an export hold. Who can release it?",
+    );
+    let mails = wait_mails(&d, &sink, before + 2);
+    let team = mails[before..]
+        .iter()
+        .find(|m| to_of(m) == "exportops@cisco.example")
+        .expect("escalation");
+    let team_mid = header(team, "Message-ID").unwrap();
+    let first = processed(&d, 1);
+    let verified = &first[0]["decision"]["auth"]["verified"];
+    assert_eq!(verified["from_domain"], "acme.example.com", "{}", first[0]);
+    assert!(
+        first[0]["decision"]["reasons"]
+            .to_string()
+            .contains("verified: dkim none"),
+        "{}",
+        first[0]
+    );
+    lmtp(
+        &d,
+        "exportops@cisco.example",
+        &[
+            "Received: from mx.evil.example (mx.evil.example [198.51.100.9]) by mail.edesk.example.com".into(),
+            "Message-Id: <team-v@cisco.example>".into(),
+            format!("In-Reply-To: {team_mid}"),
+            "Subject: Re: escalation".into(),
+        ],
+        "Released. Log in at http://evil.example/cisco",
+    );
+    let all = processed(&d, 2);
+    let m = &all[0];
+    assert_eq!(m["decision"]["action"]["action"], "team_mail", "{m}");
+    assert_eq!(
+        m["decision"]["auth"]["verified"]["spf"]["result"], "fail",
+        "{m}"
+    );
+    assert_eq!(
+        m["decision"]["auth"]["verified"]["dmarc"]["result"], "fail",
+        "{m}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), before + 2, "nothing relayed");
+}
