@@ -397,28 +397,66 @@ async fn metrics(State(state): State<AppState>) -> Result<String, ApiError> {
 
 /// Counts kept by the store, plus the few small sets (pending mail, tickets):
 /// nothing here decodes the outbox, so a scrape stays cheap as it grows.
+/// One Prometheus metric: name, type, help text and value.
+type Metric = (&'static str, &'static str, &'static str, u64);
+
+/// The `/metrics` text: mail, desk and store figures, then the jobs'.
 fn render_metrics(state: &AppState) -> Result<String, ApiError> {
+    let store = state.notifier.store();
+    let mut metrics = mail_metrics(state)?;
+    metrics.extend(ticket_metrics(state)?);
+    let health = store.health();
+    metrics.extend([
+        (
+            "edesk_store_writable",
+            "gauge",
+            "1 when the store accepts writes (0: disk full, read-only, recovering).",
+            u64::from(health.writable),
+        ),
+        (
+            "edesk_store_batches_total",
+            "counter",
+            "Write batches applied by the store owner.",
+            health.batches,
+        ),
+        (
+            "edesk_store_flushes_total",
+            "counter",
+            "Group flushes to disk.",
+            health.flushes,
+        ),
+        (
+            "edesk_store_reopens_total",
+            "counter",
+            "Times the store reopened itself after an I/O failure.",
+            health.reopens,
+        ),
+    ]);
+    let mut out = String::new();
+    for (name, kind, help, value) in metrics {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        ));
+    }
+    // Only where the platform tells the free space.
+    if let Some(free) = health.free_bytes {
+        out.push_str(&format!(
+            "# HELP edesk_store_free_bytes Free bytes in the data directory.\n# TYPE edesk_store_free_bytes gauge\nedesk_store_free_bytes {free}\n"
+        ));
+    }
+    out.push_str(&jobs::metrics(state)?);
+    Ok(out)
+}
+
+/// Outgoing and incoming mail: the outbox counts are counters the store
+/// keeps up to date with each write, not a scan of the outbox.
+fn mail_metrics(state: &AppState) -> Result<Vec<Metric>, ApiError> {
     let store = state.notifier.store();
     let (pending, sent, dead) = store.outbox_counts()?;
     let suppressed = store.suppression_count()?;
     let escalations_lost = store.stat(crate::notify::failures::ESCALATION_UNDELIVERABLE)?;
     let inbound_pending = state.spool.pending()?.len();
-    let tickets = state
-        .desk
-        .list()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let today = state.desk.calendar().local_date(chrono::Utc::now());
-    let open = tickets
-        .iter()
-        .filter(|t| t.status == crate::desk::TicketStatus::Open)
-        .count();
-    let overdue = tickets
-        .iter()
-        .filter(|t| t.status == crate::desk::TicketStatus::Open && t.due < today)
-        .count();
-    let health = store.health();
-    let mut out = String::new();
-    for (name, kind, help, value) in [
+    Ok(vec![
         (
             "edesk_outbox_pending",
             "gauge",
@@ -455,11 +493,27 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
             "Inbound mails accepted, not yet processed.",
             inbound_pending as u64,
         ),
+    ])
+}
+
+/// Open and overdue tickets. Overdue depends on today's date in the desk's
+/// calendar, so it is counted at each scrape.
+fn ticket_metrics(state: &AppState) -> Result<[Metric; 2], ApiError> {
+    let tickets = state
+        .desk
+        .list()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let today = state.desk.calendar().local_date(chrono::Utc::now());
+    let open = tickets
+        .iter()
+        .filter(|t| t.status == crate::desk::TicketStatus::Open);
+    let overdue = open.clone().filter(|t| t.due < today).count();
+    Ok([
         (
             "edesk_tickets_open",
             "gauge",
             "Escalation tickets waiting for a team.",
-            open as u64,
+            open.count() as u64,
         ),
         (
             "edesk_tickets_overdue",
@@ -467,42 +521,7 @@ fn render_metrics(state: &AppState) -> Result<String, ApiError> {
             "Open tickets past their business-day SLA.",
             overdue as u64,
         ),
-        (
-            "edesk_store_writable",
-            "gauge",
-            "1 when the store accepts writes (0: disk full, read-only, recovering).",
-            u64::from(health.writable),
-        ),
-        (
-            "edesk_store_batches_total",
-            "counter",
-            "Write batches applied by the store owner.",
-            health.batches,
-        ),
-        (
-            "edesk_store_flushes_total",
-            "counter",
-            "Group flushes to disk.",
-            health.flushes,
-        ),
-        (
-            "edesk_store_reopens_total",
-            "counter",
-            "Times the store reopened itself after an I/O failure.",
-            health.reopens,
-        ),
-    ] {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        ));
-    }
-    if let Some(free) = health.free_bytes {
-        out.push_str(&format!(
-            "# HELP edesk_store_free_bytes Free bytes in the data directory.\n# TYPE edesk_store_free_bytes gauge\nedesk_store_free_bytes {free}\n"
-        ));
-    }
-    out.push_str(&jobs::metrics(state)?);
-    Ok(out)
+    ])
 }
 
 fn mail_id(id: &str) -> Result<u64, ApiError> {

@@ -9,8 +9,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use smtp_proto::Request;
+use std::borrow::Cow;
+
 use smtp_proto::request::receiver::DataReceiver;
+use smtp_proto::{MailFrom, RcptTo, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
@@ -126,11 +128,41 @@ struct Transaction {
     rcpt_to: Vec<String>,
 }
 
+/// Where the dialogue stands (RFC 2033 §4.1): which verbs are allowed
+/// follows from the state alone, and a transaction exists only between MAIL
+/// and the end of DATA (or RSET / LHLO).
+enum State {
+    /// Connected, no LHLO yet: a transaction cannot start.
+    Connected,
+    /// LHLO done, no transaction open.
+    Ready,
+    /// MAIL accepted; the recipients so far.
+    Mail(Transaction),
+}
+
+/// What the session does after a command.
+enum Step {
+    /// Write this reply, then read the next command.
+    Reply(String),
+    /// The session is over: the handler has said what there was to say, or
+    /// the client is gone.
+    Close,
+}
+
 enum Read {
     Data,
     Closed,
     Cancelled,
     Idle,
+}
+
+/// One connection: the socket, bytes read but not yet used (pipelined
+/// commands) and the dialogue state; one handler per verb.
+struct Conn<'a> {
+    session: &'a Session,
+    stream: TcpStream,
+    buf: Vec<u8>,
+    state: State,
 }
 
 impl Session {
@@ -142,111 +174,19 @@ impl Session {
             format!("220 {host} LMTP edesk ready\r\n").as_bytes(),
         )
         .await?;
-        let mut buf: Vec<u8> = Vec::with_capacity(8192);
-        let mut greeted = false;
-        let mut tx: Option<Transaction> = None;
-
-        loop {
-            // One command line, possibly already in the buffer (pipelining).
-            let line = loop {
-                if let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    break line;
-                }
-                if buf.len() > MAX_LINE {
-                    self.send(&mut stream, b"500 5.5.2 line too long\r\n")
-                        .await?;
-                    return Ok(());
-                }
-                match self.read_more(&mut stream, &mut buf).await? {
-                    Read::Data => {}
-                    Read::Closed => return Ok(()),
-                    Read::Cancelled => {
-                        self.send(&mut stream, b"421 4.3.2 shutting down, try again later\r\n")
-                            .await?;
-                        return Ok(());
-                    }
-                    Read::Idle => {
-                        tracing::info!("LMTP session idle, closing");
-                        self.send(&mut stream, IDLE).await?;
-                        return Ok(());
-                    }
-                }
-            };
-
-            let reply: String = match Request::parse(&mut line.iter()) {
-                Ok(Request::Lhlo { host: client }) => {
-                    tracing::debug!(%client, "LHLO");
-                    greeted = true;
-                    tx = None;
-                    lhlo_reply(host, self.settings.max_message_bytes)
-                }
-                Ok(Request::Ehlo { .. } | Request::Helo { .. }) => {
-                    "500 5.5.1 this is an LMTP server: use LHLO\r\n".into()
-                }
-                Ok(Request::Mail { from }) => {
-                    if !greeted {
-                        "503 5.5.1 LHLO first\r\n".into()
-                    } else if tx.is_some() {
-                        "503 5.5.1 nested MAIL command\r\n".into()
-                    } else if from.size > self.settings.max_message_bytes {
-                        "552 5.3.4 message size exceeds fixed maximum message size\r\n".into()
-                    } else {
-                        tx = Some(Transaction {
-                            mail_from: Some(from.address.to_string()),
-                            rcpt_to: Vec::new(),
-                        });
-                        "250 2.1.0 sender OK\r\n".into()
-                    }
-                }
-                Ok(Request::Rcpt { to }) => match tx.as_mut() {
-                    None => "503 5.5.1 MAIL first\r\n".into(),
-                    Some(t) if t.rcpt_to.len() >= MAX_RECIPIENTS => {
-                        "452 4.5.3 too many recipients\r\n".into()
-                    }
-                    Some(t) => {
-                        t.rcpt_to.push(to.address.to_string());
-                        "250 2.1.5 recipient OK\r\n".into()
-                    }
-                },
-                Ok(Request::Data) => match tx.take() {
-                    Some(t) if !t.rcpt_to.is_empty() => {
-                        self.send(
-                            &mut stream,
-                            b"354 2.0.0 send the message, end with <CRLF>.<CRLF>\r\n",
-                        )
-                        .await?;
-                        match self.receive_data(&mut stream, &mut buf).await? {
-                            None => return Ok(()),
-                            Some(body) => self.deliver(t, body).await,
-                        }
-                    }
-                    Some(t) => {
-                        tx = Some(t);
-                        "503 5.5.1 RCPT first\r\n".into()
-                    }
-                    None => "503 5.5.1 MAIL first\r\n".into(),
-                },
-                Ok(Request::Bdat { .. }) => "502 5.5.1 CHUNKING not offered\r\n".into(),
-                Ok(Request::Rset) => {
-                    tx = None;
-                    "250 2.0.0 OK\r\n".into()
-                }
-                Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
-                Ok(Request::Vrfy { .. }) => "252 2.1.5 cannot verify, will accept\r\n".into(),
-                Ok(Request::Quit) => {
-                    self.send(&mut stream, b"221 2.0.0 bye\r\n").await?;
-                    return Ok(());
-                }
-                Ok(Request::StartTls) => "502 5.5.1 STARTTLS not offered on LMTP\r\n".into(),
-                Ok(other) => format!("502 5.5.1 {} not implemented\r\n", other.name()),
-                Err(smtp_proto::Error::UnknownCommand) => {
-                    "500 5.5.2 command not recognized\r\n".into()
-                }
-                Err(e) => format!("501 5.5.4 syntax error: {}\r\n", describe(&e)),
-            };
-            self.send(&mut stream, reply.as_bytes()).await?;
+        let mut conn = Conn {
+            session: self,
+            stream,
+            buf: Vec::with_capacity(8192),
+            state: State::Connected,
+        };
+        while let Some(line) = conn.next_line().await? {
+            match conn.command(&line).await? {
+                Step::Reply(reply) => conn.send(reply.as_bytes()).await?,
+                Step::Close => break,
+            }
         }
+        Ok(())
     }
 
     /// Writes a reply. A client that stops reading (its receive window
@@ -360,6 +300,148 @@ impl Session {
             }
         };
         line.repeat(n)
+    }
+}
+
+impl Conn<'_> {
+    async fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.session.send(&mut self.stream, bytes).await
+    }
+
+    /// The next command line, possibly already in the buffer (pipelining).
+    /// `None`: the session ends (too long a line, the client left, shutdown
+    /// or idle timeout), with the reply said where there is one.
+    async fn next_line(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                return Ok(Some(self.buf.drain(..=pos).collect()));
+            }
+            if self.buf.len() > MAX_LINE {
+                self.send(b"500 5.5.2 line too long\r\n").await?;
+                return Ok(None);
+            }
+            match self
+                .session
+                .read_more(&mut self.stream, &mut self.buf)
+                .await?
+            {
+                Read::Data => {}
+                Read::Closed => return Ok(None),
+                Read::Cancelled => {
+                    self.send(b"421 4.3.2 shutting down, try again later\r\n")
+                        .await?;
+                    return Ok(None);
+                }
+                Read::Idle => {
+                    tracing::info!("LMTP session idle, closing");
+                    self.send(IDLE).await?;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// Parses one command line and runs its verb's handler.
+    async fn command(&mut self, line: &[u8]) -> std::io::Result<Step> {
+        let reply: String = match Request::parse(&mut line.iter()) {
+            Ok(Request::Lhlo { host }) => self.lhlo(&host),
+            Ok(Request::Ehlo { .. } | Request::Helo { .. }) => {
+                "500 5.5.1 this is an LMTP server: use LHLO\r\n".into()
+            }
+            Ok(Request::Mail { from }) => self.mail(&from),
+            Ok(Request::Rcpt { to }) => self.rcpt(&to),
+            Ok(Request::Data) => return self.data().await,
+            Ok(Request::Bdat { .. }) => "502 5.5.1 CHUNKING not offered\r\n".into(),
+            Ok(Request::Rset) => self.rset(),
+            Ok(Request::Noop { .. }) => "250 2.0.0 OK\r\n".into(),
+            Ok(Request::Vrfy { .. }) => "252 2.1.5 cannot verify, will accept\r\n".into(),
+            Ok(Request::Quit) => {
+                self.send(b"221 2.0.0 bye\r\n").await?;
+                return Ok(Step::Close);
+            }
+            Ok(Request::StartTls) => "502 5.5.1 STARTTLS not offered on LMTP\r\n".into(),
+            Ok(other) => format!("502 5.5.1 {} not implemented\r\n", other.name()),
+            Err(smtp_proto::Error::UnknownCommand) => "500 5.5.2 command not recognized\r\n".into(),
+            Err(e) => format!("501 5.5.4 syntax error: {}\r\n", describe(&e)),
+        };
+        Ok(Step::Reply(reply))
+    }
+
+    /// LHLO: (re)starts the dialogue; any open transaction is dropped.
+    fn lhlo(&mut self, client: &str) -> String {
+        tracing::debug!(%client, "LHLO");
+        self.state = State::Ready;
+        let settings = &self.session.settings;
+        lhlo_reply(&settings.hostname, settings.max_message_bytes)
+    }
+
+    /// MAIL: opens a transaction after LHLO. A declared SIZE over the limit
+    /// is refused here, before the client sends the body.
+    fn mail(&mut self, from: &MailFrom<Cow<'_, str>>) -> String {
+        match self.state {
+            State::Connected => "503 5.5.1 LHLO first\r\n".into(),
+            State::Mail(_) => "503 5.5.1 nested MAIL command\r\n".into(),
+            State::Ready if from.size > self.session.settings.max_message_bytes => {
+                "552 5.3.4 message size exceeds fixed maximum message size\r\n".into()
+            }
+            State::Ready => {
+                self.state = State::Mail(Transaction {
+                    mail_from: Some(from.address.to_string()),
+                    rcpt_to: Vec::new(),
+                });
+                "250 2.1.0 sender OK\r\n".into()
+            }
+        }
+    }
+
+    /// RCPT: adds a recipient to the open transaction, up to the limit.
+    fn rcpt(&mut self, to: &RcptTo<Cow<'_, str>>) -> String {
+        match &mut self.state {
+            State::Mail(t) if t.rcpt_to.len() >= MAX_RECIPIENTS => {
+                "452 4.5.3 too many recipients\r\n".into()
+            }
+            State::Mail(t) => {
+                t.rcpt_to.push(to.address.to_string());
+                "250 2.1.5 recipient OK\r\n".into()
+            }
+            State::Connected | State::Ready => "503 5.5.1 MAIL first\r\n".into(),
+        }
+    }
+
+    /// DATA: receives the body and answers once per recipient. The
+    /// transaction ends here whatever the outcome; a refused DATA keeps the
+    /// state it found.
+    async fn data(&mut self) -> std::io::Result<Step> {
+        match std::mem::replace(&mut self.state, State::Ready) {
+            State::Mail(t) if !t.rcpt_to.is_empty() => {
+                self.send(b"354 2.0.0 send the message, end with <CRLF>.<CRLF>\r\n")
+                    .await?;
+                let body = self
+                    .session
+                    .receive_data(&mut self.stream, &mut self.buf)
+                    .await?;
+                Ok(match body {
+                    None => Step::Close,
+                    Some(body) => Step::Reply(self.session.deliver(t, body).await),
+                })
+            }
+            State::Mail(t) => {
+                self.state = State::Mail(t);
+                Ok(Step::Reply("503 5.5.1 RCPT first\r\n".into()))
+            }
+            other => {
+                self.state = other;
+                Ok(Step::Reply("503 5.5.1 MAIL first\r\n".into()))
+            }
+        }
+    }
+
+    /// RSET: drops the transaction; an LHLO already given stays given.
+    fn rset(&mut self) -> String {
+        if let State::Mail(_) = self.state {
+            self.state = State::Ready;
+        }
+        "250 2.0.0 OK\r\n".into()
     }
 }
 
