@@ -625,21 +625,29 @@ impl Config {
         Ok(config)
     }
 
+    /// Checks the merged layers; the first bad key is the error, in the
+    /// order the steps run (operators fix one key at a time).
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| {
-            Err(ConfigError::Invalid {
-                key: key.into(),
-                message,
-            })
-        };
+        self.validate_chat()?;
+        self.validate_faq()?;
+        self.validate_mail_identity()?;
+        self.validate_smtp()?;
+        self.validate_calendar()?;
+        self.validate_desk()?;
+        self.validate_intake_and_outbox()?;
+        self.validate_jobs()?;
+        self.validate_listener_limits()
+    }
+
+    fn validate_chat(&self) -> Result<(), ConfigError> {
         if self.chat.link_code_ttl_secs == 0 {
-            return bad(
+            return invalid(
                 "chat.link_code_ttl_secs",
                 "must be > 0 (how long a mailed link code is valid)".into(),
             );
         }
         if self.chat.link_max_tries == 0 {
-            return bad(
+            return invalid(
                 "chat.link_max_tries",
                 "must be > 0 (wrong codes allowed before a link code is void)".into(),
             );
@@ -647,14 +655,24 @@ impl Config {
         if let Some(url) = &self.discord.api_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return bad("discord.api_url", format!("{url:?} is not an http(s) URL"));
+            return invalid("discord.api_url", format!("{url:?} is not an http(s) URL"));
         }
+        Ok(())
+    }
+
+    fn validate_faq(&self) -> Result<(), ConfigError> {
         if !(0.0..=1.0).contains(&self.faq.threshold) {
-            return bad(
+            return invalid(
                 "faq.threshold",
                 format!("{} is not in [0, 1]", self.faq.threshold),
             );
         }
+        Ok(())
+    }
+
+    /// The mail domain and the public URL end up in every mail we send
+    /// (Message-IDs, reply addresses, links), so both are checked together.
+    fn validate_mail_identity(&self) -> Result<(), ConfigError> {
         if self.mail.domain.is_empty()
             || self.mail.domain.len() > 253
             || !self
@@ -663,7 +681,7 @@ impl Config {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         {
-            return bad(
+            return invalid(
                 "mail.domain",
                 format!("{:?} is not a domain name", self.mail.domain),
             );
@@ -671,7 +689,7 @@ impl Config {
         // Links go into headers (List-Unsubscribe) as one unbreakable
         // word: the bound keeps that line well under RFC 5322's 998.
         if self.http.public_url.len() > 512 {
-            return bad(
+            return invalid(
                 "http.public_url",
                 "longer than 512 characters (it goes into mail headers)".into(),
             );
@@ -679,24 +697,32 @@ impl Config {
         if !(self.http.public_url.starts_with("http://")
             || self.http.public_url.starts_with("https://"))
         {
-            return bad(
+            return invalid(
                 "http.public_url",
                 format!("{:?} is not an http(s) URL", self.http.public_url),
             );
         }
+        Ok(())
+    }
+
+    fn validate_smtp(&self) -> Result<(), ConfigError> {
         if let Some(url) = &self.smtp.url
             && let Err(e) = SmtpEndpoint::parse(url)
         {
-            return bad("smtp.url", e);
+            return invalid("smtp.url", e);
         }
         if self.smtp.idle_timeout_ms == 0 {
-            return bad(
+            return invalid(
                 "smtp.idle_timeout_ms",
                 "must be > 0 (how long an unused SMTP connection is kept)".into(),
             );
         }
+        Ok(())
+    }
+
+    fn validate_calendar(&self) -> Result<(), ConfigError> {
         if self.calendar.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return bad(
+            return invalid(
                 "calendar.time_zone",
                 format!(
                     "{:?} is not an IANA time zone (e.g. UTC, Europe/Paris)",
@@ -704,46 +730,58 @@ impl Config {
                 ),
             );
         }
+        Ok(())
+    }
+
+    fn validate_desk(&self) -> Result<(), ConfigError> {
         if self.desk.auto_mail_per_hour == 0 {
-            return bad(
+            return invalid(
                 "desk.auto_mail_per_hour",
                 "must be > 0 (automatic answers need at least one mail per hour)".into(),
             );
         }
         for (team, addr) in &self.desk.teams {
             if let Err(e) = team.parse::<crate::domain::Team>() {
-                return bad(&format!("desk.teams.{team}"), e);
+                return invalid(&format!("desk.teams.{team}"), e);
             }
             if !addr.is_empty() && addr.parse::<crate::domain::EmailAddress>().is_err() {
-                return bad(
+                return invalid(
                     &format!("desk.teams.{team}"),
                     format!("{addr:?} is not a mail address"),
                 );
             }
         }
+        Ok(())
+    }
+
+    fn validate_intake_and_outbox(&self) -> Result<(), ConfigError> {
         if self.inbound.poll_ms == 0 {
-            return bad("inbound.poll_ms", "must be > 0".into());
+            return invalid("inbound.poll_ms", "must be > 0".into());
         }
         if self.outbox.max_attempts == 0 {
-            return bad("outbox.max_attempts", "must be > 0".into());
+            return invalid("outbox.max_attempts", "must be > 0".into());
         }
         if self.outbox.per_domain_concurrency == 0 {
-            return bad("outbox.per_domain_concurrency", "must be > 0".into());
+            return invalid("outbox.per_domain_concurrency", "must be > 0".into());
         }
+        Ok(())
+    }
+
+    fn validate_jobs(&self) -> Result<(), ConfigError> {
         for (job, expr) in self.jobs.schedule.entries() {
             if let Err(e) = check_cron(expr) {
-                return bad(&format!("jobs.schedule.{job}"), e);
+                return invalid(&format!("jobs.schedule.{job}"), e);
             }
         }
         if let Some(a) = &self.jobs.sla_escalate_to
             && a.parse::<crate::domain::EmailAddress>().is_err()
         {
-            return bad(
+            return invalid(
                 "jobs.sla_escalate_to",
                 format!("{a:?} is not a mail address"),
             );
         }
-        for (key, value) in [
+        all_positive([
             (
                 "jobs.pak_reminder_every_days",
                 self.jobs.pak_reminder_every_days,
@@ -752,24 +790,18 @@ impl Config {
                 "jobs.history_retention_days",
                 self.jobs.history_retention_days,
             ),
-        ] {
-            if value == 0 {
-                return bad(key, "must be > 0".into());
-            }
-        }
-        for (key, value) in [
+        ])
+    }
+
+    fn validate_listener_limits(&self) -> Result<(), ConfigError> {
+        all_positive([
             ("http.max_body_bytes", self.http.max_body_bytes as u64),
             ("http.header_timeout_ms", self.http.header_timeout_ms),
             ("http.request_timeout_ms", self.http.request_timeout_ms),
             ("http.max_connections", self.http.max_connections as u64),
             ("lmtp.max_connections", self.lmtp.max_connections as u64),
             ("lmtp.idle_timeout_ms", self.lmtp.idle_timeout_ms),
-        ] {
-            if value == 0 {
-                return bad(key, "must be > 0".into());
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// The Maildir the daemon polls and `edesk mail deliver` writes to.
@@ -784,6 +816,26 @@ impl Config {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+fn invalid(key: &str, message: String) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key: key.into(),
+        message,
+    })
+}
+
+/// Counts, sizes and timeouts where 0 would stall or refuse everything.
+fn all_positive<const N: usize, T>(values: [(&str, T); N]) -> Result<(), ConfigError>
+where
+    T: Into<u64>,
+{
+    for (key, value) in values {
+        if value.into() == 0 {
+            return invalid(key, "must be > 0".into());
+        }
+    }
+    Ok(())
 }
 
 /// Checks a job schedule: `off`, or a cron expression the `cron` crate
