@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitCode, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -288,6 +288,37 @@ pub async fn run_load(plan: &LoadPlan) -> LoadReport {
         sent: Mutex::new(Vec::with_capacity(plan.messages)),
     });
     let cancel = CancellationToken::new();
+    let mut clients = spawn_clients(plan, &shared, &cancel);
+    let orders = spawn_order_poster(plan, &cancel);
+    let (stall, not_sent) = watch_clients(plan, &shared, &cancel, &mut clients).await;
+    // After a hang, the load ran until the last reply; the idle time is in
+    // the stall report, not in the rate.
+    let elapsed = match stall {
+        Some(_) => Duration::from_millis(shared.last_reply_ms.load(Ordering::Relaxed)),
+        None => shared.start.elapsed(),
+    };
+    if stall.is_some() {
+        while clients.join_next().await.is_some() {}
+    }
+    let order_stats = finish_order_poster(plan, orders).await;
+    let sent = std::mem::take(&mut *shared.sent.lock().unwrap_or_else(|e| e.into_inner()));
+    let attempted = sent.len();
+    LoadReport {
+        sent,
+        elapsed,
+        orders: order_stats,
+        stall,
+        not_sent: not_sent.max(plan.messages.saturating_sub(attempted)),
+    }
+}
+
+/// One task per client, each sending its share of the messages; a task
+/// returns how many of its messages it never attempted.
+fn spawn_clients(
+    plan: &LoadPlan,
+    shared: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinSet<usize> {
     let clients = plan.clients.max(1);
     let mut set = tokio::task::JoinSet::new();
     let mut next = 0usize;
@@ -304,7 +335,16 @@ pub async fn run_load(plan: &LoadPlan) -> LoadReport {
             }
         });
     }
-    let orders = match plan.http {
+    set
+}
+
+/// Posts the plan's orders over HTTP alongside the mail, when there is an
+/// HTTP address and orders to post.
+fn spawn_order_poster(
+    plan: &LoadPlan,
+    cancel: &CancellationToken,
+) -> Option<tokio::task::JoinHandle<OrderStats>> {
+    match plan.http {
         Some(http) if plan.orders > 0 => {
             let (plan2, cancel2) = (plan.clone(), cancel.clone());
             Some(tokio::spawn(async move {
@@ -318,8 +358,19 @@ pub async fn run_load(plan: &LoadPlan) -> LoadReport {
             }))
         }
         _ => None,
-    };
+    }
+}
 
+/// Waits for the clients while the watchdog checks, every 200 ms, that
+/// LMTP replies still come; on a stall it stops the clients and reports
+/// what the daemon's `/healthz` says. Returns the stall (if any) and the
+/// messages the finished clients never attempted.
+async fn watch_clients(
+    plan: &LoadPlan,
+    shared: &Shared,
+    cancel: &CancellationToken,
+    set: &mut tokio::task::JoinSet<usize>,
+) -> (Option<Stall>, usize) {
     let mut not_sent = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let stall = loop {
@@ -349,41 +400,28 @@ pub async fn run_load(plan: &LoadPlan) -> LoadReport {
             }
         }
     };
-    // After a hang, the load ran until the last reply; the idle time is in
-    // the stall report, not in the rate.
-    let elapsed = match stall {
-        Some(_) => Duration::from_millis(shared.last_reply_ms.load(Ordering::Relaxed)),
-        None => shared.start.elapsed(),
+    (stall, not_sent)
+}
+
+async fn finish_order_poster(
+    plan: &LoadPlan,
+    orders: Option<tokio::task::JoinHandle<OrderStats>>,
+) -> OrderStats {
+    let Some(handle) = orders else {
+        return OrderStats::default();
     };
-    if stall.is_some() {
-        while set.join_next().await.is_some() {}
-    }
-    let order_stats = match orders {
-        None => OrderStats::default(),
-        Some(handle) => {
-            // The posts go on after the mail is done; give them the watchdog
-            // period to finish, not forever.
-            let abort = handle.abort_handle();
-            match tokio::time::timeout(plan.watchdog, handle).await {
-                Ok(Ok(stats)) => stats,
-                _ => {
-                    abort.abort();
-                    OrderStats {
-                        first_error: Some("order posting did not finish".into()),
-                        ..Default::default()
-                    }
-                }
+    // The posts go on after the mail is done; give them the watchdog
+    // period to finish, not forever.
+    let abort = handle.abort_handle();
+    match tokio::time::timeout(plan.watchdog, handle).await {
+        Ok(Ok(stats)) => stats,
+        _ => {
+            abort.abort();
+            OrderStats {
+                first_error: Some("order posting did not finish".into()),
+                ..Default::default()
             }
         }
-    };
-    let sent = std::mem::take(&mut *shared.sent.lock().unwrap_or_else(|e| e.into_inner()));
-    let attempted = sent.len();
-    LoadReport {
-        sent,
-        elapsed,
-        orders: order_stats,
-        stall,
-        not_sent: not_sent.max(plan.messages.saturating_sub(attempted)),
     }
 }
 
@@ -1189,33 +1227,9 @@ fn intake(args: &IntakeArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
         .enable_all()
         .build()
         .map_err(|e| err(format!("cannot start the async runtime: {e}")))?;
-    // A data directory of our own, removed at the end of a good run.
-    let (own_dir, temp_dir) = match (&args.lmtp, data_dir) {
-        (Some(_), _) => (None, false),
-        (None, Some(d)) => (Some(d.to_path_buf()), false),
-        (None, None) => {
-            let d = std::env::temp_dir().join(format!("edesk-{}", new_run_id()));
-            std::fs::create_dir_all(&d)
-                .map_err(|e| err(format!("cannot create {}: {e}", d.display())))?;
-            (Some(d), true)
-        }
-    };
-    let mut daemon = match &own_dir {
-        Some(d) => {
-            eprintln!("bench: starting edesk serve --data-dir {}", d.display());
-            Some(OwnDaemon::spawn(d)?)
-        }
-        None => None,
-    };
-    let (lmtp, http) = match (&daemon, args.lmtp) {
-        (Some(d), _) => (d.lmtp, d.http),
-        (None, Some(l)) => (
-            l,
-            args.http
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
-        ),
-        (None, None) => return Err(err("no LMTP address")),
-    };
+    let (own_dir, temp_dir) = intake_data_dir(args, data_dir)?;
+    let mut daemon = own_dir.as_deref().map(start_own_daemon).transpose()?;
+    let (lmtp, http) = intake_addresses(args, daemon.as_ref())?;
     let plan = LoadPlan {
         clients: args.clients,
         messages: args.messages,
@@ -1229,97 +1243,207 @@ fn intake(args: &IntakeArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
         plan.messages, plan.clients, plan.orders
     );
     let load = rt.block_on(run_load(&plan));
-    let mut problems = Vec::new();
-    let mut drain = None;
-    let mut verification = None;
-    let mut after_restart = None;
-    let mut shutdown = None;
-
+    let mut after = Aftermath::default();
     if let Some(stall) = &load.stall {
-        problems.push(format!(
-            "the daemon stopped making progress: no LMTP reply for {:.1} s after {} of {} messages \
-             were acknowledged; /healthz: {}",
-            stall.idle_secs, stall.acknowledged_before_stall, plan.messages, stall.healthz
-        ));
-        if let Some(d) = daemon.take() {
-            eprintln!("bench: daemon log (last lines):\n{}", d.log_tail(40));
-            if args.keep_on_hang {
-                let pid = d.detach();
-                eprintln!("bench: daemon left running for inspection: pid {pid}");
-            } else {
-                let (t, status) = d.terminate(Duration::from_secs(5));
-                shutdown = Some(Shutdown {
-                    clean: status.is_some_and(|s| s.success()),
-                    secs: t.as_secs_f64(),
-                });
-            }
-        }
+        after.stop_after_stall(args, &plan, stall, daemon.take());
     } else {
-        match rt.block_on(wait_drained(http, Duration::from_secs(args.drain_secs))) {
-            Ok(t) => drain = Some(t.as_secs_f64()),
-            Err(e) => problems.push(format!("processing did not finish: {e}")),
-        }
-        let acked = load.acked();
-        if args.verify {
-            match rt.block_on(verify(http, &plan.run_id, &acked)) {
-                Ok(v) => verification = Some(v),
-                Err(e) => problems.push(format!("verification failed: {e}")),
-            }
-        }
-        if let Some(d) = daemon.take() {
-            let (t, status) = d.terminate(Duration::from_secs(15));
-            let clean = status.is_some_and(|s| s.success());
-            if !clean {
-                problems.push(format!(
-                    "SIGTERM: the daemon did not exit cleanly within 15 s ({status:?})"
-                ));
-            }
-            shutdown = Some(Shutdown {
-                clean,
-                secs: t.as_secs_f64(),
-            });
-            if let (true, Some(dir)) = (args.verify, &own_dir) {
-                let restarted = OwnDaemon::spawn(dir)?;
-                match rt.block_on(verify(restarted.http, &plan.run_id, &acked)) {
-                    Ok(v) => after_restart = Some(v),
-                    Err(e) => problems.push(format!("verification after restart failed: {e}")),
-                }
-                let (_, status) = restarted.terminate(Duration::from_secs(15));
-                if !status.is_some_and(|s| s.success()) {
-                    problems.push("the restarted daemon did not exit cleanly".into());
-                }
-            }
-        }
+        after.drain_verify_and_restart(
+            &rt,
+            args,
+            (http, &plan, &load),
+            daemon.take(),
+            own_dir.as_deref(),
+        )?;
     }
-    for (what, v) in [("", &verification), (" after restart", &after_restart)] {
-        if let Some(v) = v
-            && !v.ok()
-        {
-            problems.push(format!(
-                "verification{what}: {} lost, {} duplicated, {} size mismatches, {} without envelope{}",
-                v.lost,
-                v.duplicated,
-                v.size_mismatch,
-                v.missing_envelope,
-                if v.truncated { ", list truncated" } else { "" }
-            ));
-        }
-    }
+    after.check_verifications();
     let not_acked = plan.messages - load.acknowledged().min(plan.messages);
     if load.stall.is_none() && not_acked > 0 {
-        problems.push(format!("{not_acked} messages not acknowledged"));
+        after
+            .problems
+            .push(format!("{not_acked} messages not acknowledged"));
     }
-    let ok = problems.is_empty();
+    let ok = after.problems.is_empty();
     let keep = args.keep_data || !ok;
-    let shown_dir = own_dir.as_ref().map(|d| d.display().to_string());
     if let (true, false, Some(d)) = (temp_dir, keep, &own_dir) {
         // Only our own temporary directory, and only after a clean run.
         let _ = std::fs::remove_dir_all(d);
     }
+    // A removed directory is not worth showing.
+    let shown_dir = if keep || !temp_dir {
+        own_dir.as_ref().map(|d| d.display().to_string())
+    } else {
+        None
+    };
+    let report = intake_report(&plan, &load, after, shown_dir);
+    print_intake_report(args.json, &report)
+}
 
-    let report = JsonReport {
-        ok,
-        problems,
+/// The data directory of a daemon we start ourselves (none when the
+/// operator names an LMTP address), and whether it is our own temporary
+/// one, removed at the end of a good run.
+fn intake_data_dir(
+    args: &IntakeArgs,
+    data_dir: Option<&Path>,
+) -> Result<(Option<PathBuf>, bool), BenchError> {
+    Ok(match (&args.lmtp, data_dir) {
+        (Some(_), _) => (None, false),
+        (None, Some(d)) => (Some(d.to_path_buf()), false),
+        (None, None) => {
+            let d = std::env::temp_dir().join(format!("edesk-{}", new_run_id()));
+            std::fs::create_dir_all(&d)
+                .map_err(|e| err(format!("cannot create {}: {e}", d.display())))?;
+            (Some(d), true)
+        }
+    })
+}
+
+fn start_own_daemon(dir: &Path) -> Result<OwnDaemon, BenchError> {
+    eprintln!("bench: starting edesk serve --data-dir {}", dir.display());
+    OwnDaemon::spawn(dir)
+}
+
+/// The (LMTP, HTTP) addresses to load: our own daemon's, or the operator's.
+fn intake_addresses(
+    args: &IntakeArgs,
+    daemon: Option<&OwnDaemon>,
+) -> Result<(SocketAddr, SocketAddr), BenchError> {
+    match (daemon, args.lmtp) {
+        (Some(d), _) => Ok((d.lmtp, d.http)),
+        (None, Some(l)) => Ok((
+            l,
+            args.http
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 7070))),
+        )),
+        (None, None) => Err(err("no LMTP address")),
+    }
+}
+
+/// What the run found after the load phase, in the order it was found.
+#[derive(Default)]
+struct Aftermath {
+    problems: Vec<String>,
+    drain: Option<f64>,
+    verification: Option<Verification>,
+    after_restart: Option<Verification>,
+    shutdown: Option<Shutdown>,
+}
+
+impl Aftermath {
+    /// The daemon hung: report it, show its log, and stop it (or leave it
+    /// running for a debugger when asked).
+    fn stop_after_stall(
+        &mut self,
+        args: &IntakeArgs,
+        plan: &LoadPlan,
+        stall: &Stall,
+        daemon: Option<OwnDaemon>,
+    ) {
+        self.problems.push(format!(
+            "the daemon stopped making progress: no LMTP reply for {:.1} s after {} of {} messages \
+             were acknowledged; /healthz: {}",
+            stall.idle_secs, stall.acknowledged_before_stall, plan.messages, stall.healthz
+        ));
+        let Some(d) = daemon else {
+            return;
+        };
+        eprintln!("bench: daemon log (last lines):\n{}", d.log_tail(40));
+        if args.keep_on_hang {
+            let pid = d.detach();
+            eprintln!("bench: daemon left running for inspection: pid {pid}");
+        } else {
+            let (t, status) = d.terminate(Duration::from_secs(5));
+            self.shutdown = Some(Shutdown {
+                clean: status.is_some_and(|s| s.success()),
+                secs: t.as_secs_f64(),
+            });
+        }
+    }
+
+    /// The load finished: wait for processing to drain, verify what was
+    /// stored, stop our daemon with SIGTERM and, when verifying, verify
+    /// again after a restart (what was acknowledged must survive it).
+    fn drain_verify_and_restart(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        args: &IntakeArgs,
+        (http, plan, load): (SocketAddr, &LoadPlan, &LoadReport),
+        daemon: Option<OwnDaemon>,
+        own_dir: Option<&Path>,
+    ) -> Result<(), BenchError> {
+        match rt.block_on(wait_drained(http, Duration::from_secs(args.drain_secs))) {
+            Ok(t) => self.drain = Some(t.as_secs_f64()),
+            Err(e) => self
+                .problems
+                .push(format!("processing did not finish: {e}")),
+        }
+        let acked = load.acked();
+        if args.verify {
+            match rt.block_on(verify(http, &plan.run_id, &acked)) {
+                Ok(v) => self.verification = Some(v),
+                Err(e) => self.problems.push(format!("verification failed: {e}")),
+            }
+        }
+        let Some(d) = daemon else {
+            return Ok(());
+        };
+        let (t, status) = d.terminate(Duration::from_secs(15));
+        let clean = status.is_some_and(|s| s.success());
+        if !clean {
+            self.problems.push(format!(
+                "SIGTERM: the daemon did not exit cleanly within 15 s ({status:?})"
+            ));
+        }
+        self.shutdown = Some(Shutdown {
+            clean,
+            secs: t.as_secs_f64(),
+        });
+        if let (true, Some(dir)) = (args.verify, own_dir) {
+            let restarted = OwnDaemon::spawn(dir)?;
+            match rt.block_on(verify(restarted.http, &plan.run_id, &acked)) {
+                Ok(v) => self.after_restart = Some(v),
+                Err(e) => self
+                    .problems
+                    .push(format!("verification after restart failed: {e}")),
+            }
+            let (_, status) = restarted.terminate(Duration::from_secs(15));
+            if !status.is_some_and(|s| s.success()) {
+                self.problems
+                    .push("the restarted daemon did not exit cleanly".into());
+            }
+        }
+        Ok(())
+    }
+
+    fn check_verifications(&mut self) {
+        for (what, v) in [
+            ("", &self.verification),
+            (" after restart", &self.after_restart),
+        ] {
+            if let Some(v) = v
+                && !v.ok()
+            {
+                self.problems.push(format!(
+                    "verification{what}: {} lost, {} duplicated, {} size mismatches, {} without envelope{}",
+                    v.lost,
+                    v.duplicated,
+                    v.size_mismatch,
+                    v.missing_envelope,
+                    if v.truncated { ", list truncated" } else { "" }
+                ));
+            }
+        }
+    }
+}
+
+fn intake_report(
+    plan: &LoadPlan,
+    load: &LoadReport,
+    after: Aftermath,
+    data_dir: Option<String>,
+) -> JsonReport {
+    JsonReport {
+        ok: after.problems.is_empty(),
+        problems: after.problems,
         clients: plan.clients,
         messages: plan.messages,
         acknowledged: load.acknowledged(),
@@ -1337,20 +1461,25 @@ fn intake(args: &IntakeArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
         orders: load.orders.clone(),
         stalled: load.stall.is_some(),
         stall: load.stall.clone(),
-        drain_secs: drain,
-        verify: verification,
-        verify_after_restart: after_restart,
-        shutdown,
-        data_dir: if keep || !temp_dir { shown_dir } else { None },
+        drain_secs: after.drain,
+        verify: after.verification,
+        verify_after_restart: after.after_restart,
+        shutdown: after.shutdown,
+        data_dir,
         errors: load.error_samples(5),
-    };
-    if args.json {
+    }
+}
+
+/// Prints the report (JSON or text); the exit code tells a hang (2) from
+/// other failures (1).
+fn print_intake_report(json: bool, report: &JsonReport) -> Result<ExitCode, BenchError> {
+    if json {
         println!(
             "{}",
-            serde_json::to_string(&report).map_err(|e| err(e.to_string()))?
+            serde_json::to_string(report).map_err(|e| err(e.to_string()))?
         );
     } else {
-        print_text(&report);
+        print_text(report);
     }
     Ok(if report.ok {
         ExitCode::SUCCESS
