@@ -118,18 +118,7 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
 /// Runs until SIGINT/SIGTERM, then drains for at most `shutdown.grace_ms`
 /// (HTTP requests in flight finish, LMTP sessions get `421 4.3.2`).
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
-    // Signals are caught from the first instant (the handlers are
-    // registered here, synchronously): a SIGTERM during start-up still
-    // drains instead of killing the process mid-write.
-    let signalled = CancellationToken::new();
-    let signals = Signals::install();
-    {
-        let signalled = signalled.clone();
-        tokio::spawn(async move {
-            signals.recv().await;
-            signalled.cancel();
-        });
-    }
+    let signalled = cancel_on_signal();
     let state = build_state(&config)?;
     let spool = state.spool.clone();
     let worker = state.worker.clone();
@@ -140,6 +129,47 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let tracker = TaskTracker::new();
     let grace = std::time::Duration::from_millis(config.shutdown.grace_ms);
 
+    // Held to the end: dropping it removes the file the CLI reads.
+    let _addr_file = start_http_and_sender(&config, state, &tracker, &token).await?;
+    start_mail_intake(&config, spool, new_mail.clone(), grace, &tracker, &token).await?;
+    tracker.spawn(worker.run(new_mail, token.clone()));
+    // Archive, reminders, SLA clocks and retention (raw mail included).
+    if config.jobs.enabled {
+        tracker.spawn(crate::jobs::run_daemon(jobs, token.clone()));
+    } else {
+        tracing::info!("jobs.enabled = false: no scheduled jobs in this daemon");
+    }
+    crate::chat::daemon::start(&config, &state_chat, &tracker, token.clone());
+
+    tracker.close();
+    drain(&config, &signalled, &tracker, &token, grace).await;
+    Ok(())
+}
+
+/// Signals are caught from the first instant (the handlers are
+/// registered here, synchronously): a SIGTERM during start-up still
+/// drains instead of killing the process mid-write.
+fn cancel_on_signal() -> CancellationToken {
+    let signalled = CancellationToken::new();
+    let signals = Signals::install();
+    {
+        let signalled = signalled.clone();
+        tokio::spawn(async move {
+            signals.recv().await;
+            signalled.cancel();
+        });
+    }
+    signalled
+}
+
+/// Binds the HTTP API, publishes its address for the CLI, and starts the
+/// outbox sender and the API server.
+async fn start_http_and_sender(
+    config: &Config,
+    state: AppState,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<AddrFile, DaemonError> {
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -149,8 +179,8 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         })?;
     let http_addr = listener.local_addr()?;
     tracing::info!(addr = %http_addr, "HTTP API listening");
-    let _addr_file = AddrFile::write(&config.data_dir, http_addr);
-    let sender = crate::notify::sender::Sender::new(state.notifier.clone(), &config)?;
+    let addr_file = AddrFile::write(&config.data_dir, http_addr);
+    let sender = crate::notify::sender::Sender::new(state.notifier.clone(), config)?;
     let sender_token = token.clone();
     tracker.spawn(async move { sender.run(sender_token).await });
 
@@ -160,7 +190,18 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
+    Ok(addr_file)
+}
 
+/// The two ways mail comes in: the LMTP listener and the Maildir watch.
+async fn start_mail_intake(
+    config: &Config,
+    spool: intake::Spool,
+    new_mail: Arc<tokio::sync::Notify>,
+    grace: std::time::Duration,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<(), DaemonError> {
     let lmtp_listener = tokio::net::TcpListener::bind(config.lmtp.bind)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -184,22 +225,23 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     ));
     tracker.spawn(maildir::watch(
         config.maildir(),
-        spool.clone(),
+        spool,
         std::time::Duration::from_millis(config.inbound.poll_ms),
-        new_mail.clone(),
+        new_mail,
         token.clone(),
     ));
+    Ok(())
+}
 
-    tracker.spawn(worker.run(new_mail.clone(), token.clone()));
-    // Archive, reminders, SLA clocks and retention (raw mail included).
-    if config.jobs.enabled {
-        tracker.spawn(crate::jobs::run_daemon(jobs, token.clone()));
-    } else {
-        tracing::info!("jobs.enabled = false: no scheduled jobs in this daemon");
-    }
-    crate::chat::daemon::start(&config, &state_chat, &tracker, token.clone());
-
-    tracker.close();
+/// Waits for a signal (or for every service to stop on its own), then
+/// cancels them all and waits for them within the grace period.
+async fn drain(
+    config: &Config,
+    signalled: &CancellationToken,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+    grace: std::time::Duration,
+) {
     tokio::select! {
         _ = signalled.cancelled() => tracing::info!("shutdown requested, draining"),
         _ = tracker.wait() => tracing::warn!("all services stopped"),
@@ -219,10 +261,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
             grace_ms = config.shutdown.grace_ms,
             "services did not stop within the grace period; exiting anyway"
         );
-        return Ok(());
+        return;
     }
     tracing::info!("stopped");
-    Ok(())
 }
 
 pub use crate::config::HTTP_ADDR_FILE;
