@@ -201,14 +201,17 @@ fn selected_images(
 
 /// What the owner-thread step decided.
 enum Step {
-    Done {
-        images: Vec<ImageAnswer>,
-        /// Record numbers needing review that have no ticket yet.
-        untracked: Vec<u64>,
-        ticket: Option<String>,
-        repeated: bool,
-    },
+    Done(Recorded),
     Refused(DownloadError),
+}
+
+/// A request as recorded (or as first recorded, for a repeated key).
+struct Recorded {
+    images: Vec<ImageAnswer>,
+    /// Record numbers needing review that have no ticket yet.
+    untracked: Vec<u64>,
+    ticket: Option<String>,
+    repeated: bool,
 }
 
 /// Everything the owner-thread step needs, owned.
@@ -228,39 +231,87 @@ struct Plan {
 /// Runs on the store's owner thread: decides every image against its
 /// history and appends the records, or answers a repeated key.
 fn step(plan: Plan, existing: &[DownloadRecord]) -> (Step, Vec<DownloadRecord>) {
-    if let Some(key) = &plan.key {
-        let same: Vec<&DownloadRecord> = existing
-            .iter()
-            .filter(|r| r.request_key.as_deref() == Some(key.as_str()))
-            .collect();
-        if !same.is_empty() {
-            let images = same
-                .iter()
-                .map(|r| ImageAnswer {
-                    line: r.line.clone(),
-                    image: r.image.clone(),
-                    rule: r.rule,
-                    previous: existing
-                        .iter()
-                        .filter(|e| e.n < r.n && e.line == r.line && e.image == r.image)
-                        .count(),
-                })
-                .collect();
-            let untracked = same
-                .iter()
-                .filter(|r| r.rule.needs_review() && r.ticket.is_none())
-                .map(|r| r.n)
-                .collect();
-            let ticket = same.iter().find_map(|r| r.ticket.clone());
-            let done = Step::Done {
-                images,
-                untracked,
-                ticket,
-                repeated: true,
-            };
-            return (done, Vec::new());
-        }
+    if let Some(first) = plan
+        .key
+        .as_deref()
+        .and_then(|key| first_answer_to_key(key, existing))
+    {
+        return (Step::Done(first), Vec::new());
     }
+    let answers = match decide_each_image(&plan, existing) {
+        Ok(answers) => answers,
+        Err(e) => return (Step::Refused(e), Vec::new()),
+    };
+    let overall = strictest(answers.iter().map(|a| a.rule));
+    if let Some(rule) = overall
+        && rule.needs_reason()
+        && plan.reason.is_none()
+    {
+        return (
+            Step::Refused(DownloadError::ReasonRequired(rule)),
+            Vec::new(),
+        );
+    }
+    let records = new_records(&plan, &answers);
+    // The store numbers the appended records on from the last one.
+    let first_n = existing.last().map_or(0, |r| r.n) + 1;
+    let untracked = answers
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.rule.needs_review())
+        .map(|(i, _)| first_n + i as u64)
+        .collect();
+    let done = Step::Done(Recorded {
+        images: answers,
+        untracked,
+        ticket: None,
+        repeated: false,
+    });
+    (done, records)
+}
+
+/// The answer first given to an idempotency key, rebuilt from its records;
+/// `None` when the key is new.
+fn first_answer_to_key(key: &str, existing: &[DownloadRecord]) -> Option<Recorded> {
+    let same: Vec<&DownloadRecord> = existing
+        .iter()
+        .filter(|r| r.request_key.as_deref() == Some(key))
+        .collect();
+    if same.is_empty() {
+        return None;
+    }
+    let images = same
+        .iter()
+        .map(|r| ImageAnswer {
+            line: r.line.clone(),
+            image: r.image.clone(),
+            rule: r.rule,
+            previous: existing
+                .iter()
+                .filter(|e| e.n < r.n && e.line == r.line && e.image == r.image)
+                .count(),
+        })
+        .collect();
+    let untracked = same
+        .iter()
+        .filter(|r| r.rule.needs_review() && r.ticket.is_none())
+        .map(|r| r.n)
+        .collect();
+    let ticket = same.iter().find_map(|r| r.ticket.clone());
+    Some(Recorded {
+        images,
+        untracked,
+        ticket,
+        repeated: true,
+    })
+}
+
+/// The policy decision for each image over its own history; the first
+/// refused image refuses the whole request.
+fn decide_each_image(
+    plan: &Plan,
+    existing: &[DownloadRecord],
+) -> Result<Vec<ImageAnswer>, DownloadError> {
     let mut answers = Vec::new();
     for ((line, image), held) in plan.images.iter().zip(&plan.held) {
         let previous: Vec<DownloadRule> = existing
@@ -276,33 +327,22 @@ fn step(plan: Plan, existing: &[DownloadRecord]) -> (Step, Vec<DownloadRecord>) 
             further_request: plan.further_request,
             now: plan.now,
         };
-        match decide_download(&input) {
-            Ok(rule) => answers.push(ImageAnswer {
-                line: line.clone(),
-                image: image.clone(),
-                rule,
-                previous: previous.len(),
-            }),
-            Err(refusal) => {
-                let e = DownloadError::Refused {
-                    refusal,
-                    image: image.clone(),
-                };
-                return (Step::Refused(e), Vec::new());
-            }
-        }
+        let rule = decide_download(&input).map_err(|refusal| DownloadError::Refused {
+            refusal,
+            image: image.clone(),
+        })?;
+        answers.push(ImageAnswer {
+            line: line.clone(),
+            image: image.clone(),
+            rule,
+            previous: previous.len(),
+        });
     }
-    let overall = strictest(answers.iter().map(|a| a.rule));
-    if let Some(rule) = overall
-        && rule.needs_reason()
-        && plan.reason.is_none()
-    {
-        return (
-            Step::Refused(DownloadError::ReasonRequired(rule)),
-            Vec::new(),
-        );
-    }
-    let records: Vec<DownloadRecord> = answers
+    Ok(answers)
+}
+
+fn new_records(plan: &Plan, answers: &[ImageAnswer]) -> Vec<DownloadRecord> {
+    answers
         .iter()
         .map(|a| DownloadRecord {
             n: 0,
@@ -316,21 +356,7 @@ fn step(plan: Plan, existing: &[DownloadRecord]) -> (Step, Vec<DownloadRecord>) 
             request_key: plan.key.clone(),
             ticket: None,
         })
-        .collect();
-    let first_n = existing.last().map_or(0, |r| r.n) + 1;
-    let untracked = answers
-        .iter()
-        .enumerate()
-        .filter(|(_, a)| a.rule.needs_review())
-        .map(|(i, _)| first_n + i as u64)
-        .collect();
-    let done = Step::Done {
-        images: answers,
-        untracked,
-        ticket: None,
-        repeated: false,
-    };
-    (done, records)
+        .collect()
 }
 
 /// Records a download request and tells which rule applies; opens a review
@@ -346,21 +372,7 @@ pub fn request_download(
         .order(so)?
         .ok_or_else(|| DownloadError::NoOrder(so.to_string()))?;
     let meta = store.order_meta(so)?;
-    let visible = visible_lines(&order, &meta, &req.requester)
-        .ok_or_else(|| DownloadError::NotAuthorized(req.requester.to_string()))?;
-    let mut images = selected_images(&order, &visible, &req.images)?;
-    if req.images.is_empty() {
-        // "Every image" means every image that can be had now: lines under
-        // a hold of their own are left out (unless nothing else is left).
-        let free: Vec<_> = images
-            .iter()
-            .filter(|(l, _)| !line_on_hold(&order, l))
-            .cloned()
-            .collect();
-        if !free.is_empty() {
-            images = free;
-        }
-    }
+    let images = requested_images(&order, &meta, &req)?;
     let reason = clean_reason(req.reason.as_deref())?;
     let further_request = further_request(desk.desk(), &req.requester, so)?;
     let plan = Plan {
@@ -378,35 +390,27 @@ pub fn request_download(
         key: req.request_key.clone(),
         now,
     };
-    let (images, untracked, mut ticket, repeated) =
-        match store.download_record(so, move |existing| step(plan, existing))? {
-            Step::Refused(e) => return Err(e),
-            Step::Done {
-                images,
-                untracked,
-                ticket,
-                repeated,
-            } => (images, untracked, ticket, repeated),
-        };
-    let rule = strictest(images.iter().map(|a| a.rule)).unwrap_or(DownloadRule::First);
+    let recorded = match store.download_record(so, move |existing| step(plan, existing))? {
+        Step::Refused(e) => return Err(e),
+        Step::Done(recorded) => recorded,
+    };
+    let rule = strictest(recorded.images.iter().map(|a| a.rule)).unwrap_or(DownloadRule::First);
     let review = match rule.review_business_days() {
         None => None,
         Some(days) => {
-            // A crash between the record and the ticket leaves the record
-            // untracked: the same request sent again opens the ticket.
-            let mut due = None;
-            if let Some(first) = untracked.first() {
-                let t = open_review(desk, &order, &req.requester, &images, reason, *first)?;
-                store.download_set_ticket(so, &untracked, &t.id.to_string())?;
-                ticket = Some(t.id.to_string());
-                due = Some(t.due);
-            }
+            let opened =
+                open_untracked_review(store, desk, so, &order, &req.requester, reason, &recorded)?;
             let cal = desk.desk().calendar();
             Some(Review {
-                ticket,
+                ticket: match &opened {
+                    Some(t) => Some(t.id.to_string()),
+                    None => recorded.ticket.clone(),
+                },
                 team: Team::EdeliverySupport,
                 business_days: days,
-                due: due.unwrap_or_else(|| cal.add_business_days(cal.local_date(now), days)),
+                due: opened
+                    .map(|t| t.due)
+                    .unwrap_or_else(|| cal.add_business_days(cal.local_date(now), days)),
             })
         }
     };
@@ -419,10 +423,53 @@ pub fn request_download(
             DownloadRule::Review { .. } => "review",
         },
         rule,
-        images,
+        images: recorded.images,
         review,
-        repeated,
+        repeated: recorded.repeated,
     })
+}
+
+/// The (line, image) pairs a request is about, among those its requester
+/// may see.
+fn requested_images(
+    order: &Order,
+    meta: &OrderMeta,
+    req: &DownloadRequest,
+) -> Result<Vec<(String, String)>, DownloadError> {
+    let visible = visible_lines(order, meta, &req.requester)
+        .ok_or_else(|| DownloadError::NotAuthorized(req.requester.to_string()))?;
+    let images = selected_images(order, &visible, &req.images)?;
+    if !req.images.is_empty() {
+        return Ok(images);
+    }
+    // "Every image" means every image that can be had now: lines under
+    // a hold of their own are left out (unless nothing else is left).
+    let free: Vec<_> = images
+        .iter()
+        .filter(|(l, _)| !line_on_hold(order, l))
+        .cloned()
+        .collect();
+    Ok(if free.is_empty() { images } else { free })
+}
+
+/// Opens the review ticket for records still untracked. A crash between
+/// the record and the ticket leaves the record untracked: the same request
+/// sent again opens the ticket.
+fn open_untracked_review(
+    store: &Store,
+    desk: &DeskService,
+    so: &OrderId,
+    order: &Order,
+    requester: &EmailAddress,
+    reason: Option<String>,
+    recorded: &Recorded,
+) -> Result<Option<crate::desk::Ticket>, DownloadError> {
+    let Some(first) = recorded.untracked.first() else {
+        return Ok(None);
+    };
+    let t = open_review(desk, order, requester, &recorded.images, reason, *first)?;
+    store.download_set_ticket(so, &recorded.untracked, &t.id.to_string())?;
+    Ok(Some(t))
 }
 
 /// Opens the review ticket through the desk service: eDelivery support is
