@@ -5,7 +5,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Address, HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 
 /// Bodies larger than this are cut before analysis: what a person writes
 /// sits at the top, and a bound keeps the extractor's cost bounded.
@@ -107,6 +107,18 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
         has_date: msg.date().is_some(),
         ..Parsed::default()
     };
+    read_addresses(&msg, &mut p);
+    read_headers(&msg, &mut p);
+    p.thread_ids = thread_ids(&msg);
+    read_content_type(&msg, &mut p);
+    p.report = delivery_report(&msg);
+    read_bodies(raw, &msg, &mut p);
+    p.attachments = msg.attachment_count();
+    Some(p)
+}
+
+/// The sender, then every To and Cc recipient.
+fn read_addresses(msg: &Message<'_>, p: &mut Parsed) {
     if let Some(a) = msg.from().and_then(Address::first) {
         p.from = a.address().map(|s| s.trim().to_ascii_lowercase());
         p.from_name = a.name().map(clean_line);
@@ -120,6 +132,11 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
     };
     msg.all_to().for_each(&mut push);
     msg.all_cc().for_each(&mut push);
+}
+
+/// Envelope headers add recipients (the address we were reached at may be
+/// in no To or Cc); the few headers classification reads are kept.
+fn read_headers(msg: &Message<'_>, p: &mut Parsed) {
     for h in msg.headers() {
         let name = h.name().to_ascii_lowercase();
         if ENVELOPE.contains(&name.as_str()) {
@@ -136,16 +153,24 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
             }
         }
     }
-    // In-Reply-To, then the most recent References (the end of the list);
-    // a hostile message can carry thousands.
+}
+
+/// In-Reply-To, then the most recent References (the end of the list);
+/// a hostile message can carry thousands.
+fn thread_ids(msg: &Message<'_>) -> Vec<String> {
+    let mut ids: Vec<String> = Vec::new();
     let refs = header_texts(msg.references());
     let recent = refs.iter().rev().take(MAX_THREAD_IDS);
     for id in header_texts(msg.in_reply_to()).iter().chain(recent) {
         let id = id.trim().trim_matches(['<', '>']).to_string();
-        if !id.is_empty() && p.thread_ids.len() < MAX_THREAD_IDS && !p.thread_ids.contains(&id) {
-            p.thread_ids.push(id);
+        if !id.is_empty() && ids.len() < MAX_THREAD_IDS && !ids.contains(&id) {
+            ids.push(id);
         }
     }
+    ids
+}
+
+fn read_content_type(msg: &Message<'_>, p: &mut Parsed) {
     if let Some(ct) = msg.content_type() {
         p.content_type = format!(
             "{}/{}",
@@ -154,6 +179,11 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
         );
         p.report_type = ct.attribute("report-type").map(|s| s.to_ascii_lowercase());
     }
+}
+
+/// The machine-readable part of a bounce or read receipt (the last one).
+fn delivery_report(msg: &Message<'_>) -> Option<String> {
+    let mut report = None;
     for part in msg.parts.iter() {
         let Some(ct) = part.content_type() else {
             continue;
@@ -163,9 +193,15 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
             && (sub == "delivery-status" || sub == "disposition-notification")
         {
             let text = String::from_utf8_lossy(part.contents());
-            p.report = Some(truncate(&text, MAX_HEADER_CHARS * 4));
+            report = Some(truncate(&text, MAX_HEADER_CHARS * 4));
         }
     }
+    report
+}
+
+/// The first text and the first HTML body, re-decoded when their charset
+/// was wrong, each cut to a bound.
+fn read_bodies(raw: &[u8], msg: &Message<'_>, p: &mut Parsed) {
     p.text = msg.text_body.iter().find_map(|&i| {
         let part = msg.parts.get(i as usize)?;
         match &part.body {
@@ -180,8 +216,6 @@ fn parse_inner(raw: &[u8]) -> Option<Parsed> {
             _ => None,
         }
     });
-    p.attachments = msg.attachment_count();
-    Some(p)
 }
 
 /// Charset order: the declared one (mail-parser), then UTF-8, then
