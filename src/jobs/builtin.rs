@@ -14,10 +14,12 @@ use super::{Job, JobError, Progress, RunContext};
 use crate::config::Config;
 use crate::desk::DeskService;
 use crate::desk::tickets::{Ticket, TicketStatus};
-use crate::domain::{EmailAddress, Lang, Mailbox, SECOND_DOWNLOAD_DAYS, archive_due};
+use crate::domain::{
+    EmailAddress, Lang, Mailbox, Order, OrderId, SECOND_DOWNLOAD_DAYS, archive_due,
+};
 use crate::notify::{
     Audience, DownloadWindowContext, EnqueueOutcome, Notifier, OrderMail, OutgoingMail,
-    PakReminderContext, SlaReminderContext,
+    PakReminderContext, SlaReminderContext, TemplateContext,
 };
 use crate::store::{OrderMeta, Store, WriteMark};
 
@@ -151,6 +153,31 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// Sends one reminder to an order's recipients. `claim` runs under the
+/// order's lock on the order as it is now (the scan may be stale): it
+/// re-checks that the reminder is still due, marks it in the meta (so a
+/// rerun does not send it again) and gives the mail and its idempotency
+/// key. Counted, and batched for the flush, when a mail was queued or
+/// skipped by preference.
+fn remind_recipients<C: TemplateContext>(
+    notifier: &Notifier,
+    so: &OrderId,
+    requested_by: &str,
+    claim: impl FnOnce(&Order, &mut OrderMeta) -> Option<(C, String)>,
+    p: &mut Progress,
+    batch: &mut Batch<'_>,
+) -> Result<(), JobError> {
+    let changed = notifier.order_change(so, requested_by, |order, meta| {
+        let (context, key) = claim(order, meta)?;
+        Some(vec![OrderMail::of(&context, Audience::Recipients, key)])
+    })?;
+    if changed.is_some_and(|c| c.queued + c.skipped > 0) {
+        p.effects += 1;
+        batch.wrote()?;
+    }
+    Ok(())
+}
+
 /// The date an order's archive age counts from: its availability, or its
 /// last restore.
 pub fn archive_reference(available: NaiveDate, meta: &OrderMeta, tz: Tz) -> NaiveDate {
@@ -278,29 +305,21 @@ impl Job for PakReminder {
             }
             let now = ctx.now;
             let max = s.pak_max;
-            let changed =
-                self.notifier
-                    .order_change(&head.so, "pak-reminder job", |order, meta| {
-                        if order.archived || order.pak_registered != Some(false) {
-                            return None;
-                        }
-                        let n = pak_reminder_due(available, meta, today, s, tz)?;
-                        meta.pak_reminders = n;
-                        meta.pak_reminded_at = Some(now);
-                        let context = PakReminderContext {
-                            reminder: n,
-                            reminders_max: max,
-                        };
-                        Some(vec![OrderMail::of(
-                            &context,
-                            Audience::Recipients,
-                            format!("pak{n}"),
-                        )])
-                    })?;
-            if changed.is_some_and(|c| c.queued + c.skipped > 0) {
-                p.effects += 1;
-                batch.wrote()?;
-            }
+            let claim = |order: &Order, meta: &mut OrderMeta| {
+                if order.archived || order.pak_registered != Some(false) {
+                    return None;
+                }
+                let n = pak_reminder_due(available, meta, today, s, tz)?;
+                meta.pak_reminders = n;
+                meta.pak_reminded_at = Some(now);
+                let context = PakReminderContext {
+                    reminder: n,
+                    reminders_max: max,
+                };
+                Some((context, format!("pak{n}")))
+            };
+            let by = "pak-reminder job";
+            remind_recipients(&self.notifier, &head.so, by, claim, &mut p, &mut batch)?;
         }
         batch.finish()?;
         p.note = format!("{} orders reminded", p.effects);
@@ -355,27 +374,19 @@ impl Job for DownloadWindow {
                 continue;
             }
             let now = ctx.now;
-            let changed =
-                self.notifier
-                    .order_change(&head.so, "download-window job", |order, meta| {
-                        if order.archived || meta.window_warned_at.is_some() {
-                            return None;
-                        }
-                        meta.window_warned_at = Some(now);
-                        let context = DownloadWindowContext {
-                            deadline: deadline.to_string(),
-                            days_left: (deadline - today).num_days(),
-                        };
-                        Some(vec![OrderMail::of(
-                            &context,
-                            Audience::Recipients,
-                            "w90".into(),
-                        )])
-                    })?;
-            if changed.is_some_and(|c| c.queued + c.skipped > 0) {
-                p.effects += 1;
-                batch.wrote()?;
-            }
+            let claim = |order: &Order, meta: &mut OrderMeta| {
+                if order.archived || meta.window_warned_at.is_some() {
+                    return None;
+                }
+                meta.window_warned_at = Some(now);
+                let context = DownloadWindowContext {
+                    deadline: deadline.to_string(),
+                    days_left: (deadline - today).num_days(),
+                };
+                Some((context, "w90".to_string()))
+            };
+            let by = "download-window job";
+            remind_recipients(&self.notifier, &head.so, by, claim, &mut p, &mut batch)?;
         }
         batch.finish()?;
         p.note = format!("{} orders warned", p.effects);
