@@ -83,19 +83,34 @@ impl ChatService {
         }
     }
 
+    /// The order a command names and the linked address that may see it;
+    /// else (`Err`) the answer instead: a malformed order number, or how
+    /// to link an address that may.
+    fn order_access(
+        &self,
+        msg: &Incoming,
+        so: Result<OrderId, String>,
+        lang: Lang,
+    ) -> Result<Result<(OrderId, EmailAddress), Said>, ChatError> {
+        let so = match so {
+            Ok(so) => so,
+            Err(given) => return Ok(Err(Said::here(texts::bad_order(lang, &given)))),
+        };
+        Ok(match self.authorized_for(msg, &so)? {
+            Ok(email) => Ok((so, email)),
+            Err(linked) => Err(Said::private(texts::how_to_link(lang, linked.as_deref()))),
+        })
+    }
+
     pub(super) fn order(
         &self,
         msg: &Incoming,
         so: Result<OrderId, String>,
         lang: Lang,
     ) -> Result<Said, ChatError> {
-        let so = match so {
-            Ok(so) => so,
-            Err(given) => return Ok(Said::here(texts::bad_order(lang, &given))),
-        };
-        let email = match self.authorized_for(msg, &so)? {
-            Ok(e) => e,
-            Err(linked) => return Ok(Said::private(texts::how_to_link(lang, linked.as_deref()))),
+        let (so, email) = match self.order_access(msg, so, lang)? {
+            Ok(access) => access,
+            Err(answer) => return Ok(answer),
         };
         let Some(order) = self.inner.store.order(&so)? else {
             // Authorized senders come from the order itself: unreachable in
@@ -120,13 +135,9 @@ impl ChatService {
         so: Result<OrderId, String>,
         lang: Lang,
     ) -> Result<Said, ChatError> {
-        let so = match so {
-            Ok(so) => so,
-            Err(given) => return Ok(Said::here(texts::bad_order(lang, &given))),
-        };
-        let email = match self.authorized_for(msg, &so)? {
-            Ok(e) => e,
-            Err(linked) => return Ok(Said::private(texts::how_to_link(lang, linked.as_deref()))),
+        let (so, email) = match self.order_access(msg, so, lang)? {
+            Ok(access) => access,
+            Err(answer) => return Ok(answer),
         };
         tracing::info!(user = %msg.user_key(), order = %so, "restore from chat");
         let notified = self.inner.actions.restore(&so, &email)?;
@@ -143,13 +154,9 @@ impl ChatService {
         so: Result<OrderId, String>,
         lang: Lang,
     ) -> Result<Said, ChatError> {
-        let so = match so {
-            Ok(so) => so,
-            Err(given) => return Ok(Said::here(texts::bad_order(lang, &given))),
-        };
-        let email = match self.authorized_for(msg, &so)? {
-            Ok(e) => e,
-            Err(linked) => return Ok(Said::private(texts::how_to_link(lang, linked.as_deref()))),
+        let (so, email) = match self.order_access(msg, so, lang)? {
+            Ok(access) => access,
+            Err(answer) => return Ok(answer),
         };
         // One resend per order, address and day, however often it is asked.
         let key = format!(
