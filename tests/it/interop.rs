@@ -75,24 +75,7 @@ impl PySink {
 
     /// Raw messages received so far, in arrival order.
     fn messages(&self) -> Vec<Vec<u8>> {
-        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                let n = p
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".eml")?
-                    .parse()
-                    .ok()?;
-                Some((n, p))
-            })
-            .collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|(_, p)| std::fs::read(p).unwrap())
-            .collect()
+        support::smtp_sink::messages_in(&self.dir)
     }
 }
 

@@ -61,25 +61,31 @@ impl Sink {
 
     /// Raw messages received so far, in arrival order.
     pub fn messages(&self) -> Vec<Vec<u8>> {
-        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .filter_map(|e| {
-                let p = e.ok()?.path();
-                let n = p
-                    .file_name()?
-                    .to_str()?
-                    .strip_suffix(".eml")?
-                    .parse()
-                    .ok()?;
-                Some((n, p))
-            })
-            .collect();
-        files.sort();
-        files
-            .into_iter()
-            .map(|(_, p)| std::fs::read(p).unwrap())
-            .collect()
+        messages_in(&self.dir)
     }
+}
+
+/// The messages a sink wrote to `dir` (`<n>.eml`), in arrival order; the
+/// Python sink of the interop tests writes the same files.
+pub fn messages_in(dir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            let n = p
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".eml")?
+                .parse()
+                .ok()?;
+            Some((n, p))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|(_, p)| std::fs::read(p).unwrap())
+        .collect()
 }
 
 impl Drop for Sink {
