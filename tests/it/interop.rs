@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use edesk::notify::sender::Sender;
 use edesk::store::OutboxStatus;
+use support::smtp_sink::{header, rcpt_to};
 use support::{Daemon, spawn_daemon};
 
 /// Runs swaks (Debian package) and returns (exit success, transcript).
@@ -84,15 +85,6 @@ impl Drop for PySink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn header(raw: &[u8], name: &str) -> Option<String> {
-    let m = MessageParser::default().parse(raw)?;
-    m.header_raw(name).map(|v| v.trim().to_string())
-}
-
-fn to_of(raw: &[u8]) -> String {
-    header(raw, "X-Sink-Rcpt-To").unwrap_or_default()
 }
 
 fn mail_list(d: &Daemon) -> Value {
@@ -221,7 +213,7 @@ fn notifications_reach_aiosmtpd_with_retries_and_suppression() {
         }
     });
     let msgs = sink.messages();
-    let mut to: Vec<String> = msgs.iter().map(|m| to_of(m)).collect();
+    let mut to: Vec<String> = msgs.iter().map(|m| rcpt_to(m)).collect();
     to.sort();
     assert_eq!(to, ["elodie@acme.example.fr", "j.harper@acme.example.com"]);
     for m in &msgs {
@@ -230,7 +222,7 @@ fn notifications_reach_aiosmtpd_with_retries_and_suppression() {
     }
     let fr = msgs
         .iter()
-        .find(|m| to_of(m) == "elodie@acme.example.fr")
+        .find(|m| rcpt_to(m) == "elodie@acme.example.fr")
         .unwrap();
     let fr = MessageParser::default().parse(fr).unwrap();
     assert!(fr.body_text(0).unwrap().contains("Bonjour Élodie Prévost"));
@@ -287,10 +279,10 @@ fn escalation_from_swaks_is_acknowledged_through_aiosmtpd() {
     let (ack, _team) = d.wait_for("acknowledgement and escalation", || {
         let m = sink.messages();
         let ack = m.iter().find(|m| {
-            to_of(m) == "j.harper@acme.example.com"
+            rcpt_to(m) == "j.harper@acme.example.com"
                 && header(m, "In-Reply-To").as_deref() == Some("<cust-1@acme.example.com>")
         })?;
-        let team = m.iter().find(|m| to_of(m) == "exportops@cisco.example")?;
+        let team = m.iter().find(|m| rcpt_to(m) == "exportops@cisco.example")?;
         Some((ack.clone(), team.clone()))
     });
     assert_eq!(
@@ -350,6 +342,6 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n
     assert!(
         sink.messages()
             .iter()
-            .all(|m| !to_of(m).to_lowercase().contains("mailer-daemon"))
+            .all(|m| !rcpt_to(m).to_lowercase().contains("mailer-daemon"))
     );
 }

@@ -158,11 +158,6 @@ fn order(so: &str, available_days_ago: i64, extra: Value) -> Value {
     o
 }
 
-fn import(d: &support::Daemon, o: &Value) {
-    let (status, body) = d.post_json("/v1/orders", &o.to_string());
-    assert_eq!(status, 201, "{body}");
-}
-
 /// The token edesk mints for (order, recipient), from the daemon's key.
 fn minted(data_dir: &Path, so: &str, email: &str) -> String {
     let key = ServerKey::load_or_create(data_dir).unwrap();
@@ -175,6 +170,23 @@ fn minted(data_dir: &Path, so: &str, email: &str) -> String {
 
 fn daemon(tmp: &Path) -> support::Daemon {
     support::spawn_daemon(tmp, &[("EDESK_HTTP__PUBLIC_URL", "http://edesk.test")])
+}
+
+/// A daemon with John's order (10458321) and someone else's (20458321):
+/// what a token opens and what it must not.
+fn daemon_with_two_orders(tmp: &Path) -> support::Daemon {
+    let d = daemon(tmp);
+    d.import_order(&order("10458321", 10, json!({})));
+    d.import_order(&order(
+        "20458321",
+        10,
+        json!({"recipients": [{"email": "other@example.org"}]}),
+    ));
+    d
+}
+
+fn get(d: &support::Daemon, path: &str) -> Resp {
+    request(d.http, "GET", path, &[], "")
 }
 
 const JOHN: &str = "2ec88d94097bcc8e32d6f0b69fa54158";
@@ -192,24 +204,9 @@ fn john_token(so: &str) -> String {
 #[test]
 fn the_token_opens_that_recipients_view_of_that_order_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = daemon(tmp.path());
-    import(&d, &order("10458321", 10, json!({})));
-    import(
-        &d,
-        &order(
-            "20458321",
-            10,
-            json!({"recipients": [{"email": "other@example.org"}]}),
-        ),
-    );
+    let d = daemon_with_two_orders(tmp.path());
 
-    let page = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={JOHN}"),
-        &[],
-        "",
-    );
+    let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.header("content-type")
@@ -237,23 +234,11 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
 
     // A minted token (French recipient): French by default, English on request.
     let elise = minted(tmp.path(), "10458321", "elise@acme.example.fr");
-    let fr = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={elise}"),
-        &[],
-        "",
-    );
+    let fr = get(&d, &format!("/orders/10458321?t={elise}"));
     assert_eq!(fr.status, 200);
     assert!(fr.body.contains("Commande 10458321") && fr.body.contains("lang=\"fr\""));
     assert!(fr.body.contains("elise@acme.example.fr") && !fr.body.contains("j.harper@"));
-    let en = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={elise}&lang=en"),
-        &[],
-        "",
-    );
+    let en = get(&d, &format!("/orders/10458321?t={elise}&lang=en"));
     assert!(en.body.contains("Order 10458321") && en.body.contains("Version française"));
 
     // Everything else is the same 404, whether the order exists or not.
@@ -271,7 +256,7 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
     ];
     let mut bodies = Vec::new();
     for path in &refused {
-        let r = request(d.http, "GET", path, &[], "");
+        let r = get(&d, path);
         assert_eq!(r.status, 404, "{path}: {}", r.body);
         assert!(
             !r.body.contains("10458321") && !r.body.contains("ACME"),
@@ -289,26 +274,14 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
         ("licenses", "#licenses"),
         ("restore", "#archive"),
     ] {
-        let r = request(
-            d.http,
-            "GET",
-            &format!("/orders/10458321/{path}?t={JOHN}&lang=fr"),
-            &[],
-            "",
-        );
+        let r = get(&d, &format!("/orders/10458321/{path}?t={JOHN}&lang=fr"));
         assert_eq!(r.status, 303, "{path}");
         let to = r.header("location").unwrap();
         assert!(
             to.starts_with(&format!("/orders/10458321?t={JOHN}&lang=fr")) && to.ends_with(section),
             "{to}"
         );
-        let bad = request(
-            d.http,
-            "GET",
-            &format!("/orders/10458321/{path}?t={other}"),
-            &[],
-            "",
-        );
+        let bad = get(&d, &format!("/orders/10458321/{path}?t={other}"));
         assert_eq!(bad.status, 404);
     }
 }
@@ -317,13 +290,13 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
 fn an_oba_grantee_sees_only_the_granted_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path());
-    import(&d, &order("10458321", 10, json!({})));
+    d.import_order(&order("10458321", 10, json!({})));
     let oba = json!({"sent_by": "partner@example.net", "grouping": "grouped",
                      "lines": [{"line": "2.1", "to": "ana@example.com"}]});
     let (status, body) = d.post_json("/v1/orders/10458321/oba", &oba.to_string());
     assert_eq!(status, 202, "{body}");
     let ana = minted(tmp.path(), "10458321", "ana@example.com");
-    let page = request(d.http, "GET", &format!("/orders/10458321?t={ana}"), &[], "");
+    let page = get(&d, &format!("/orders/10458321?t={ana}"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("fpr-7.4.1.pkg"));
     assert!(
@@ -341,23 +314,8 @@ fn an_oba_grantee_sees_only_the_granted_lines() {
 #[test]
 fn forms_need_the_cookie_and_its_csrf_field() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = daemon(tmp.path());
-    import(&d, &order("10458321", 10, json!({})));
-    import(
-        &d,
-        &order(
-            "20458321",
-            10,
-            json!({"recipients": [{"email": "other@example.org"}]}),
-        ),
-    );
-    let page = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={JOHN}"),
-        &[],
-        "",
-    );
+    let d = daemon_with_two_orders(tmp.path());
+    let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
     let (jar, csrf) = (cookie(&page), hidden(&page.body, "csrf"));
     let form_ct = ("Content-Type", "application/x-www-form-urlencoded");
     let post = |cookie: Option<&str>, fields: &[(&str, &str)]| {
@@ -391,13 +349,7 @@ fn forms_need_the_cookie_and_its_csrf_field() {
     // from another session: refused, and nothing recorded.
     assert_eq!(send(None, as_refs(&fields(&csrf))).status, 403);
     assert_eq!(send(Some(&jar), fields(&"0".repeat(64))).status, 403);
-    let other_session = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={JOHN}"),
-        &[],
-        "",
-    );
+    let other_session = get(&d, &format!("/orders/10458321?t={JOHN}"));
     assert_eq!(
         send(Some(&jar), fields(&hidden(&other_session.body, "csrf"))).status,
         403
@@ -471,14 +423,8 @@ fn forms_need_the_cookie_and_its_csrf_field() {
 fn the_restore_button_restores_an_archived_order_once() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path());
-    import(&d, &order("10458321", 500, json!({"archived": true})));
-    let page = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={JOHN}"),
-        &[],
-        "",
-    );
+    d.import_order(&order("10458321", 500, json!({"archived": true})));
+    let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
     assert!(
         page.body.contains("This order is archived") && page.body.contains("Restore this order")
     );
@@ -556,17 +502,14 @@ fn ask(d: &support::Daemon, so: &str, body: Value) -> (u16, Value) {
 fn download_requests_follow_the_policy() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path());
-    import(&d, &order("10458321", 10, json!({})));
-    import(&d, &order("10458322", 120, json!({})));
-    import(&d, &order("10458323", 10, json!({"archived": true})));
-    import(
-        &d,
-        &order(
-            "10458324",
-            10,
-            json!({"holds": [{"type": "export", "line": "2.1", "released": false}]}),
-        ),
-    );
+    d.import_order(&order("10458321", 10, json!({})));
+    d.import_order(&order("10458322", 120, json!({})));
+    d.import_order(&order("10458323", 10, json!({"archived": true})));
+    d.import_order(&order(
+        "10458324",
+        10,
+        json!({"holds": [{"type": "export", "line": "2.1", "released": false}]}),
+    ));
     let john = "j.harper@acme.example.com";
     let asa = json!(["asa-9.20.2-lfbff-k8.SPA"]);
 
@@ -704,15 +647,9 @@ fn hostile_order_text_is_escaped() {
         assert_eq!(status, 422, "{body}");
         let mut o = o.clone();
         o["po"] = json!("PO-1");
-        import(&d, &o);
+        d.import_order(&o);
     }
-    let page = request(
-        d.http,
-        "GET",
-        &format!("/orders/10458321?t={JOHN}"),
-        &[],
-        "",
-    );
+    let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
     assert_eq!(page.status, 200, "{}", page.body);
     for raw in ["<script>alert", "<img src=x", "<iframe", "a<b>"] {
         assert!(!page.body.contains(raw), "{raw} reached the page unescaped");
@@ -734,7 +671,7 @@ fn hostile_order_text_is_escaped() {
 fn every_link_in_a_notification_resolves() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path());
-    import(&d, &order("10458321", 10, json!({})));
+    d.import_order(&order("10458321", 10, json!({})));
     let out = tmp.path().join("outgoing");
     let mails: Vec<String> = d.wait_for("the availability mails", || {
         let m: Vec<String> = std::fs::read_dir(&out)
@@ -761,7 +698,7 @@ fn every_link_in_a_notification_resolves() {
         "{links:?}"
     );
     for link in &links {
-        let r = request(d.http, "GET", link, &[], "");
+        let r = get(&d, link);
         assert!(
             matches!(r.status, 200 | 303),
             "{link}: {} {}",
@@ -783,15 +720,12 @@ fn chromium_renders_the_page_in_english_and_french() {
         .expect("chromium is installed");
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon(tmp.path());
-    import(
-        &d,
-        &order(
-            "10458321",
-            10,
-            json!({"holds": [{"type": "export", "line": "2.1", "released": false}]}),
-        ),
-    );
-    import(&d, &order("10458399", 500, json!({"archived": true})));
+    d.import_order(&order(
+        "10458321",
+        10,
+        json!({"holds": [{"type": "export", "line": "2.1", "released": false}]}),
+    ));
+    d.import_order(&order("10458399", 500, json!({"archived": true})));
     ask(
         &d,
         "10458321",

@@ -9,7 +9,8 @@ use crate::support;
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 use support::lmtp::{self, Mail};
-use support::{Daemon, Sink, spawn_daemon};
+use support::smtp_sink::{header, rcpt_to};
+use support::{Daemon, Sink, spawn_with_sink};
 
 fn order() -> Value {
     json!({
@@ -22,12 +23,9 @@ fn order() -> Value {
 }
 
 fn start(tmp: &std::path::Path, per_hour: &str) -> (Sink, Daemon) {
-    let sink = Sink::start(&tmp.join("sink"));
-    let url = sink.url();
-    let d = spawn_daemon(
-        &tmp.join("data"),
+    spawn_with_sink(
+        tmp,
         &[
-            ("EDESK_SMTP__URL", url.as_str()),
             ("EDESK_DESK__AUTO_MAIL_PER_HOUR", per_hour),
             ("EDESK_DESK__TEAMS__EXPORTOPS", "exportops@cisco.example"),
             (
@@ -35,8 +33,7 @@ fn start(tmp: &std::path::Path, per_hour: &str) -> (Sink, Daemon) {
                 "support@cisco.example",
             ),
         ],
-    );
-    (sink, d)
+    )
 }
 
 /// What `swaks --protocol LMTP --from F --to support@… --h-From F --body B
@@ -54,15 +51,6 @@ fn lmtp(d: &Daemon, from: &str, headers: &[String], body: &str) {
     assert!(out.ok(), "{}", out.transcript);
 }
 
-fn header(raw: &[u8], name: &str) -> Option<String> {
-    let m = MessageParser::default().parse(raw)?;
-    m.header_raw(name).map(|v| v.trim().to_string())
-}
-
-fn to_of(raw: &[u8]) -> String {
-    header(raw, "X-Sink-Rcpt-To").unwrap_or_default()
-}
-
 fn wait_mails(d: &Daemon, sink: &Sink, n: usize) -> Vec<Vec<u8>> {
     d.wait_for(&format!("{n} mails at the sink"), || {
         let m = sink.messages();
@@ -74,8 +62,7 @@ fn wait_mails(d: &Daemon, sink: &Sink, n: usize) -> Vec<Vec<u8>> {
 fn escalation_acknowledgement_team_reply_relay() {
     let tmp = tempfile::tempdir().unwrap();
     let (sink, d) = start(tmp.path(), "5");
-    let (status, body) = d.post_json("/v1/orders", &order().to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&order());
     // The order is on hold: no notification yet (skipped in history).
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = sink.messages().len();
@@ -93,11 +80,11 @@ fn escalation_acknowledgement_team_reply_relay() {
     let new: Vec<&Vec<u8>> = mails[before..].iter().collect();
     let ack = new
         .iter()
-        .find(|m| to_of(m) == "j.harper@acme.example.com")
+        .find(|m| rcpt_to(m) == "j.harper@acme.example.com")
         .expect("acknowledgement to the customer");
     let team = new
         .iter()
-        .find(|m| to_of(m) == "exportops@cisco.example")
+        .find(|m| rcpt_to(m) == "exportops@cisco.example")
         .expect("escalation to the export team");
     assert_eq!(
         header(ack, "Auto-Submitted").as_deref(),
@@ -140,7 +127,7 @@ fn escalation_acknowledgement_team_reply_relay() {
     );
     let mails = wait_mails(&d, &sink, before + 3);
     let relay = mails.last().unwrap();
-    assert_eq!(to_of(relay), "j.harper@acme.example.com");
+    assert_eq!(rcpt_to(relay), "j.harper@acme.example.com");
     let relay_text = String::from_utf8_lossy(relay).to_string();
     assert!(relay_text.contains("released this morning"), "{relay_text}");
     assert!(
@@ -189,7 +176,7 @@ fn autoresponder_loop_stops_after_n_mails() {
     let to_robot = sink
         .messages()
         .iter()
-        .filter(|m| to_of(m) == "robot@example.net")
+        .filter(|m| rcpt_to(m) == "robot@example.net")
         .count();
     assert!(to_robot <= 3, "{to_robot} automatic mails to the robot");
     assert!(to_robot >= 1, "the first question deserves an answer");
@@ -240,8 +227,7 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     let mut o = order();
     o["holds"] = json!([]);
     o["archived"] = json!(true);
-    let (status, body) = d.post_json("/v1/orders", &o.to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&o);
     // A stranger cannot restore it.
     lmtp(
         &d,
@@ -274,7 +260,7 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     let explanation = d.wait_for("the explanation", || {
         sink.messages()
             .into_iter()
-            .find(|m| to_of(m) == "j.harper@acme.example.com")
+            .find(|m| rcpt_to(m) == "j.harper@acme.example.com")
     });
     let text = String::from_utf8_lossy(&explanation).to_string();
     assert!(text.contains("did not act on RESTORE"), "{text}");
@@ -301,7 +287,7 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
         let m: Vec<Vec<u8>> = sink
             .messages()
             .into_iter()
-            .filter(|m| to_of(m) == "j.harper@acme.example.com")
+            .filter(|m| rcpt_to(m) == "j.harper@acme.example.com")
             .collect();
         (m.len() >= 3).then_some(m)
     });
@@ -313,7 +299,7 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     assert!(
         sink.messages()
             .iter()
-            .all(|m| to_of(m) != "mallory@evil.example"),
+            .all(|m| rcpt_to(m) != "mallory@evil.example"),
         "nothing automatic to the stranger"
     );
 }
@@ -335,7 +321,7 @@ fn confident_faq_question_is_answered_in_the_askers_language() {
         let m: Vec<Vec<u8>> = sink
             .messages()
             .into_iter()
-            .filter(|m| to_of(m) == "claire@exemple.fr")
+            .filter(|m| rcpt_to(m) == "claire@exemple.fr")
             .collect();
         (!m.is_empty()).then_some(m)
     });
@@ -367,8 +353,7 @@ fn hard_bounce_to_the_verp_address_suppresses_the_recipient() {
     let (sink, d) = start(tmp.path(), "5");
     let mut o = order();
     o["holds"] = json!([]);
-    let (status, body) = d.post_json("/v1/orders", &o.to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&o);
     let mails = wait_mails(&d, &sink, 1);
     let envelope_from = header(&mails[0], "X-Sink-Mail-From").unwrap();
     assert!(envelope_from.starts_with("bounces+"), "{envelope_from}");
@@ -399,7 +384,7 @@ Content-Type: multipart/report; report-type=delivery-status; boundary=\"B1\"\r\n
     assert!(
         sink.messages()
             .iter()
-            .all(|m| !to_of(m).to_lowercase().contains("mailer-daemon"))
+            .all(|m| !rcpt_to(m).to_lowercase().contains("mailer-daemon"))
     );
 }
 
@@ -436,17 +421,11 @@ fn undelivered_note(t: &Value) -> Option<String> {
 #[test]
 fn an_escalation_the_relay_refuses_shows_on_the_ticket_and_never_suppresses_the_team() {
     let tmp = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&tmp.path().join("sink"));
-    let url = sink.url();
-    let d = spawn_daemon(
-        &tmp.path().join("data"),
-        &[
-            ("EDESK_SMTP__URL", url.as_str()),
-            ("EDESK_DESK__TEAMS__EXPORTOPS", "reject-ops@cisco.example"),
-        ],
+    let (_sink, d) = spawn_with_sink(
+        tmp.path(),
+        &[("EDESK_DESK__TEAMS__EXPORTOPS", "reject-ops@cisco.example")],
     );
-    let (status, body) = d.post_json("/v1/orders", &order().to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&order());
     lmtp(
         &d,
         "j.harper@acme.example.com",
@@ -486,8 +465,7 @@ fn a_suppressed_team_address_is_reported_and_the_ack_claims_no_handover() {
         store.suppress(&team, "550 5.1.1 (old bounce)").unwrap();
     }
     let (sink, d) = start(tmp.path(), "5");
-    let (status, body) = d.post_json("/v1/orders", &order().to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&order());
     lmtp(
         &d,
         "j.harper@acme.example.com",
@@ -498,7 +476,7 @@ fn a_suppressed_team_address_is_reported_and_the_ack_claims_no_handover() {
         "Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John",
     );
     let is_ack = |m: &Vec<u8>| {
-        to_of(m) == "j.harper@acme.example.com"
+        rcpt_to(m) == "j.harper@acme.example.com"
             && header(m, "Subject").is_some_and(|s| s.contains("[Ticket"))
     };
     let mails = d.wait_for("the acknowledgement", || {
@@ -506,7 +484,9 @@ fn a_suppressed_team_address_is_reported_and_the_ack_claims_no_handover() {
         m.iter().any(is_ack).then_some(m)
     });
     assert!(
-        mails.iter().all(|m| to_of(m) != "exportops@cisco.example"),
+        mails
+            .iter()
+            .all(|m| rcpt_to(m) != "exportops@cisco.example"),
         "nothing reaches a suppressed address"
     );
     let ack = mails.iter().find(|m| is_ack(m)).unwrap();
@@ -543,8 +523,7 @@ fn processed(d: &Daemon, n: usize) -> Vec<Value> {
 fn a_forged_team_reply_changes_nothing_for_the_customer() {
     let tmp = tempfile::tempdir().unwrap();
     let (sink, d) = start(tmp.path(), "5");
-    let (status, body) = d.post_json("/v1/orders", &order().to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&order());
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = sink.messages().len();
     lmtp(
@@ -559,11 +538,11 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
     let mails = wait_mails(&d, &sink, before + 2);
     let ack = mails[before..]
         .iter()
-        .find(|m| to_of(m) == "j.harper@acme.example.com")
+        .find(|m| rcpt_to(m) == "j.harper@acme.example.com")
         .expect("acknowledgement");
     let team = mails[before..]
         .iter()
-        .find(|m| to_of(m) == "exportops@cisco.example")
+        .find(|m| rcpt_to(m) == "exportops@cisco.example")
         .expect("escalation");
     let ack_mid = header(ack, "Message-ID").unwrap();
     let team_mid = header(team, "Message-ID").unwrap();
@@ -633,7 +612,7 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
     );
     let mails = wait_mails(&d, &sink, before + 3);
     let relay = mails.last().unwrap();
-    assert_eq!(to_of(relay), "j.harper@acme.example.com");
+    assert_eq!(rcpt_to(relay), "j.harper@acme.example.com");
     let text = String::from_utf8_lossy(relay).to_string();
     assert!(text.contains("released this morning"), "{text}");
     assert!(!text.contains("evil.example/cisco"), "{text}");
@@ -651,19 +630,15 @@ fn with_verification_the_daemon_records_verdicts_and_holds_an_unsigned_team_repl
         "# test zone\n_dmarc.cisco.example \"v=DMARC1; p=reject\"\ncisco.example v=spf1 ip4:192.0.2.0/24 -all\n",
     )
     .unwrap();
-    let sink = Sink::start(&tmp.path().join("sink"));
-    let url = sink.url();
-    let d = spawn_daemon(
-        &tmp.path().join("data"),
+    let (sink, d) = spawn_with_sink(
+        tmp.path(),
         &[
-            ("EDESK_SMTP__URL", url.as_str()),
             ("EDESK_DESK__TEAMS__EXPORTOPS", "exportops@cisco.example"),
             ("EDESK_INBOUND__VERIFY_AUTH", "records"),
             ("EDESK_INBOUND__AUTH_RECORDS", records.to_str().unwrap()),
         ],
     );
-    let (status, body) = d.post_json("/v1/orders", &order().to_string());
-    assert_eq!(status, 201, "{body}");
+    d.import_order(&order());
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = sink.messages().len();
     lmtp(
@@ -678,7 +653,7 @@ fn with_verification_the_daemon_records_verdicts_and_holds_an_unsigned_team_repl
     let mails = wait_mails(&d, &sink, before + 2);
     let team = mails[before..]
         .iter()
-        .find(|m| to_of(m) == "exportops@cisco.example")
+        .find(|m| rcpt_to(m) == "exportops@cisco.example")
         .expect("escalation");
     let team_mid = header(team, "Message-ID").unwrap();
     let first = processed(&d, 1);

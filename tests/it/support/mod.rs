@@ -87,6 +87,17 @@ pub fn spawn_daemon(data_dir: &Path, env: &[(&str, &str)]) -> Daemon {
     }
 }
 
+/// An SMTP sink in `tmp/sink` and a daemon on `tmp/data` that delivers its
+/// mail there, with extra environment variables.
+pub fn spawn_with_sink(tmp: &Path, env: &[(&str, &str)]) -> (Sink, Daemon) {
+    let sink = Sink::start(&tmp.join("sink"));
+    let url = sink.url();
+    let mut all = vec![("EDESK_SMTP__URL", url.as_str())];
+    all.extend_from_slice(env);
+    let d = spawn_daemon(&tmp.join("data"), &all);
+    (sink, d)
+}
+
 impl Daemon {
     pub fn sigkill(mut self) {
         let _ = self.child.kill();
@@ -118,6 +129,12 @@ impl Daemon {
 
     pub fn post_json(&self, path: &str, body: &str) -> (u16, String) {
         http(self.http, "POST", path, Some(body))
+    }
+
+    /// `POST /v1/orders` with one order, which must be accepted (201).
+    pub fn import_order(&self, order: &serde_json::Value) {
+        let (status, body) = self.post_json("/v1/orders", &order.to_string());
+        assert_eq!(status, 201, "{body}");
     }
 
     pub fn log(&self) -> String {

@@ -88,6 +88,17 @@ pub fn messages_in(dir: &Path) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A header of a raw message as the sink stored it (trimmed).
+pub fn header(raw: &[u8], name: &str) -> Option<String> {
+    let m = mail_parser::MessageParser::default().parse(raw)?;
+    m.header_raw(name).map(|v| v.trim().to_string())
+}
+
+/// The envelope recipients the sink recorded (`X-Sink-Rcpt-To`).
+pub fn rcpt_to(raw: &[u8]) -> String {
+    header(raw, "X-Sink-Rcpt-To").unwrap_or_default()
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
