@@ -145,24 +145,16 @@ fn session(conn: TcpStream, dir: &Path, counter: &AtomicU64) -> std::io::Result<
         let line = line.trim_end_matches(['\r', '\n']);
         let (verb, arg) = line.split_once(' ').unwrap_or((line, ""));
         let arg = arg.trim();
-        match verb.to_ascii_uppercase().as_str() {
+        let command = verb.to_ascii_uppercase();
+        match command.as_str() {
             "" => reply(&mut w, "500 Error: bad syntax")?,
-            "HELO" if arg.is_empty() => reply(&mut w, "501 Syntax: HELO hostname")?,
-            "HELO" => {
-                greeted = true;
-                env = Envelope::default();
-                reply(&mut w, &format!("250 {HOST}"))?
+            "HELO" | "EHLO" if arg.is_empty() => {
+                reply(&mut w, &format!("501 Syntax: {command} hostname"))?
             }
-            "EHLO" if arg.is_empty() => reply(&mut w, "501 Syntax: EHLO hostname")?,
-            "EHLO" => {
+            "HELO" | "EHLO" => {
                 greeted = true;
                 env = Envelope::default();
-                reply(
-                    &mut w,
-                    &format!(
-                        "250-{HOST}\r\n250-SIZE {SIZE_LIMIT}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP"
-                    ),
-                )?
+                reply(&mut w, &greeting(&command))?
             }
             "NOOP" => reply(&mut w, "250 OK")?,
             "RSET" => {
@@ -179,77 +171,21 @@ fn session(conn: TcpStream, dir: &Path, counter: &AtomicU64) -> std::io::Result<
                 "252 Cannot VRFY user, but will accept message and attempt delivery",
             )?,
             "MAIL" if !greeted => reply(&mut w, "503 Error: send HELO first")?,
-            "MAIL" => {
-                let path = arg
-                    .get(..5)
-                    .filter(|p| p.eq_ignore_ascii_case("FROM:"))
-                    .and_then(|_| parse_path(&arg[5..]));
-                match path {
-                    None => reply(&mut w, "501 Syntax: MAIL FROM: <address>")?,
-                    Some(_) if env.mail_from.is_some() => {
-                        reply(&mut w, "503 Error: nested MAIL command")?
-                    }
-                    Some(p) => {
-                        // aiosmtpd records the null reverse-path as `<>`.
-                        env.mail_from = Some(if p.is_empty() { "<>".into() } else { p });
-                        reply(&mut w, "250 OK")?
-                    }
-                }
-            }
+            "MAIL" => reply(&mut w, on_mail(arg, &mut env))?,
             "RCPT" if !greeted => reply(&mut w, "503 Error: send HELO first")?,
             "RCPT" if env.mail_from.is_none() => reply(&mut w, "503 Error: need MAIL command")?,
-            "RCPT" => {
-                let path = arg
-                    .get(..3)
-                    .filter(|p| p.eq_ignore_ascii_case("TO:"))
-                    .and_then(|_| parse_path(&arg[3..]))
-                    .filter(|p| !p.is_empty());
-                match path {
-                    None => reply(&mut w, "501 Syntax: RCPT TO: <address>")?,
-                    Some(p) => {
-                        let local = p.split('@').next().unwrap_or("").to_lowercase();
-                        if local.starts_with("tempfail") {
-                            reply(&mut w, "451 4.3.0 Mailbox temporarily unavailable")?
-                        } else if local.starts_with("reject") {
-                            reply(&mut w, "550 5.1.1 No such user")?
-                        } else {
-                            env.rcpt_tos.push(p);
-                            reply(&mut w, "250 OK")?
-                        }
-                    }
-                }
-            }
+            "RCPT" => reply(&mut w, on_rcpt(arg, &mut env))?,
             "DATA" if !greeted => reply(&mut w, "503 Error: send HELO first")?,
             "DATA" if env.rcpt_tos.is_empty() => reply(&mut w, "503 Error: need RCPT command")?,
             "DATA" => {
                 reply(&mut w, "354 End data with <CR><LF>.<CR><LF>")?;
-                let mut content = Vec::new();
-                loop {
-                    raw.clear();
-                    if r.read_until(b'\n', &mut raw)? == 0 {
-                        return Ok(());
-                    }
-                    if raw == b".\r\n" {
-                        break;
-                    }
-                    let line = raw.strip_prefix(b".").unwrap_or(&raw);
-                    content.extend_from_slice(line);
-                }
+                let Some(content) = read_data(&mut r)? else {
+                    return Ok(());
+                };
                 if content.len() > SIZE_LIMIT {
                     reply(&mut w, "552 Error: Too much mail data")?;
                 } else {
-                    let n = counter.fetch_add(1, Ordering::SeqCst);
-                    let head = format!(
-                        "X-Sink-Mail-From: {}\r\nX-Sink-Rcpt-To: {}\r\n",
-                        env.mail_from.as_deref().unwrap_or(""),
-                        env.rcpt_tos.join(",")
-                    );
-                    let tmp = dir.join(format!(".{n}.tmp"));
-                    let mut f = std::fs::File::create(&tmp)?;
-                    f.write_all(head.as_bytes())?;
-                    f.write_all(&content)?;
-                    drop(f);
-                    std::fs::rename(&tmp, dir.join(format!("{n}.eml")))?;
+                    let n = store_message(dir, counter, &env, &content)?;
                     reply(&mut w, &format!("250 OK queued as {n}"))?;
                 }
                 env = Envelope::default();
@@ -263,4 +199,93 @@ fn session(conn: TcpStream, dir: &Path, counter: &AtomicU64) -> std::io::Result<
             )?,
         }
     }
+}
+
+/// The reply to HELO, or to EHLO with the extensions aiosmtpd announces.
+fn greeting(command: &str) -> String {
+    if command == "HELO" {
+        format!("250 {HOST}")
+    } else {
+        format!("250-{HOST}\r\n250-SIZE {SIZE_LIMIT}\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 HELP")
+    }
+}
+
+/// `MAIL FROM:<path>`: records the reverse-path; the reply to send.
+fn on_mail(arg: &str, env: &mut Envelope) -> &'static str {
+    let path = arg
+        .get(..5)
+        .filter(|p| p.eq_ignore_ascii_case("FROM:"))
+        .and_then(|_| parse_path(&arg[5..]));
+    match path {
+        None => "501 Syntax: MAIL FROM: <address>",
+        Some(_) if env.mail_from.is_some() => "503 Error: nested MAIL command",
+        Some(p) => {
+            // aiosmtpd records the null reverse-path as `<>`.
+            env.mail_from = Some(if p.is_empty() { "<>".into() } else { p });
+            "250 OK"
+        }
+    }
+}
+
+/// `RCPT TO:<path>`: accepts, or refuses by local part (`tempfail…`,
+/// `reject…`); the reply to send.
+fn on_rcpt(arg: &str, env: &mut Envelope) -> &'static str {
+    let path = arg
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("TO:"))
+        .and_then(|_| parse_path(&arg[3..]))
+        .filter(|p| !p.is_empty());
+    let Some(p) = path else {
+        return "501 Syntax: RCPT TO: <address>";
+    };
+    let local = p.split('@').next().unwrap_or("").to_lowercase();
+    if local.starts_with("tempfail") {
+        "451 4.3.0 Mailbox temporarily unavailable"
+    } else if local.starts_with("reject") {
+        "550 5.1.1 No such user"
+    } else {
+        env.rcpt_tos.push(p);
+        "250 OK"
+    }
+}
+
+/// The message after `DATA`, dot-unstuffed, up to the `.` line; `None`
+/// when the client hung up first.
+fn read_data(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut content = Vec::new();
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        if r.read_until(b'\n', &mut raw)? == 0 {
+            return Ok(None);
+        }
+        if raw == b".\r\n" {
+            return Ok(Some(content));
+        }
+        let line = raw.strip_prefix(b".").unwrap_or(&raw);
+        content.extend_from_slice(line);
+    }
+}
+
+/// Writes `DIR/<n>.eml` (through a temporary name, so a reader never sees
+/// half a message) with the envelope headers first; returns `n`.
+fn store_message(
+    dir: &Path,
+    counter: &AtomicU64,
+    env: &Envelope,
+    content: &[u8],
+) -> std::io::Result<u64> {
+    let n = counter.fetch_add(1, Ordering::SeqCst);
+    let head = format!(
+        "X-Sink-Mail-From: {}\r\nX-Sink-Rcpt-To: {}\r\n",
+        env.mail_from.as_deref().unwrap_or(""),
+        env.rcpt_tos.join(",")
+    );
+    let tmp = dir.join(format!(".{n}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(head.as_bytes())?;
+    f.write_all(content)?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join(format!("{n}.eml")))?;
+    Ok(n)
 }
