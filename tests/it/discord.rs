@@ -372,7 +372,19 @@ fn the_real_serenity_client_against_a_fake_discord() {
     let mut w = World::start();
     assert_eq!(w.d.post_json("/v1/orders", ORDER).0, 201);
 
-    // IDENTIFY asked only for the intents the bot uses.
+    identify_and_slash_commands(&w);
+    a_dm_question_is_answered_and_rated(&mut w);
+    an_order_question_in_a_channel_goes_to_a_dm(&mut w);
+    link_by_dm_then_a_long_order_is_split(&mut w);
+    a_slash_command_is_answered_as_its_interaction_response(&w);
+    a_chat_escalation_is_relayed_from_the_team_thread(&mut w);
+    a_mail_ticket_is_answered_from_its_team_thread_by_mail(&mut w);
+    a_channel_flood_gets_one_polite_answer(&mut w);
+}
+
+/// IDENTIFY asks only for the intents the bot uses; the slash commands carry
+/// the command language's names, in the configured guild.
+fn identify_and_slash_commands(w: &World) {
     let ident = w.identify.lock().unwrap().clone().unwrap();
     let intents = ident["d"]["intents"].as_u64().unwrap();
     // GUILD_MESSAGES | GUILD_MESSAGE_REACTIONS | DIRECT_MESSAGES | DIRECT_MESSAGE_REACTIONS | MESSAGE_CONTENT
@@ -408,8 +420,11 @@ fn the_real_serenity_client_against_a_fake_discord() {
     ] {
         assert!(names.contains(&n), "{n} in {names:?}");
     }
+}
 
-    // A question in a DM: answered there, mentions off, 👍/👎 offered.
+/// A question in a DM: answered there, mentions off, 👍/👎 offered; 👎 on
+/// the answer is a rating of that FAQ entry.
+fn a_dm_question_is_answered_and_rated(w: &mut World) {
     let from = w.message(
         USER,
         DM,
@@ -445,9 +460,11 @@ fn the_real_serenity_client_against_a_fake_discord() {
             .find(|e| e["id"] == "stop-receiving-email-notifications" && e["down"] == 1)
             .map(|_| ())
     });
+}
 
-    // In a server channel, an order question goes to a DM; the channel
-    // only hears that it did. Echoed text cannot ping anyone.
+/// In a server channel, an order question goes to a DM; the channel only
+/// hears that it did. Echoed text cannot ping anyone.
+fn an_order_question_in_a_channel_goes_to_a_dm(w: &mut World) {
     let from = w.message(STRANGER, CHANNEL, true, &format!("<@{BOT}> order 10458321"));
     let calls = w.settle(from);
     assert!(
@@ -482,9 +499,11 @@ fn the_real_serenity_client_against_a_fake_discord() {
         "{echo:?}"
     );
     assert_no_mentions(&posts[0].2);
+}
 
-    // Link by DM (the code arrives by mail), then a long order is split at
-    // 2,000 characters on line boundaries.
+/// Link by DM (the code arrives by mail), then a long order is split at
+/// 2,000 characters on line boundaries.
+fn link_by_dm_then_a_long_order_is_split(w: &mut World) {
     assert_eq!(w.d.post_json("/v1/orders", &long_order()).0, 201);
     let from = w.message(USER, DM, false, "link j.harper@acme.example.com");
     w.wait("the code reply", from, |c| {
@@ -536,8 +555,10 @@ fn the_real_serenity_client_against_a_fake_discord() {
         all.contains("Line 1.1:") && all.contains("Line 1.150:"),
         "every line shown"
     );
+}
 
-    // A slash command is answered as the interaction's response.
+/// A slash command is answered as the interaction's response.
+fn a_slash_command_is_answered_as_its_interaction_response(w: &World) {
     let before = w.fake.calls().len();
     let i = fixture(
         "interaction_create",
@@ -561,10 +582,12 @@ fn the_real_serenity_client_against_a_fake_discord() {
             .contains("notifications")
     );
     assert_no_mentions(&cb.body["data"]["allowed_mentions"]);
+}
 
-    // Escalation: posted in the team's channel with a thread; a team
-    // member's reply in the thread reaches the customer's DM; then the bot
-    // stays silent in that conversation.
+/// Escalation: posted in the team's channel with a thread; a team member's
+/// reply in the thread reaches the customer's DM; then the bot stays silent
+/// in that conversation.
+fn a_chat_escalation_is_relayed_from_the_team_thread(w: &mut World) {
     let from = w.message(
         USER,
         DM,
@@ -601,9 +624,11 @@ fn the_real_serenity_client_against_a_fake_discord() {
         World::posts(&w.fake.calls()[from..]).is_empty(),
         "silent after a person answered"
     );
+}
 
-    // A mail ticket is posted in its team's channel too, and the team's
-    // reply in its thread reaches the customer by mail.
+/// A mail ticket is posted in its team's channel too, and the team's reply
+/// in its thread reaches the customer by mail.
+fn a_mail_ticket_is_answered_from_its_team_thread_by_mail(w: &mut World) {
     let from = w.fake.calls().len();
     let to = ["support@edesk.example.com"];
     let mail = Mail::new("j.harper@acme.example.com", &to)
@@ -656,8 +681,10 @@ fn the_real_serenity_client_against_a_fake_discord() {
         World::posts(&w.fake.calls()[from..]).is_empty(),
         "a mail ticket's answer goes by mail, not to a chat"
     );
+}
 
-    // Rate limit in a channel: a polite answer once, then quiet.
+/// Rate limit in a channel: a polite answer once, then quiet.
+fn a_channel_flood_gets_one_polite_answer(w: &mut World) {
     let flooder = "100000000000000005";
     let from = w.fake.calls().len();
     for _ in 0..11 {
