@@ -3,10 +3,13 @@
 
 use crate::support;
 
-use mail_parser::MessageParser;
+use std::sync::Arc;
+
+use mail_parser::{Message, MessageParser};
 use serde_json::json;
 
 use edesk::domain::EmailAddress;
+use edesk::notify::Notifier;
 use edesk::notify::sender::Sender;
 use edesk::store::OutboxStatus;
 
@@ -34,6 +37,35 @@ async fn delivers_retries_and_suppresses_over_smtp() {
     assert_eq!(report.queued, 4);
 
     let sender = Sender::new(n.clone(), &config).unwrap();
+    send_until_the_outbox_is_idle(&sender, &n).await;
+
+    let msgs = sink.messages();
+    assert_eq!(
+        msgs.len(),
+        2,
+        "only the two deliverable recipients get mail"
+    );
+    check_retries_and_suppressions(&n);
+
+    let parser = MessageParser::default();
+    let parsed: Vec<_> = msgs.iter().map(|m| parser.parse(m).unwrap()).collect();
+    let en = parsed
+        .iter()
+        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "j.harper@acme.example.com")
+        .unwrap();
+    let fr = parsed
+        .iter()
+        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "elodie@acme.example.fr")
+        .unwrap();
+
+    let token = check_envelope_and_headers(en, &n);
+    check_parts_languages_and_escaping(en, fr, &token);
+    check_history(&n);
+    a_later_order_skips_the_suppressed_address(&n);
+}
+
+/// Drains the outbox until nothing is pending (retries included).
+async fn send_until_the_outbox_is_idle(sender: &Arc<Sender>, n: &Notifier) {
     for _ in 0..200 {
         sender.drain().await.unwrap();
         if n.store()
@@ -45,13 +77,11 @@ async fn delivers_retries_and_suppresses_over_smtp() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
 
-    let msgs = sink.messages();
-    assert_eq!(
-        msgs.len(),
-        2,
-        "only the two deliverable recipients get mail"
-    );
+/// 4xx is retried up to max_attempts, 5xx is not and suppresses the
+/// address; a temporary failure never suppresses.
+fn check_retries_and_suppressions(n: &Notifier) {
     let items = n.store().outbox_list(None).unwrap();
     let by_to = |p: &str| items.iter().find(|i| i.to.as_str().starts_with(p)).unwrap();
     let temp = by_to("tempfail");
@@ -82,19 +112,10 @@ async fn delivers_retries_and_suppresses_over_smtp() {
             )
             .unwrap()
     );
+}
 
-    let parser = MessageParser::default();
-    let parsed: Vec<_> = msgs.iter().map(|m| parser.parse(m).unwrap()).collect();
-    let en = parsed
-        .iter()
-        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "j.harper@acme.example.com")
-        .unwrap();
-    let fr = parsed
-        .iter()
-        .find(|m| support::header(m, "X-Sink-Rcpt-To").unwrap() == "elodie@acme.example.fr")
-        .unwrap();
-
-    // Envelope and headers.
+/// Envelope and headers; returns the recipient's reply token.
+fn check_envelope_and_headers(en: &Message<'_>, n: &Notifier) -> String {
     let mail_from = support::header(en, "X-Sink-Mail-From").unwrap();
     assert!(
         mail_from.starts_with("bounces+") && mail_from.ends_with("@edesk.example.com"),
@@ -135,8 +156,11 @@ async fn delivers_retries_and_suppresses_over_smtp() {
         unsub,
         format!("<http://127.0.0.1:7070/v1/unsubscribe/{token}>")
     );
+    token
+}
 
-    // Both parts, language, links, MD5, escaping.
+/// Both parts, language, links, MD5, escaping.
+fn check_parts_languages_and_escaping(en: &Message<'_>, fr: &Message<'_>, token: &str) {
     assert!(
         support::header(en, "Content-Type")
             .unwrap()
@@ -172,8 +196,10 @@ async fn delivers_retries_and_suppresses_over_smtp() {
         support::header(fr, "Content-Language").as_deref(),
         Some("fr")
     );
+}
 
-    // History shows the delivery result of each mail.
+/// History shows the delivery result of each mail.
+fn check_history(n: &Notifier) {
     let h = n.history(&"10458321".parse().unwrap()).unwrap();
     let statuses: Vec<(&str, &str)> = h
         .iter()
@@ -181,10 +207,12 @@ async fn delivers_retries_and_suppresses_over_smtp() {
         .collect();
     assert!(statuses.contains(&("j.harper@acme.example.com", "sent")));
     assert!(statuses.contains(&("reject-old@acme.example.com", "dead")));
+}
 
-    // A later order to the suppressed address is skipped with a reason; retrying
-    // the dead item after removing the suppression delivers nothing new because
-    // the sink still rejects, and the CLI-level retry puts it back in the queue.
+/// A later order to the suppressed address is skipped with a reason; retrying
+/// the dead item after removing the suppression delivers nothing new because
+/// the sink still rejects, and the CLI-level retry puts it back in the queue.
+fn a_later_order_skips_the_suppressed_address(n: &Notifier) {
     let mut o2 = order();
     o2["so"] = json!("10458322");
     n.import_value(&o2, "test").unwrap();
