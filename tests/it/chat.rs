@@ -101,8 +101,17 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
     let dir = tempfile::tempdir().unwrap();
     let d = spawn_daemon(dir.path(), &[]);
     let s = session(&d);
+    sessions_are_the_daemons_and_help_is_bilingual(&d, &s);
+    a_confident_answer_in_the_questions_language(&d, &s);
+    an_abstention_shows_the_way_to_a_person(&d, &s);
+    lang_wins_until_lang_auto(&d, &s);
+    ratings_once_per_session_and_entry(&d, &s);
+    the_console_with_and_without_the_daemon(d, dir.path());
+}
 
-    // Sessions are the daemon's, never a name the client picks.
+/// Sessions are the daemon's, never a name the client picks; `help` and
+/// `aide` list the commands in their language.
+fn sessions_are_the_daemons_and_help_is_bilingual(d: &Daemon, s: &str) {
     let (status, body) = d.post_json(
         "/v1/chat",
         &json!({"session": "alice", "text": "help"}).to_string(),
@@ -111,7 +120,7 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
     let (status, _) = d.post_json("/v1/chat/session", r#"{"user": "alice"}"#);
     assert_eq!(status, 400);
 
-    let (help, _) = say(&d, &s, "help");
+    let (help, _) = say(d, s, "help");
     for c in [
         "`order SO`",
         "`link EMAIL`",
@@ -120,49 +129,53 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
     ] {
         assert!(help.contains(c), "{c} in {help}");
     }
-    let (aide, _) = say(&d, &s, "aide");
+    let (aide, _) = say(d, s, "aide");
     assert!(
         aide.contains("`commande SO`") && aide.contains("Commandes"),
         "{aide}"
     );
+}
 
-    // A confident answer, in the language of the question, rateable.
-    let (r, v) = say(&d, &s, "How do I stop receiving email notifications?");
+/// A confident answer, in the language of the question, rateable.
+fn a_confident_answer_in_the_questions_language(d: &Daemon, s: &str) {
+    let (r, v) = say(d, s, "How do I stop receiving email notifications?");
     assert!(
         r.contains("How do I stop receiving email notifications?"),
         "{r}"
     );
     assert_eq!(v["rate"], "stop-receiving-email-notifications");
-    let (r, _) = say(
-        &d,
-        &s,
-        "commande de plus de 15 mois, comment la récupérer ?",
-    );
+    let (r, _) = say(d, s, "commande de plus de 15 mois, comment la récupérer ?");
     assert!(
         r.contains("Puis-je restaurer") && r.contains("Cette réponse"),
         "{r}"
     );
+}
 
-    // Abstention: alternatives (when any) and the way to a person.
-    let (r, v) = say(&d, &s, "price of a catalyst switch");
+/// Abstention: alternatives (when any) and the way to a person.
+fn an_abstention_shows_the_way_to_a_person(d: &Daemon, s: &str) {
+    let (r, v) = say(d, s, "price of a catalyst switch");
     assert!(r.contains("not sure") && r.contains("`escalate`"), "{r}");
     assert!(v["rate"].is_null());
+}
 
-    // `lang fr` wins over the message's language until `lang auto`.
-    assert!(say(&d, &s, "lang fr").0.contains("français"));
-    let (r, _) = say(&d, &s, "How do I stop receiving email notifications?");
+/// `lang fr` wins over the message's language until `lang auto`.
+fn lang_wins_until_lang_auto(d: &Daemon, s: &str) {
+    assert!(say(d, s, "lang fr").0.contains("français"));
+    let (r, _) = say(d, s, "How do I stop receiving email notifications?");
     assert!(
         r.contains("Comment") && !r.contains("Was this helpful"),
         "{r}"
     );
     assert!(
-        say(&d, &s, "langue auto")
+        say(d, s, "langue auto")
             .0
             .contains("langue de chaque message")
     );
+}
 
-    // Ratings: one per session and entry; the report shows them and the
-    // abstained question.
+/// Ratings: one per session and entry; the report shows them and the
+/// abstained question.
+fn ratings_once_per_session_and_entry(d: &Daemon, s: &str) {
     let fb = |rating: &str| {
         d.post_json(
             "/v1/chat/feedback",
@@ -176,7 +189,7 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
     // Only an answer the session received can be rated.
     let (status, body) = d.post_json(
         "/v1/chat/feedback",
-        &json!({"session": session(&d), "answer": "stop-receiving-email-notifications", "rating": "down"}).to_string(),
+        &json!({"session": session(d), "answer": "stop-receiving-email-notifications", "rating": "down"}).to_string(),
     );
     assert_eq!(status, 422, "{body}");
     let report = d.wait_for("the abstained question in the feedback report", || {
@@ -196,24 +209,23 @@ fn faq_help_languages_sessions_and_ratings_over_http_and_console() {
         (Some(1), Some(0)),
         "{entry}"
     );
+}
 
-    // The console talks to the running daemon (its store is locked).
+/// The console talks to the running daemon (its store is locked); once it
+/// stopped, the console and `faq feedback` work on the data directory.
+fn the_console_with_and_without_the_daemon(d: Daemon, data: &Path) {
     let http = d.http.to_string();
-    let out = chat_once(dir.path(), Some(&http), "aide");
+    let out = chat_once(data, Some(&http), "aide");
     assert!(out.contains("`commande SO`"), "{out}");
     assert!(d.terminate());
 
     // With no daemon, the console runs in-process on the data directory,
     // and `faq feedback` reads the same records.
-    let out = chat_once(
-        dir.path(),
-        None,
-        "How do I stop receiving email notifications?",
-    );
+    let out = chat_once(data, None, "How do I stop receiving email notifications?");
     assert!(out.contains("notifications"), "{out}");
     let out = Command::new(BIN)
         .arg("--data-dir")
-        .arg(dir.path())
+        .arg(data)
         .args(["faq", "feedback"])
         .env("EDESK_HTTP__BIND", "127.0.0.1:9")
         .output()
@@ -241,32 +253,43 @@ fn link_verify_and_order_data_only_for_verified_recipients() {
     let (status, body) = d.post_json("/v1/orders", ORDER);
     assert_eq!(status, 201, "{body}");
 
-    // Before linking: nothing about the order, only the way to link.
     let john = session(&d);
-    let (r, _) = say(&d, &john, "order 10458321");
+    before_linking_only_the_way_to_link(&d, &john);
+    a_mailed_code_links_john(&d, &sink, &john);
+    another_verified_address_sees_nothing_of_johns_order(&d, &sink);
+    a_verified_recipient_restores_an_archived_order_once(&d, &sink, &john);
+    let mallory = too_many_wrong_codes_void_the_code(&d, &sink);
+    unsubscribe_acts_on_the_linked_address_only(&d, &john, &mallory);
+}
+
+/// Before linking: nothing about the order, only the way to link.
+fn before_linking_only_the_way_to_link(d: &Daemon, john: &str) {
+    let (r, _) = say(d, john, "order 10458321");
     assert!(r.contains("link you@example.com"), "{r}");
     for secret in ["export", "ASA5516", "ACME", "hold"] {
         assert!(!r.contains(secret), "{secret} leaked: {r}");
     }
     assert!(
-        say(&d, &john, "order 123")
+        say(d, john, "order 123")
             .0
             .contains("not a sales order number")
     );
+}
 
-    // The code arrives through the outbox; a wrong one costs a try.
-    let code = link(&d, &sink, &john, "j.harper@acme.example.com", 0);
+/// The code arrives through the outbox; a wrong one costs a try.
+fn a_mailed_code_links_john(d: &Daemon, sink: &Sink, john: &str) {
+    let code = link(d, sink, john, "j.harper@acme.example.com", 0);
     assert!(
-        say(&d, &john, &format!("verify {}", wrong(&code)))
+        say(d, john, &format!("verify {}", wrong(&code)))
             .0
             .contains("4 tries left")
     );
-    let (r, _) = say(&d, &john, &format!("vérifier {code}"));
+    let (r, _) = say(d, john, &format!("vérifier {code}"));
     assert!(
         r.contains("lié à j.harper@acme.example.com"),
         "French follows the command word: {r}"
     );
-    let (r, _) = say(&d, &john, "order SO#10458321");
+    let (r, _) = say(d, john, "order SO#10458321");
     assert!(
         r.contains("export hold") && r.contains("exportops@cisco.com"),
         "{r}"
@@ -275,22 +298,20 @@ fn link_verify_and_order_data_only_for_verified_recipients() {
         r.contains("L-ASA5516-TD-1Y") && r.contains("on hold"),
         "{r}"
     );
-    let (r, _) = say(&d, &john, "commande 10458321");
+    let (r, _) = say(d, john, "commande 10458321");
     assert!(
         r.contains("mise en attente pour exportation"),
         "French follows the command word: {r}"
     );
+}
 
-    // Someone else, verified for their own address, asks for John's order:
-    // nothing but the way to link the right address.
-    let eve = session(&d);
-    let code = link(&d, &sink, &eve, "eve@other.example.org", 0);
-    assert!(
-        say(&d, &eve, &format!("verify {code}"))
-            .0
-            .contains("linked")
-    );
-    let (r, _) = say(&d, &eve, "order 10458321");
+/// Someone else, verified for their own address, asks for John's order:
+/// nothing but the way to link the right address.
+fn another_verified_address_sees_nothing_of_johns_order(d: &Daemon, sink: &Sink) {
+    let eve = session(d);
+    let code = link(d, sink, &eve, "eve@other.example.org", 0);
+    assert!(say(d, &eve, &format!("verify {code}")).0.contains("linked"));
+    let (r, _) = say(d, &eve, "order 10458321");
     assert!(
         r.contains("not a recipient") && r.contains("link you@example.com"),
         "{r}"
@@ -298,30 +319,28 @@ fn link_verify_and_order_data_only_for_verified_recipients() {
     for secret in ["export", "ASA5516", "ACME", "Harper", "hold"] {
         assert!(!r.contains(secret), "{secret} leaked: {r}");
     }
-    let (r, _) = say(&d, &eve, "restore 10458321");
+    let (r, _) = say(d, &eve, "restore 10458321");
     assert!(
         !r.contains("restored") && r.contains("not a recipient"),
         "{r}"
     );
+}
 
-    // A verified recipient restores an archived order through the jobs'
-    // restore: once, with the confirmation mailed to them.
+/// A verified recipient restores an archived order through the jobs'
+/// restore: once, with the confirmation mailed to them.
+fn a_verified_recipient_restores_an_archived_order_once(d: &Daemon, sink: &Sink, john: &str) {
     let archived = ORDER.replace("10458321", "10458399").replace(
         r#""holds": [{"type": "export", "line": null, "released": false}]"#,
         r#""archived": true"#,
     );
     let (status, body) = d.post_json("/v1/orders", &archived);
     assert_eq!(status, 201, "{body}");
-    let (r, _) = say(&d, &john, "restaurer 10458399");
+    let (r, _) = say(d, john, "restaurer 10458399");
     assert!(
         r.contains("restaurée") && r.contains("j.harper@acme.example.com"),
         "{r}"
     );
-    assert!(
-        say(&d, &john, "restore 10458399")
-            .0
-            .contains("not archived")
-    );
+    assert!(say(d, john, "restore 10458399").0.contains("not archived"));
     d.wait_for("the order_restored mail", || {
         sink.messages()
             .into_iter()
@@ -333,35 +352,40 @@ fn link_verify_and_order_data_only_for_verified_recipients() {
             })
             .then_some(())
     });
+}
 
-    // Too many wrong codes void the code, even the right one after.
-    let mallory = session(&d);
-    let code = link(&d, &sink, &mallory, "mallory@other.example.org", 0);
+/// Too many wrong codes void the code, even the right one after.
+fn too_many_wrong_codes_void_the_code(d: &Daemon, sink: &Sink) -> String {
+    let mallory = session(d);
+    let code = link(d, sink, &mallory, "mallory@other.example.org", 0);
     let mut last = String::new();
     for _ in 0..5 {
-        last = say(&d, &mallory, &format!("verify {}", wrong(&code))).0;
+        last = say(d, &mallory, &format!("verify {}", wrong(&code))).0;
     }
     assert!(last.contains("Too many wrong codes"), "{last}");
     assert!(
-        say(&d, &mallory, &format!("verify {code}"))
+        say(d, &mallory, &format!("verify {code}"))
             .0
             .contains("no code waiting")
     );
     // And a new code is not mailed again within the minute.
     assert!(
-        say(&d, &mallory, "link mallory@other.example.org")
+        say(d, &mallory, "link mallory@other.example.org")
             .0
             .contains("a moment ago")
     );
+    mallory
+}
 
-    // Unsubscribe acts on the linked address only.
+/// Unsubscribe acts on the linked address only.
+fn unsubscribe_acts_on_the_linked_address_only(d: &Daemon, john: &str, mallory: &str) {
     assert!(
-        say(&d, &mallory, "unsubscribe")
+        say(d, mallory, "unsubscribe")
             .0
             .contains("link you@example.com")
     );
     assert!(
-        say(&d, &john, "unsubscribe")
+        say(d, john, "unsubscribe")
             .0
             .contains("j.harper@acme.example.com will no longer")
     );
