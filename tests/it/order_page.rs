@@ -317,47 +317,68 @@ fn forms_need_the_cookie_and_its_csrf_field() {
     let d = daemon_with_two_orders(tmp.path());
     let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
     let (jar, csrf) = (cookie(&page), hidden(&page.body, "csrf"));
-    let form_ct = ("Content-Type", "application/x-www-form-urlencoded");
-    let post = |cookie: Option<&str>, fields: &[(&str, &str)]| {
-        let mut h = vec![form_ct];
-        if let Some(c) = cookie {
-            h.push(("Cookie", c));
-        }
-        request(
-            d.http,
-            "POST",
-            "/orders/10458321/downloads",
-            &h,
-            &form_encode(fields),
-        )
-    };
-    let fields = |csrf: &str| -> Vec<(String, String)> {
-        vec![
-            ("t".into(), JOHN.into()),
-            ("csrf".into(), csrf.into()),
-            ("image".into(), "asa-9.20.2-lfbff-k8.SPA".into()),
-            ("reason".into(), String::new()),
-        ]
-    };
-    let as_refs = |v: &Vec<(String, String)>| -> Vec<(String, String)> { v.clone() };
-    let send = |c: Option<&str>, v: Vec<(String, String)>| {
-        let r: Vec<(&str, &str)> = v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        post(c, &r)
-    };
+    forms_from_elsewhere_are_refused(&d, tmp.path(), &jar, &csrf);
+    the_pages_own_form_records_the_request(&d, &jar, &csrf);
+    one_click_stops_notifications(&d, &jar, &csrf);
+}
 
-    // No cookie (a form posted from another site), a forged field, a field
-    // from another session: refused, and nothing recorded.
-    assert_eq!(send(None, as_refs(&fields(&csrf))).status, 403);
-    assert_eq!(send(Some(&jar), fields(&"0".repeat(64))).status, 403);
-    let other_session = get(&d, &format!("/orders/10458321?t={JOHN}"));
+const FORM_CT: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+
+/// The download form's fields as the page sends them (`t`, `csrf`,
+/// `image`, `reason`: the tests change one by index).
+fn download_fields(csrf: &str) -> Vec<(String, String)> {
+    vec![
+        ("t".into(), JOHN.into()),
+        ("csrf".into(), csrf.into()),
+        ("image".into(), "asa-9.20.2-lfbff-k8.SPA".into()),
+        ("reason".into(), String::new()),
+    ]
+}
+
+/// Posts the download form, with or without the page's cookie.
+fn send_download_form(
+    d: &support::Daemon,
+    cookie: Option<&str>,
+    fields: Vec<(String, String)>,
+) -> Resp {
+    let fields: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let mut h = vec![FORM_CT];
+    if let Some(c) = cookie {
+        h.push(("Cookie", c));
+    }
+    request(
+        d.http,
+        "POST",
+        "/orders/10458321/downloads",
+        &h,
+        &form_encode(&fields),
+    )
+}
+
+/// No cookie (a form posted from another site), a forged field, a field
+/// from another session: refused, and nothing recorded.
+fn forms_from_elsewhere_are_refused(d: &support::Daemon, data: &Path, jar: &str, csrf: &str) {
     assert_eq!(
-        send(Some(&jar), fields(&hidden(&other_session.body, "csrf"))).status,
+        send_download_form(d, None, download_fields(csrf)).status,
         403
     );
-    let other = minted(tmp.path(), "20458321", "other@example.org");
-    let mut wrong_token = fields(&csrf);
+    assert_eq!(
+        send_download_form(d, Some(jar), download_fields(&"0".repeat(64))).status,
+        403
+    );
+    let other_session = get(d, &format!("/orders/10458321?t={JOHN}"));
+    let other_csrf = hidden(&other_session.body, "csrf");
+    assert_eq!(
+        send_download_form(d, Some(jar), download_fields(&other_csrf)).status,
+        403
+    );
+    let other = minted(data, "20458321", "other@example.org");
+    let mut wrong_token = download_fields(csrf);
     wrong_token[0].1 = other;
-    assert_eq!(send(Some(&jar), wrong_token).status, 404);
+    assert_eq!(send_download_form(d, Some(jar), wrong_token).status, 404);
     let (_, list) = d.get("/v1/orders/10458321/downloads");
     assert_eq!(
         serde_json::from_str::<Value>(&list).unwrap()["requests"]
@@ -366,9 +387,13 @@ fn forms_need_the_cookie_and_its_csrf_field() {
             .len(),
         0
     );
+}
 
-    // The page's own form: recorded, and the page says which rule applied.
-    let ok = send(Some(&jar), fields(&csrf));
+/// The page's own form: recorded, and the page says which rule applied; a
+/// second one without a reason is refused on the page, with a reason it is
+/// allowed.
+fn the_pages_own_form_records_the_request(d: &support::Daemon, jar: &str, csrf: &str) {
+    let ok = send_download_form(d, Some(jar), download_fields(csrf));
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(
         ok.body
@@ -376,16 +401,15 @@ fn forms_need_the_cookie_and_its_csrf_field() {
         "{}",
         ok.body
     );
-    // A second one without a reason is refused on the page, with a reason it is allowed.
-    let again = send(Some(&jar), fields(&csrf));
+    let again = send_download_form(d, Some(jar), download_fields(csrf));
     assert!(
         again.body.contains("Please give a reason"),
         "{}",
         again.body
     );
-    let mut with_reason = fields(&csrf);
+    let mut with_reason = download_fields(csrf);
     with_reason[3].1 = "Disk failure on the primary unit".into();
-    let second = send(Some(&jar), with_reason);
+    let second = send_download_form(d, Some(jar), with_reason);
     assert!(
         second
             .body
@@ -393,10 +417,12 @@ fn forms_need_the_cookie_and_its_csrf_field() {
         "{}",
         second.body
     );
+}
 
-    // Notifications: one click stops them all.
-    let h = [form_ct, ("Cookie", jar.as_str())];
-    let body = form_encode(&[("t", JOHN), ("csrf", &csrf), ("send", "no")]);
+/// Notifications: one click stops them all; a forged field changes nothing.
+fn one_click_stops_notifications(d: &support::Daemon, jar: &str, csrf: &str) {
+    let h = [FORM_CT, ("Cookie", jar)];
+    let body = form_encode(&[("t", JOHN), ("csrf", csrf), ("send", "no")]);
     let r = request(d.http, "POST", "/orders/10458321/notifications", &h, &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
@@ -512,16 +538,25 @@ fn download_requests_follow_the_policy() {
     ));
     let john = "j.harper@acme.example.com";
     let asa = json!(["asa-9.20.2-lfbff-k8.SPA"]);
+    let ticket = one_images_history_decides_each_request(&d, john, &asa);
+    the_review_ticket_is_on_the_desk_and_acknowledged(&d, tmp.path(), &ticket);
+    after_90_days_a_second_download_is_reviewed_at_once(&d, john);
+    refusals(&d, john, &asa);
+}
 
-    let (s, a) = ask(&d, "10458321", json!({"requester": john, "images": asa}));
+/// One image's history decides each request: first, then with a reason,
+/// then reviewed (1 business day, 3 for a further request); a retried
+/// key gets the first answer.
+fn one_images_history_decides_each_request(d: &support::Daemon, john: &str, asa: &Value) -> String {
+    let (s, a) = ask(d, "10458321", json!({"requester": john, "images": asa}));
     assert_eq!(
         (s, a["decision"].as_str(), a["rule"]["rule"].as_str()),
         (201, Some("allowed"), Some("first"))
     );
-    let (s, a) = ask(&d, "10458321", json!({"requester": john, "images": asa}));
+    let (s, a) = ask(d, "10458321", json!({"requester": john, "images": asa}));
     assert_eq!((s, a["field"].as_str()), (422, Some("reason")), "{a}");
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": "elise@acme.example.fr", "images": asa, "reason": "corrupted file"}),
     );
@@ -531,7 +566,7 @@ fn download_requests_follow_the_policy() {
         "{a}"
     );
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": asa, "reason": "new site", "idempotency_key": "k1"}),
     );
@@ -541,14 +576,14 @@ fn download_requests_follow_the_policy() {
     assert!(ticket.starts_with("T-"), "{a}");
     // The same request again (a retry): the first answer, nothing new.
     let (s, again) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": asa, "reason": "new site", "idempotency_key": "k1"}),
     );
     assert_eq!((s, again["repeated"].as_bool()), (200, Some(true)));
     assert_eq!(again["review"]["ticket"].as_str(), Some(ticket.as_str()));
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": asa, "reason": "yet another site"}),
     );
@@ -559,7 +594,7 @@ fn download_requests_follow_the_policy() {
     );
     // Other images of the order have their own history.
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": ["fpr-7.4.1.pkg"]}),
     );
@@ -567,7 +602,15 @@ fn download_requests_follow_the_policy() {
     let (_, list) = d.get("/v1/orders/10458321/downloads");
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["requests"].as_array().unwrap().len(), 5);
-    // The review ticket is on the desk, for eDelivery support, about this order.
+    ticket
+}
+
+/// The review ticket is on the desk, for eDelivery support, about this order.
+fn the_review_ticket_is_on_the_desk_and_acknowledged(
+    d: &support::Daemon,
+    data: &Path,
+    ticket: &str,
+) {
     let (s, t) = d.get(&format!("/v1/tickets/{ticket}"));
     assert_eq!(s, 200, "{t}");
     let t: Value = serde_json::from_str(&t).unwrap();
@@ -575,19 +618,21 @@ fn download_requests_follow_the_policy() {
     assert_eq!(t["orders"], json!(["10458321"]));
     assert_eq!(t["sla_business_days"], 1);
     // The requester is told by mail too: the acknowledgement names the ticket.
-    let out = tmp.path().join("outgoing");
+    let out = data.join("outgoing");
     d.wait_for("the acknowledgement of the review", || {
         std::fs::read_dir(&out).ok()?.find_map(|e| {
             let raw = std::fs::read_to_string(e.ok()?.path()).ok()?;
-            (raw.contains(&ticket) && raw.contains("To: John Harper <j.harper@acme.example.com>")
-                || raw.contains(&ticket) && raw.contains("To: j.harper@acme.example.com"))
+            (raw.contains(ticket) && raw.contains("To: John Harper <j.harper@acme.example.com>")
+                || raw.contains(ticket) && raw.contains("To: j.harper@acme.example.com"))
             .then_some(())
         })
     });
+}
 
-    // 120 days after availability a second download is reviewed at once.
-    ask(&d, "10458322", json!({"requester": john}));
-    let (s, a) = ask(&d, "10458322", json!({"requester": john, "reason": "lost"}));
+/// 120 days after availability a second download is reviewed at once.
+fn after_90_days_a_second_download_is_reviewed_at_once(d: &support::Daemon, john: &str) {
+    ask(d, "10458322", json!({"requester": john}));
+    let (s, a) = ask(d, "10458322", json!({"requester": john, "reason": "lost"}));
     assert_eq!(
         (s, a["review"]["business_days"].as_u64()),
         (202, Some(1)),
@@ -598,32 +643,34 @@ fn download_requests_follow_the_policy() {
         3,
         "every image the requester sees"
     );
+}
 
-    // Refusals: archived, on hold, unknown image, someone else, bad input.
-    let (s, a) = ask(&d, "10458323", json!({"requester": john}));
+/// Refusals: archived, on hold, unknown image, someone else, bad input.
+fn refusals(d: &support::Daemon, john: &str, asa: &Value) {
+    let (s, a) = ask(d, "10458323", json!({"requester": john}));
     assert_eq!((s, a["reason"].as_str()), (409, Some("archived")));
     let (s, a) = ask(
-        &d,
+        d,
         "10458324",
         json!({"requester": john, "images": ["fpr-7.4.1.pkg"]}),
     );
     assert_eq!((s, a["reason"].as_str()), (409, Some("on_hold")));
-    let (s, _) = ask(&d, "10458324", json!({"requester": john, "images": asa}));
+    let (s, _) = ask(d, "10458324", json!({"requester": john, "images": asa}));
     assert_eq!(s, 201, "line 1.1 has no hold");
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": ["nope.bin"]}),
     );
     assert_eq!((s, a["field"].as_str()), (422, Some("images")));
-    let (s, a) = ask(&d, "10458321", json!({"requester": "mallory@example.net"}));
+    let (s, a) = ask(d, "10458321", json!({"requester": "mallory@example.net"}));
     assert_eq!((s, a["field"].as_str()), (403, Some("requester")));
-    let (s, _) = ask(&d, "99999999", json!({"requester": john}));
+    let (s, _) = ask(d, "99999999", json!({"requester": john}));
     assert_eq!(s, 404);
-    let (s, _) = ask(&d, "10458321", json!({"requester": john, "extra": 1}));
+    let (s, _) = ask(d, "10458321", json!({"requester": john, "extra": 1}));
     assert_eq!(s, 400);
     let (s, a) = ask(
-        &d,
+        d,
         "10458321",
         json!({"requester": john, "images": ["fpr-7.4.1.pkg"], "reason": "x\u{202e}y"}),
     );
