@@ -89,24 +89,36 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
     d.wait_for("availability mails", || {
         (sink.messages().len() >= 3).then_some(())
     });
+    the_archive_job_archives_old_orders_once(&d, &sink);
+    restore_by_mail_twice(&d, &sink);
+    restore_by_api_twice(&d);
+    each_order_is_restored_once(&d, &sink);
+    the_cli_reads_the_same_state(&d);
+    assert!(d.terminate());
+}
 
-    let (ok, out) = edesk(&d, &["jobs", "run", "archive", "--now"]);
+/// The archive job, run from the CLI through the daemon, archives the
+/// old orders and mails each recipient once.
+fn the_archive_job_archives_old_orders_once(d: &Daemon, sink: &Sink) {
+    let (ok, out) = edesk(d, &["jobs", "run", "archive", "--now"]);
     assert!(ok, "{out}\n{}", d.log());
     assert!(out.contains("archive") && out.contains("ok"), "{out}");
-    assert!(archived(&d, "70000001") && archived(&d, "70000002"));
-    assert!(!archived(&d, "70000003"));
+    assert!(archived(d, "70000001") && archived(d, "70000002"));
+    assert!(!archived(d, "70000003"));
     d.wait_for("archive mails", || {
-        (count(&sink, "ana@acme.example.com", "archived") == 1
-            && count(&sink, "bob@acme.example.com", "archived") == 1)
+        (count(sink, "ana@acme.example.com", "archived") == 1
+            && count(sink, "bob@acme.example.com", "archived") == 1)
             .then_some(())
     });
     // A second run archives nothing more and mails nobody again.
-    let (ok, out) = edesk(&d, &["jobs", "run", "archive", "--now"]);
+    let (ok, out) = edesk(d, &["jobs", "run", "archive", "--now"]);
     assert!(ok, "{out}");
     assert!(out.contains("0 orders archived"), "{out}");
+}
 
-    // Restore by mail: the recipient answers RESTORE to the archive mail
-    // (a reply to our mail proves the command comes from her).
+/// Restore by mail: the recipient answers RESTORE to the archive mail
+/// (a reply to our mail proves the command comes from her).
+fn restore_by_mail_twice(d: &Daemon, sink: &Sink) {
     let archive_mail = sink
         .messages()
         .into_iter()
@@ -127,9 +139,12 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
         assert!(r.ok(), "{}", r.transcript);
     }
     d.wait_for("restored by mail", || {
-        (!archived(&d, "70000001")).then_some(())
+        (!archived(d, "70000001")).then_some(())
     });
-    // Restore through the API (what the order page's button posts), twice.
+}
+
+/// Restore through the API (what the order page's button posts), twice.
+fn restore_by_api_twice(d: &Daemon) {
     for _ in 0..2 {
         let (status, body) = d.post_json(
             "/v1/orders/70000002/restore",
@@ -137,10 +152,14 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
         );
         assert_eq!(status, 200, "{body}");
     }
-    assert!(!archived(&d, "70000002"));
+    assert!(!archived(d, "70000002"));
+}
+
+/// However often it was asked, each order was restored once: one mail each.
+fn each_order_is_restored_once(d: &Daemon, sink: &Sink) {
     d.wait_for("restore mails", || {
-        (count(&sink, "ana@acme.example.com", "restored") >= 1
-            && count(&sink, "bob@acme.example.com", "restored") >= 1)
+        (count(sink, "ana@acme.example.com", "restored") >= 1
+            && count(sink, "bob@acme.example.com", "restored") >= 1)
             .then_some(())
     });
     // Both RESTORE mails were processed before we count.
@@ -150,29 +169,31 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(
-        count(&sink, "ana@acme.example.com", "has been restored"),
+        count(sink, "ana@acme.example.com", "has been restored"),
         1,
         "{:?}",
-        mails(&sink)
+        mails(sink)
     );
     assert_eq!(
-        count(&sink, "bob@acme.example.com", "has been restored"),
+        count(sink, "bob@acme.example.com", "has been restored"),
         1,
         "{:?}",
-        mails(&sink)
+        mails(sink)
     );
+}
 
-    // The CLI reads the same state through the daemon.
-    let (ok, out) = edesk(&d, &["jobs", "list"]);
+/// The CLI reads the same state through the daemon.
+fn the_cli_reads_the_same_state(d: &Daemon) {
+    let (ok, out) = edesk(d, &["jobs", "list"]);
     assert!(
         ok && out.contains("archive") && out.contains("pak-reminder"),
         "{out}"
     );
-    let (ok, out) = edesk(&d, &["jobs", "history", "archive", "--json"]);
+    let (ok, out) = edesk(d, &["jobs", "history", "archive", "--json"]);
     assert!(ok, "{out}");
     let runs: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(runs.as_array().unwrap().len(), 2, "{out}");
-    let (ok, out) = edesk(&d, &["order", "restore", "70000002"]);
+    let (ok, out) = edesk(d, &["order", "restore", "70000002"]);
     assert!(ok && out.contains("not_archived"), "{out}");
     let (_, m) = d.get("/metrics");
     assert!(m.contains("edesk_job_runs_total{job=\"archive\"} 2"), "{m}");
@@ -180,5 +201,4 @@ fn archive_by_cli_then_restore_by_mail_and_api_each_once() {
         m.contains("edesk_job_failures_total{job=\"archive\"} 0"),
         "{m}"
     );
-    assert!(d.terminate());
 }
