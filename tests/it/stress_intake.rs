@@ -13,7 +13,7 @@ use crate::support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edesk::bench::{LoadPlan, metric, run_load, verify, wait_drained};
+use edesk::bench::{LoadPlan, LoadReport, metric, run_load, verify, wait_drained};
 use support::{Daemon, spawn_daemon};
 
 const PER_CLIENT: usize = 60;
@@ -53,6 +53,45 @@ fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
     };
     let t0 = Instant::now();
     let report = rt.block_on(run_load(&plan));
+    check_every_message_and_order_accepted(round, &plan, &report, &d);
+
+    let acked = report.acked();
+    check_each_acknowledged_message_stored_once(rt, round, &d, &plan, &acked);
+    wait_for_the_outbox(rt, round, &d);
+
+    let (status, body) = d.get("/healthz");
+    assert_eq!(status, 200, "round {round}: /healthz: {body}");
+
+    let took = sigterm(&mut d, Duration::from_secs(15)).unwrap_or_else(|| {
+        panic!(
+            "round {round}: no exit within 15 s of SIGTERM\nlog:\n{}",
+            d.log()
+        )
+    });
+    eprintln!(
+        "round {round}: SIGTERM exit after {took:?}; whole round {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    // Nothing acknowledged is lost across the restart.
+    let d = spawn_daemon(dir.path(), &[]);
+    let v = rt
+        .block_on(verify(d.http, &plan.run_id, &acked))
+        .unwrap_or_else(|e| panic!("round {round}, after restart: {e}"));
+    assert!(
+        v.ok() && v.stored == acked.len(),
+        "round {round}, after restart: {v:?}"
+    );
+}
+
+/// No stall, every message acknowledged once (250, no "already
+/// accepted"), every order posted.
+fn check_every_message_and_order_accepted(
+    round: usize,
+    plan: &LoadPlan,
+    report: &LoadReport,
+    d: &Daemon,
+) {
     if let Some(stall) = &report.stall {
         panic!(
             "round {round}: the daemon stopped making progress: no LMTP reply for {:.1} s after \
@@ -93,20 +132,30 @@ fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
         "round {round}: {:?}",
         report.orders
     );
+}
 
-    let acked = report.acked();
+/// Once processing drained, `/v1/mail` lists each acknowledged Message-ID once.
+fn check_each_acknowledged_message_stored_once(
+    rt: &tokio::runtime::Runtime,
+    round: usize,
+    d: &Daemon,
+    plan: &LoadPlan,
+    acked: &[(String, usize)],
+) {
     rt.block_on(wait_drained(d.http, Duration::from_secs(120)))
         .unwrap_or_else(|e| panic!("round {round}: {e}\nlog:\n{}", d.log()));
     let v = rt
-        .block_on(verify(d.http, &plan.run_id, &acked))
+        .block_on(verify(d.http, &plan.run_id, acked))
         .unwrap_or_else(|e| panic!("round {round}: {e}"));
     assert!(
         v.ok() && v.stored == acked.len() && v.unacknowledged_stored == 0,
         "round {round}: /v1/mail must list each acknowledged Message-ID once: {v:?}"
     );
+}
 
-    // The outbox worked while the mail came in: the order notifications
-    // (written under data/outgoing without smtp.url) go out, none die.
+/// The outbox worked while the mail came in: the order notifications
+/// (written under data/outgoing without smtp.url) go out, none die.
+fn wait_for_the_outbox(rt: &tokio::runtime::Runtime, round: usize, d: &Daemon) {
     let outbox_done = Instant::now() + Duration::from_secs(60);
     loop {
         let sent = rt.block_on(metric(d.http, "edesk_outbox_sent")).unwrap();
@@ -122,30 +171,6 @@ fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(rt.block_on(metric(d.http, "edesk_outbox_dead")).unwrap(), 0);
-
-    let (status, body) = d.get("/healthz");
-    assert_eq!(status, 200, "round {round}: /healthz: {body}");
-
-    let took = sigterm(&mut d, Duration::from_secs(15)).unwrap_or_else(|| {
-        panic!(
-            "round {round}: no exit within 15 s of SIGTERM\nlog:\n{}",
-            d.log()
-        )
-    });
-    eprintln!(
-        "round {round}: SIGTERM exit after {took:?}; whole round {:.1} s",
-        t0.elapsed().as_secs_f64()
-    );
-
-    // Nothing acknowledged is lost across the restart.
-    let d = spawn_daemon(dir.path(), &[]);
-    let v = rt
-        .block_on(verify(d.http, &plan.run_id, &acked))
-        .unwrap_or_else(|e| panic!("round {round}, after restart: {e}"));
-    assert!(
-        v.ok() && v.stored == acked.len(),
-        "round {round}, after restart: {v:?}"
-    );
 }
 
 /// SIGTERM and the time until a successful exit, or None after `within`.
