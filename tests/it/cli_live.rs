@@ -8,7 +8,7 @@ use crate::support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::{Sink, spawn_daemon};
+use support::{Daemon, Sink, spawn_daemon};
 
 const SO: &str = "10000001";
 const SUPPRESSED: &str = "bounced+x@example.org";
@@ -129,14 +129,7 @@ fn commands_print_the_same_with_and_without_the_daemon() {
     let data = tmp.path().join("data");
     let dead_id = seed(&data);
     let direct = snapshot(&data);
-    let of = |cmd: &str| &direct.iter().find(|(c, _)| c == cmd).unwrap().1;
-    assert!(of("suppress list").1.starts_with(SUPPRESSED), "{direct:?}");
-    assert!(of("outbox list").1.contains("\tdead\t"), "{direct:?}");
-    assert!(of("desk list").1.contains("T-000001"), "{direct:?}");
-    assert!(of("desk show T-000001").1.contains("PAK not registered"));
-    assert!(of(&format!("order history {SO}")).1.contains(SO));
-    assert!(of("desk show T-000009").2.contains("no ticket T-000009"));
-    assert!(of("order show 10000009").2.contains("no order 10000009"));
+    check_the_direct_answers(&direct);
 
     let sink = Sink::start(&tmp.path().join("sink"));
     let smtp = format!("smtp://127.0.0.1:{}", sink.port);
@@ -157,64 +150,8 @@ fn commands_print_the_same_with_and_without_the_daemon() {
     }
 
     // Maintenance through the daemon.
-    let o = edesk(&data, &["suppress", "remove", SUPPRESSED], &[]);
-    assert_eq!(
-        text(&o),
-        (
-            Some(0),
-            format!("{SUPPRESSED} removed from the suppression list\n"),
-            String::new()
-        )
-    );
-    let o = edesk(&data, &["suppress", "remove", SUPPRESSED], &[]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o)
-            .2
-            .contains(&format!("{SUPPRESSED} is not suppressed")),
-        "{:?}",
-        text(&o)
-    );
-    assert_eq!(text(&edesk(&data, &["suppress", "list"], &[])).1, "");
-
-    let id = dead_id.to_string();
-    let o = edesk(&data, &["outbox", "retry", &id], &[]);
-    assert_eq!(
-        text(&o).1,
-        format!("item {id} queued again\n"),
-        "{:?}",
-        text(&o)
-    );
-    // The daemon's sender is woken and delivers it to the sink.
-    daemon.wait_for("the retried item is sent", || {
-        let out = text(&edesk(&data, &["outbox", "list", "--all"], &[])).1;
-        out.lines()
-            .any(|l| l.starts_with(&format!("{id}\tsent\t")))
-            .then_some(())
-    });
-    let o = edesk(&data, &["outbox", "retry", &id], &[]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o).2.contains(&format!("item {id} is not dead")),
-        "{:?}",
-        text(&o)
-    );
-    let o = edesk(&data, &["outbox", "retry", "987654"], &[]);
-    assert!(
-        text(&o).2.contains("no outbox item 987654"),
-        "{:?}",
-        text(&o)
-    );
-    let o = edesk(&data, &["outbox", "retry", "--all-dead"], &[]);
-    let requeued = text(&o).1;
-    assert!(
-        requeued.ends_with(" dead items queued again\n") && !requeued.starts_with("0 "),
-        "{requeued}"
-    );
-    daemon.wait_for("every item is sent", || {
-        let out = text(&edesk(&data, &["outbox", "list"], &[])).1;
-        out.is_empty().then_some(())
-    });
+    suppress_remove_through_the_daemon(&data);
+    outbox_retry_through_the_daemon(&data, &daemon, dead_id);
     let live_after = snapshot(&data);
     assert!(daemon.terminate(), "clean stop");
     assert!(
@@ -225,6 +162,85 @@ fn commands_print_the_same_with_and_without_the_daemon() {
     for ((cmd, a), (_, b)) in live_after.iter().zip(&direct_after) {
         assert_eq!(a, b, "`edesk {cmd}` differs after the daemon stopped");
     }
+}
+
+/// What the commands print with the store opened directly (the reference
+/// the daemon's answers are compared with).
+fn check_the_direct_answers(direct: &[(String, Printed)]) {
+    let of = |cmd: &str| &direct.iter().find(|(c, _)| c == cmd).unwrap().1;
+    assert!(of("suppress list").1.starts_with(SUPPRESSED), "{direct:?}");
+    assert!(of("outbox list").1.contains("\tdead\t"), "{direct:?}");
+    assert!(of("desk list").1.contains("T-000001"), "{direct:?}");
+    assert!(of("desk show T-000001").1.contains("PAK not registered"));
+    assert!(of(&format!("order history {SO}")).1.contains(SO));
+    assert!(of("desk show T-000009").2.contains("no ticket T-000009"));
+    assert!(of("order show 10000009").2.contains("no order 10000009"));
+}
+
+/// `suppress remove` through the daemon: once, then "not suppressed".
+fn suppress_remove_through_the_daemon(data: &Path) {
+    let o = edesk(data, &["suppress", "remove", SUPPRESSED], &[]);
+    assert_eq!(
+        text(&o),
+        (
+            Some(0),
+            format!("{SUPPRESSED} removed from the suppression list\n"),
+            String::new()
+        )
+    );
+    let o = edesk(data, &["suppress", "remove", SUPPRESSED], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o)
+            .2
+            .contains(&format!("{SUPPRESSED} is not suppressed")),
+        "{:?}",
+        text(&o)
+    );
+    assert_eq!(text(&edesk(data, &["suppress", "list"], &[])).1, "");
+}
+
+/// `outbox retry` through the daemon: the woken sender delivers the item;
+/// retrying it again, an unknown item, then every dead item.
+fn outbox_retry_through_the_daemon(data: &Path, daemon: &Daemon, dead_id: u64) {
+    let id = dead_id.to_string();
+    let o = edesk(data, &["outbox", "retry", &id], &[]);
+    assert_eq!(
+        text(&o).1,
+        format!("item {id} queued again\n"),
+        "{:?}",
+        text(&o)
+    );
+    // The daemon's sender is woken and delivers it to the sink.
+    daemon.wait_for("the retried item is sent", || {
+        let out = text(&edesk(data, &["outbox", "list", "--all"], &[])).1;
+        out.lines()
+            .any(|l| l.starts_with(&format!("{id}\tsent\t")))
+            .then_some(())
+    });
+    let o = edesk(data, &["outbox", "retry", &id], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).2.contains(&format!("item {id} is not dead")),
+        "{:?}",
+        text(&o)
+    );
+    let o = edesk(data, &["outbox", "retry", "987654"], &[]);
+    assert!(
+        text(&o).2.contains("no outbox item 987654"),
+        "{:?}",
+        text(&o)
+    );
+    let o = edesk(data, &["outbox", "retry", "--all-dead"], &[]);
+    let requeued = text(&o).1;
+    assert!(
+        requeued.ends_with(" dead items queued again\n") && !requeued.starts_with("0 "),
+        "{requeued}"
+    );
+    daemon.wait_for("every item is sent", || {
+        let out = text(&edesk(data, &["outbox", "list"], &[])).1;
+        out.is_empty().then_some(())
+    });
 }
 
 #[test]
