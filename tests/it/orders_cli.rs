@@ -22,6 +22,14 @@ fn import_show_history_and_outbox() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/orders/mixed.jsonl");
+    import_names_each_rejection_and_upserts(data, &fixture);
+    show_and_history_read_what_was_imported(data);
+    the_outbox_flush_writes_eml_files(data);
+    unknown_things_are_errors(data);
+}
+
+/// The import names each rejected order, its field and the line.
+fn import_names_each_rejection_and_upserts(data: &Path, fixture: &Path) {
     let o = edesk(data, &["order", "import", fixture.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "rejections give exit code 2");
     let out = stdout(&o);
@@ -48,7 +56,10 @@ fn import_show_history_and_outbox() {
         "{}",
         stdout(&o)
     );
+}
 
+/// `order show` and `order history` read what was imported.
+fn show_and_history_read_what_was_imported(data: &Path) {
     let o = edesk(data, &["order", "show", "10458321"]);
     assert!(o.status.success());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -72,8 +83,10 @@ fn import_show_history_and_outbox() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, vec!["order_on_hold", "order_available"]);
+}
 
-    // Pending: the hold notice for 10458321 and the availability mail of 10458400.
+/// Pending: the hold notice for 10458321 and the availability mail of 10458400.
+fn the_outbox_flush_writes_eml_files(data: &Path) {
     let list = stdout(&edesk(data, &["outbox", "list"]));
     assert_eq!(list.lines().count(), 2, "{list}");
     assert!(list.contains("order_on_hold") && list.contains("order_available"));
@@ -107,7 +120,10 @@ fn import_show_history_and_outbox() {
         .find(|s| s.contains("j.harper"))
         .unwrap();
     assert!(eml.contains("reply+2ec88d94097bcc8e32d6f0b69fa54158@edesk.example.com"));
+}
 
+/// Unknown things are errors.
+fn unknown_things_are_errors(data: &Path) {
     let o = edesk(data, &["suppress", "remove", "nobody@example.com"]);
     assert!(!o.status.success());
     let o = edesk(data, &["outbox", "retry", "99999"]);
