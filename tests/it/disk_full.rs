@@ -116,6 +116,24 @@ fn full_disk_refuses_then_recovers_without_restart() {
         ("EDESK_STORE__CACHE_MB", "8"),
     ];
     let d = support::spawn_daemon(&data, &env);
+    let mut acked = lmtp_until_the_disk_is_full(&d);
+    degraded_not_dead(&d);
+    space_comes_back_and_lmtp_resumes(&d, &ballast, &mut acked);
+    orders_and_the_outbox_work_again(&d, &data);
+    assert!(d.terminate(), "clean exit after recovery");
+
+    // Nothing acknowledged is lost or doubled across a restart.
+    let d = support::spawn_daemon(&data, &env);
+    let ids = stored_ids(&d);
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a message stored twice");
+    for id in &acked {
+        assert!(unique.contains(id), "acknowledged {id} lost");
+    }
+}
+
+/// LMTP until the disk is full: a temporary failure, after some accepted.
+fn lmtp_until_the_disk_is_full(d: &support::Daemon) -> Vec<String> {
     let mut acked: Vec<String> = Vec::new();
     let mut refused = None;
     for i in 0..2000 {
@@ -136,8 +154,11 @@ fn full_disk_refuses_then_recovers_without_restart() {
         d.log()
     );
     assert!(!acked.is_empty());
+    acked
+}
 
-    // Degraded, not dead: not ready with a reason, alive, and it says so.
+/// Degraded, not dead: not ready with a reason, alive, and it says so.
+fn degraded_not_dead(d: &support::Daemon) {
     let (status, body) = d.get("/readyz");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("error"), "{body}");
@@ -151,9 +172,11 @@ fn full_disk_refuses_then_recovers_without_restart() {
         status == 507 || status == 503,
         "HTTP writes say the store is full, got {status}"
     );
+}
 
-    // Space comes back: service resumes by itself.
-    std::fs::remove_file(&ballast).unwrap();
+/// Space comes back: service resumes by itself.
+fn space_comes_back_and_lmtp_resumes(d: &support::Daemon, ballast: &Path, acked: &mut Vec<String>) {
+    std::fs::remove_file(ballast).unwrap();
     let start = Instant::now();
     d.wait_for("ready again", || (d.get("/readyz").0 == 200).then_some(()));
     eprintln!("ready again after {:?}", start.elapsed());
@@ -163,7 +186,10 @@ fn full_disk_refuses_then_recovers_without_restart() {
         assert!(reply.starts_with("250"), "after recovery: {reply}");
         acked.push(id);
     }
-    // Orders and the outbox work again too: the notification goes out.
+}
+
+/// Orders and the outbox work again too: the notification goes out.
+fn orders_and_the_outbox_work_again(d: &support::Daemon, data: &Path) {
     let outgoing = data.join("outgoing");
     let mails_for = |who: &str| {
         std::fs::read_dir(&outgoing)
@@ -183,14 +209,4 @@ fn full_disk_refuses_then_recovers_without_restart() {
     d.wait_for("the notification after recovery", || {
         (mails_for("order.owner@customer.example.com") == 1).then_some(())
     });
-    assert!(d.terminate(), "clean exit after recovery");
-
-    // Nothing acknowledged is lost or doubled across a restart.
-    let d = support::spawn_daemon(&data, &env);
-    let ids = stored_ids(&d);
-    let unique: HashSet<&String> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len(), "a message stored twice");
-    for id in &acked {
-        assert!(unique.contains(id), "acknowledged {id} lost");
-    }
 }
