@@ -66,9 +66,21 @@ fn escalation_acknowledgement_team_reply_relay() {
     // The order is on hold: no notification yet (skipped in history).
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = sink.messages().len();
+    let (ticket, team_mid) =
+        the_customer_is_acknowledged_and_the_team_gets_the_escalation(&d, &sink, before);
+    the_team_answer_is_relayed_in_the_customers_thread(&d, &sink, before, &ticket, &team_mid);
+    an_internal_note_is_never_mailed(&d, &sink, before, &ticket);
+}
 
+/// The customer writes: acknowledged (auto-replied, in their thread, with
+/// the ticket number), escalated to the export team, ticket open.
+fn the_customer_is_acknowledged_and_the_team_gets_the_escalation(
+    d: &Daemon,
+    sink: &Sink,
+    before: usize,
+) -> (String, String) {
     lmtp(
-        &d,
+        d,
         "j.harper@acme.example.com",
         &[
             "Message-Id: <cust-1@acme.example.com>".into(),
@@ -76,7 +88,7 @@ fn escalation_acknowledgement_team_reply_relay() {
         ],
         "Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John",
     );
-    let mails = wait_mails(&d, &sink, before + 2);
+    let mails = wait_mails(d, sink, before + 2);
     let new: Vec<&Vec<u8>> = mails[before..].iter().collect();
     let ack = new
         .iter()
@@ -111,11 +123,20 @@ fn escalation_acknowledgement_team_reply_relay() {
     let t: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(t["team"], "exportops");
     assert_eq!(t["status"], "open");
-
-    // The export team answers the escalation mail.
     let team_mid = header(team, "Message-ID").unwrap();
+    (ticket, team_mid)
+}
+
+/// The export team answers the escalation mail.
+fn the_team_answer_is_relayed_in_the_customers_thread(
+    d: &Daemon,
+    sink: &Sink,
+    before: usize,
+    ticket: &str,
+    team_mid: &str,
+) {
     lmtp(
-        &d,
+        d,
         "exportops@cisco.example",
         &[
             "Message-Id: <team-1@cisco.example>".into(),
@@ -125,7 +146,7 @@ fn escalation_acknowledgement_team_reply_relay() {
         ],
         "The export hold was released this morning.\n\nOn Thu, the desk wrote:\n> our order 10458321 has been on an export hold",
     );
-    let mails = wait_mails(&d, &sink, before + 3);
+    let mails = wait_mails(d, sink, before + 3);
     let relay = mails.last().unwrap();
     assert_eq!(rcpt_to(relay), "j.harper@acme.example.com");
     let relay_text = String::from_utf8_lossy(relay).to_string();
@@ -139,8 +160,10 @@ fn escalation_acknowledgement_team_reply_relay() {
     let (_, body) = d.get(&format!("/v1/tickets/{ticket}"));
     let t: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(t["status"], "answered");
+}
 
-    // An internal note over HTTP is recorded and never mailed.
+/// An internal note over HTTP is recorded and never mailed.
+fn an_internal_note_is_never_mailed(d: &Daemon, sink: &Sink, before: usize, ticket: &str) {
     let (status, body) = d.post_json(
         &format!("/v1/tickets/{ticket}/reply"),
         r#"{"by": "jane", "text": "customer called, all good", "note": true}"#,
@@ -228,9 +251,15 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     o["holds"] = json!([]);
     o["archived"] = json!(true);
     d.import_order(&o);
-    // A stranger cannot restore it.
+    a_stranger_cannot_restore_it(&d);
+    let explanation = the_from_line_proves_nothing(&d, &sink);
+    a_reply_to_our_mail_restores_and_confirms(&d, &sink, &explanation);
+}
+
+/// A stranger cannot restore it.
+fn a_stranger_cannot_restore_it(d: &Daemon) {
     lmtp(
-        &d,
+        d,
         "mallory@evil.example",
         &[
             "Message-Id: <restore-0@evil.example>".into(),
@@ -245,11 +274,13 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     });
     let (_, body) = d.get("/v1/orders/10458321");
     assert!(body.contains("\"archived\":true"), "{body}");
+}
 
-    // The customer's address in the From line proves nothing: not run, and
-    // the customer is told how to do it safely.
+/// The customer's address in the From line proves nothing: not run, and
+/// the customer is told how to do it safely.
+fn the_from_line_proves_nothing(d: &Daemon, sink: &Sink) -> Vec<u8> {
     lmtp(
-        &d,
+        d,
         "j.harper@acme.example.com",
         &[
             "Message-Id: <restore-1@acme.example.com>".into(),
@@ -266,11 +297,14 @@ fn restore_command_by_mail_restores_the_archived_order_and_confirms() {
     assert!(text.contains("did not act on RESTORE"), "{text}");
     let (_, body) = d.get("/v1/orders/10458321");
     assert!(body.contains("\"archived\":true"), "{body}");
+    explanation
+}
 
-    // Replying to our mail proves it comes from the customer.
-    let ours = header(&explanation, "Message-ID").unwrap();
+/// Replying to our mail proves it comes from the customer.
+fn a_reply_to_our_mail_restores_and_confirms(d: &Daemon, sink: &Sink, explanation: &[u8]) {
+    let ours = header(explanation, "Message-ID").unwrap();
     lmtp(
-        &d,
+        d,
         "j.harper@acme.example.com",
         &[
             "Message-Id: <restore-2@acme.example.com>".into(),
@@ -526,8 +560,21 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
     d.import_order(&order());
     std::thread::sleep(std::time::Duration::from_millis(300));
     let before = sink.messages().len();
+    let (ack_mid, team_mid, ticket) = the_escalation_under_a_chosen_message_id(&d, &sink, before);
+    forged_team_replies_are_only_notes(&d, &sink, before, &ticket, &ack_mid);
+    the_real_team_answer_is_relayed(&d, &sink, before, &ticket, &team_mid);
+}
+
+/// The customer's escalation, under a Message-ID the stranger chose: the
+/// acknowledgement and the team's mail go out, the team's Message-ID
+/// carries 64 random bits.
+fn the_escalation_under_a_chosen_message_id(
+    d: &Daemon,
+    sink: &Sink,
+    before: usize,
+) -> (String, String, String) {
     lmtp(
-        &d,
+        d,
         "j.harper@acme.example.com",
         &[
             "Message-Id: <chosen-by-stranger@evil.example>".into(),
@@ -535,7 +582,7 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
         ],
         "Hello,\nour order 10458321 is stuck on an export hold. Who can release it?",
     );
-    let mails = wait_mails(&d, &sink, before + 2);
+    let mails = wait_mails(d, sink, before + 2);
     let ack = mails[before..]
         .iter()
         .find(|m| rcpt_to(m) == "j.harper@acme.example.com")
@@ -553,19 +600,30 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
         .and_then(|l| l.rsplit('.').next())
         .unwrap_or_default();
     assert!(random.len() >= 16, "64 random bits in {team_mid}");
-    processed(&d, 1);
+    processed(d, 1);
     let (_, body) = d.get("/v1/tickets");
     let ticket = serde_json::from_str::<Value>(&body).unwrap()[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
+    (ack_mid, team_mid, ticket)
+}
 
-    for (n, answered) in ["<chosen-by-stranger@evil.example>", ack_mid.as_str()]
+/// "From" the team, in reply to the chosen id and to the acknowledgement:
+/// nothing relayed, the ticket stays open, the texts are notes.
+fn forged_team_replies_are_only_notes(
+    d: &Daemon,
+    sink: &Sink,
+    before: usize,
+    ticket: &str,
+    ack_mid: &str,
+) {
+    for (n, answered) in ["<chosen-by-stranger@evil.example>", ack_mid]
         .iter()
         .enumerate()
     {
         lmtp(
-            &d,
+            d,
             "exportops@cisco.example",
             &[
                 format!("Message-Id: <forged-{n}@evil.example>"),
@@ -576,7 +634,7 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
             "The hold is released. Log in at http://evil.example/cisco to download.",
         );
     }
-    let messages = processed(&d, 3);
+    let messages = processed(d, 3);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(sink.messages().len(), before + 2, "nothing more was sent");
     for m in &messages[..2] {
@@ -597,10 +655,18 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
         2,
         "{kinds:?}"
     );
+}
 
-    // The team's real answer, to the escalation it received, is relayed.
+/// The team's real answer, to the escalation it received, is relayed.
+fn the_real_team_answer_is_relayed(
+    d: &Daemon,
+    sink: &Sink,
+    before: usize,
+    ticket: &str,
+    team_mid: &str,
+) {
     lmtp(
-        &d,
+        d,
         "exportops@cisco.example",
         &[
             "Message-Id: <team-1@cisco.example>".into(),
@@ -610,7 +676,7 @@ fn a_forged_team_reply_changes_nothing_for_the_customer() {
         ],
         "The export hold was released this morning.",
     );
-    let mails = wait_mails(&d, &sink, before + 3);
+    let mails = wait_mails(d, sink, before + 3);
     let relay = mails.last().unwrap();
     assert_eq!(rcpt_to(relay), "j.harper@acme.example.com");
     let text = String::from_utf8_lossy(relay).to_string();
