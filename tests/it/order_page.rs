@@ -205,8 +205,17 @@ fn john_token(so: &str) -> String {
 fn the_token_opens_that_recipients_view_of_that_order_only() {
     let tmp = tempfile::tempdir().unwrap();
     let d = daemon_with_two_orders(tmp.path());
+    johns_token_opens_his_view(&d);
+    a_minted_token_opens_its_recipients_view_in_their_language(&d, tmp.path());
+    let other = minted(tmp.path(), "20458321", "other@example.org");
+    everything_else_is_the_same_404(&d, &other);
+    the_mails_other_links_lead_to_the_pages_sections(&d, &other);
+}
 
-    let page = get(&d, &format!("/orders/10458321?t={JOHN}"));
+/// John's migrated token opens his view: the order, its images and
+/// their MD5s, no script, strict headers, a same-site cookie.
+fn johns_token_opens_his_view(d: &support::Daemon) {
+    let page = get(d, &format!("/orders/10458321?t={JOHN}"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
         page.header("content-type")
@@ -231,18 +240,21 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
             .contains("default-src 'none'")
     );
     assert!(page.header("set-cookie").unwrap().contains("SameSite=Lax"));
+}
 
-    // A minted token (French recipient): French by default, English on request.
-    let elise = minted(tmp.path(), "10458321", "elise@acme.example.fr");
-    let fr = get(&d, &format!("/orders/10458321?t={elise}"));
+/// A minted token (French recipient): French by default, English on request.
+fn a_minted_token_opens_its_recipients_view_in_their_language(d: &support::Daemon, data: &Path) {
+    let elise = minted(data, "10458321", "elise@acme.example.fr");
+    let fr = get(d, &format!("/orders/10458321?t={elise}"));
     assert_eq!(fr.status, 200);
     assert!(fr.body.contains("Commande 10458321") && fr.body.contains("lang=\"fr\""));
     assert!(fr.body.contains("elise@acme.example.fr") && !fr.body.contains("j.harper@"));
-    let en = get(&d, &format!("/orders/10458321?t={elise}&lang=en"));
+    let en = get(d, &format!("/orders/10458321?t={elise}&lang=en"));
     assert!(en.body.contains("Order 10458321") && en.body.contains("Version française"));
+}
 
-    // Everything else is the same 404, whether the order exists or not.
-    let other = minted(tmp.path(), "20458321", "other@example.org");
+/// Everything else is the same 404, whether the order exists or not.
+fn everything_else_is_the_same_404(d: &support::Daemon, other: &str) {
     let refused = [
         format!("/orders/10458321?t={other}"),
         "/orders/10458321?t=00000000000000000000000000000000".to_string(),
@@ -256,7 +268,7 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
     ];
     let mut bodies = Vec::new();
     for path in &refused {
-        let r = get(&d, path);
+        let r = get(d, path);
         assert_eq!(r.status, 404, "{path}: {}", r.body);
         assert!(
             !r.body.contains("10458321") && !r.body.contains("ACME"),
@@ -267,21 +279,23 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
     }
     bodies.dedup();
     assert_eq!(bodies.len(), 1, "every refusal looks the same: {bodies:?}");
+}
 
-    // The other links of the mails lead to the page's sections.
+/// The other links of the mails lead to the page's sections.
+fn the_mails_other_links_lead_to_the_pages_sections(d: &support::Daemon, other: &str) {
     for (path, section) in [
         ("pak", "#licenses"),
         ("licenses", "#licenses"),
         ("restore", "#archive"),
     ] {
-        let r = get(&d, &format!("/orders/10458321/{path}?t={JOHN}&lang=fr"));
+        let r = get(d, &format!("/orders/10458321/{path}?t={JOHN}&lang=fr"));
         assert_eq!(r.status, 303, "{path}");
         let to = r.header("location").unwrap();
         assert!(
             to.starts_with(&format!("/orders/10458321?t={JOHN}&lang=fr")) && to.ends_with(section),
             "{to}"
         );
-        let bad = get(&d, &format!("/orders/10458321/{path}?t={other}"));
+        let bad = get(d, &format!("/orders/10458321/{path}?t={other}"));
         assert_eq!(bad.status, 404);
     }
 }
