@@ -148,9 +148,16 @@ impl Incoming {
             reuses = Some(m.id);
         }
         let id = self.id;
-        t.raise_counter("id", id)?;
+        t.note_ids_used(id)?;
         let k = id.to_be_bytes();
-        t.mail_dedup.insert(sha_key.as_bytes(), &k)?;
+        if !t.mail_dedup.insert_new(sha_key.as_bytes(), k)? {
+            // Another daemon sharing the store took this message meanwhile,
+            // or a crash left a key without its message (then it is ours).
+            if let Some(m) = dedup_target(t, &sha_key)? {
+                return Ok(Accepted::Duplicate(m.id));
+            }
+            t.mail_dedup.insert(sha_key.as_bytes(), k)?;
+        }
         if let (Some(mk), None) = (&mid_key, reuses) {
             t.mail_dedup.insert(mk.as_bytes(), &k)?;
         }
@@ -168,7 +175,7 @@ impl Incoming {
         };
         t.mail_raw.insert(k, self.raw)?;
         t.mail_meta.insert(k, serde_json::to_vec(&meta)?)?;
-        t.mail_pending.insert(k, &[])?;
+        t.mail_pending.insert(k, b"")?;
         Ok(Accepted::New(id))
     }
 }
@@ -206,7 +213,7 @@ impl Store {
             return Err(StoreError::Unavailable(reason));
         }
         let cost = Cost::Grows(raw.len() as u64);
-        Ok((Incoming::new(self.engine.alloc_id(), raw, envelope), cost))
+        Ok((Incoming::new(self.engine.alloc_id()?, raw, envelope), cost))
     }
 
     /// Messages accepted but not processed yet, oldest first.
@@ -257,7 +264,7 @@ impl Store {
             meta.error = None;
             let k = id.to_be_bytes();
             t.mail_meta.insert(k, serde_json::to_vec(&meta)?)?;
-            t.mail_pending.insert(k, &[])?;
+            t.mail_pending.insert(k, b"")?;
             Ok(true)
         })
     }
