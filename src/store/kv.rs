@@ -84,6 +84,14 @@ impl Tree {
         }
     }
 
+    /// Removes every key.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        match self {
+            Tree::Sled(t) => Ok(t.clear()?),
+            Tree::Pg(t) => t.clear(),
+        }
+    }
+
     /// How many keys the tree holds.
     pub fn len(&self) -> Result<usize, StoreError> {
         match self {

@@ -226,6 +226,30 @@ impl Store {
             .collect()
     }
 
+    /// Claims a pending message for this daemon's worker for `lease_ms`:
+    /// false when it is no longer pending, or another daemon sharing the
+    /// store holds an unexpired claim on it (the claim lapses by itself if
+    /// that daemon dies). A lease of 0 (one daemon alone) claims nothing.
+    pub fn mail_claim(&self, id: u64, lease_ms: u64) -> Result<bool, StoreError> {
+        if lease_ms == 0 {
+            return Ok(true);
+        }
+        self.engine.write(true, move |t| {
+            let k = id.to_be_bytes();
+            let Some(v) = t.mail_pending.claim(k)? else {
+                return Ok(false);
+            };
+            let now = super::now_ms();
+            let until = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_be_bytes);
+            if until > now {
+                return Ok(false);
+            }
+            t.mail_pending
+                .insert(k, now.saturating_add(lease_ms).to_be_bytes())?;
+            Ok(true)
+        })
+    }
+
     pub fn mail_raw(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .trees()?

@@ -30,6 +30,7 @@
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
 mod chat;
+mod copy;
 mod downloads;
 mod engine;
 mod history;
@@ -46,6 +47,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use chat::{ChatKey, ChatNs};
+pub use copy::TreeCopy;
 pub use downloads::DownloadRecord;
 pub use engine::{Backend, EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
@@ -158,6 +160,20 @@ impl Store {
 
     fn trees(&self) -> Result<Arc<Trees>, StoreError> {
         self.engine.trees()
+    }
+
+    /// The engine's name and its schema version (`edesk store migrate`).
+    pub fn schema(&self) -> Result<(&'static str, u32), StoreError> {
+        if self.shared {
+            return Ok(("postgres", PG_SCHEMA_VERSION.unsigned_abs()));
+        }
+        let t = self.trees()?;
+        let v = t
+            .meta
+            .get("schema_version")?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes);
+        Ok(("sled", v))
     }
 
     /// What `/healthz` and `/readyz` report.

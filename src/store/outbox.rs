@@ -180,8 +180,16 @@ impl Store {
         let mut items = self.engine.write(true, move |t| {
             let mut claimed = Vec::new();
             let mut stale = Vec::new();
-            for k in t.queue.range_below(queue_key(now_ms, u64::MAX)).keys() {
-                let k = k?;
+            // The keys first: a claim moves an entry within the scanned
+            // range (a lease of 0 keeps it due), and a live scan would meet
+            // it again.
+            let due: Vec<_> = t
+                .queue
+                .range_below(queue_key(now_ms, u64::MAX))
+                .keys()
+                .take(limit)
+                .collect::<Result<_, _>>()?;
+            for k in due {
                 let Ok(id) = <[u8; 8]>::try_from(&k[8..16]).map(u64::from_be_bytes) else {
                     stale.push(k.to_vec());
                     continue;
@@ -203,9 +211,6 @@ impl Store {
                         })?);
                     }
                     _ => stale.push(k.to_vec()),
-                }
-                if claimed.len() >= limit {
-                    break;
                 }
             }
             for k in stale {

@@ -395,6 +395,14 @@ impl PgTree {
         })
     }
 
+    pub fn clear(&self) -> Result<(), StoreError> {
+        let name = self.name;
+        self.via.run(move |c, _| {
+            c.execute("DELETE FROM edesk_kv WHERE tree = $1", &[&name])?;
+            Ok(())
+        })
+    }
+
     pub fn len(&self) -> Result<usize, StoreError> {
         let name = self.name;
         self.via.run(move |c, _| {

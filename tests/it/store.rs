@@ -267,6 +267,70 @@ fn outbox_retries_and_bounces(e: &Engine) {
     assert_eq!(s.stat("answered").unwrap(), 2);
 }
 
+/// Queues `n` mails for one order; returns their outbox ids.
+fn queue_mails(s: &Store, order: &str, n: usize) -> Vec<u64> {
+    let o = so(order);
+    let mails = (0..n)
+        .map(|i| mail(s, &o, &format!("{order}-claim-{i}"), "cl@example.com", true))
+        .collect();
+    s.commit_durable(Commit {
+        mails,
+        ..Commit::default()
+    })
+    .unwrap()
+    .queued
+}
+
+/// Claimers racing for due mail: each item goes to exactly one of them,
+/// and an unrecorded claim lapses after its lease.
+fn outbox_claims(stores: &[Arc<Store>]) {
+    let ids = queue_mails(&stores[0], "20000009", 40);
+    let now = 1_000;
+    let mut handles = Vec::new();
+    for s in stores.iter().cycle().take(4) {
+        let s = s.clone();
+        handles.push(std::thread::spawn(move || {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_due(now, 3, 60_000).unwrap();
+                if got.is_empty() {
+                    return mine;
+                }
+                mine.extend(got.into_iter().map(|i| i.id));
+            }
+        }));
+    }
+    // Other tests' mail may be due too: count this test's.
+    let ours = |items: Vec<OutboxItem>| -> Vec<OutboxItem> {
+        items.into_iter().filter(|i| ids.contains(&i.id)).collect()
+    };
+    let mut claimed: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    claimed.retain(|id| ids.contains(id));
+    claimed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(claimed, expected, "every item claimed exactly once");
+    assert!(ours(stores[0].claim_due(now + 59_999, 100, 60_000).unwrap()).is_empty());
+    let lapsed = ours(stores[0].claim_due(now + 60_000, 100, 60_000).unwrap());
+    assert_eq!(lapsed.len(), 40, "claims lapse after their lease");
+    assert!(
+        lapsed.iter().all(|i| i.raw.contains("body ")),
+        "with their bodies"
+    );
+    // A lease of 0 (one daemon alone): claimed once per call, still due.
+    let s = &stores[0];
+    assert_eq!(ours(s.claim_due(u64::MAX / 2, 100, 0).unwrap()).len(), 40);
+    assert_eq!(ours(s.claim_due(u64::MAX / 2, 100, 0).unwrap()).len(), 40);
+    let mark = s.write_mark();
+    s.mark_sent_many(&ids.iter().map(|id| (*id, Utc::now())).collect::<Vec<_>>())
+        .unwrap();
+    s.flush(mark).unwrap();
+    assert!(ours(s.claim_due(u64::MAX / 2, 100, 0).unwrap()).is_empty());
+}
+
 fn raw_mail(id: &str, body: &str) -> Vec<u8> {
     format!(
         "From: Ana <ana@example.com>\r\nTo: support@edesk.test\r\nMessage-ID: <{id}>\r\n\
@@ -471,6 +535,7 @@ fn run_suite(e: &Engine) {
     preferences_suppression_and_chat(e);
     let one = [Arc::new(e.open())];
     tickets_are_atomic(&one);
+    outbox_claims(&one);
     job_slot_claimed_once(&one);
     ids_are_unique_and_grow(&one);
 }
@@ -498,6 +563,7 @@ fn postgres_two_daemons_share_one_database() {
     let b = Engine::postgres(url);
     let stores = [Arc::new(a.open()), Arc::new(b.open())];
     tickets_are_atomic(&stores);
+    outbox_claims(&stores);
     job_slot_claimed_once(&stores);
     ids_are_unique_and_grow(&stores);
 
