@@ -32,6 +32,8 @@ use crate::config::{Config, OutboxConfig};
 use crate::store::{OutboxItem, Store, now_ms};
 
 const BATCH: usize = 512;
+/// Items one daemon claims at a time when several share the store.
+const SHARED_BATCH: usize = 32;
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -443,7 +445,9 @@ impl Sender {
         } else {
             0
         };
-        let items = self.store().claim_due(now_ms(), BATCH, lease)?;
+        // Shared: smaller claims, so the daemons split the queue between them.
+        let batch = if lease > 0 { SHARED_BATCH } else { BATCH };
+        let items = self.store().claim_due(now_ms(), batch, lease)?;
         if items.is_empty() {
             return Ok(PassStats::default());
         }

@@ -302,8 +302,19 @@ fn open_sled(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
 }
 
 fn open_pg(url: &str) -> Result<Opened, StoreError> {
-    let mut writer = pg::Conn::connect(url)?;
-    writer.migrate()?;
+    // The synchronous client runs a runtime of its own, which cannot start
+    // on a thread that drives the daemon's: connect on a thread of ours.
+    let url_owned = url.to_string();
+    let writer = std::thread::Builder::new()
+        .name("edesk-pg-open".into())
+        .spawn(move || -> Result<pg::Conn, StoreError> {
+            let mut writer = pg::Conn::connect(&url_owned)?;
+            writer.migrate()?;
+            Ok(writer)
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL failed".into()))??;
     let writer = Arc::new(Mutex::new(writer));
     let pool = pg::Pool::start(url)?;
     Ok(Opened {
@@ -335,6 +346,16 @@ impl Db {
             Db::Sled(_) => Ok(()),
             Db::Pg(c, _) if ok => Db::with_writer(c, "COMMIT"),
             Db::Pg(c, _) => Db::with_writer(c, "ROLLBACK"),
+        }
+    }
+
+    /// Whether the database still answers (PostgreSQL: a round trip), so
+    /// an idle daemon notices a database that went away and says it is
+    /// not ready before a client finds out.
+    fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(c, _) => Db::with_writer(c, "SELECT 1"),
         }
     }
 
@@ -743,6 +764,7 @@ impl Owner {
             let first = match self.rx.recv_timeout(REOPEN_EVERY) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    self.check_alive();
                     self.maybe_reopen();
                     if self.dirty {
                         // Writes nobody waited for still reach the disk
@@ -894,6 +916,16 @@ impl Owner {
                 tracing::debug!(%reason, "store still failing");
                 self.shared.set_failure(Some(reason));
             }
+        }
+    }
+
+    fn check_alive(&mut self) {
+        let failed = match &self.db {
+            Some((db, _)) => db.check().err(),
+            None => None,
+        };
+        if let Some(e) = failed {
+            self.fail(describe(&e));
         }
     }
 

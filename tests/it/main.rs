@@ -32,3 +32,4 @@ mod postfix;
 mod store;
 mod stress_intake;
 mod support_flow;
+mod two_daemons;

@@ -72,7 +72,8 @@ impl Cluster {
         }
     }
 
-    fn start_server(&self) {
+    /// Starts the server again after [`Cluster::stop`].
+    pub fn start_server(&self) {
         let socket_dir = self
             .data
             .parent()
