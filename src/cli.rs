@@ -86,6 +86,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: crate::jobs::cmd::JobsCmd,
     },
+    /// The store: schema migrations, copying between sled and PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        cmd: crate::ctl::store::StoreCmd,
+    },
     /// Load generators that prove the daemon keeps up (and does not hang).
     Bench {
         #[command(subcommand)]

@@ -58,6 +58,21 @@ pub struct StoreConfig {
     /// mail (LMTP 452, HTTP 507) and `/readyz` is not ready, before the disk
     /// is actually full.
     pub min_free_mb: u64,
+    /// `sled` (embedded, under the data directory) or `postgres` (a
+    /// database several daemons share, at `store.url`).
+    pub backend: StoreBackend,
+    /// `postgres://user[:password]@host[:port]/database[?options]`, for the
+    /// `postgres` backend.
+    pub url: Option<String>,
+}
+
+/// Which engine holds the daemon's state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sled,
+    Postgres,
 }
 
 impl Default for StoreConfig {
@@ -65,15 +80,51 @@ impl Default for StoreConfig {
         StoreConfig {
             cache_mb: 64,
             min_free_mb: 16,
+            backend: StoreBackend::Sled,
+            url: None,
         }
     }
 }
 
 impl StoreConfig {
     pub fn engine_settings(&self) -> crate::store::EngineSettings {
+        let backend = match (self.backend, &self.url) {
+            (StoreBackend::Postgres, Some(url)) => {
+                crate::store::Backend::Postgres { url: url.clone() }
+            }
+            _ => crate::store::Backend::Sled,
+        };
         crate::store::EngineSettings {
             cache_bytes: self.cache_mb.saturating_mul(1 << 20),
             min_free_bytes: self.min_free_mb.saturating_mul(1 << 20),
+            backend,
+        }
+    }
+
+    /// `store.url` is required by, and only by, the `postgres` backend.
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        match (self.backend, self.url.as_deref()) {
+            (StoreBackend::Postgres, None) => Err(invalid(
+                "store.url",
+                "is required with store.backend = \"postgres\" (postgres://user@host/database)",
+            )),
+            (StoreBackend::Postgres, Some(u))
+                if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) =>
+            {
+                Err(invalid(
+                    "store.url",
+                    "must be a postgres:// or postgresql:// URL",
+                ))
+            }
+            (StoreBackend::Sled, Some(_)) => Err(invalid(
+                "store.url",
+                "is only read with store.backend = \"postgres\"; set the backend or remove the URL",
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -193,6 +244,10 @@ pub struct OutboxConfig {
     pub per_domain_concurrency: usize,
     /// Global cap on messages per second (0 = no cap).
     pub rate_per_sec: u32,
+    /// With a shared store (PostgreSQL), how long a daemon's claim on the
+    /// mail it is sending lasts: if it dies, another daemon sends that mail
+    /// after this. Longer than one sending pass takes.
+    pub claim_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -237,6 +292,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         OutboxConfig {
             max_attempts: 8,
+            claim_lease_secs: 300,
             backoff_base_ms: 30_000,
             backoff_max_ms: 3_600_000,
             per_domain_concurrency: 4,
@@ -628,6 +684,7 @@ impl Config {
     /// Checks the merged layers; the first bad key is the error, in the
     /// order the steps run (operators fix one key at a time).
     fn validate(&self) -> Result<(), ConfigError> {
+        self.store.check()?;
         self.validate_chat()?;
         self.validate_faq()?;
         self.validate_mail_identity()?;

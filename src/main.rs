@@ -91,6 +91,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Outbox { cmd } => Ok(edesk::ctl::run_outbox(cmd, &config)?),
         Command::Suppress { cmd } => Ok(edesk::ctl::run_suppress(cmd, &config)?),
         Command::Notify { cmd } => Ok(edesk::notify::cmd::run_notify(cmd, &config)?),
+        Command::Store { cmd } => Ok(edesk::ctl::store::run(cmd, &config)?),
         // Talks to a daemon over sockets only; the data directory, when given,
         // is where a daemon of its own runs.
         Command::Bench { cmd } => Ok(edesk::bench::run(cmd, cli.data_dir.as_deref())?),

@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod jobs;
+pub mod store;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;

@@ -24,6 +24,10 @@ impl IntakeError {
     }
 }
 
+/// How long a daemon sharing the store holds a message it is processing
+/// (processing takes well under a second; answers go through the outbox).
+pub const CLAIM_LEASE_MS: u64 = 120_000;
+
 #[derive(Clone)]
 pub struct Spool {
     store: Store,
@@ -58,6 +62,18 @@ impl Spool {
     /// these are what the daemon picks up again).
     pub fn pending(&self) -> Result<Vec<u64>, IntakeError> {
         Ok(self.store.mail_pending()?)
+    }
+
+    /// Takes a pending message for this daemon's worker. With a shared
+    /// store another daemon may be processing it: then false, and it is
+    /// theirs for [`CLAIM_LEASE_MS`] (or until they finish it).
+    pub fn claim(&self, id: u64) -> Result<bool, IntakeError> {
+        let lease = if self.store.is_shared() {
+            CLAIM_LEASE_MS
+        } else {
+            0
+        };
+        Ok(self.store.mail_claim(id, lease)?)
     }
 
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>, IntakeError> {

@@ -136,6 +136,10 @@ impl Worker {
             }
             let span = tracing::info_span!("mail", id);
             let _enter = span.enter();
+            if !self.spool.claim(id)? {
+                // Another daemon sharing the store has it (or finished it).
+                continue;
+            }
             let (state, decision, error) = match self.spool.raw(id)? {
                 None => (
                     MailState::Failed,

@@ -32,6 +32,8 @@ use crate::config::{Config, OutboxConfig};
 use crate::store::{OutboxItem, Store, now_ms};
 
 const BATCH: usize = 512;
+/// Items one daemon claims at a time when several share the store.
+const SHARED_BATCH: usize = 32;
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq)]
@@ -348,6 +350,24 @@ impl Sender {
         Ok(())
     }
 
+    /// Records a message the server accepted, before anything else. With a
+    /// shared store the record goes to the database at once (another
+    /// daemon must see it, a local file would not do); alone, to the
+    /// journal file, and the store in one write per pass.
+    fn record_delivery(&self, id: u64) {
+        if !self.store().is_shared() {
+            return self.journal(id);
+        }
+        let mark = self.store().write_mark();
+        let recorded = self
+            .store()
+            .mark_sent_many(&[(id, Utc::now())])
+            .and_then(|()| self.store().flush(mark));
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, id, "cannot record a delivery; it may be sent again after its claim expires");
+        }
+    }
+
     fn journal(&self, id: u64) {
         let mut guard = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(f) = guard.as_mut()
@@ -418,7 +438,16 @@ impl Sender {
     }
 
     async fn pass(self: Arc<Self>) -> Result<PassStats, NotifyError> {
-        let items = self.store().due(now_ms(), BATCH)?;
+        // One daemon alone claims for no time: the sending pass is the only
+        // reader of the queue, and a restart resends nothing it recorded.
+        let lease = if self.store().is_shared() {
+            self.cfg.claim_lease_secs.saturating_mul(1000)
+        } else {
+            0
+        };
+        // Shared: smaller claims, so the daemons split the queue between them.
+        let batch = if lease > 0 { SHARED_BATCH } else { BATCH };
+        let items = self.store().claim_due(now_ms(), batch, lease)?;
         if items.is_empty() {
             return Ok(PassStats::default());
         }
@@ -449,6 +478,10 @@ impl Sender {
             }
         }
         stats.sent = done.len();
+        if self.store().is_shared() {
+            // Recorded one by one as they were accepted (`record_delivery`).
+            return Ok(stats);
+        }
         let now = Utc::now();
         let mark = self.store().write_mark();
         self.store()
@@ -467,7 +500,7 @@ impl Sender {
             let result = self.deliver(&item, &mut session).await;
             match result {
                 Delivery::Sent => {
-                    self.journal(item.id);
+                    self.record_delivery(item.id);
                     sent.push(item.id);
                 }
                 Delivery::Transient(msg) => {

@@ -101,7 +101,9 @@ impl Store {
         self.engine.write_costing(durable, cost, move |t| {
             match v {
                 Some(v) => t.chat.insert(k, v)?,
-                None => t.chat.remove(k)?,
+                None => {
+                    t.chat.remove(k)?;
+                }
             };
             Ok(())
         })
@@ -143,7 +145,9 @@ impl Store {
             let (next, answer) = change(current);
             match next {
                 Some(v) => t.chat.insert(k, serde_json::to_vec(&v)?)?,
-                None => t.chat.remove(k)?,
+                None => {
+                    t.chat.remove(k)?;
+                }
             };
             Ok(answer)
         })

@@ -35,6 +35,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
+use super::kv::Tree;
+use super::pg;
 
 /// Most jobs applied between two flushes.
 const MAX_BATCH: usize = 512;
@@ -45,78 +47,172 @@ const REOPEN_EVERY: Duration = Duration::from_millis(500);
 /// How often the owner looks at the free space of the data directory.
 const SPACE_EVERY: Duration = Duration::from_millis(500);
 
-/// Every sled tree of the daemon. Only the store module sees it.
+/// Every tree of the daemon, on whichever engine. Only the store module sees it.
 pub(super) struct Trees {
-    pub db: sled::Db,
-    pub orders: sled::Tree,
-    pub order_meta: sled::Tree,
-    pub index: sled::Tree,
-    pub outbox: sled::Tree,
-    pub bodies: sled::Tree,
-    pub queue: sled::Tree,
-    pub keys: sled::Tree,
-    pub history: sled::Tree,
-    pub prefs: sled::Tree,
-    pub suppress: sled::Tree,
-    pub counters: sled::Tree,
-    pub mail_raw: sled::Tree,
-    pub mail_meta: sled::Tree,
-    pub mail_dedup: sled::Tree,
-    pub mail_pending: sled::Tree,
-    pub tickets: sled::Tree,
-    pub ticket_threads: sled::Tree,
-    pub ticket_meta: sled::Tree,
-    pub auto_mail: sled::Tree,
-    pub downloads: sled::Tree,
+    /// Store-wide values (`schema_version`): sled's default tree.
+    pub meta: Tree,
+    pub orders: Tree,
+    pub order_meta: Tree,
+    pub index: Tree,
+    pub outbox: Tree,
+    pub bodies: Tree,
+    pub queue: Tree,
+    pub keys: Tree,
+    pub history: Tree,
+    pub prefs: Tree,
+    pub suppress: Tree,
+    pub counters: Tree,
+    pub mail_raw: Tree,
+    pub mail_meta: Tree,
+    pub mail_dedup: Tree,
+    pub mail_pending: Tree,
+    pub tickets: Tree,
+    pub ticket_threads: Tree,
+    pub ticket_meta: Tree,
+    pub auto_mail: Tree,
+    pub downloads: Tree,
     /// Chat accounts, link codes, rate windows, feedback (`store::chat`).
-    pub chat: sled::Tree,
+    pub chat: Tree,
+    /// The scheduler's state per job and its run records (`store::jobs`).
+    pub job_state: Tree,
+    pub job_runs: Tree,
+    /// Several daemons share these trees (PostgreSQL): ids come from the
+    /// database's sequence, not from a counter this process keeps.
+    pool: Option<Arc<pg::Pool>>,
+    /// Above every id sled's own generator handed out (stores written
+    /// before the owner thread numbered with it); 0 elsewhere.
+    pub legacy_id_floor: u64,
 }
 
 impl Trees {
-    fn open(path: &Path, cache_bytes: u64) -> Result<Trees, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            // Only the owner flushes: a background flusher is a second
-            // thread inside sled's locks.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| match e {
-                // sled reports the file lock held by another process as an
-                // I/O error whose text is the only distinguishing mark.
-                sled::Error::Io(ref io)
-                    if io.kind() == std::io::ErrorKind::WouldBlock
-                        || io.to_string().contains("could not acquire lock") =>
-                {
-                    StoreError::Locked(path.display().to_string())
-                }
-                other => StoreError::Sled(other),
-            })?;
-        let tree = |n: &str| db.open_tree(n);
+    fn build(
+        meta: Tree,
+        legacy_id_floor: u64,
+        open: impl Fn(&'static str) -> Result<Tree, StoreError>,
+    ) -> Result<Trees, StoreError> {
         Ok(Trees {
-            orders: tree("orders")?,
-            order_meta: tree("order_meta")?,
-            index: tree("index")?,
-            outbox: tree("outbox")?,
-            bodies: tree("bodies")?,
-            queue: tree("queue")?,
-            keys: tree("keys")?,
-            history: tree("history")?,
-            prefs: tree("prefs")?,
-            suppress: tree("suppress")?,
-            counters: tree("counters")?,
-            mail_raw: tree("mail_raw")?,
-            mail_meta: tree("mail_meta")?,
-            mail_dedup: tree("mail_dedup")?,
-            mail_pending: tree("mail_pending")?,
-            tickets: tree("tickets")?,
-            ticket_threads: tree("ticket_threads")?,
-            ticket_meta: tree("ticket_meta")?,
-            auto_mail: tree("auto_mail")?,
-            downloads: tree("downloads")?,
-            chat: tree("chat")?,
-            db,
+            meta,
+            orders: open("orders")?,
+            order_meta: open("order_meta")?,
+            index: open("index")?,
+            outbox: open("outbox")?,
+            bodies: open("bodies")?,
+            queue: open("queue")?,
+            keys: open("keys")?,
+            history: open("history")?,
+            prefs: open("prefs")?,
+            suppress: open("suppress")?,
+            counters: open("counters")?,
+            mail_raw: open("mail_raw")?,
+            mail_meta: open("mail_meta")?,
+            mail_dedup: open("mail_dedup")?,
+            mail_pending: open("mail_pending")?,
+            tickets: open("tickets")?,
+            ticket_threads: open("ticket_threads")?,
+            ticket_meta: open("ticket_meta")?,
+            auto_mail: open("auto_mail")?,
+            downloads: open("downloads")?,
+            chat: open("chat")?,
+            job_state: open("job_state")?,
+            job_runs: open("job_runs")?,
+            pool: None,
+            legacy_id_floor,
         })
+    }
+
+    fn sled(db: &sled::Db) -> Result<Trees, StoreError> {
+        let default: &sled::Tree = db;
+        let floor = db.generate_id()? + 1;
+        Trees::build(Tree::Sled(default.clone()), floor, |n| {
+            Ok(Tree::Sled(db.open_tree(n)?))
+        })
+    }
+
+    fn pg(via: pg::Via, pool: Option<Arc<pg::Pool>>) -> Trees {
+        let open = |n: &'static str| Tree::Pg(pg::PgTree::new(n, via.clone()));
+        Trees {
+            meta: open("meta"),
+            orders: open("orders"),
+            order_meta: open("order_meta"),
+            index: open("index"),
+            outbox: open("outbox"),
+            bodies: open("bodies"),
+            queue: open("queue"),
+            keys: open("keys"),
+            history: open("history"),
+            prefs: open("prefs"),
+            suppress: open("suppress"),
+            counters: open("counters"),
+            mail_raw: open("mail_raw"),
+            mail_meta: open("mail_meta"),
+            mail_dedup: open("mail_dedup"),
+            mail_pending: open("mail_pending"),
+            tickets: open("tickets"),
+            ticket_threads: open("ticket_threads"),
+            ticket_meta: open("ticket_meta"),
+            auto_mail: open("auto_mail"),
+            downloads: open("downloads"),
+            chat: open("chat"),
+            job_state: open("job_state"),
+            job_runs: open("job_runs"),
+            pool,
+            legacy_id_floor: 0,
+        }
+    }
+
+    /// Every tree with its name, for copies between engines.
+    pub fn all(&self) -> [(&'static str, &Tree); 24] {
+        [
+            ("meta", &self.meta),
+            ("orders", &self.orders),
+            ("order_meta", &self.order_meta),
+            ("index", &self.index),
+            ("outbox", &self.outbox),
+            ("bodies", &self.bodies),
+            ("queue", &self.queue),
+            ("keys", &self.keys),
+            ("history", &self.history),
+            ("prefs", &self.prefs),
+            ("suppress", &self.suppress),
+            ("counters", &self.counters),
+            ("mail_raw", &self.mail_raw),
+            ("mail_meta", &self.mail_meta),
+            ("mail_dedup", &self.mail_dedup),
+            ("mail_pending", &self.mail_pending),
+            ("tickets", &self.tickets),
+            ("ticket_threads", &self.ticket_threads),
+            ("ticket_meta", &self.ticket_meta),
+            ("auto_mail", &self.auto_mail),
+            ("downloads", &self.downloads),
+            ("chat", &self.chat),
+            ("job_state", &self.job_state),
+            ("job_runs", &self.job_runs),
+        ]
+    }
+
+    /// The tree called `name`.
+    pub fn named(&self, name: &str) -> Option<&Tree> {
+        self.all()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t)
+    }
+
+    /// Whether several daemons may share these trees (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.pool.is_some()
+    }
+
+    /// Moves the shared id sequence past `floor` (ids in a copied store).
+    fn raise_shared_ids(&self, floor: u64) -> Option<Result<(), StoreError>> {
+        self.pool
+            .as_ref()
+            .map(|p| p.call(move |c| c.raise_ids(floor)))
+    }
+
+    /// A fresh id from the database's sequence, when the trees are shared.
+    fn shared_id(&self) -> Option<Result<u64, StoreError>> {
+        self.pool.as_ref().map(|p| p.call(|c| c.next_id()))
     }
 
     /// A big-endian u64 of the `counters` tree (0 when absent).
@@ -138,14 +234,155 @@ impl Trees {
     pub fn raise_counter(&self, name: &str, floor: u64) -> Result<(), StoreError> {
         if self.counter(name)? < floor {
             self.counters
-                .insert(format!("seq/{name}"), &floor.to_be_bytes())?;
+                .insert(format!("seq/{name}"), floor.to_be_bytes())?;
         }
         Ok(())
+    }
+
+    /// Records that ids up to `max` are in use. Shared trees take ids from
+    /// the database's sequence, and a counter row every write touched would
+    /// serialize the daemons on one lock.
+    pub fn note_ids_used(&self, max: u64) -> Result<(), StoreError> {
+        if self.is_shared() {
+            return Ok(());
+        }
+        self.raise_counter("id", max)
+    }
+}
+
+/// The open database the owner writes to.
+enum Db {
+    Sled(sled::Db),
+    Pg(Arc<Mutex<pg::Conn>>, Arc<pg::Pool>),
+}
+
+/// What opening the store gives the owner: the database, the trees its
+/// writes go through and the trees direct readers use (the same on sled).
+struct Opened {
+    db: Db,
+    write: Arc<Trees>,
+    read: Arc<Trees>,
+}
+
+/// Which engine holds the store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded sled under the data directory (the default).
+    #[default]
+    Sled,
+    /// A PostgreSQL database several daemons may share.
+    Postgres { url: String },
+}
+
+fn open_sled(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        // Only the owner flushes: a background flusher is a second
+        // thread inside sled's locks.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|e| match e {
+            // sled reports the file lock held by another process as an
+            // I/O error whose text is the only distinguishing mark.
+            sled::Error::Io(ref io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked(path.display().to_string())
+            }
+            other => StoreError::Sled(other),
+        })?;
+    let trees = Arc::new(Trees::sled(&db)?);
+    Ok(Opened {
+        db: Db::Sled(db),
+        write: trees.clone(),
+        read: trees,
+    })
+}
+
+fn open_pg(url: &str) -> Result<Opened, StoreError> {
+    // The synchronous client runs a runtime of its own, which cannot start
+    // on a thread that drives the daemon's: connect on a thread of ours.
+    let url_owned = url.to_string();
+    let writer = std::thread::Builder::new()
+        .name("edesk-pg-open".into())
+        .spawn(move || -> Result<pg::Conn, StoreError> {
+            let mut writer = pg::Conn::connect(&url_owned)?;
+            writer.migrate()?;
+            Ok(writer)
+        })
+        .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?
+        .join()
+        .map_err(|_| StoreError::Unavailable("connecting to PostgreSQL failed".into()))??;
+    let writer = Arc::new(Mutex::new(writer));
+    let pool = pg::Pool::start(url)?;
+    Ok(Opened {
+        db: Db::Pg(writer.clone(), pool.clone()),
+        write: Arc::new(Trees::pg(pg::Via::Txn(writer), Some(pool.clone()))),
+        read: Arc::new(Trees::pg(pg::Via::Pool(pool.clone()), Some(pool))),
+    })
+}
+
+impl Db {
+    fn with_writer(c: &Mutex<pg::Conn>, sql: &str) -> Result<(), StoreError> {
+        c.lock().unwrap_or_else(|p| p.into_inner()).batch(sql)
+    }
+
+    /// Starts one job: on PostgreSQL, its own transaction. A batch of jobs
+    /// in one transaction would hold each job's locks until the last one
+    /// ends, and two daemons' batches would deadlock on each other's keys.
+    fn job_start(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(c, _) => Db::with_writer(c, "BEGIN"),
+        }
+    }
+
+    /// Ends one job: PostgreSQL commits it (durable on return) or rolls
+    /// back a job that failed, so it leaves nothing half-written.
+    fn job_end(&self, ok: bool) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(c, _) if ok => Db::with_writer(c, "COMMIT"),
+            Db::Pg(c, _) => Db::with_writer(c, "ROLLBACK"),
+        }
+    }
+
+    /// Whether the database still answers (PostgreSQL: a round trip), so
+    /// an idle daemon notices a database that went away and says it is
+    /// not ready before a client finds out.
+    fn check(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(_) => Ok(()),
+            Db::Pg(c, _) => Db::with_writer(c, "SELECT 1"),
+        }
+    }
+
+    /// Each job is durable when it ends (PostgreSQL).
+    fn commits_per_job(&self) -> bool {
+        matches!(self, Db::Pg(..))
+    }
+
+    /// Makes the batch durable: sled's flush (PostgreSQL committed each job).
+    fn flush(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Sled(db) => db.flush().map(|_| ()).map_err(StoreError::from),
+            Db::Pg(..) => Ok(()),
+        }
+    }
+
+    fn close(&self) {
+        if let Db::Pg(_, pool) = self {
+            pool.close();
+        }
     }
 }
 
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Apply = Box<dyn FnOnce(Result<&Trees, StoreError>) -> Reply + Send>;
+/// Applies a job; says whether it succeeded (a failed job's writes are undone
+/// where the engine can) and how to answer it.
+type Apply = Box<dyn FnOnce(Result<&Trees, StoreError>) -> (bool, Reply) + Send>;
 
 /// How much a job may write, for the free-space budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +478,8 @@ pub struct EngineSettings {
     /// Below this many free bytes in the data directory, writes that add
     /// data are refused (before sled hits ENOSPC) and the store is not ready.
     pub min_free_bytes: u64,
+    /// Which engine holds the store.
+    pub backend: Backend,
 }
 
 impl Default for EngineSettings {
@@ -248,6 +487,7 @@ impl Default for EngineSettings {
         EngineSettings {
             cache_bytes: 64 << 20,
             min_free_bytes: 16 << 20,
+            backend: Backend::Sled,
         }
     }
 }
@@ -262,9 +502,14 @@ pub(super) struct Engine {
 
 impl Engine {
     pub fn open(path: &Path, settings: &EngineSettings) -> Result<Engine, StoreError> {
-        let trees = Trees::open(path, settings.cache_bytes)?;
+        let source = Source {
+            path: path.to_path_buf(),
+            cache_bytes: settings.cache_bytes,
+            backend: settings.backend.clone(),
+        };
+        let opened = source.open()?;
         let shared = Arc::new(Shared {
-            trees: RwLock::new(Some(Arc::new(trees))),
+            trees: RwLock::new(Some(opened.read.clone())),
             next_id: AtomicU64::new(1),
             epoch: AtomicU64::new(1),
             busy_since: AtomicU64::new(0),
@@ -280,8 +525,8 @@ impl Engine {
         let owner = Owner {
             rx,
             shared: shared.clone(),
-            path: path.to_path_buf(),
-            cache_bytes: settings.cache_bytes,
+            source,
+            db: Some((opened.db, opened.write)),
             last_space_check: None,
             last_reopen: None,
             dirty: false,
@@ -314,15 +559,23 @@ impl Engine {
     }
 
     /// Starts handing out ids after `persisted` (the counter on disk).
-    pub fn init_ids(&self, persisted: u64) {
+    pub fn init_ids(&self, persisted: u64) -> Result<(), StoreError> {
+        if let Some(raised) = self.trees()?.raise_shared_ids(persisted) {
+            return raised;
+        }
         self.shared
             .next_id
             .fetch_max(persisted.saturating_add(1), Ordering::SeqCst);
+        Ok(())
     }
 
-    /// A fresh id, unique for this store's lifetime (gaps are fine).
-    pub fn alloc_id(&self) -> u64 {
-        self.shared.next_id.fetch_add(1, Ordering::SeqCst)
+    /// A fresh id, unique for this store's lifetime (gaps are fine); on a
+    /// shared database, unique across the daemons sharing it.
+    pub fn alloc_id(&self) -> Result<u64, StoreError> {
+        if let Some(id) = self.trees()?.shared_id() {
+            return id;
+        }
+        Ok(self.shared.next_id.fetch_add(1, Ordering::SeqCst))
     }
 
     pub fn epoch(&self) -> u64 {
@@ -372,7 +625,10 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let apply: Apply = Box::new(move |trees: Result<&Trees, StoreError>| {
             let result = trees.and_then(f);
-            Box::new(move |flushed: Result<(), StoreError>| done(flushed.and(result)))
+            let ok = result.is_ok();
+            let reply: Reply =
+                Box::new(move |flushed: Result<(), StoreError>| done(flushed.and(result)));
+            (ok, reply)
         });
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
         match tx.try_send(Job {
@@ -468,11 +724,33 @@ impl Drop for Engine {
     }
 }
 
+/// Where the store lives, to open it again after a failure.
+struct Source {
+    path: PathBuf,
+    cache_bytes: u64,
+    backend: Backend,
+}
+
+impl Source {
+    fn open(&self) -> Result<Opened, StoreError> {
+        match &self.backend {
+            Backend::Sled => open_sled(&self.path, self.cache_bytes),
+            Backend::Postgres { url } => open_pg(url),
+        }
+    }
+
+    /// Free space matters to the embedded engine only.
+    fn local(&self) -> bool {
+        self.backend == Backend::Sled
+    }
+}
+
 struct Owner {
     rx: Receiver<Job>,
     shared: Arc<Shared>,
-    path: PathBuf,
-    cache_bytes: u64,
+    source: Source,
+    /// The database and the trees writes go through; None while failed.
+    db: Option<(Db, Arc<Trees>)>,
     last_space_check: Option<Instant>,
     last_reopen: Option<Instant>,
     /// Writes applied since the last flush.
@@ -486,6 +764,7 @@ impl Owner {
             let first = match self.rx.recv_timeout(REOPEN_EVERY) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
+                    self.check_alive();
                     self.maybe_reopen();
                     if self.dirty {
                         // Writes nobody waited for still reach the disk
@@ -506,49 +785,30 @@ impl Owner {
             self.maybe_reopen();
             self.run_batch(batch);
         }
-        if let Some(t) = self.current()
-            && let Err(e) = t.db.flush()
-        {
-            tracing::error!(error = %e, "final store flush failed");
+        if let Some((db, _)) = &self.db {
+            if let Err(e) = db.flush() {
+                tracing::error!(error = %e, "final store flush failed");
+            }
+            db.close();
         }
     }
 
-    fn current(&self) -> Option<Arc<Trees>> {
-        self.shared
-            .trees
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn unavailable(&self) -> StoreError {
+        StoreError::Unavailable(
+            self.shared
+                .failure()
+                .unwrap_or_else(|| "the store is reopening".into()),
+        )
     }
 
     fn run_batch(&mut self, batch: Vec<Job>) {
         self.shared
             .busy_since
             .store(self.shared.elapsed_ms().max(1), Ordering::SeqCst);
-        let trees = self.current();
         self.last_space_check = None;
         self.check_space();
-        let mut budget = Budget::new(&self.shared);
-        let mut waiting: Vec<Reply> = Vec::new();
         let idle_flush = batch.is_empty();
-        for job in batch {
-            self.dirty |= job.cost != Cost::Nothing;
-            let input = match (&trees, budget.admit(job.cost)) {
-                (_, Err(e)) => Err(e),
-                (Some(t), Ok(())) => Ok(&**t),
-                (None, Ok(())) => Err(StoreError::Unavailable(
-                    self.shared
-                        .failure()
-                        .unwrap_or_else(|| "the store is reopening".into()),
-                )),
-            };
-            let reply = (job.apply)(input);
-            if job.durable {
-                waiting.push(reply);
-            } else {
-                reply(Ok(()));
-            }
-        }
+        let waiting = self.apply_jobs(batch);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         // Flush only for someone who waits for it (a durable write or a
         // barrier): an import's many small writes share one flush at its end.
@@ -557,24 +817,7 @@ impl Owner {
             return;
         }
         self.dirty = false;
-        let flushed = match &trees {
-            Some(t) => {
-                self.shared.flushes.fetch_add(1, Ordering::Relaxed);
-                t.db.flush().map(|_| ()).map_err(StoreError::from)
-            }
-            None => Err(StoreError::Unavailable(
-                self.shared
-                    .failure()
-                    .unwrap_or_else(|| "the store is reopening".into()),
-            )),
-        };
-        let failure = match &flushed {
-            Ok(()) => None,
-            Err(e) => Some(describe(e)),
-        };
-        if let (Some(reason), Some(_)) = (&failure, &trees) {
-            self.fail(reason.clone());
-        }
+        let failure = self.flush().err().map(|e| describe(&e));
         for reply in waiting {
             reply(match &failure {
                 None => Ok(()),
@@ -584,6 +827,61 @@ impl Owner {
         self.shared.busy_since.store(0, Ordering::SeqCst);
     }
 
+    /// Applies each job of a batch in arrival order; returns the answers
+    /// that wait for the flush.
+    fn apply_jobs(&mut self, batch: Vec<Job>) -> Vec<Reply> {
+        let mut budget = Budget::new(&self.shared);
+        let mut waiting: Vec<Reply> = Vec::new();
+        for job in batch {
+            self.dirty |= job.cost != Cost::Nothing;
+            let admitted = budget.admit(job.cost);
+            let start = match (&self.db, &admitted) {
+                (Some((db, _)), Ok(())) => Some(db.job_start()),
+                _ => None,
+            };
+            if let Some(Err(e)) = &start {
+                // The connection is gone: reconnect before the next job.
+                self.fail(describe(e));
+            }
+            let input = match (&self.db, admitted, start) {
+                (_, Err(e), _) => Err(e),
+                (_, _, Some(Err(e))) => Err(StoreError::Unavailable(describe(&e))),
+                (Some((_, t)), Ok(()), _) => Ok(&**t),
+                (None, Ok(()), _) => Err(self.unavailable()),
+            };
+            let started = input.is_ok();
+            let (ok, reply) = (job.apply)(input);
+            let per_job = self.db.as_ref().is_some_and(|(db, _)| db.commits_per_job());
+            if per_job && started {
+                let ended = self.db.as_ref().map_or(Ok(()), |(db, _)| db.job_end(ok));
+                if let Err(e) = &ended
+                    && !matches!(e, StoreError::Backend(_))
+                {
+                    self.fail(describe(e));
+                }
+                reply(ended.map_err(|e| StoreError::Unavailable(describe(&e))));
+            } else if job.durable && !per_job {
+                waiting.push(reply);
+            } else {
+                reply(Ok(()));
+            }
+        }
+        waiting
+    }
+
+    /// Makes the batch durable, or fails the store when that is impossible.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let Some((db, _)) = &self.db else {
+            return Err(self.unavailable());
+        };
+        self.shared.flushes.fetch_add(1, Ordering::Relaxed);
+        let flushed = db.flush();
+        if let Err(e) = &flushed {
+            self.fail(describe(e));
+        }
+        flushed
+    }
+
     /// Drops the database after an I/O error; readers holding the old trees
     /// finish with it, then sled's file lock is released.
     fn fail(&mut self, reason: String) {
@@ -591,20 +889,24 @@ impl Owner {
         self.shared.epoch.fetch_add(1, Ordering::SeqCst);
         self.shared.set_failure(Some(reason));
         *self.shared.trees.write().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Some((db, _)) = self.db.take() {
+            db.close();
+        }
         self.last_reopen = Some(Instant::now());
     }
 
     fn maybe_reopen(&mut self) {
-        if self.current().is_some() {
+        if self.db.is_some() {
             return;
         }
         if self.last_reopen.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
             return;
         }
         self.last_reopen = Some(Instant::now());
-        match Trees::open(&self.path, self.cache_bytes).and_then(|t| probe(&t).map(|()| t)) {
-            Ok(t) => {
-                *self.shared.trees.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(t));
+        match self.source.open().and_then(|o| probe(&o).map(|()| o)) {
+            Ok(o) => {
+                *self.shared.trees.write().unwrap_or_else(|p| p.into_inner()) = Some(o.read);
+                self.db = Some((o.db, o.write));
                 self.shared.reopens.fetch_add(1, Ordering::Relaxed);
                 self.shared.set_failure(None);
                 tracing::info!("store writable again");
@@ -617,15 +919,26 @@ impl Owner {
         }
     }
 
+    fn check_alive(&mut self) {
+        let failed = match &self.db {
+            Some((db, _)) => db.check().err(),
+            None => None,
+        };
+        if let Some(e) = failed {
+            self.fail(describe(&e));
+        }
+    }
+
     fn check_space(&mut self) {
-        if self
-            .last_space_check
-            .is_some_and(|t| t.elapsed() < SPACE_EVERY)
+        if !self.source.local()
+            || self
+                .last_space_check
+                .is_some_and(|t| t.elapsed() < SPACE_EVERY)
         {
             return;
         }
         self.last_space_check = Some(Instant::now());
-        if let Ok(free) = fs2::available_space(&self.path) {
+        if let Ok(free) = fs2::available_space(&self.source.path) {
             self.shared.free_bytes.store(free, Ordering::Relaxed);
         }
     }
@@ -672,10 +985,11 @@ impl Budget {
 }
 
 /// A write and a flush that must succeed before the store is called writable.
-fn probe(t: &Trees) -> Result<(), StoreError> {
-    t.counters.insert("probe", vec![0u8; 64])?;
-    t.db.flush()?;
-    Ok(())
+fn probe(o: &Opened) -> Result<(), StoreError> {
+    o.db.job_start()?;
+    o.write.counters.insert("probe", [0u8; 64])?;
+    o.db.job_end(true)?;
+    o.db.flush()
 }
 
 fn describe(e: &StoreError) -> String {

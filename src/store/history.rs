@@ -28,7 +28,7 @@ impl Store {
         let prefix = history_key(so, 0);
         let prefix = &prefix[..prefix.len() - 8];
         let t = self.trees()?;
-        for v in t.history.scan_prefix(prefix).values().rev() {
+        for v in t.history.scan_prefix(prefix).rev().values() {
             let entry: HistoryEntry = decode("history", &v?)?;
             let to_them = entry.to.iter().any(|a| {
                 a.parse::<EmailAddress>()

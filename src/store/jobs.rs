@@ -150,8 +150,7 @@ fn run_key(job: &str, seq: u64) -> Vec<u8> {
 }
 
 fn state_in(t: &Trees, job: &str) -> Result<JobState, StoreError> {
-    Ok(t.db
-        .open_tree(STATE)?
+    Ok(t.job_state
         .get(job.as_bytes())?
         .map(|v| decode(STATE, &v))
         .transpose()?
@@ -163,7 +162,7 @@ fn append_runs(t: &Trees, records: &[RunRecord]) -> Result<(), StoreError> {
     if records.is_empty() {
         return Ok(());
     }
-    let runs = t.db.open_tree(RUNS)?;
+    let runs = &t.job_runs;
     let mut seq = t.counter("job_runs")?;
     for r in records {
         seq += 1;
@@ -191,7 +190,7 @@ impl Store {
             let mut state = state_in(t, &job)?;
             let (answer, records) = change(&mut state);
             append_runs(t, &records)?;
-            t.db.open_tree(STATE)?
+            t.job_state
                 .insert(job.as_bytes(), serde_json::to_vec(&state)?)?;
             Ok(answer)
         })
@@ -202,11 +201,10 @@ impl Store {
         let mut prefix = job.as_bytes().to_vec();
         prefix.push(0);
         self.trees()?
-            .db
-            .open_tree(RUNS)?
+            .job_runs
             .scan_prefix(prefix)
-            .values()
             .rev()
+            .values()
             .take(limit)
             .map(|v| decode(RUNS, &v?))
             .collect()
@@ -214,7 +212,7 @@ impl Store {
 
     /// Removes run records of slots before `cutoff`; returns how many.
     pub fn purge_job_runs_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
-        let runs = self.trees()?.db.open_tree(RUNS)?;
+        let runs = self.trees()?.job_runs.clone();
         let mut due = Vec::new();
         for item in runs.iter() {
             let (k, v) = item?;
@@ -252,10 +250,10 @@ impl Store {
             return Ok(0);
         }
         self.engine.write(true, move |t| {
-            let target = match tree {
-                "history" => t.history.clone(),
-                name => t.db.open_tree(name)?,
-            };
+            let target = t.named(tree).ok_or(StoreError::Corrupt {
+                tree,
+                message: "no such tree".into(),
+            })?;
             let mut n = 0;
             for k in keys {
                 if target.remove(k)?.is_some() {

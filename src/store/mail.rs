@@ -148,9 +148,16 @@ impl Incoming {
             reuses = Some(m.id);
         }
         let id = self.id;
-        t.raise_counter("id", id)?;
+        t.note_ids_used(id)?;
         let k = id.to_be_bytes();
-        t.mail_dedup.insert(sha_key.as_bytes(), &k)?;
+        if !t.mail_dedup.insert_new(sha_key.as_bytes(), k)? {
+            // Another daemon sharing the store took this message meanwhile,
+            // or a crash left a key without its message (then it is ours).
+            if let Some(m) = dedup_target(t, &sha_key)? {
+                return Ok(Accepted::Duplicate(m.id));
+            }
+            t.mail_dedup.insert(sha_key.as_bytes(), k)?;
+        }
         if let (Some(mk), None) = (&mid_key, reuses) {
             t.mail_dedup.insert(mk.as_bytes(), &k)?;
         }
@@ -168,7 +175,7 @@ impl Incoming {
         };
         t.mail_raw.insert(k, self.raw)?;
         t.mail_meta.insert(k, serde_json::to_vec(&meta)?)?;
-        t.mail_pending.insert(k, &[])?;
+        t.mail_pending.insert(k, b"")?;
         Ok(Accepted::New(id))
     }
 }
@@ -206,7 +213,7 @@ impl Store {
             return Err(StoreError::Unavailable(reason));
         }
         let cost = Cost::Grows(raw.len() as u64);
-        Ok((Incoming::new(self.engine.alloc_id(), raw, envelope), cost))
+        Ok((Incoming::new(self.engine.alloc_id()?, raw, envelope), cost))
     }
 
     /// Messages accepted but not processed yet, oldest first.
@@ -217,6 +224,30 @@ impl Store {
             .keys()
             .map(|k| Ok(id_from(&k?)))
             .collect()
+    }
+
+    /// Claims a pending message for this daemon's worker for `lease_ms`:
+    /// false when it is no longer pending, or another daemon sharing the
+    /// store holds an unexpired claim on it (the claim lapses by itself if
+    /// that daemon dies). A lease of 0 (one daemon alone) claims nothing.
+    pub fn mail_claim(&self, id: u64, lease_ms: u64) -> Result<bool, StoreError> {
+        if lease_ms == 0 {
+            return Ok(true);
+        }
+        self.engine.write(true, move |t| {
+            let k = id.to_be_bytes();
+            let Some(v) = t.mail_pending.claim(k)? else {
+                return Ok(false);
+            };
+            let now = super::now_ms();
+            let until = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_be_bytes);
+            if until > now {
+                return Ok(false);
+            }
+            t.mail_pending
+                .insert(k, now.saturating_add(lease_ms).to_be_bytes())?;
+            Ok(true)
+        })
     }
 
     pub fn mail_raw(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -257,7 +288,7 @@ impl Store {
             meta.error = None;
             let k = id.to_be_bytes();
             t.mail_meta.insert(k, serde_json::to_vec(&meta)?)?;
-            t.mail_pending.insert(k, &[])?;
+            t.mail_pending.insert(k, b"")?;
             Ok(true)
         })
     }

@@ -30,12 +30,15 @@
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
 mod chat;
+mod copy;
 mod downloads;
 mod engine;
 mod history;
 mod jobs;
+mod kv;
 mod mail;
 mod outbox;
+mod pg;
 mod prefs;
 mod records;
 mod types;
@@ -44,10 +47,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use chat::{ChatKey, ChatNs};
+pub use copy::TreeCopy;
 pub use downloads::DownloadRecord;
-pub use engine::{EngineSettings, Health};
+pub use engine::{Backend, EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
 pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
+pub use pg::PG_SCHEMA_VERSION;
 pub use records::AdmitCount;
 pub use types::*;
 
@@ -78,6 +83,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store: shut down")]
     Closed,
+    /// The database refused an operation (a constraint, a bad statement).
+    #[error("store: {0}")]
+    Backend(String),
 }
 
 impl StoreError {
@@ -110,6 +118,8 @@ pub struct Store {
     /// Serializes read-modify-write sequences (order import) so two imports of
     /// the same order cannot both see the old state.
     write_lock: Arc<std::sync::Mutex<()>>,
+    /// Several daemons may share this store (PostgreSQL).
+    shared: bool,
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
@@ -141,14 +151,29 @@ impl Store {
         let store = Store {
             engine: Arc::new(engine),
             write_lock: Arc::new(std::sync::Mutex::new(())),
+            shared: settings.backend != Backend::Sled,
         };
         let persisted = store.engine.write(true, check_schema)?;
-        store.engine.init_ids(persisted);
+        store.engine.init_ids(persisted)?;
         Ok(store)
     }
 
     fn trees(&self) -> Result<Arc<Trees>, StoreError> {
         self.engine.trees()
+    }
+
+    /// The engine's name and its schema version (`edesk store migrate`).
+    pub fn schema(&self) -> Result<(&'static str, u32), StoreError> {
+        if self.shared {
+            return Ok(("postgres", PG_SCHEMA_VERSION.unsigned_abs()));
+        }
+        let t = self.trees()?;
+        let v = t
+            .meta
+            .get("schema_version")?
+            .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
+            .map_or(0, u32::from_be_bytes);
+        Ok(("sled", v))
     }
 
     /// What `/healthz` and `/readyz` report.
@@ -230,7 +255,7 @@ impl Store {
 
     /// How many orders the store holds.
     pub fn order_count(&self) -> Result<usize, StoreError> {
-        Ok(self.trees()?.orders.len())
+        self.trees()?.orders.len()
     }
 
     /// Orders carrying this customer PO number (case-insensitive).
@@ -299,7 +324,7 @@ impl Store {
 
     /// A fresh unique id (outbox items, history entries).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.engine.alloc_id())
+        self.engine.alloc_id()
     }
 
     /// Writes a unit of work: order, its meta, index entries and mail
@@ -360,7 +385,7 @@ fn key_target(t: &Trees, key: &str) -> Result<Option<u64>, StoreError> {
 
 /// Checks the schema version and returns the persisted id counter.
 fn check_schema(t: &Trees) -> Result<u64, StoreError> {
-    match t.db.get("schema_version")? {
+    match t.meta.get("schema_version")? {
         Some(v) => {
             let found =
                 u32::from_be_bytes(v.as_ref().try_into().map_err(|_| StoreError::Corrupt {
@@ -375,13 +400,13 @@ fn check_schema(t: &Trees) -> Result<u64, StoreError> {
             }
         }
         None => {
-            t.db.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            t.meta
+                .insert("schema_version", SCHEMA_VERSION.to_be_bytes())?;
         }
     }
     // Stores written before the owner thread numbered with sled's id
     // generator: start our counters above anything it handed out.
-    let floor = t.db.generate_id()? + 1;
-    t.raise_counter("id", floor)?;
+    t.raise_counter("id", t.legacy_id_floor)?;
     outbox::init_counts(t)?;
     t.counter("id")
 }
@@ -506,7 +531,7 @@ impl EncodedCommit {
             t.index.insert(k, v)?;
         }
         if let Some(max) = self.mails.iter().map(|m| m.max_id).max() {
-            t.raise_counter("id", max)?;
+            t.note_ids_used(max)?;
         }
         for m in self.mails {
             if key_target(t, &m.key)?.is_some() {
@@ -523,7 +548,7 @@ impl EncodedCommit {
                     outbox::bump(t, OutboxStatus::Pending, 1)?;
                 }
                 t.outbox.insert(id.to_be_bytes(), item)?;
-                t.queue.insert(queue_key(due, id).as_slice(), &[])?;
+                t.queue.insert(queue_key(due, id), b"")?;
                 outcome.queued.push(id);
             } else {
                 outcome.skipped += 1;
@@ -579,7 +604,8 @@ mod tests {
         assert!(!s.wants(&a, "pak_reminder").unwrap());
         s.engine
             .write(true, |t| {
-                t.db.insert("schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())?;
+                t.meta
+                    .insert("schema_version", (SCHEMA_VERSION + 1).to_be_bytes())?;
                 Ok(())
             })
             .unwrap();

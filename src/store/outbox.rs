@@ -60,8 +60,14 @@ fn update_in(
     let old_status = item.status;
     f(&mut item);
     if old_status != item.status {
-        bump(t, old_status, -1)?;
-        bump(t, item.status, 1)?;
+        // Counters in one fixed order: on a shared database each read
+        // locks its key, and two writers taking them in opposite orders
+        // would deadlock.
+        let mut changes = [(old_status, -1), (item.status, 1)];
+        changes.sort_by_key(|(s, _)| *s as u8);
+        for (s, delta) in changes {
+            bump(t, s, delta)?;
+        }
     }
     if let Some(d) = old_due {
         t.queue.remove(queue_key(d, item.id))?;
@@ -70,7 +76,7 @@ fn update_in(
         .insert(item.id.to_be_bytes(), serde_json::to_vec(&item)?)?;
     if item.status == OutboxStatus::Pending {
         t.queue
-            .insert(queue_key(item.next_attempt_ms, item.id), &[])?;
+            .insert(queue_key(item.next_attempt_ms, item.id), b"")?;
     }
     Ok(item)
 }
@@ -117,7 +123,7 @@ impl Store {
         let t = self.trees()?;
         let mut out = Vec::new();
         let mut stale = Vec::new();
-        for k in t.queue.range(..queue_key(now_ms, u64::MAX)).keys() {
+        for k in t.queue.range_below(queue_key(now_ms, u64::MAX)).keys() {
             let k = k?;
             let id = <[u8; 8]>::try_from(&k[8..16])
                 .map(u64::from_be_bytes)
@@ -158,6 +164,70 @@ impl Store {
             })?;
         }
         Ok(out)
+    }
+
+    /// Claims up to `limit` pending items due at `now_ms` for one sender:
+    /// each is moved to `now_ms + lease_ms` in the queue, so no other
+    /// sender (another daemon sharing the store) takes it while this one
+    /// delivers, and it comes back by itself when the claimer dies before
+    /// recording the outcome. Returns the items with their bodies.
+    pub fn claim_due(
+        &self,
+        now_ms: u64,
+        limit: usize,
+        lease_ms: u64,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut items = self.engine.write(true, move |t| {
+            let mut claimed = Vec::new();
+            let mut stale = Vec::new();
+            // The keys first: a claim moves an entry within the scanned
+            // range (a lease of 0 keeps it due), and a live scan would meet
+            // it again.
+            let due: Vec<_> = t
+                .queue
+                .range_below(queue_key(now_ms, u64::MAX))
+                .keys()
+                .take(limit)
+                .collect::<Result<_, _>>()?;
+            for k in due {
+                let Ok(id) = <[u8; 8]>::try_from(&k[8..16]).map(u64::from_be_bytes) else {
+                    stale.push(k.to_vec());
+                    continue;
+                };
+                let item: Option<OutboxItem> = t
+                    .outbox
+                    .claim(id.to_be_bytes())?
+                    .map(|b| decode("outbox", &b))
+                    .transpose()?;
+                match item {
+                    // Locked by another daemon's claim: it is theirs.
+                    None if t.is_shared() => continue,
+                    Some(i) if i.status == OutboxStatus::Pending && i.next_attempt_ms > now_ms => {
+                        continue;
+                    }
+                    Some(i) if i.status == OutboxStatus::Pending => {
+                        claimed.push(update_in(t, id, |i| {
+                            i.next_attempt_ms = now_ms.saturating_add(lease_ms)
+                        })?);
+                    }
+                    _ => stale.push(k.to_vec()),
+                }
+            }
+            for k in stale {
+                t.queue.remove(k)?;
+            }
+            Ok(claimed)
+        })?;
+        for item in &mut items {
+            item.raw = self.outbox_body(item.id)?.unwrap_or_default();
+        }
+        Ok(items)
+    }
+
+    /// Whether several daemons share this store (PostgreSQL): deliveries
+    /// are then recorded in the store at once, not in a local journal.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// Milliseconds until the next pending item is due (None when the queue is empty).

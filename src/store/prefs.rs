@@ -77,7 +77,7 @@ impl Store {
 
     /// How many addresses are suppressed (without decoding them).
     pub fn suppression_count(&self) -> Result<usize, StoreError> {
-        Ok(self.trees()?.suppress.len())
+        self.trees()?.suppress.len()
     }
 
     /// Removes an address from the suppression list; false when it was not on it.

@@ -29,5 +29,7 @@ mod order_page;
 mod orders_api;
 mod orders_cli;
 mod postfix;
+mod store;
 mod stress_intake;
 mod support_flow;
+mod two_daemons;

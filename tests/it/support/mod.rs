@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod lmtp;
+pub mod pg;
 pub mod smtp_sink;
 
 #[allow(unused_imports)]
