@@ -1058,7 +1058,7 @@ mod tests {
                     let key = format!("w{w}/{i}");
                     let durable = i % 4 == 0;
                     e.write(durable, move |t| {
-                        t.counters.insert(key.as_bytes(), &i.to_be_bytes())?;
+                        t.counters.insert(key.as_bytes(), i.to_be_bytes())?;
                         Ok(())
                     })
                     .unwrap();

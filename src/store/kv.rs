@@ -136,7 +136,7 @@ impl Tree {
                     (Some(f), Some(b)) => t.range(f..b),
                 };
                 Iter {
-                    inner: IterInner::Sled(iter),
+                    inner: IterInner::Sled(Box::new(iter)),
                     rev: false,
                 }
             }
@@ -188,7 +188,7 @@ pub(super) struct Iter {
 }
 
 enum IterInner {
-    Sled(sled::Iter),
+    Sled(Box<sled::Iter>),
     Pg(Box<PgIter>),
 }
 

@@ -159,7 +159,7 @@ impl Incoming {
             t.mail_dedup.insert(sha_key.as_bytes(), k)?;
         }
         if let (Some(mk), None) = (&mid_key, reuses) {
-            t.mail_dedup.insert(mk.as_bytes(), &k)?;
+            t.mail_dedup.insert(mk.as_bytes(), k)?;
         }
         let meta = MailMeta {
             id,

@@ -539,7 +539,7 @@ impl EncodedCommit {
                 continue;
             }
             let id = m.item.as_ref().map_or(0, |i| i.0);
-            t.keys.insert(m.key.as_bytes(), &id.to_be_bytes())?;
+            t.keys.insert(m.key.as_bytes(), id.to_be_bytes())?;
             if let Some((id, due, item, raw)) = m.item {
                 // The queue entry last: the sender reads without the owner
                 // and must never meet a queue entry before its item.

@@ -24,7 +24,7 @@ pub(super) fn bump(t: &Trees, s: OutboxStatus, delta: i64) -> Result<(), StoreEr
     let key = stat_key(s);
     let n = t.count(key)?;
     let n = n.saturating_add_signed(delta);
-    t.counters.insert(key, &n.to_be_bytes())?;
+    t.counters.insert(key, n.to_be_bytes())?;
     Ok(())
 }
 
@@ -43,9 +43,9 @@ pub(super) fn init_counts(t: &Trees) -> Result<(), StoreError> {
         (OutboxStatus::Sent, counts[1]),
         (OutboxStatus::Dead, counts[2]),
     ] {
-        t.counters.insert(stat_key(s), &n.to_be_bytes())?;
+        t.counters.insert(stat_key(s), n.to_be_bytes())?;
     }
-    t.counters.insert("stat/outbox_init", &[1u8])?;
+    t.counters.insert("stat/outbox_init", [1u8])?;
     Ok(())
 }
 
@@ -361,7 +361,7 @@ impl Store {
         let key = stat_name(name);
         self.engine.write(true, move |t| {
             let n = t.count(&key)? + 1;
-            t.counters.insert(key.as_bytes(), &n.to_be_bytes())?;
+            t.counters.insert(key.as_bytes(), n.to_be_bytes())?;
             Ok(n)
         })
     }

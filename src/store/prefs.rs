@@ -63,7 +63,7 @@ impl Store {
     }
 
     pub fn is_suppressed(&self, email: &EmailAddress) -> Result<bool, StoreError> {
-        Ok(self.trees()?.suppress.contains_key(email.key())?)
+        self.trees()?.suppress.contains_key(email.key())
     }
 
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
@@ -95,7 +95,7 @@ impl Store {
         let key = format!("{}/{hour}", email.key());
         self.engine.write(true, move |t| {
             let n = t.count(&key)? + 1;
-            t.counters.insert(key, &n.to_be_bytes())?;
+            t.counters.insert(key, n.to_be_bytes())?;
             Ok(n)
         })
     }

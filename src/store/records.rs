@@ -57,7 +57,7 @@ impl Store {
             t.tickets
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
             for mid in &thread {
-                t.ticket_threads.insert(thread_key(mid), &n.to_be_bytes())?;
+                t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
             Ok(record)
         })
@@ -95,7 +95,7 @@ impl Store {
             };
             change(&mut record);
             for mid in &link {
-                t.ticket_threads.insert(thread_key(mid), &n.to_be_bytes())?;
+                t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
             t.tickets
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
@@ -107,7 +107,7 @@ impl Store {
     pub fn ticket_link(&self, n: u64, message_id: &str) -> Result<(), StoreError> {
         let key = thread_key(message_id);
         self.engine.write(true, move |t| {
-            t.ticket_threads.insert(key, &n.to_be_bytes())?;
+            t.ticket_threads.insert(key, n.to_be_bytes())?;
             Ok(())
         })
     }
@@ -173,6 +173,6 @@ fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
         .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
         .map_or(0, u64::from_be_bytes)
         + 1;
-    t.ticket_meta.insert(b"seq", &n.to_be_bytes())?;
+    t.ticket_meta.insert(b"seq", n.to_be_bytes())?;
     Ok(n)
 }
