@@ -13,6 +13,10 @@
 //!   recorded as `interrupted` and resumed once for the same slot — the jobs'
 //!   effects are idempotent per item, so the resumed run finishes the work
 //!   without repeating what was done.
+//! - several daemons sharing one store (PostgreSQL): a run carries a
+//!   heartbeat; a run whose heartbeat is fresh belongs to another daemon and
+//!   is neither resumed nor overlapped, one whose heartbeat stopped
+//!   ([`LIVE`]) is recorded `interrupted` by whichever daemon claims next.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +35,18 @@ use crate::store::{JobState, RunOutcome, RunRecord, Store, Trigger};
 const SKIPPED_RECORDS: usize = 50;
 /// Missed slots counted one by one; beyond, the latest is found directly.
 const SKIPPED_COUNT: usize = 100_000;
+
+/// How often a run on a shared store shows it is alive.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+/// A run on a shared store without a heartbeat for this long is dead.
+const LIVE_SECS: i64 = 60;
+
+/// A run another daemon sharing the store still holds: its heartbeat (or
+/// its start) is recent.
+fn held_elsewhere(r: &RunRecord, now: DateTime<Utc>) -> bool {
+    let seen = r.heartbeat_at.or(r.started_at).unwrap_or(r.slot);
+    now - seen < Duration::seconds(LIVE_SECS)
+}
 
 /// A job with its schedule.
 struct Entry {
@@ -144,10 +160,16 @@ impl Scheduler {
             if self.running().contains(name) {
                 continue;
             }
+            let shared = self.store.is_shared();
             let resumed = self.store.job_update(name, move |st: &mut JobState| {
                 let Some(mut r) = st.running.take() else {
                     return (None, vec![]);
                 };
+                if shared && held_elsewhere(&r, now) {
+                    // Another daemon's run, still going.
+                    st.running = Some(r);
+                    return (None, vec![]);
+                }
                 let resume = r.trigger != Trigger::Resume;
                 r.outcome = RunOutcome::Interrupted;
                 r.finished_at = Some(now);
@@ -185,8 +207,28 @@ impl Scheduler {
             let busy = running.contains(name);
             let schedule = e.schedule.clone();
             let tz = self.tz;
+            let shared = self.store.is_shared();
             let claim = self.store.job_update(name, move |st: &mut JobState| {
-                claim_slot(st, name, &schedule, tz, now, busy)
+                let mut dead = Vec::new();
+                let mut busy = busy;
+                if shared
+                    && !busy
+                    && let Some(mut r) = st.running.take()
+                {
+                    if held_elsewhere(&r, now) {
+                        busy = true;
+                        st.running = Some(r);
+                    } else {
+                        r.outcome = RunOutcome::Interrupted;
+                        r.finished_at = Some(now);
+                        r.note = "its daemon stopped showing signs of life".into();
+                        st.interrupted += 1;
+                        dead.push(r);
+                    }
+                }
+                let (claim, mut records) = claim_slot(st, name, &schedule, tz, now, busy);
+                dead.append(&mut records);
+                (claim, dead)
             })?;
             if let Some(record) = claim {
                 running.insert(name);
@@ -217,7 +259,10 @@ impl Scheduler {
         let span =
             tracing::info_span!("job", name = claim.job, slot = %ctx.slot, trigger = ?ctx.trigger);
         let _enter = span.enter();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.job.run(&ctx)))
+        let result = self
+            .with_heartbeat(claim.job, claim.record.slot, || {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.job.run(&ctx)))
+            })
             .unwrap_or_else(|p| {
                 let what = p
                     .downcast_ref::<&str>()
@@ -267,6 +312,45 @@ impl Scheduler {
         }
         self.running().remove(claim.job);
         record
+    }
+
+    /// Runs `f`; on a shared store, records a heartbeat on the run meanwhile
+    /// so that other daemons leave it alone.
+    fn with_heartbeat<R>(
+        &self,
+        job: &'static str,
+        slot: DateTime<Utc>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        if !self.store.is_shared() {
+            return f();
+        }
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut last = std::time::Instant::now();
+                while !done.load(Ordering::SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if last.elapsed() < HEARTBEAT {
+                        continue;
+                    }
+                    last = std::time::Instant::now();
+                    let now = self.clock.now();
+                    let beat = self.store.job_update(job, move |st: &mut JobState| {
+                        if let Some(r) = st.running.as_mut().filter(|r| r.slot == slot) {
+                            r.heartbeat_at = Some(now);
+                        }
+                        ((), vec![])
+                    });
+                    if let Err(e) = beat {
+                        tracing::warn!(error = %e, job, "cannot record a heartbeat");
+                    }
+                }
+            });
+            let out = f();
+            done.store(true, Ordering::SeqCst);
+            out
+        })
     }
 
     /// Claims what is due and runs it here, one job after the other (tests

@@ -78,6 +78,10 @@ pub struct RunRecord {
     /// For a catch-up run: how many missed slots it stands for.
     #[serde(default)]
     pub skipped_slots: u64,
+    /// While it runs on a daemon sharing the store: the last sign of life
+    /// of that daemon's run (another daemon leaves a live run alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<DateTime<Utc>>,
 }
 
 impl RunRecord {
@@ -95,6 +99,7 @@ impl RunRecord {
             note: String::new(),
             error: None,
             skipped_slots: 0,
+            heartbeat_at: None,
         }
     }
 }

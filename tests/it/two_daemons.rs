@@ -222,3 +222,121 @@ fn two_daemons_share_one_postgres() {
     );
     assert!(after.ok(), "accepted after recovery: {}", after.transcript);
 }
+
+/// A job that counts its runs and, while `hold` is set, waits for it to
+/// clear (a long run on one daemon).
+struct Slow {
+    runs: std::sync::atomic::AtomicU32,
+    hold: std::sync::atomic::AtomicBool,
+}
+
+impl edesk::jobs::Job for Slow {
+    fn name(&self) -> &'static str {
+        "archive"
+    }
+    fn run(
+        &self,
+        _ctx: &edesk::jobs::RunContext,
+    ) -> Result<edesk::jobs::Progress, edesk::jobs::JobError> {
+        use std::sync::atomic::Ordering;
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        while self.hold.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(edesk::jobs::Progress::default())
+    }
+}
+
+/// Two schedulers on one database: a slot runs once; a run another daemon
+/// holds (fresh heartbeat) is neither overlapped nor resumed; the run of a
+/// daemon that died is recorded `interrupted` and the next slot runs.
+#[test]
+#[ignore = "needs PostgreSQL server binaries (Debian's postgresql); .ci/run runs it"]
+fn two_schedulers_share_job_slots() {
+    use edesk::jobs::{ManualClock, Scheduler};
+    use edesk::store::{Backend, EngineSettings, RunOutcome, RunRecord, Store, Trigger};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    let cluster = Cluster::start();
+    let url = cluster.database("jobs");
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-03-01T00:00:00Z")));
+    let job = Arc::new(Slow {
+        runs: Default::default(),
+        hold: Default::default(),
+    });
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let [a, b] = [0, 1].map(|i| {
+        let settings = EngineSettings {
+            backend: Backend::Postgres { url: url.clone() },
+            ..EngineSettings::default()
+        };
+        let store = Store::open_with(dirs[i].path(), &settings).unwrap();
+        let jobs: Vec<(Arc<dyn edesk::jobs::Job>, String)> =
+            vec![(job.clone(), "*/10 * * * * *".into())];
+        Arc::new(Scheduler::new(store, clock.clone(), chrono_tz::UTC, jobs).unwrap())
+    });
+    // First sight registers the job.
+    assert!(a.tick().unwrap().is_empty() && b.tick().unwrap().is_empty());
+
+    // A runs the 00:00:10 slot and holds it; B finds the slot taken, then
+    // at the next slot finds A's run alive: an overlap, not a second run.
+    clock.set(t("2026-03-01T00:00:10Z"));
+    job.hold.store(true, Ordering::SeqCst);
+    let runner = {
+        let a = a.clone();
+        std::thread::spawn(move || a.tick().unwrap())
+    };
+    wait("A's run to start", Duration::from_secs(10), || {
+        job.runs.load(Ordering::SeqCst) == 1
+    });
+    assert!(b.tick().unwrap().is_empty(), "the slot is A's");
+    clock.set(t("2026-03-01T00:00:20Z"));
+    let overlap = b.tick().unwrap();
+    assert!(overlap.is_empty(), "B runs nothing while A's run is alive");
+    let history = b.history("archive", 10).unwrap();
+    assert_eq!(history[0].outcome, RunOutcome::Overlap, "{history:?}");
+    assert!(b.recover().unwrap().is_empty(), "a live run is not resumed");
+    job.hold.store(false, Ordering::SeqCst);
+    let done = runner.join().unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].outcome, RunOutcome::Ok);
+    assert_eq!(job.runs.load(Ordering::SeqCst), 1);
+
+    // A daemon died during a run: its claim stays, with no heartbeat.
+    let stale_slot = t("2026-03-01T00:00:30Z");
+    let admin = Store::open_with(
+        dirs[0].path(),
+        &EngineSettings {
+            backend: Backend::Postgres { url: url.clone() },
+            ..EngineSettings::default()
+        },
+    )
+    .unwrap();
+    admin
+        .job_update("archive", move |st| {
+            let mut r = RunRecord::new(
+                "archive",
+                stale_slot,
+                Trigger::Schedule,
+                RunOutcome::Running,
+            );
+            r.started_at = Some(stale_slot);
+            st.running = Some(r);
+            st.last_slot = Some(stale_slot);
+            ((), vec![])
+        })
+        .unwrap();
+    clock.set(t("2026-03-01T00:02:00Z"));
+    let ran = b.tick().unwrap();
+    assert_eq!(ran.len(), 1, "the next slot runs");
+    assert_eq!(job.runs.load(Ordering::SeqCst), 2);
+    let history = b.history("archive", 10).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|r| r.slot == stale_slot && r.outcome == RunOutcome::Interrupted),
+        "{history:?}"
+    );
+}
