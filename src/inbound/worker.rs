@@ -550,6 +550,14 @@ fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> 
             .iter()
             .filter_map(|o| o.parse::<OrderId>().ok())
             .collect(),
+        // Every order named reaches the ticket: a PO the store does not
+        // know is kept as written for a person to look up.
+        purchase_orders: d
+            .orders
+            .iter()
+            .filter_map(|o| o.strip_prefix("PO "))
+            .map(str::to_string)
+            .collect(),
         // Orders the store does not know have no details to leak: only a
         // stranger to a known order gets nothing automatic.
         authorized: !d.stranger_to_order(),
@@ -729,6 +737,51 @@ mod tests {
         let meta = w.spool.meta(id).unwrap().unwrap();
         assert_eq!(meta.state, MailState::Processed);
         assert_eq!(meta.decision.unwrap()["route"], "faq");
+    }
+
+    /// Every order the customer names reaches the ticket: the store's, SO
+    /// numbers it does not know, and a PO it does not know as written; a
+    /// later mail in the thread adds the orders it names.
+    #[test]
+    fn every_order_named_reaches_the_ticket() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            include_bytes!("../../tests/fixtures/mail/outlook-en-severalorders.eml"),
+        );
+        let tickets = w.desk.desk().list().unwrap();
+        assert_eq!(tickets.len(), 1, "{:?}", rec.sent.lock().unwrap());
+        let t = &tickets[0];
+        let so = |s: &str| s.parse::<OrderId>().unwrap();
+        assert_eq!(t.orders, [so("10458321"), so("61200459"), so("61200460")]);
+        assert_eq!(t.purchase_orders, ["4500099887"]);
+        let shown = crate::desk::cmd::show(t);
+        assert!(
+            shown.contains("orders: 10458321, 61200459, 61200460, PO 4500099887"),
+            "{shown}"
+        );
+        // Why it was escalated says which orders edesk does not know.
+        assert!(
+            t.reasons.iter().any(|r| r
+                .contains("not in the store, kept as written: 61200459, 61200460, PO 4500099887")),
+            "{:?}",
+            t.reasons
+        );
+        // The customer writes again in the thread about one more order.
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "more-1@acme.example.com",
+                "In-Reply-To: <PR3P195MB0712C9D8E7F6A5B4@PR3P195MB0712.EURP195.PROD.OUTLOOK.COM>\r\n",
+                "RE: Export hold - SO# 10458321 and two more orders",
+                "Sorry, there is a third one: order 61200461, PO 4500099888.",
+            ),
+        );
+        let t = w.desk.desk().get(t.id).unwrap();
+        assert_eq!(w.desk.desk().list().unwrap().len(), 1);
+        assert!(t.orders.contains(&so("61200461")), "{:?}", t.orders);
+        assert_eq!(t.purchase_orders, ["4500099887", "4500099888"]);
     }
 
     #[test]

@@ -297,6 +297,27 @@ fn every_order_named_reaches_the_decision() {
     assert!(d.authorized, "{:?}", d.reasons);
 }
 
+/// A real-looking Outlook mail naming a known order, a list of orders the
+/// store never saw, a PO it knows and one it does not.
+#[test]
+fn every_order_named_in_a_list_reaches_the_decision() {
+    let d = decide("outlook-en-severalorders");
+    assert_eq!(
+        d.orders,
+        ["10458321", "61200459", "61200460", "PO 4500099887"]
+    );
+    assert_eq!(d.store_orders(), ["10458321"]);
+    assert!(d.authorized, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r
+                .ends_with("not in the store, kept as written: 61200459, 61200460, PO 4500099887")),
+        "{:?}",
+        d.reasons
+    );
+}
+
 #[test]
 fn human_mail_without_message_id_or_date_is_still_answered() {
     let d = decide("oldclient-en-noheaders");
