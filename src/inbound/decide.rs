@@ -212,6 +212,9 @@ fn analyze_inner(
     Ok(match classify(&p, dir, &mut reasons)? {
         Class::Human => {
             let mut p = p;
+            if let Some(note) = p.from_repaired.clone() {
+                reasons.push(note);
+            }
             if p.message_id.is_none() {
                 let id = synthetic_id(raw);
                 reasons.push(format!(

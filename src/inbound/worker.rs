@@ -739,6 +739,73 @@ mod tests {
         assert_eq!(meta.decision.unwrap()["route"], "faq");
     }
 
+    /// A person's mail without Message-ID or Date is handled like any
+    /// other: answered from the FAQ, or escalated with an acknowledgement,
+    /// under a synthetic id; the stored reasons say what was missing.
+    #[test]
+    fn mail_without_message_id_or_date_is_answered_or_escalated() {
+        let (_d, w, rec) = worker(5);
+        let bare = |from: &str, subject: &str, body: &str| {
+            format!(
+                "From: {from}\r\nTo: support@edesk.example.com\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            )
+            .into_bytes()
+        };
+        let id = deliver(
+            &w,
+            &bare(
+                "ana@example.org",
+                "download policy",
+                "What is the download policy for my software?",
+            ),
+        );
+        {
+            let sent = rec.sent.lock().unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].kind, Kind::FaqAnswer);
+            assert_eq!(to(&sent[0]), "ana@example.org");
+        }
+        let meta = w.spool.meta(id).unwrap().unwrap();
+        assert_eq!(meta.state, MailState::Processed);
+        let decision = meta.decision.unwrap();
+        assert_eq!(decision["route"], "faq");
+        assert!(
+            decision["message_id"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("synthetic.")),
+            "{decision}"
+        );
+        let reasons = decision["reasons"].to_string();
+        assert!(
+            reasons.contains("no Message-ID") && reasons.contains("no Date"),
+            "{reasons}"
+        );
+        deliver(
+            &w,
+            &bare(
+                "j.harper@acme.example.com",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold, can you release it?",
+            ),
+        );
+        let tickets = w.desk.desk().list().unwrap();
+        assert_eq!(tickets.len(), 1);
+        assert!(
+            tickets[0]
+                .reasons
+                .iter()
+                .any(|r| r.contains("no Message-ID")),
+            "{:?}",
+            tickets[0].reasons
+        );
+        let sent = rec.sent.lock().unwrap();
+        assert!(
+            sent.iter()
+                .any(|m| to(m) == "j.harper@acme.example.com" && m.kind == Kind::EscalationAck)
+        );
+        assert!(sent.iter().any(|m| m.kind == Kind::TeamEscalation));
+    }
+
     /// Every order the customer names reaches the ticket: the store's, SO
     /// numbers it does not know, and a PO it does not know as written; a
     /// later mail in the thread adds the orders it names.

@@ -331,6 +331,33 @@ fn human_mail_without_message_id_or_date_is_still_answered() {
     assert_ne!(d.route, Route::None);
 }
 
+/// An ERP's mailer: no Message-ID, no Date, an unquoted comma in the From
+/// name. A person wrote it: threaded, answered by the rules, and the
+/// reasons say what was missing.
+#[test]
+fn broken_headers_do_not_make_a_person_a_machine() {
+    let d = decide("oldclient-fr-brokenheaders");
+    assert!(d.kind.is_human(), "{:?}", d.reasons);
+    assert_eq!(d.kind, Kind::Reply);
+    assert_eq!(
+        d.sender.as_deref(),
+        Some("marie.dupont@dupont-sa.example.fr")
+    );
+    assert!(d.authorized && d.should_reply, "{:?}", d.reasons);
+    assert_eq!(d.orders, ["20571234"]);
+    assert_eq!(d.lang.as_str(), "fr");
+    assert_ne!(d.route, Route::None);
+    let id = d.message_id.clone().unwrap();
+    assert!(id.starts_with("synthetic.") && id.ends_with("@edesk.invalid"));
+    for missing in ["no Message-ID", "no Date", "From line not a single mailbox"] {
+        assert!(
+            d.reasons.iter().any(|r| r.contains(missing)),
+            "{missing}: {:?}",
+            d.reasons
+        );
+    }
+}
+
 #[test]
 fn french_typography_and_html_sign_offs() {
     for name in [
