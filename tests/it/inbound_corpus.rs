@@ -297,6 +297,33 @@ fn every_order_named_reaches_the_decision() {
     assert!(d.authorized, "{:?}", d.reasons);
 }
 
+/// A reply with too few words to tell takes the language of the mail of
+/// ours it answers (an FAQ answer in French), before any guess.
+#[test]
+fn a_short_reply_takes_the_language_of_our_mail_it_answers() {
+    let mut w = world();
+    w.sent =
+        serde_json::from_str(r#"[{"message_id": "faq.77.1@edesk.example.com", "lang": "fr"}]"#)
+            .unwrap();
+    let raw = "From: Karim Martin <k.martin@free.example.fr>\r\nTo: support@edesk.example.com\r\nSubject: Re: =?UTF-8?Q?R=C3=A9ponse?= eDelivery\r\nMessage-ID: <k1@free.example.fr>\r\nIn-Reply-To: <faq.77.1@edesk.example.com>\r\nDate: Fri, 07 Mar 2025 18:21:58 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nOK \u{1f44d}\r\n";
+    let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+    assert_eq!(d.lang.as_str(), "fr", "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r == "lang: fr, the language of our mail this answers"),
+        "{:?}",
+        d.reasons
+    );
+    // Clear words in the new text still win over the thread.
+    let raw = raw.replace(
+        "OK \u{1f44d}",
+        "Thanks, but could you tell me where the license file is?",
+    );
+    let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+    assert_eq!(d.lang.as_str(), "en", "{:?}", d.reasons);
+}
+
 /// A real-looking Outlook mail naming a known order, a list of orders the
 /// store never saw, a PO it knows and one it does not.
 #[test]
