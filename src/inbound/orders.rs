@@ -132,8 +132,8 @@ fn cue_before(text: &str, at: usize) -> Cue {
     }
     let start = char_start(text, at, WINDOW_CHARS);
     let mut window = &text[start..at];
-    // A sentence that ended ("… order. Call 0612…") or a blank line cuts
-    // the context.
+    // A blank line cuts the context (a sentence that ended between the
+    // order word and the number does too, see `ends_sentence`).
     if let Some(i) = window.rfind("\n\n").or_else(|| window.rfind("\r\n\r\n")) {
         window = &window[i..];
     }
@@ -191,9 +191,9 @@ fn looks_like_date_or_phone(n: &str) -> bool {
 fn glued(text: &str, start: usize, end: usize) -> bool {
     let before: Vec<char> = text[..start].chars().rev().take(2).collect();
     let after: Vec<char> = text[end..].chars().take(2).collect();
-    let letter_before = before.first().is_some_and(|c| c.is_alphabetic())
-        && !text[..start].ends_with("SO")
-        && !text[..start].to_ascii_lowercase().ends_with("n°");
+    // "SO87654321" is an order number glued to its marker.
+    let letter_before =
+        before.first().is_some_and(|c| c.is_alphabetic()) && !text[..start].ends_with("SO");
     let joined = |c: Option<&char>, d: Option<&char>| {
         matches!(c, Some('.' | ',' | ':' | '/')) && d.is_some_and(|d| d.is_ascii_digit())
     };
