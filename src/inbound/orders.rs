@@ -197,7 +197,13 @@ fn glued(text: &str, start: usize, end: usize) -> bool {
     let joined = |c: Option<&char>, d: Option<&char>| {
         matches!(c, Some('.' | ',' | ':' | '/')) && d.is_some_and(|d| d.is_ascii_digit())
     };
+    // "+33 612345678", "+1 (415) 55501420": the rest of a phone number.
+    let head = &text[char_start(text, start, 12)..start];
+    let prefix = head.trim_end_matches(|c: char| c.is_ascii_digit() || " ().-".contains(c));
+    let after_country_code =
+        prefix.ends_with('+') && head[prefix.len()..].chars().any(|c| c.is_ascii_digit());
     letter_before
+        || after_country_code
         || before.first() == Some(&'+')
         || after.first().is_some_and(|c| c.is_alphanumeric())
         || joined(before.first(), before.get(1))

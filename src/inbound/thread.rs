@@ -236,6 +236,8 @@ mod tests {
             "Order placed 2026-03-02 for 1.234.567,00 EUR.",
             "ACME-PO-7781 is ours",
             "Please find our invoices below:\n\n- 90012345\n- 90012346",
+            "About the order, reach me at +33 612345678 or +1 (415) 55501420.",
+            "Order: +33 612345678",
         ] {
             let (known, named) = orders_in_text(text, &w).unwrap();
             let known: Vec<&str> = known.iter().map(|o| o.so.as_str()).collect();
