@@ -509,6 +509,7 @@ fn open_review(
         text,
         team: Team::EdeliverySupport,
         orders: vec![order.so.clone()],
+        purchase_orders: Vec::new(),
         authorized: true,
         faq: None,
         reasons: vec!["software download policy: review".into()],

@@ -108,6 +108,7 @@ impl DeskPort for ServiceDesk {
                 team: e.team,
                 authorized: true,
                 orders: e.orders,
+                purchase_orders: Vec::new(),
                 faq: e.faq,
                 reasons: e.reasons,
                 message_id: None,

@@ -170,15 +170,14 @@ pub fn show(t: &Ticket) -> String {
         t.lang,
         t.subject
     );
-    if !t.orders.is_empty() {
-        s.push_str(&format!(
-            "orders: {}\n",
-            t.orders
-                .iter()
-                .map(|o| o.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+    if !t.orders.is_empty() || !t.purchase_orders.is_empty() {
+        let orders: Vec<String> = t
+            .orders
+            .iter()
+            .map(|o| o.to_string())
+            .chain(t.purchase_orders.iter().map(|p| format!("PO {p}")))
+            .collect();
+        s.push_str(&format!("orders: {}\n", orders.join(", ")));
     }
     if let Some(f) = &t.faq {
         s.push_str(&format!(

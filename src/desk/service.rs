@@ -106,6 +106,9 @@ pub struct TicketRequest {
     /// The team the routing rules chose.
     pub team: Team,
     pub orders: Vec<OrderId>,
+    /// PO numbers the customer named that the store does not know, as
+    /// written (an order the store knows is in `orders`).
+    pub purchase_orders: Vec<String>,
     /// The customer may see these orders' details (recipient or OBA grant).
     /// An unauthorized request about orders gets no automatic mail.
     pub authorized: bool,
@@ -302,6 +305,7 @@ impl DeskService {
                 lang: req.lang,
                 subject: req.subject.clone(),
                 orders: req.orders.clone(),
+                purchase_orders: req.purchase_orders.clone(),
                 faq: req.faq.clone(),
                 reasons: req.reasons.clone(),
                 message_id: req.message_id.clone(),
@@ -359,12 +363,25 @@ impl DeskService {
             text: req.text.clone(),
             reference: req.reference.clone(),
         };
-        let ticket = self.desk.record(
+        let mut ticket = self.desk.record(
             existing.id,
             event,
             req.message_id.as_ref(),
             Some(TicketStatus::Open),
         )?;
+        // A later message may name another order: it reaches the ticket too.
+        let new_orders = req.orders.iter().any(|o| !ticket.orders.contains(o))
+            || req.purchase_orders.iter().any(|p| {
+                !ticket
+                    .purchase_orders
+                    .iter()
+                    .any(|q| q.eq_ignore_ascii_case(p))
+            });
+        if new_orders {
+            ticket = self
+                .desk
+                .add_orders(ticket.id, &req.orders, &req.purchase_orders)?;
+        }
         let done = vec![format!("added to ticket {}", ticket.id)];
         Ok(Some(TicketOutcome {
             ticket,
@@ -722,6 +739,7 @@ mod tests {
             text: text.into(),
             team: Team::Licensing,
             orders: vec!["10458321".parse().unwrap()],
+            purchase_orders: vec![],
             authorized: true,
             faq: None,
             reasons: vec!["asked for a person".into()],

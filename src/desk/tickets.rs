@@ -128,6 +128,11 @@ pub struct Ticket {
     pub subject: String,
     #[serde(deserialize_with = "lenient_orders")]
     pub orders: Vec<OrderId>,
+    /// Purchase order numbers the customer named that no order of the
+    /// store carries, as written: a person looks them up in the ordering
+    /// system.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purchase_orders: Vec<String>,
     /// Answer due by the end of this business day.
     pub due: NaiveDate,
     pub sla_business_days: u32,
@@ -197,6 +202,8 @@ pub struct NewTicket {
     pub lang: crate::domain::Lang,
     pub subject: String,
     pub orders: Vec<OrderId>,
+    /// PO numbers named that the store does not know, as written.
+    pub purchase_orders: Vec<String>,
     pub faq: Option<FaqRef>,
     pub reasons: Vec<String>,
     /// The customer's own Message-ID (mail), first in the thread.
@@ -229,10 +236,15 @@ impl Desk {
     /// for a further request by the same customer about the same order(s)
     /// (the source document's review times).
     pub fn open_ticket(&self, new: NewTicket, now: DateTime<Utc>) -> Result<Ticket, DeskError> {
-        let further = !new.orders.is_empty()
+        let further = (!new.orders.is_empty() || !new.purchase_orders.is_empty())
             && self.list()?.iter().any(|t| {
                 t.customer.eq_ignore_ascii_case(&new.customer)
-                    && t.orders.iter().any(|o| new.orders.contains(o))
+                    && (t.orders.iter().any(|o| new.orders.contains(o))
+                        || t.purchase_orders.iter().any(|p| {
+                            new.purchase_orders
+                                .iter()
+                                .any(|q| q.eq_ignore_ascii_case(p))
+                        }))
             });
         let sla = if further { 3 } else { 1 };
         let due = self
@@ -248,6 +260,7 @@ impl Desk {
                 lang: new.lang,
                 subject: new.subject,
                 orders: new.orders,
+                purchase_orders: new.purchase_orders,
                 due,
                 sla_business_days: sla,
                 faq: new.faq,
@@ -309,6 +322,31 @@ impl Desk {
                 }
                 if let Some(s) = status {
                     t.status = s;
+                }
+            })?
+            .ok_or_else(|| DeskError::NotFound(id.to_string()))
+    }
+
+    /// Adds the orders a later message of the customer names to the
+    /// ticket (those it already has are kept once).
+    pub fn add_orders(
+        &self,
+        id: TicketId,
+        orders: &[OrderId],
+        purchase_orders: &[String],
+    ) -> Result<Ticket, DeskError> {
+        let (orders, pos) = (orders.to_vec(), purchase_orders.to_vec());
+        self.store
+            .ticket_update(id.0, Vec::new(), move |t: &mut Ticket| {
+                for o in orders {
+                    if !t.orders.contains(&o) {
+                        t.orders.push(o);
+                    }
+                }
+                for p in pos {
+                    if !t.purchase_orders.iter().any(|q| q.eq_ignore_ascii_case(&p)) {
+                        t.purchase_orders.push(p);
+                    }
                 }
             })?
             .ok_or_else(|| DeskError::NotFound(id.to_string()))
@@ -402,6 +440,7 @@ mod tests {
             lang: crate::domain::Lang::En,
             subject: "Export hold".into(),
             orders: orders.iter().map(|s| s.parse().unwrap()).collect(),
+            purchase_orders: Vec::new(),
             faq: None,
             reasons: vec!["export hold".into()],
             message_id: Some(mid("<c1@example.org>")),

@@ -212,6 +212,9 @@ fn analyze_inner(
     Ok(match classify(&p, dir, &mut reasons)? {
         Class::Human => {
             let mut p = p;
+            if let Some(note) = p.from_repaired.clone() {
+                reasons.push(note);
+            }
             if p.message_id.is_none() {
                 let id = synthetic_id(raw);
                 reasons.push(format!(
@@ -264,21 +267,42 @@ fn is_reply(p: &Parsed, t: &Thread) -> bool {
         || command::is_reply_subject(&p.subject)
 }
 
+/// How many of a reply's thread ids are looked up for their language.
+const MAX_LANG_LOOKUPS: usize = 5;
+
 /// The language to answer in. Clear word evidence in the new text wins;
-/// otherwise what the thread says (the token's recipient, the sender's
-/// known language, the quoted history, the order) beats a guess on a few
-/// words.
+/// otherwise what the thread says (the language of our mail this answers,
+/// the token's recipient, the sender's known language, the quoted history,
+/// the order) beats a guess on a few words.
 fn pick_lang(
     new_text: &str,
     p: &Parsed,
     t: &Thread,
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
-) -> (Lang, String) {
+) -> Result<(Lang, String), DirectoryError> {
     let guess = lang::detect_with(new_text, faq.vocabulary(new_text));
     if let lang::Evidence::Strong(l) = guess {
-        return (l, format!("lang: {l} detected in the new text"));
+        return Ok((l, format!("lang: {l} detected in the new text")));
     }
+    for id in p.thread_ids.iter().take(MAX_LANG_LOOKUPS) {
+        if let Some(l) = dir.sent_lang(id)? {
+            return Ok((
+                l,
+                format!("lang: {l}, the language of our mail this answers"),
+            ));
+        }
+    }
+    Ok(pick_lang_without_our_mail(guess, p, t, dir, faq))
+}
+
+fn pick_lang_without_our_mail(
+    guess: lang::Evidence,
+    p: &Parsed,
+    t: &Thread,
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+) -> (Lang, String) {
     let sender = p.from.as_deref().unwrap_or("");
     let token_lang = t.orders.first().and_then(|o| o.recipient_lang);
     if let Some(l) = token_lang.or_else(|| dir.known_lang(sender)) {
@@ -359,7 +383,7 @@ fn human(
             Method::None => "no order found",
         }
     ));
-    let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq);
+    let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq)?;
     reasons.push(why);
     let authorized = authorize(&sender, &t, dir, &mut reasons)?;
     let mut proof = auth::sender_proof(&sender, &p.recipients, &p.thread_ids, dir)?;

@@ -141,9 +141,7 @@ pub fn strip(body: &str, sender_name: Option<&str>) -> String {
     let Some(p) = patterns() else {
         return body.trim().to_string();
     };
-    // French typography puts no-break spaces (U+00A0, narrow U+202F) before
-    // `:` and inside "a écrit"; the patterns are written with plain spaces.
-    let body = body.replace(['\u{a0}', '\u{202f}', '\u{2007}'], " ");
+    let body = plain_spaces(body);
     let lines: Vec<&str> = body.lines().collect();
     let mut out: Vec<&str> = Vec::new();
     let mut i = 0;
@@ -174,6 +172,23 @@ pub fn strip(body: &str, sender_name: Option<&str>) -> String {
     cut_closing(p, &mut out);
     cut_sender_name(&mut out, sender_name);
     tidy(&out)
+}
+
+/// French typography puts no-break spaces (U+00A0, narrow U+202F, thin
+/// U+2009 …) before `:` and inside "a écrit", and editors leave invisible
+/// characters (zero-width space, word joiner, BOM, soft hyphen); the
+/// patterns are written with plain spaces and letters.
+fn plain_spaces(body: &str) -> String {
+    body.chars()
+        .filter(|c| !matches!(c, '\u{200b}' | '\u{2060}' | '\u{feff}' | '\u{ad}'))
+        .map(|c| {
+            if c.is_whitespace() && !matches!(c, '\n' | '\r' | '\t') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Removes a trailing sign-off: a closing formula followed only by a few
@@ -267,6 +282,22 @@ mod tests {
     fn outlook_fr_header_block() {
         let b = "Bonjour,\nJe n'ai rien reçu.\n\nCordialement,\nMarie Dupont\nDupont SA\n\nDe : eDelivery <edelivery@edesk.example.com>\nEnvoyé : lundi 3 mars 2025 09:02\nÀ : Dupont Marie\nObjet : Votre commande\n\nTexte\n";
         assert_eq!(strip(b, None), "Bonjour,\nJe n'ai rien reçu.");
+    }
+
+    #[test]
+    fn french_spaces_of_every_width_in_attributions() {
+        for space in ['\u{a0}', '\u{202f}', '\u{2009}', '\u{2007}', '\u{2002}'] {
+            let b = format!(
+                "Le lien ne marche plus.\n\nLe 2 mars 2026 à 10:02, eDelivery <edelivery@edesk.example.com> a{space}écrit{space}:\n\n> Votre commande est disponible.\n"
+            );
+            assert_eq!(strip(&b, None), "Le lien ne marche plus.", "{space:?}");
+            let b = format!(
+                "Le lien ne marche plus.\n\nDe{space}: eDelivery\nEnvoyé{space}: lundi 2 mars 2026 10:02\nÀ{space}: Marie\nObjet{space}: Votre commande\n\nVotre commande est disponible.\n"
+            );
+            assert_eq!(strip(&b, None), "Le lien ne marche plus.", "{space:?}");
+        }
+        let b = "Le lien ne marche plus.\n\n\u{200b}Le 2 mars 2026 à 10:02, eDelivery a écrit\u{200b} :\n> Votre commande.\n";
+        assert_eq!(strip(b, None), "Le lien ne marche plus.");
     }
 
     #[test]

@@ -1,20 +1,22 @@
-//! HTML-only mail: cut the quoted history at the markers mail clients put
-//! around it, then turn what is left into plain text with line breaks where
-//! block elements were (mail-parser's converter only breaks on `<br>`/`</p>`,
-//! and Outlook and Gmail write `<div>`s).
+//! HTML-only mail: cut the history that follows the new text at the
+//! markers top-posting clients put before it, then turn the rest into plain
+//! text with line breaks where block elements were (mail-parser's converter
+//! only breaks on `<br>`/`</p>`, and Outlook and Gmail write `<div>`s).
+//! Blockquotes become `>` lines, so the plain-text extractor treats the
+//! result as it treats plain-text mail: quoted lines dropped wherever they
+//! are (inline and bottom-posted answers survive), attribution lines,
+//! sign-offs and signatures recognised the same way.
 
-/// Attribute or tag fragments (lower case) that open the quoted history.
+/// Attribute or tag fragments (lower case) that open the quoted history of
+/// a top-posted reply: everything from there on is history. (Blockquotes
+/// are not cut: they are quoted lines, see [`to_text`].)
 const QUOTE_MARKERS: &[&str] = &[
-    "class=\"gmail_quote",
-    "class=\"gmail_attr",
-    "<blockquote",
     "id=\"divrplyfwdmsg",
     "id=\"x_divrplyfwdmsg",
     "name=\"divrplyfwdmsg",
     "id=\"appendonsend",
     "id=\"x_appendonsend",
     "<hr id=\"stopspelling",
-    "class=\"moz-cite-prefix",
     "class=\"moz-forward-container",
     "class=\"outlookmessageheader",
     "id=\"mail-editor-reference-message-container",
@@ -78,11 +80,15 @@ const BLOCK: &[&str] = &[
 ];
 const SKIP: &[&str] = &["head", "style", "script", "title", "template"];
 
-/// Plain text of an HTML fragment.
+/// Blockquotes nested deeper than this are quoted at this depth.
+const MAX_QUOTE_DEPTH: usize = 32;
+
+/// Plain text of an HTML fragment; a blockquote's lines start with `>`.
 pub fn to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len() / 2);
     let mut rest = html;
     let mut skipping: Option<String> = None;
+    let mut depth = 0usize;
     while !rest.is_empty() {
         if let Some(after) = rest.strip_prefix("<!--") {
             rest = after.find("-->").map(|i| &after[i + 3..]).unwrap_or("");
@@ -112,12 +118,23 @@ pub fn to_text(html: &str) -> String {
             if BLOCK.contains(&name.as_str()) && !out.ends_with("\n\n") {
                 out.push('\n');
             }
+            if name == "blockquote" && !tag.ends_with('/') {
+                depth = if closing {
+                    depth.saturating_sub(1)
+                } else {
+                    (depth + 1).min(MAX_QUOTE_DEPTH)
+                };
+            }
             continue;
         }
         let next = rest.find('<').unwrap_or(rest.len());
         let chunk = &rest[..next];
         rest = &rest[next..];
         if skipping.is_none() {
+            let line_start = out.is_empty() || out.ends_with('\n');
+            if depth > 0 && line_start && !chunk.trim().is_empty() {
+                out.push_str(&"> ".repeat(depth));
+            }
             push_text(&mut out, chunk);
         }
     }
@@ -231,9 +248,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gmail_quote_is_cut() {
-        let h = "<div dir=\"ltr\">Bonjour,<div>le lien ne marche pas&nbsp;!</div></div><br><div class=\"gmail_quote\"><div class=\"gmail_attr\">Le lun. a écrit :</div><blockquote>old</blockquote></div>";
-        assert_eq!(to_text(cut_quoted(h)), "Bonjour,\nle lien ne marche pas !");
+    fn gmail_quote_becomes_quoted_lines() {
+        let h = "<div dir=\"ltr\">Bonjour,<div>le lien ne marche pas&nbsp;!</div></div><br><div class=\"gmail_quote\"><div class=\"gmail_attr\">Le lun. a écrit :</div><blockquote>old<br>older</blockquote></div>";
+        assert_eq!(
+            to_text(cut_quoted(h)),
+            "Bonjour,\nle lien ne marche pas !\n\nLe lun. a écrit :\n\n> old\n> older"
+        );
+    }
+
+    #[test]
+    fn outlook_history_is_cut_and_inline_answers_survive() {
+        let h = "<p>Top answer</p><div id=\"divRplyFwdMsg\"><b>De&nbsp;:</b> x</div><p>history</p>";
+        assert_eq!(to_text(cut_quoted(h)), "Top answer");
+        let h = "<div>Le 2 mars, X a écrit&nbsp;:</div><blockquote type=\"cite\">Question 1 ?</blockquote><div>Réponse 1.</div><blockquote type=\"cite\"><blockquote>Vieux</blockquote></blockquote>";
+        assert_eq!(
+            to_text(cut_quoted(h)),
+            "Le 2 mars, X a écrit :\n\n> Question 1 ?\n\nRéponse 1.\n\n> > Vieux"
+        );
     }
 
     #[test]

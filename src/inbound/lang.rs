@@ -62,6 +62,17 @@ pub fn function_words(sample: &str) -> (usize, usize) {
     (en, fr)
 }
 
+/// Words written with a French diacritic (é, è, à, ç, …), at most 3: an
+/// accent is French evidence when the writer typed one, and a name such as
+/// "Société Générale" in English text is outweighed by its function words.
+fn french_accented_words(sample: &str) -> usize {
+    sample
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| w.chars().any(|c| "éèêëàâçùûôîïœÉÈÀÇ".contains(c)))
+        .take(3)
+        .count()
+}
+
 /// How sure a detection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
@@ -81,12 +92,22 @@ pub fn detect_with(text: &str, vocabulary: (usize, usize)) -> Evidence {
         return Evidence::None;
     }
     let (fe, ff) = function_words(&sample);
-    let (en, fr) = (fe + vocabulary.0, ff + vocabulary.1);
+    let (en, fr) = (
+        fe + vocabulary.0,
+        ff + vocabulary.1 + french_accented_words(&sample),
+    );
     if en + fr >= 2 && fr > 2 * en {
         return Evidence::Strong(Lang::Fr);
     }
     if en + fr >= 2 && en > 2 * fr {
         return Evidence::Strong(Lang::En);
+    }
+    // One word of one language and none of the other says more than
+    // lingua's letter statistics on three words ("cle pak refusee").
+    match (en, fr) {
+        (0, 1..) => return Evidence::Weak(Lang::Fr),
+        (1.., 0) => return Evidence::Weak(Lang::En),
+        _ => {}
     }
     match detector().detect_language_of(sample) {
         Some(Language::French) => Evidence::Weak(Lang::Fr),
@@ -160,6 +181,25 @@ mod tests {
             Some(Lang::Fr)
         );
         assert_eq!(by_function_words("le the de of"), None);
+    }
+
+    #[test]
+    fn one_sided_word_evidence_beats_a_guess_on_three_words() {
+        // "cle" is a FAQ French word; nothing English.
+        assert_eq!(
+            detect_with("cle pak refusee", (0, 1)),
+            Evidence::Weak(Lang::Fr)
+        );
+        assert_eq!(detect_with("PAK refusée", (0, 0)), Evidence::Weak(Lang::Fr));
+        assert_eq!(detect_with("link dead", (1, 0)), Evidence::Weak(Lang::En));
+        // English with a French company name stays English.
+        assert_eq!(
+            detect_with(
+                "Could you check the order of Société Générale for me?",
+                (0, 0)
+            ),
+            Evidence::Strong(Lang::En)
+        );
     }
 
     #[test]

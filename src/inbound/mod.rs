@@ -26,6 +26,7 @@ pub mod intake;
 pub mod lang;
 pub mod lmtp;
 pub mod maildir;
+pub mod orders;
 pub mod parse;
 pub mod ports;
 pub mod route;

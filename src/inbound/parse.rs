@@ -21,6 +21,9 @@ pub struct Parsed {
     /// Lower-cased sender address.
     pub from: Option<String>,
     pub from_name: Option<String>,
+    /// How a broken From line was read, when it was (a reason for the
+    /// decision): its first entry had no address, or it was no address list.
+    pub from_repaired: Option<String>,
     /// Every address the message was sent to (To, Cc, Delivered-To, …), lower-cased.
     pub recipients: Vec<String>,
     pub subject: String,
@@ -123,6 +126,9 @@ fn read_addresses(msg: &Message<'_>, p: &mut Parsed) {
         p.from = a.address().map(|s| s.trim().to_ascii_lowercase());
         p.from_name = a.name().map(clean_line);
     }
+    if !p.from.as_deref().is_some_and(|f| f.contains('@')) {
+        repair_from(msg, p);
+    }
     let mut push = |a: &Address<'_>| {
         for addr in a.iter() {
             if let Some(s) = addr.address() {
@@ -132,6 +138,57 @@ fn read_addresses(msg: &Message<'_>, p: &mut Parsed) {
     };
     msg.all_to().for_each(&mut push);
     msg.all_cc().for_each(&mut push);
+}
+
+/// A person's client wrote a From line the parser cannot read as one
+/// mailbox: an unquoted comma in the name ("Dupont, Marie <m@x.fr>" reads
+/// as two entries, the first without address), a missing `>`, a bare
+/// address after a quoted name. The sender is the first address the line
+/// holds; without one the message stays without sender (malformed).
+fn repair_from(msg: &Message<'_>, p: &mut Parsed) {
+    let listed = msg.from().and_then(|list| {
+        let names: Vec<String> = list
+            .iter()
+            .take_while(|a| a.address().is_none_or(|s| !s.contains('@')))
+            .filter_map(|a| a.name().map(clean_line))
+            .collect();
+        list.iter()
+            .find_map(|a| {
+                a.address()
+                    .filter(|s| s.contains('@'))
+                    .map(|s| (s, a.name()))
+            })
+            .map(|(addr, name)| {
+                let mut full = names;
+                full.extend(name.map(clean_line));
+                (addr.trim().to_ascii_lowercase(), full.join(", "))
+            })
+    });
+    let raw = || {
+        let line = msg.header_raw("From")?;
+        let addr = line
+            .split(|c: char| {
+                c.is_whitespace() || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')')
+            })
+            .find(|w| {
+                w.split_once('@')
+                    .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.ends_with('.'))
+            })?;
+        let name = clean_line(line.split(addr).next().unwrap_or(""))
+            .trim_matches(|c: char| c.is_whitespace() || matches!(c, '<' | '"' | ','))
+            .to_string();
+        Some((addr.to_ascii_lowercase(), name))
+    };
+    if let Some((addr, name)) = listed.or_else(raw) {
+        if addr.len() > 320 {
+            return;
+        }
+        p.from_repaired = Some(format!(
+            "headers: From line not a single mailbox; sender read as {addr}"
+        ));
+        p.from = Some(addr);
+        p.from_name = (!name.is_empty()).then_some(name);
+    }
 }
 
 /// Envelope headers add recipients (the address we were reached at may be
@@ -346,6 +403,38 @@ mod tests {
                 .map(str::trim),
             Some("déjà vu")
         );
+    }
+
+    #[test]
+    fn a_broken_from_line_still_names_its_sender() {
+        for (from, addr, name) in [
+            (
+                "Dupont, Marie <marie.dupont@dupont-sa.example.fr>",
+                "marie.dupont@dupont-sa.example.fr",
+                Some("Dupont, Marie"),
+            ),
+            (
+                "\"Marie Dupont\" marie.dupont@dupont-sa.example.fr",
+                "marie.dupont@dupont-sa.example.fr",
+                None,
+            ),
+            (
+                "Marie Dupont <marie.dupont@dupont-sa.example.fr",
+                "marie.dupont@dupont-sa.example.fr",
+                None,
+            ),
+        ] {
+            let raw = format!("From: {from}\r\nSubject: x\r\n\r\nBonjour\r\n");
+            let p = parse(raw.as_bytes()).unwrap();
+            assert_eq!(p.from.as_deref(), Some(addr), "{from}");
+            if let Some(name) = name {
+                assert_eq!(p.from_name.as_deref(), Some(name), "{from}");
+            }
+        }
+        // A From line without any address stays without sender.
+        let p = parse(b"From: Marie Dupont\r\nSubject: x\r\n\r\nBonjour\r\n").unwrap();
+        assert!(p.from.as_deref().is_none_or(|f| !f.contains('@')));
+        assert_eq!(p.from_repaired, None);
     }
 
     #[test]

@@ -60,6 +60,11 @@ pub trait Directory {
     fn is_own_address(&self, addr: &str) -> bool;
     /// The language this address is known to prefer.
     fn known_lang(&self, addr: &str) -> Option<Lang>;
+    /// The language of the mail edesk sent with this Message-ID (without
+    /// `<>`), if it sent one: the thread's earlier language.
+    fn sent_lang(&self, _message_id: &str) -> Result<Option<Lang>, DirectoryError> {
+        Ok(None)
+    }
 }
 
 /// The best FAQ match for a text.
@@ -199,6 +204,18 @@ pub struct MemWorld {
     /// Share of an entry's keywords that must occur for a confident answer.
     #[serde(default = "default_min_share")]
     pub faq_min_share: f64,
+    /// Other mails edesk sent (FAQ answers, acknowledgements): their
+    /// Message-ID (without `<>`) and language.
+    #[serde(default)]
+    pub sent: Vec<MemSent>,
+}
+
+/// A mail edesk sent, for [`Directory::sent_lang`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemSent {
+    pub message_id: String,
+    pub lang: Lang,
 }
 
 fn default_min_share() -> f64 {
@@ -318,6 +335,27 @@ impl Directory for MemWorld {
             .flat_map(|o| o.recipients.iter())
             .find(|r| r.email.eq_ignore_ascii_case(addr))
             .and_then(|r| r.lang)
+    }
+
+    /// A listed mail; an order's notification is in its recipients' language
+    /// when they share one.
+    fn sent_lang(&self, message_id: &str) -> Result<Option<Lang>, DirectoryError> {
+        let Ok(id) = message_id.parse::<MessageId>() else {
+            return Ok(None);
+        };
+        let same = |n: &String| n.parse::<MessageId>().is_ok_and(|n| n == id);
+        if let Some(m) = self.sent.iter().find(|m| same(&m.message_id)) {
+            return Ok(Some(m.lang));
+        }
+        Ok(self
+            .orders
+            .iter()
+            .find(|o| o.notification_ids.iter().any(same))
+            .and_then(|o| {
+                let mut langs = o.recipients.iter().map(|r| r.lang.unwrap_or(o.lang));
+                let first = langs.next()?;
+                langs.all(|l| l == first).then_some(first)
+            }))
     }
 }
 

@@ -135,6 +135,32 @@ impl Directory for StoreDirectory {
     fn known_lang(&self, _addr: &str) -> Option<Lang> {
         None
     }
+
+    /// From the `Content-Language` of the mail as the outbox keeps it.
+    fn sent_lang(&self, message_id: &str) -> Result<Option<Lang>, DirectoryError> {
+        let Some(item) = self
+            .store
+            .outbox_by_message_id(message_id)
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let raw = self.store.outbox_body(item.id).map_err(unavailable)?;
+        Ok(raw.as_deref().and_then(content_language))
+    }
+}
+
+/// The `Content-Language` header of a raw message (its header section only).
+fn content_language(raw: &str) -> Option<Lang> {
+    raw.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-language")
+                .then(|| value.split(',').next().unwrap_or("").parse().ok())
+                .flatten()
+        })
 }
 
 /// Free mailbox providers: sharing one never makes two people colleagues.
@@ -164,4 +190,49 @@ fn is_public_mail_domain(domain: &str) -> bool {
         "protonmail.com",
     ];
     PUBLIC.contains(&domain.to_ascii_lowercase().as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::{MailSettings, Notifier, ServerKey, Templates};
+
+    #[test]
+    fn content_language_of_a_header_section() {
+        let raw = "From: a@b\r\nContent-Language: fr\r\nSubject: x\r\n\r\nContent-Language: en\r\n";
+        assert_eq!(content_language(raw), Some(Lang::Fr));
+        assert_eq!(content_language("Subject: x\r\n\r\nbody"), None);
+    }
+
+    /// The language of a mail edesk sent, read back by its Message-ID.
+    #[test]
+    fn sent_lang_reads_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = Notifier::from_parts(
+            store.clone(),
+            Templates::embedded().unwrap(),
+            ServerKey::from_bytes([7; 32]),
+            MailSettings {
+                domain: "edesk.example.com".into(),
+                from_name: "eDelivery".into(),
+                from_local: "edelivery".into(),
+                public_url: "https://edesk.example.com".into(),
+            },
+        );
+        let order = crate::notify::cmd::sample_order(
+            "10458321",
+            "marie.dupont@dupont-sa.example.fr",
+            Lang::Fr,
+        );
+        n.import_value(&order, "test").unwrap();
+        let items = store.outbox_list(None).unwrap();
+        assert!(!items.is_empty());
+        let d = StoreDirectory::new(store, "edesk.example.com", false);
+        for item in items {
+            let id = item.message_id.trim_matches(['<', '>']).to_string();
+            assert_eq!(d.sent_lang(&id).unwrap(), Some(Lang::Fr), "{id}");
+        }
+        assert_eq!(d.sent_lang("nothing@edesk.example.com").unwrap(), None);
+    }
 }

@@ -3,11 +3,9 @@
 //! References, then SO# / PO# written in the subject or the new text (never
 //! in quoted history, which the caller has already removed).
 
-use std::sync::OnceLock;
-
-use regex::Regex;
 use serde::Serialize;
 
+pub use super::orders::orders_in_text;
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError, OrderRef};
 
@@ -34,7 +32,6 @@ pub struct Thread {
 
 /// Limits on how much a hostile message can make us look up.
 const MAX_IDS: usize = 50;
-const MAX_CANDIDATES: usize = 20;
 
 fn reply_token(p: &Parsed) -> Option<&str> {
     p.recipients.iter().find_map(|r| {
@@ -49,110 +46,10 @@ fn reply_token(p: &Parsed) -> Option<&str> {
     })
 }
 
-fn so_pattern() -> Option<&'static Regex> {
-    static P: OnceLock<Option<Regex>> = OnceLock::new();
-    P.get_or_init(|| Regex::new(r"\d+").ok()).as_ref()
-}
-
-fn po_pattern() -> Option<&'static Regex> {
-    static P: OnceLock<Option<Regex>> = OnceLock::new();
-    P.get_or_init(|| {
-        Regex::new(
-            r"(?i)\b(?:PO|P\.O\.|purchase order|bon de commande|BDC)\s*(?:#|no\.?|n°|number|num[ée]ro)?\s*[:#]?\s*([A-Za-z0-9][A-Za-z0-9\-_/.]{2,40}[A-Za-z0-9])",
-        )
-        .ok()
-    })
-    .as_ref()
-}
-
 fn push(orders: &mut Vec<OrderRef>, o: OrderRef) {
     if !orders.iter().any(|x| x.so == o.so) {
         orders.push(o);
     }
-}
-
-/// A word that says the number after it is an order ("SO", "order",
-/// "commande"), so an unknown number is still reported.
-fn so_marker() -> Option<&'static Regex> {
-    static P: OnceLock<Option<Regex>> = OnceLock::new();
-    P.get_or_init(|| {
-        Regex::new(
-            r"(?i)\b(S\.?O\.?|sales ?orders?|orders?|commandes?|cdes?|n° de commande|order (number|no\.?|#))\s*(#|no\.?|n°|nº|number|num[ée]ro|nr\.?)?\s*[:#]?\s*$",
-        )
-        .ok()
-    })
-    .as_ref()
-}
-
-/// Separators of a list of numbers ("61200459 and 61200460").
-fn list_separator() -> Option<&'static Regex> {
-    static P: OnceLock<Option<Regex>> = OnceLock::new();
-    P.get_or_init(|| Regex::new(r"(?i)^\s*(,|;|/|&|\+|and|et|or|ou|-)\s*(SO\s*#?\s*)?$").ok())
-        .as_ref()
-}
-
-/// Orders referenced in free text (subject + new text): those the store
-/// knows, and the numbers the customer names that it does not (an SO
-/// number after an order word, a PO kept as written).
-pub fn orders_in_text(
-    text: &str,
-    dir: &dyn Directory,
-) -> Result<(Vec<OrderRef>, Vec<String>), DirectoryError> {
-    let mut orders = Vec::new();
-    let mut named: Vec<String> = Vec::new();
-    let mut name = |n: String| {
-        if !named.contains(&n) {
-            named.push(n);
-        }
-    };
-    if let Some(re) = so_pattern() {
-        // A run of 6–10 digits, even glued to "SO" ("SO10458321").
-        let runs = re
-            .find_iter(text)
-            .filter(|m| (6..=10).contains(&m.as_str().len()))
-            .take(MAX_CANDIDATES);
-        let mut last_end: Option<usize> = None;
-        for m in runs {
-            let glued = text[..m.start()]
-                .chars()
-                .next_back()
-                .is_some_and(|c| c.is_alphanumeric() || c == '+');
-            let before_start = text[..m.start()]
-                .char_indices()
-                .rev()
-                .nth(29)
-                .map_or(0, |(i, _)| i);
-            let before = &text[before_start..m.start()];
-            let marked = so_marker().is_some_and(|r| r.is_match(before))
-                || text[..m.start()].to_ascii_uppercase().ends_with("SO");
-            let listed = last_end.is_some_and(|end| {
-                end <= m.start()
-                    && list_separator().is_some_and(|r| r.is_match(&text[end..m.start()]))
-            });
-            if let Some(o) = dir.order_exists(m.as_str())? {
-                push(&mut orders, o);
-                last_end = Some(m.end());
-            } else if (marked || (listed && !glued))
-                && m.as_str().parse::<crate::domain::OrderId>().is_ok()
-            {
-                name(m.as_str().to_string());
-                last_end = Some(m.end());
-            }
-        }
-    }
-    if let Some(re) = po_pattern() {
-        for c in re.captures_iter(text).take(MAX_CANDIDATES) {
-            let Some(m) = c.get(1) else { continue };
-            if let Some(o) = dir.order_by_po(m.as_str())? {
-                push(&mut orders, o);
-            } else if m.as_str().chars().any(|c| c.is_ascii_digit()) {
-                name(format!("PO {}", m.as_str()));
-            }
-        }
-    }
-    let known: Vec<&str> = orders.iter().map(|o| o.so.as_str()).collect();
-    named.retain(|n| !known.contains(&n.as_str()));
-    Ok((orders, named))
 }
 
 /// Which orders the message is about. Orders named in the text are added
@@ -245,6 +142,110 @@ mod tests {
         assert_eq!(named, ["61200459", "61200460", "PO 4500012345"]);
         let (_, named) = orders_in_text("commande n° 71234567, tel 0612345678", &w).unwrap();
         assert_eq!(named, ["71234567"]);
+    }
+
+    /// What customers write around the numbers they name: each case is
+    /// the text and the orders a person would look up.
+    #[test]
+    fn orders_named_the_way_customers_write_them() {
+        let w = world();
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "Hello, our order ID 87654321 has not arrived.",
+                &["87654321"],
+            ),
+            (
+                "The order reference: 87654321 has not arrived.",
+                &["87654321"],
+            ),
+            (
+                "Hi, SO-87654321 never showed up in eDelivery.",
+                &["87654321"],
+            ),
+            (
+                "Hi, the following orders are missing:\n87654321\n87654322\n87654323\nThanks",
+                &["87654321", "87654322", "87654323"],
+            ),
+            (
+                "Orders affected:\n- 87654321\n* 87654322\n\u{2022} 87654323",
+                &["87654321", "87654322", "87654323"],
+            ),
+            (
+                "Order #87654321, #87654322 and #87654323 are missing.",
+                &["87654321", "87654322", "87654323"],
+            ),
+            (
+                "Bonjour, notre commande client 87654321 n'est pas arrivee.",
+                &["87654321"],
+            ),
+            (
+                "Bonjour, la commande Cisco n\u{b0}87654321 et la 87654322 manquent.",
+                &["87654321", "87654322"],
+            ),
+            (
+                "The order was placed on 20260302 under number 87654321.",
+                &["87654321"],
+            ),
+            ("Invoice 90012345 for order 87654321.", &["87654321"]),
+            (
+                "two other orders we placed through our partner never showed up in eDelivery:\n\n- 61200459\n- 61200460\n",
+                &["61200459", "61200460"],
+            ),
+            (
+                "Our PO is 4500099887 and nothing arrived.",
+                &["PO 4500099887"],
+            ),
+            (
+                "PO number is 4500099887, nothing arrived.",
+                &["PO 4500099887"],
+            ),
+            (
+                "Hi, our purchase order (4500099887) shows nothing.",
+                &["PO 4500099887"],
+            ),
+            (
+                "POs 4500099887 and 4500099888 are both missing.",
+                &["PO 4500099887", "PO 4500099888"],
+            ),
+            ("PO-4500099887 is missing.", &["PO 4500099887"]),
+            // A PO the store knows resolves to its order, even written bare.
+            ("Regarding acme-po-7781: nothing arrived.", &["10458321"]),
+            (
+                "Notre bon de commande n\u{b0} BC-77/2026 : rien recu.",
+                &["PO BC-77/2026"],
+            ),
+        ];
+        for (text, want) in cases {
+            let (known, named) = orders_in_text(text, &w).unwrap();
+            let got: Vec<String> = known.iter().map(|o| o.so.clone()).chain(named).collect();
+            assert_eq!(&got, want, "{text}");
+        }
+    }
+
+    /// Numbers that are not orders: phones, dates, product names, other
+    /// documents, a PO inside a PO the store knows.
+    #[test]
+    fn numbers_that_are_not_orders() {
+        let w = world();
+        for text in [
+            "We run postfix-3.7 on Power10 servers and Polaris2 boxes.",
+            "Please call me about the order on 0612345678 or +33 6 12 34 56 78.",
+            "Order question: my phone 0612345678, fax 0145678901.",
+            "Our order was placed on 20260302, see invoice 90012345 and case 694123456.",
+            "About the order: PO Box 4521, Springfield.",
+            "Order placed 2026-03-02 for 1.234.567,00 EUR.",
+            "ACME-PO-7781 is ours",
+            "Please find our invoices below:\n\n- 90012345\n- 90012346",
+            "About the order, reach me at +33 612345678 or +1 (415) 55501420.",
+            "Order: +33 612345678",
+        ] {
+            let (known, named) = orders_in_text(text, &w).unwrap();
+            let known: Vec<&str> = known.iter().map(|o| o.so.as_str()).collect();
+            assert!(
+                named.is_empty() && known.iter().all(|k| *k == "10458321"),
+                "{text}: {known:?} {named:?}"
+            );
+        }
     }
 
     #[test]

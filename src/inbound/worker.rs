@@ -550,6 +550,14 @@ fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> 
             .iter()
             .filter_map(|o| o.parse::<OrderId>().ok())
             .collect(),
+        // Every order named reaches the ticket: a PO the store does not
+        // know is kept as written for a person to look up.
+        purchase_orders: d
+            .orders
+            .iter()
+            .filter_map(|o| o.strip_prefix("PO "))
+            .map(str::to_string)
+            .collect(),
         // Orders the store does not know have no details to leak: only a
         // stranger to a known order gets nothing automatic.
         authorized: !d.stranger_to_order(),
@@ -729,6 +737,118 @@ mod tests {
         let meta = w.spool.meta(id).unwrap().unwrap();
         assert_eq!(meta.state, MailState::Processed);
         assert_eq!(meta.decision.unwrap()["route"], "faq");
+    }
+
+    /// A person's mail without Message-ID or Date is handled like any
+    /// other: answered from the FAQ, or escalated with an acknowledgement,
+    /// under a synthetic id; the stored reasons say what was missing.
+    #[test]
+    fn mail_without_message_id_or_date_is_answered_or_escalated() {
+        let (_d, w, rec) = worker(5);
+        let bare = |from: &str, subject: &str, body: &str| {
+            format!(
+                "From: {from}\r\nTo: support@edesk.example.com\r\nSubject: {subject}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            )
+            .into_bytes()
+        };
+        let id = deliver(
+            &w,
+            &bare(
+                "ana@example.org",
+                "download policy",
+                "What is the download policy for my software?",
+            ),
+        );
+        {
+            let sent = rec.sent.lock().unwrap();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].kind, Kind::FaqAnswer);
+            assert_eq!(to(&sent[0]), "ana@example.org");
+        }
+        let meta = w.spool.meta(id).unwrap().unwrap();
+        assert_eq!(meta.state, MailState::Processed);
+        let decision = meta.decision.unwrap();
+        assert_eq!(decision["route"], "faq");
+        assert!(
+            decision["message_id"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("synthetic.")),
+            "{decision}"
+        );
+        let reasons = decision["reasons"].to_string();
+        assert!(
+            reasons.contains("no Message-ID") && reasons.contains("no Date"),
+            "{reasons}"
+        );
+        deliver(
+            &w,
+            &bare(
+                "j.harper@acme.example.com",
+                "Export hold on SO 10458321",
+                "Our order 10458321 is stuck on an export hold, can you release it?",
+            ),
+        );
+        let tickets = w.desk.desk().list().unwrap();
+        assert_eq!(tickets.len(), 1);
+        assert!(
+            tickets[0]
+                .reasons
+                .iter()
+                .any(|r| r.contains("no Message-ID")),
+            "{:?}",
+            tickets[0].reasons
+        );
+        let sent = rec.sent.lock().unwrap();
+        assert!(
+            sent.iter()
+                .any(|m| to(m) == "j.harper@acme.example.com" && m.kind == Kind::EscalationAck)
+        );
+        assert!(sent.iter().any(|m| m.kind == Kind::TeamEscalation));
+    }
+
+    /// Every order the customer names reaches the ticket: the store's, SO
+    /// numbers it does not know, and a PO it does not know as written; a
+    /// later mail in the thread adds the orders it names.
+    #[test]
+    fn every_order_named_reaches_the_ticket() {
+        let (_d, w, rec) = worker(5);
+        deliver(
+            &w,
+            include_bytes!("../../tests/fixtures/mail/outlook-en-severalorders.eml"),
+        );
+        let tickets = w.desk.desk().list().unwrap();
+        assert_eq!(tickets.len(), 1, "{:?}", rec.sent.lock().unwrap());
+        let t = &tickets[0];
+        let so = |s: &str| s.parse::<OrderId>().unwrap();
+        assert_eq!(t.orders, [so("10458321"), so("61200459"), so("61200460")]);
+        assert_eq!(t.purchase_orders, ["4500099887"]);
+        let shown = crate::desk::cmd::show(t);
+        assert!(
+            shown.contains("orders: 10458321, 61200459, 61200460, PO 4500099887"),
+            "{shown}"
+        );
+        // Why it was escalated says which orders edesk does not know.
+        assert!(
+            t.reasons.iter().any(|r| r
+                .contains("not in the store, kept as written: 61200459, 61200460, PO 4500099887")),
+            "{:?}",
+            t.reasons
+        );
+        // The customer writes again in the thread about one more order.
+        deliver(
+            &w,
+            &mail(
+                "j.harper@acme.example.com",
+                "more-1@acme.example.com",
+                "In-Reply-To: <PR3P195MB0712C9D8E7F6A5B4@PR3P195MB0712.EURP195.PROD.OUTLOOK.COM>\r\n",
+                "RE: Export hold - SO# 10458321 and two more orders",
+                "Sorry, there is a third one: order 61200461, PO 4500099888.",
+            ),
+        );
+        let t = w.desk.desk().get(t.id).unwrap();
+        assert_eq!(w.desk.desk().list().unwrap().len(), 1);
+        assert!(t.orders.contains(&so("61200461")), "{:?}", t.orders);
+        assert_eq!(t.purchase_orders, ["4500099887", "4500099888"]);
     }
 
     #[test]

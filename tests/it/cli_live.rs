@@ -83,6 +83,7 @@ fn seed(data: &Path) -> u64 {
             lang: edesk::domain::Lang::En,
             subject: "PAK not registered".into(),
             orders: vec![SO.parse().unwrap()],
+            purchase_orders: vec![],
             faq: None,
             reasons: vec!["asks for a person".into()],
             message_id: Some("<q1@customer.example.com>".parse().unwrap()),

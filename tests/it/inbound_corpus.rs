@@ -297,6 +297,54 @@ fn every_order_named_reaches_the_decision() {
     assert!(d.authorized, "{:?}", d.reasons);
 }
 
+/// A reply with too few words to tell takes the language of the mail of
+/// ours it answers (an FAQ answer in French), before any guess.
+#[test]
+fn a_short_reply_takes_the_language_of_our_mail_it_answers() {
+    let mut w = world();
+    w.sent =
+        serde_json::from_str(r#"[{"message_id": "faq.77.1@edesk.example.com", "lang": "fr"}]"#)
+            .unwrap();
+    let raw = "From: Karim Martin <k.martin@free.example.fr>\r\nTo: support@edesk.example.com\r\nSubject: Re: =?UTF-8?Q?R=C3=A9ponse?= eDelivery\r\nMessage-ID: <k1@free.example.fr>\r\nIn-Reply-To: <faq.77.1@edesk.example.com>\r\nDate: Fri, 07 Mar 2025 18:21:58 +0100\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nOK \u{1f44d}\r\n";
+    let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+    assert_eq!(d.lang.as_str(), "fr", "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r == "lang: fr, the language of our mail this answers"),
+        "{:?}",
+        d.reasons
+    );
+    // Clear words in the new text still win over the thread.
+    let raw = raw.replace(
+        "OK \u{1f44d}",
+        "Thanks, but could you tell me where the license file is?",
+    );
+    let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+    assert_eq!(d.lang.as_str(), "en", "{:?}", d.reasons);
+}
+
+/// A real-looking Outlook mail naming a known order, a list of orders the
+/// store never saw, a PO it knows and one it does not.
+#[test]
+fn every_order_named_in_a_list_reaches_the_decision() {
+    let d = decide("outlook-en-severalorders");
+    assert_eq!(
+        d.orders,
+        ["10458321", "61200459", "61200460", "PO 4500099887"]
+    );
+    assert_eq!(d.store_orders(), ["10458321"]);
+    assert!(d.authorized, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r
+                .ends_with("not in the store, kept as written: 61200459, 61200460, PO 4500099887")),
+        "{:?}",
+        d.reasons
+    );
+}
+
 #[test]
 fn human_mail_without_message_id_or_date_is_still_answered() {
     let d = decide("oldclient-en-noheaders");
@@ -310,17 +358,62 @@ fn human_mail_without_message_id_or_date_is_still_answered() {
     assert_ne!(d.route, Route::None);
 }
 
+/// An ERP's mailer: no Message-ID, no Date, an unquoted comma in the From
+/// name. A person wrote it: threaded, answered by the rules, and the
+/// reasons say what was missing.
+#[test]
+fn broken_headers_do_not_make_a_person_a_machine() {
+    let d = decide("oldclient-fr-brokenheaders");
+    assert!(d.kind.is_human(), "{:?}", d.reasons);
+    assert_eq!(d.kind, Kind::Reply);
+    assert_eq!(
+        d.sender.as_deref(),
+        Some("marie.dupont@dupont-sa.example.fr")
+    );
+    assert!(d.authorized && d.should_reply, "{:?}", d.reasons);
+    assert_eq!(d.orders, ["20571234"]);
+    assert_eq!(d.lang.as_str(), "fr");
+    assert_ne!(d.route, Route::None);
+    let id = d.message_id.clone().unwrap();
+    assert!(id.starts_with("synthetic.") && id.ends_with("@edesk.invalid"));
+    for missing in ["no Message-ID", "no Date", "From line not a single mailbox"] {
+        assert!(
+            d.reasons.iter().any(|r| r.contains(missing)),
+            "{missing}: {:?}",
+            d.reasons
+        );
+    }
+}
+
 #[test]
 fn french_typography_and_html_sign_offs() {
     for name in [
         "applemail-fr-nbspattribution",
         "thunderbird-fr-nnbspattribution",
         "gmail-fr-htmlsignoff",
+        // Inline answers between Apple Mail's cite blockquotes (HTML only).
+        "applemail-fr-htmlinline",
+        // Outlook for Mac: a `De :` header block with no-break spaces.
+        "outlookmac-fr-nbspheaders",
+        // Samsung Email: history after "Message d'origine", `De&nbsp;:`.
+        "samsung-fr-htmlonly",
+        // Thunderbird, bottom-posted under a blockquote (HTML only).
+        "thunderbird-fr-htmlbottom",
     ] {
         let d = decide(name);
-        assert!(!d.new_text.contains("écrit"), "{name}: {:?}", d.new_text);
+        for gone in [
+            "écrit",
+            "Cordialement",
+            "Bien à vous",
+            "Merci d’avance",
+            "De :",
+            "Samsung",
+        ] {
+            assert!(!d.new_text.contains(gone), "{name}: {:?}", d.new_text);
+        }
+        let expected = std::fs::read_to_string(dir().join(format!("{name}.expected.txt"))).unwrap();
         assert!(
-            !d.new_text.contains("Cordialement"),
+            edesk::inbound::eval::similarity(&d.new_text, &expected) >= 0.9,
             "{name}: {:?}",
             d.new_text
         );
@@ -329,6 +422,96 @@ fn french_typography_and_html_sign_offs() {
     let d = decide("outlookweb-en-htmlsignoff");
     assert!(!d.new_text.contains("Best regards"), "{:?}", d.new_text);
     assert!(!d.new_text.contains("555"), "{:?}", d.new_text);
+}
+
+/// HTML-only mail gives the same new text as plain-text mail: every
+/// plain-text fixture, rewritten as the HTML-only mail of three clients
+/// (Gmail's `<div>`s, Outlook's `MsoNormal` paragraphs, Apple Mail's
+/// `<div>`s with a `cite` blockquote), still matches what the person
+/// wrote, sign-off and signature removed as in the plain text.
+#[test]
+fn html_only_twins_of_plain_text_mail_match_what_the_person_wrote() {
+    use edesk::inbound::eval::similarity;
+    use edesk::inbound::{extract, parse};
+    fn esc(l: &str) -> String {
+        l.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('\u{a0}', "&nbsp;")
+    }
+    /// The lines as the client's HTML: runs of `>` lines become a
+    /// blockquote where they stand (inline and bottom-posted answers).
+    fn html(text: &str, style: &str) -> String {
+        let para = |l: &str| match (style, l.trim().is_empty()) {
+            ("outlook", true) => "<p class=MsoNormal><o:p>&nbsp;</o:p></p>".to_string(),
+            ("outlook", false) => format!("<p class=MsoNormal>{}<o:p></o:p></p>", esc(l)),
+            (_, true) => "<div><br></div>".to_string(),
+            (_, false) => format!("<div>{}</div>", esc(l)),
+        };
+        let (open, close) = match style {
+            "gmail" => (
+                "<div class=\"gmail_quote\"><blockquote class=\"gmail_quote\" style=\"margin:0px 0px 0px 0.8ex\">",
+                "</blockquote></div>",
+            ),
+            "outlook" => ("<blockquote style=\"margin-left:15pt\">", "</blockquote>"),
+            _ => ("<div><br><blockquote type=\"cite\">", "</blockquote></div>"),
+        };
+        let mut body = String::new();
+        let mut quoting = false;
+        for l in text.lines() {
+            let quoted = l.trim_start().starts_with('>');
+            if quoted != quoting {
+                body.push_str(if quoted { open } else { close });
+                quoting = quoted;
+            }
+            if quoted {
+                body.push_str(&format!(
+                    "{}<br>",
+                    esc(l.trim_start().trim_start_matches(['>', ' ']))
+                ));
+            } else {
+                body.push_str(&para(l));
+            }
+        }
+        if quoting {
+            body.push_str(close);
+        }
+        match style {
+            "gmail" => format!("<div dir=\"ltr\">{body}</div>"),
+            "outlook" => format!(
+                "<html><head><style><!-- p.MsoNormal {{margin:0cm}} --></style></head><body lang=FR><div class=WordSection1>{body}</div></body></html>"
+            ),
+            _ => format!(
+                "<html><head></head><body style=\"word-wrap: break-word;\">{body}</body></html>"
+            ),
+        }
+    }
+    let mut failures = Vec::new();
+    let mut total = 0;
+    for f in eml_files(&dir()).unwrap() {
+        let expected = f.with_extension("expected.txt");
+        let Ok(expected) = std::fs::read_to_string(&expected) else {
+            continue;
+        };
+        let p = parse::parse(&std::fs::read(&f).unwrap()).unwrap();
+        let (Some(text), None) = (p.text.as_deref(), p.html.as_deref()) else {
+            continue;
+        };
+        for style in ["gmail", "outlook", "apple"] {
+            total += 1;
+            let got = extract::new_text(None, Some(&html(text, style)), p.from_name.as_deref());
+            if similarity(&got, &expected) < 0.9 {
+                failures.push(format!("{} ({style}): {got:?}", f.display()));
+            }
+        }
+    }
+    assert!(total >= 60, "{total}");
+    assert!(
+        failures.is_empty(),
+        "{}/{total}:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Route accuracy on the routing set's dev part, with the real FAQ. The

@@ -649,6 +649,7 @@ fn sla_reminder_then_escalation_once_per_ticket_and_stage() {
                 lang: edesk::domain::Lang::En,
                 subject: "Export hold".into(),
                 orders: vec![],
+                purchase_orders: vec![],
                 faq: None,
                 reasons: vec![],
                 message_id: Some("<m1@x.example>".parse().unwrap()),
