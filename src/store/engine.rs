@@ -325,8 +325,11 @@ fn open_pg(url: &str) -> Result<Opened, StoreError> {
 }
 
 impl Db {
-    fn with_writer(c: &Mutex<pg::Conn>, sql: &str) -> Result<(), StoreError> {
-        c.lock().unwrap_or_else(|p| p.into_inner()).batch(sql)
+    fn with_writer<R>(
+        c: &Mutex<pg::Conn>,
+        f: impl FnOnce(&mut pg::Conn) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        f(&mut c.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Starts one job: on PostgreSQL, its own transaction. A batch of jobs
@@ -335,7 +338,7 @@ impl Db {
     fn job_start(&self) -> Result<(), StoreError> {
         match self {
             Db::Sled(_) => Ok(()),
-            Db::Pg(c, _) => Db::with_writer(c, "BEGIN"),
+            Db::Pg(c, _) => Db::with_writer(c, pg::Conn::begin),
         }
     }
 
@@ -344,8 +347,8 @@ impl Db {
     fn job_end(&self, ok: bool) -> Result<(), StoreError> {
         match self {
             Db::Sled(_) => Ok(()),
-            Db::Pg(c, _) if ok => Db::with_writer(c, "COMMIT"),
-            Db::Pg(c, _) => Db::with_writer(c, "ROLLBACK"),
+            Db::Pg(c, _) if ok => Db::with_writer(c, pg::Conn::commit),
+            Db::Pg(c, _) => Db::with_writer(c, pg::Conn::rollback),
         }
     }
 
@@ -355,7 +358,7 @@ impl Db {
     fn check(&self) -> Result<(), StoreError> {
         match self {
             Db::Sled(_) => Ok(()),
-            Db::Pg(c, _) => Db::with_writer(c, "SELECT 1"),
+            Db::Pg(c, _) => Db::with_writer(c, |c| c.batch("SELECT 1")),
         }
     }
 

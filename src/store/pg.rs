@@ -78,6 +78,10 @@ fn pg_err(e: postgres::Error) -> StoreError {
 pub(super) struct Conn {
     client: Client,
     statements: HashMap<&'static str, Statement>,
+    /// Upserts of the open transaction not sent yet: a write of many keys
+    /// (an order with its mails) goes as one statement, sent before the
+    /// transaction reads anything or commits.
+    pending: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
 }
 
 impl Conn {
@@ -99,6 +103,7 @@ impl Conn {
         Ok(Conn {
             client,
             statements: HashMap::new(),
+            pending: Vec::new(),
         })
     }
 
@@ -135,6 +140,51 @@ impl Conn {
 
     pub fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         self.client.batch_execute(sql).map_err(pg_err)
+    }
+
+    /// Starts a transaction (the owner's, one per store write).
+    pub fn begin(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.batch("BEGIN")
+    }
+
+    /// Sends the buffered upserts, then commits.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        if let Err(e) = self.send_pending() {
+            // The transaction is aborted: end it, so the next one starts clean.
+            let _ = self.batch("ROLLBACK");
+            return Err(e);
+        }
+        self.batch("COMMIT")
+    }
+
+    pub fn rollback(&mut self) -> Result<(), StoreError> {
+        self.pending.clear();
+        self.batch("ROLLBACK")
+    }
+
+    /// Sends the buffered upserts as one statement; the last value of a key
+    /// wins, as it would have one statement at a time.
+    fn send_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut rows = std::mem::take(&mut self.pending);
+        // Keep each key's last write: one INSERT may not touch a row twice.
+        let mut seen = std::collections::HashSet::new();
+        rows.reverse();
+        rows.retain(|(t, k, _)| seen.insert((*t, k.clone())));
+        rows.reverse();
+        let trees: Vec<&str> = rows.iter().map(|r| r.0).collect();
+        let keys: Vec<&[u8]> = rows.iter().map(|r| r.1.as_slice()).collect();
+        let values: Vec<&[u8]> = rows.iter().map(|r| r.2.as_slice()).collect();
+        self.execute(
+            "INSERT INTO edesk_kv (tree, k, v)
+             SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[])
+             ON CONFLICT (tree, k) DO UPDATE SET v = EXCLUDED.v",
+            &[&trees, &keys, &values],
+        )?;
+        Ok(())
     }
 
     /// Applies the migrations this database lacks; refuses a newer schema.
@@ -287,7 +337,12 @@ impl Via {
     ) -> Result<R, StoreError> {
         match self {
             Via::Pool(p) => p.call(move |c| f(c, false)),
-            Via::Txn(c) => f(&mut c.lock().unwrap_or_else(|p| p.into_inner()), true),
+            Via::Txn(c) => {
+                let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+                // What this transaction wrote must be visible to what it reads.
+                c.send_pending()?;
+                f(&mut c, true)
+            }
         }
     }
 }
@@ -360,6 +415,13 @@ impl PgTree {
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let (name, key, value) = (self.name, key.to_vec(), value.to_vec());
+        if let Via::Txn(c) = &self.via {
+            c.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pending
+                .push((name, key, value));
+            return Ok(());
+        }
         self.via.run(move |c, _| {
             c.execute(
                 "INSERT INTO edesk_kv (tree, k, v) VALUES ($1, $2, $3)

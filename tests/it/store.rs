@@ -513,6 +513,37 @@ fn preferences_suppression_and_chat(e: &Engine) {
     assert!(s.chat_get::<String>(&k).unwrap().is_none());
 }
 
+/// The loop guard's cap holds across writers: of many concurrent
+/// automatic mails to one address, exactly `cap` are admitted.
+fn loop_guard_counts_across_writers(stores: &[Arc<Store>]) {
+    let admitted = Arc::new(AtomicUsize::new(0));
+    let now = Utc::now().timestamp();
+    let mut handles = Vec::new();
+    for s in stores.iter().cycle().take(8) {
+        let (s, admitted) = (s.clone(), admitted.clone());
+        handles.push(std::thread::spawn(move || {
+            for _ in 0..4 {
+                if s.auto_mail_admit("Guard@Example.com", now, now - 3600, 5)
+                    .unwrap()
+                    .admitted
+                {
+                    admitted.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(admitted.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        stores[0]
+            .auto_mail_recent("guard@example.com", now - 3600)
+            .unwrap(),
+        5
+    );
+}
+
 fn ids_are_unique_and_grow(stores: &[Arc<Store>]) {
     let mut handles = Vec::new();
     for s in stores.iter().cycle().take(4) {
@@ -539,6 +570,7 @@ fn run_suite(e: &Engine) {
     let one = [Arc::new(e.open())];
     tickets_are_atomic(&one);
     outbox_claims(&one);
+    loop_guard_counts_across_writers(&one);
     job_slot_claimed_once(&one);
     ids_are_unique_and_grow(&one);
 }
@@ -567,6 +599,7 @@ fn postgres_two_daemons_share_one_database() {
     let stores = [Arc::new(a.open()), Arc::new(b.open())];
     tickets_are_atomic(&stores);
     outbox_claims(&stores);
+    loop_guard_counts_across_writers(&stores);
     job_slot_claimed_once(&stores);
     ids_are_unique_and_grow(&stores);
 
