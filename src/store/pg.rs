@@ -61,7 +61,11 @@ const READERS: usize = 4;
 
 fn pg_err(e: postgres::Error) -> StoreError {
     let Some(db) = e.as_db_error() else {
-        return StoreError::Unavailable(format!("PostgreSQL: {e}"));
+        // The driver's own text ("error connecting to server") hides why.
+        let why = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        return StoreError::Unavailable(format!("PostgreSQL: {e}{why}"));
     };
     let message = format!("PostgreSQL: {} ({})", db.message(), db.code().code());
     // Lock waits that ended in a deadlock or a timeout, serialization
