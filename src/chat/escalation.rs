@@ -332,26 +332,44 @@ impl ChatService {
         Ok(out)
     }
 
-    /// Keeps a team answer for a web or console user's next exchange.
+    /// Keeps a team answer for a web or console user's next exchange,
+    /// durably: a restart before they come back does not lose it.
     pub fn hold_for_user(&self, d: Delivery) {
-        let key = format!("{}:{}", d.platform, d.user);
-        self.inner
-            .waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .push(d.text);
+        let key = ChatKey::new(ChatNs::Waiting, format!("{}:{}", d.platform, d.user));
+        let text = d.text;
+        let held = self
+            .inner
+            .store
+            .chat_update(&key, move |old: Option<Vec<String>>| {
+                let mut list = old.unwrap_or_default();
+                list.push(text);
+                (Some(list), ())
+            });
+        if let Err(e) = held {
+            tracing::error!(error = %e, user = %d.user, "cannot keep a team answer for a chat user");
+        }
     }
 
-    /// Team answers waiting for this user, handed out now.
+    /// Team answers waiting for this user, handed out now (each once).
     pub fn take_waiting(&self, user_key: &str) -> Vec<String> {
+        let key = ChatKey::new(ChatNs::Waiting, user_key);
+        // A direct read first: most messages find nothing, and taking is a
+        // durable write.
+        match self.inner.store.chat_get::<Vec<String>>(&key) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the team answers waiting for a chat user");
+                return Vec::new();
+            }
+        }
         self.inner
-            .waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(user_key)
-            .unwrap_or_default()
+            .store
+            .chat_update(&key, |old: Option<Vec<String>>| (None, old.unwrap_or_default()))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot hand out the team answers waiting for a chat user");
+                Vec::new()
+            })
     }
 }
 

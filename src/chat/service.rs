@@ -146,8 +146,6 @@ pub(super) struct Inner {
     pub transcripts: Mutex<HashMap<String, VecDeque<String>>>,
     /// The language a user last wrote in (for short commands like `verify 123456`).
     pub recent_lang: Mutex<HashMap<String, Lang>>,
-    /// Team answers for web and console users, handed out with their next reply.
-    pub waiting: Mutex<HashMap<String, Vec<String>>>,
     /// Abstained questions not yet written to the feedback records.
     pub abstentions: Mutex<Vec<(String, String)>>,
     /// The FAQ entries each user was last answered with: what a web
@@ -203,7 +201,6 @@ impl ChatService {
                 settings,
                 transcripts: Mutex::new(HashMap::new()),
                 recent_lang: Mutex::new(HashMap::new()),
-                waiting: Mutex::new(HashMap::new()),
                 abstentions: Mutex::new(Vec::new()),
                 answered: Mutex::new(HashMap::new()),
             }),

@@ -38,6 +38,9 @@ pub enum ChatNs {
     Thread,
     /// Platform → the newest ticket number already posted in team channels.
     Posted,
+    /// Web or console user → team answers relayed while they were away,
+    /// handed out with their next exchange (kept across restarts).
+    Waiting,
 }
 
 impl ChatNs {
@@ -54,6 +57,7 @@ impl ChatNs {
             ChatNs::Ticket => "ticket/",
             ChatNs::Thread => "thread/",
             ChatNs::Posted => "posted/",
+            ChatNs::Waiting => "wait/",
         }
     }
 }

@@ -451,6 +451,18 @@ fn escalation_routes_like_mail_and_the_bot_is_silent_once_a_person_answers() {
         r#"{"by": "exportops", "text": "The export hold was released this morning."}"#,
     );
     assert_eq!(status, 201, "{body}");
+    // The answer is relayed while the user is away, and kept across a
+    // restart of the daemon before they come back.
+    d.wait_for("the team answer relayed to the chat", || {
+        d.log()
+            .contains("team answer relayed to chat")
+            .then_some(())
+    });
+    assert!(d.terminate(), "a clean stop");
+    let d = spawn_daemon(
+        &dir.path().join("data"),
+        &[("EDESK_SMTP__URL", &sink.url())],
+    );
     // The answer reaches the chat (an empty message collects what waits).
     let deadline = Instant::now() + Duration::from_secs(20);
     let relayed = loop {
