@@ -207,7 +207,7 @@ impl LoadReport {
             0.0
         }
     }
-    /// Latency percentile (0–100) over acknowledged messages.
+    /// Latency quantile (a fraction, 0.99 for p99) over acknowledged messages.
     pub fn percentile(&self, p: f64) -> Duration {
         let mut l: Vec<Duration> = self
             .sent
@@ -242,12 +242,15 @@ impl LoadReport {
     }
 }
 
-fn percentile(v: &mut [Duration], p: f64) -> Duration {
+/// The `q` quantile (a fraction: 0.5 is the median, 0.99 the 99th
+/// percentile, as in `faq::eval`) of the latencies; sorts them.
+fn percentile(v: &mut [Duration], q: f64) -> Duration {
+    debug_assert!((0.0..=1.0).contains(&q), "a fraction, not a percent: {q}");
     if v.is_empty() {
         return Duration::ZERO;
     }
     v.sort_unstable();
-    let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    let rank = (q * (v.len() - 1) as f64).round() as usize;
     v[rank.min(v.len() - 1)]
 }
 
@@ -1454,9 +1457,9 @@ fn intake_report(
         elapsed_secs: load.elapsed.as_secs_f64(),
         accepted_per_sec: (load.rate() * 10.0).round() / 10.0,
         latency_ms: serde_json::json!({
-            "p50": ms(load.percentile(50.0)),
-            "p99": ms(load.percentile(99.0)),
-            "max": ms(load.percentile(100.0)),
+            "p50": ms(load.percentile(0.50)),
+            "p99": ms(load.percentile(0.99)),
+            "max": ms(load.percentile(1.0)),
         }),
         orders: load.orders.clone(),
         stalled: load.stall.is_some(),
@@ -1605,8 +1608,9 @@ mod tests {
     #[test]
     fn percentiles_of_latencies() {
         let mut v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&mut v, 50.0), Duration::from_millis(51));
-        assert_eq!(percentile(&mut v, 99.0), Duration::from_millis(99));
-        assert_eq!(percentile(&mut [], 50.0), Duration::ZERO);
+        assert_eq!(percentile(&mut v, 0.5), Duration::from_millis(51));
+        assert_eq!(percentile(&mut v, 0.99), Duration::from_millis(99));
+        assert_eq!(percentile(&mut v, 1.0), Duration::from_millis(100));
+        assert_eq!(percentile(&mut [], 0.5), Duration::ZERO);
     }
 }

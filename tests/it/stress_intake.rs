@@ -108,8 +108,8 @@ fn check_every_message_and_order_accepted(
         report.acknowledged(),
         report.elapsed.as_secs_f64(),
         report.rate(),
-        report.percentile(50.0),
-        report.percentile(99.0),
+        report.percentile(0.5),
+        report.percentile(0.99),
         report.orders.posted
     );
     assert_eq!(
