@@ -25,6 +25,7 @@ use super::bots::{BotConfig, Platform};
 use super::command::Verb;
 use super::reply::neutralise_mentions;
 use super::service::{ChatService, Delivery, Incoming, Opened, Outcome};
+use crate::desk::TicketId;
 
 /// What the bot reads: messages and reactions in servers and DMs, and
 /// message content (a privileged intent, needed for prefixed commands and
@@ -168,16 +169,38 @@ async fn post_ticket(http: &Http, chat: &ChatService, opened: &Opened) {
             return;
         }
     };
+    // A thread started from a message has that message's id (Discord's
+    // rule), so the link is stored before the thread exists: a team member
+    // quick enough to answer before Discord has answered us is not missed.
     let name = format!("{} {}", opened.ticket, opened.team);
+    if !remember_thread(chat, posted.id.to_string(), opened.ticket).await {
+        return;
+    }
     match channel
         .create_thread_from_message(http, posted.id, CreateThread::new(name))
         .await
     {
-        Ok(thread) => {
-            let (chat, t, id) = (chat.clone(), thread.id.to_string(), opened.ticket);
-            let _ = tokio::task::spawn_blocking(move || chat.remember_thread(&t, id)).await;
+        Ok(thread) if thread.id.get() != posted.id.get() => {
+            remember_thread(chat, thread.id.to_string(), opened.ticket).await;
         }
+        Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "no thread for the ticket"),
+    }
+}
+
+/// Links a Discord thread to its ticket; false when it could not be stored.
+async fn remember_thread(chat: &ChatService, thread: String, ticket: TicketId) -> bool {
+    let chat = chat.clone();
+    match tokio::task::spawn_blocking(move || chat.remember_thread(&thread, ticket)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, %ticket, "thread of the ticket not stored");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, %ticket, "thread of the ticket not stored");
+            false
+        }
     }
 }
 

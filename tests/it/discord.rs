@@ -29,7 +29,6 @@ const DM: &str = "300000000000000001";
 const GUILD: &str = "400000000000000001";
 const CHANNEL: &str = "500000000000000001";
 const TEAM_CHANNEL: &str = "600000000000000001";
-const THREAD: &str = "700000000000000001";
 
 /// One REST call the bot made.
 #[derive(Debug, Clone)]
@@ -74,22 +73,22 @@ fn message(id: &str, channel: &str, content: &str) -> Value {
     })
 }
 
-/// The fake REST API: records every call, answers what serenity parses.
-/// Threads get THREAD, THREAD2, … in the order they are created (this
-/// request is already among the calls).
-fn thread_id(fake: &Fake) -> String {
-    let n = fake
-        .calls()
-        .iter()
-        .filter(|c| c.path.ends_with("/threads"))
-        .count();
-    if n <= 1 {
-        THREAD.to_string()
-    } else {
-        format!("70000000000000000{n}")
-    }
+/// How long the fake Discord takes to answer a thread's creation: a team
+/// member answers in the thread meanwhile, as a quick one could on Discord.
+const THREAD_CREATION: Duration = Duration::from_millis(1500);
+
+/// The thread a `/threads` call created: Discord gives a thread started
+/// from a message that message's id.
+fn thread_of(call: &Call) -> String {
+    call.path
+        .trim_matches('/')
+        .split('/')
+        .nth(3)
+        .unwrap_or_default()
+        .to_string()
 }
 
+/// The fake REST API: records every call, answers what serenity parses.
 async fn rest(fake: Arc<Fake>, method: Method, uri: Uri, body: Bytes) -> Response {
     let path = uri.path().trim_start_matches("/api/v10").to_string();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -117,10 +116,13 @@ async fn rest(fake: Arc<Fake>, method: Method, uri: Uri, body: Bytes) -> Respons
             let content = body["content"].as_str().unwrap_or("");
             ok(message(&reply_id.unwrap_or_default(), channel, content))
         }
-        ("POST", ["channels", channel, "messages", _, "threads"]) => ok(json!({
-            "id": thread_id(&fake), "type": 11, "guild_id": GUILD, "parent_id": channel,
-            "name": body["name"].clone()
-        })),
+        ("POST", ["channels", channel, "messages", message, "threads"]) => {
+            tokio::time::sleep(THREAD_CREATION).await;
+            ok(json!({
+                "id": message, "type": 11, "guild_id": GUILD, "parent_id": channel,
+                "name": body["name"].clone()
+            }))
+        }
         ("POST", ["webhooks", _, _]) => ok(message(
             &fake.id(),
             CHANNEL,
@@ -594,10 +596,11 @@ fn a_chat_escalation_is_relayed_from_the_team_thread(w: &mut World) {
         false,
         "escalate my export hold on 10458321 has lasted a week",
     );
-    let calls = w.wait("the ticket in the team channel", from, |c| {
+    // The team answers while Discord is still creating the thread.
+    let (calls, thread) = w.wait("the ticket in the team channel", from, |c| {
         c.iter()
-            .any(|c| c.path.ends_with("/threads"))
-            .then(|| c.to_vec())
+            .find(|c| c.path.ends_with("/threads"))
+            .map(|t| (c.to_vec(), thread_of(t)))
     });
     let posts = World::posts(&calls);
     assert!(
@@ -609,7 +612,7 @@ fn a_chat_escalation_is_relayed_from_the_team_thread(w: &mut World) {
     assert!(posts.iter().any(|p| p.0 == DM && p.1.contains("T-000001")));
     let from = w.message(
         TEAM_MEMBER,
-        THREAD,
+        &thread,
         true,
         "Released this morning, download away.",
     );
@@ -638,10 +641,10 @@ fn a_mail_ticket_is_answered_from_its_team_thread_by_mail(w: &mut World) {
         .body("Hello,\nour order 10458321 has been on an export hold for a week. Who can release it?\nThanks, John");
     let out = lmtp::deliver(w.d.lmtp, "j.harper@acme.example.com", &to, &mail.to_bytes());
     assert!(out.ok(), "{}", out.transcript);
-    let calls = w.wait("the mail ticket in the team channel", from, |c| {
+    let (calls, thread) = w.wait("the mail ticket in the team channel", from, |c| {
         c.iter()
-            .any(|c| c.path.ends_with("/threads"))
-            .then(|| c.to_vec())
+            .find(|c| c.path.ends_with("/threads"))
+            .map(|t| (c.to_vec(), thread_of(t)))
     });
     assert!(
         World::posts(&calls).iter().any(|p| p.0 == TEAM_CHANNEL
@@ -651,11 +654,9 @@ fn a_mail_ticket_is_answered_from_its_team_thread_by_mail(w: &mut World) {
         "{:?}",
         World::posts(&calls)
     );
-    // The bot stores the thread → ticket link once Discord answered.
-    std::thread::sleep(Duration::from_millis(500));
     let from = w.message(
         TEAM_MEMBER,
-        "700000000000000002",
+        &thread,
         true,
         "Released for your mail ticket too.",
     );
