@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# LMTP intake and notifications with one and with two daemons sharing one
-# PostgreSQL (README "Measured performance"). Starts a throwaway cluster on
+# LMTP intake and notifications with one sled daemon, then one and two
+# daemons sharing one PostgreSQL, measured the same way in one run so the
+# ratios mean something on a noisy machine (README "Measured performance"). Starts a throwaway cluster on
 # 127.0.0.1 (Debian's postgresql; as root the server runs as `postgres`),
 # release daemons on fixed loopback ports, and stops everything at the end.
 #   scripts/pg-bench.sh [MESSAGES] [ORDERS]
@@ -26,9 +27,11 @@ cleanup() {
 }
 trap cleanup EXIT
 db() { psql -q -h 127.0.0.1 -p $PORT -U postgres -c "CREATE DATABASE $1"; }
-daemon() { # NAME DB N
+daemon() { # NAME DB N (DB "-": the embedded sled store)
   mkdir -p "$T/$1"
-  EDESK_STORE__BACKEND=postgres EDESK_STORE__URL=postgres://postgres@127.0.0.1:$PORT/$2 \
+  local store=(EDESK_STORE__BACKEND=postgres EDESK_STORE__URL=postgres://postgres@127.0.0.1:$PORT/$2)
+  [ "$2" = - ] && store=(EDESK_STORE__BACKEND=sled)
+  env "${store[@]}" \
   EDESK_HTTP__BIND=127.0.0.1:$((7180 + $3)) EDESK_LMTP__BIND=127.0.0.1:$((2580 + $3)) \
   EDESK_LOG=warn "$E" --data-dir "$T/$1" serve >"$T/$1.log" 2>&1 &
   pids+=($!)
@@ -44,6 +47,10 @@ intake() { # N_DAEMONS
   done
   wait "${jobs[@]}"
 }
+daemon s - 1
+echo "sled, one daemon, intake ($MESSAGES messages, 8 clients):"; intake 1
+echo "sled, one daemon, notifications:"; python3 scripts/post-orders.py 127.0.0.1:7181 "$ORDERS" 59000000
+kill "${pids[0]}"; pids=(); sleep 1
 db one; daemon a one 1
 echo "one daemon, intake ($MESSAGES messages, 8 clients):"; intake 1
 echo "one daemon, notifications:"; python3 scripts/post-orders.py 127.0.0.1:7181 "$ORDERS" 60000000

@@ -27,6 +27,7 @@ pub mod reply;
 pub mod service;
 pub mod session;
 pub mod texts;
+pub mod transcript;
 
 pub use bots::{BotConfig, Bots, Platform};
 pub use service::{ChatService, ChatSettings, Delivery, Incoming, Outcome, Reply};

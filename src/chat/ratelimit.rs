@@ -39,6 +39,34 @@ struct Window {
     warned: bool,
 }
 
+impl Window {
+    fn new(now_ms: u64) -> Window {
+        Window {
+            start_ms: now_ms,
+            count: 0,
+            warned: false,
+        }
+    }
+
+    /// Counts one message: (allowed, seconds until the window ends, first
+    /// refusal in the window). A window past its minute starts again.
+    fn count_one(&mut self, limit: u32, now_ms: u64) -> (bool, u64, bool) {
+        if now_ms.saturating_sub(self.start_ms) >= WINDOW_MS {
+            *self = Window::new(now_ms);
+        }
+        self.count = self.count.saturating_add(1);
+        let allowed = self.count <= limit;
+        let warn = !allowed && !self.warned;
+        if warn {
+            self.warned = true;
+        }
+        let retry = (self.start_ms + WINDOW_MS)
+            .saturating_sub(now_ms)
+            .div_ceil(1000);
+        (allowed, retry.max(1), warn)
+    }
+}
+
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -99,6 +127,9 @@ impl RateLimiter {
         if limit == 0 {
             return (true, 0, false);
         }
+        if self.store.is_shared() {
+            return self.count_shared(key, limit, now_ms);
+        }
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() >= MAX_IN_MEMORY {
             windows.retain(|_, w| now_ms.saturating_sub(w.start_ms) < WINDOW_MS);
@@ -109,34 +140,33 @@ impl RateLimiter {
                 .chat_get::<Window>(&ChatKey::new(ChatNs::Rate, key))
                 .ok()
                 .flatten()
-                .unwrap_or(Window {
-                    start_ms: now_ms,
-                    count: 0,
-                    warned: false,
-                })
+                .unwrap_or(Window::new(now_ms))
         });
-        if now_ms.saturating_sub(w.start_ms) >= WINDOW_MS {
-            *w = Window {
-                start_ms: now_ms,
-                count: 0,
-                warned: false,
-            };
-        }
-        w.count = w.count.saturating_add(1);
-        let allowed = w.count <= limit;
-        let warn = !allowed && !w.warned;
-        if warn {
-            w.warned = true;
-        }
-        let retry = (w.start_ms + WINDOW_MS)
-            .saturating_sub(now_ms)
-            .div_ceil(1000);
+        let verdict = w.count_one(limit, now_ms);
         drop(windows);
         self.dirty
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.to_string());
-        (allowed, retry.max(1), warn)
+        verdict
+    }
+
+    /// Several daemons share the store: the window is counted in it, in
+    /// one atomic step per message, so the limit holds across daemons
+    /// (a write-behind count per daemon would let each allow the limit).
+    /// A store that cannot count lets the message through.
+    fn count_shared(&self, key: &str, limit: u32, now_ms: u64) -> (bool, u64, bool) {
+        let counted = self
+            .store
+            .chat_update(&ChatKey::new(ChatNs::Rate, key), move |w| {
+                let mut w: Window = w.unwrap_or(Window::new(now_ms));
+                let verdict = w.count_one(limit, now_ms);
+                (Some(w), verdict)
+            });
+        counted.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "chat rate window not counted");
+            (true, 1, false)
+        })
     }
 
     /// Writes the windows changed since the last call to the store.

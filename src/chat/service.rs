@@ -16,14 +16,14 @@ use super::ratelimit::{RateLimiter, Verdict};
 use super::reply::split;
 use super::session::ChatKey as SigningKey;
 use super::texts;
+use super::transcript::Transcripts;
 use crate::desk::TicketId;
 use crate::domain::{Lang, Team};
 use crate::faq;
 use crate::store::{ChatKey, ChatNs, Store};
 
-/// Messages of a conversation kept for an escalation's transcript.
-const TRANSCRIPT_LINES: usize = 12;
-/// Conversations whose transcript is kept in memory.
+/// Users whose recent language is kept in memory (beyond it the map is
+/// emptied: a short command then falls back to the default language).
 const MAX_CONVERSATIONS: usize = 50_000;
 
 /// Settings of the account link.
@@ -143,7 +143,7 @@ pub(super) struct Inner {
     pub bots: Bots,
     pub settings: ChatSettings,
     pub limiter: RateLimiter,
-    pub transcripts: Mutex<HashMap<String, VecDeque<String>>>,
+    pub transcripts: Transcripts,
     /// The language a user last wrote in (for short commands like `verify 123456`).
     pub recent_lang: Mutex<HashMap<String, Lang>>,
     /// Abstained questions not yet written to the feedback records.
@@ -193,13 +193,13 @@ impl ChatService {
             inner: Arc::new(Inner {
                 faq,
                 limiter: RateLimiter::new(store.clone()),
+                transcripts: Transcripts::new(store.clone()),
                 store,
                 desk,
                 actions,
                 key,
                 bots,
                 settings,
-                transcripts: Mutex::new(HashMap::new()),
                 recent_lang: Mutex::new(HashMap::new()),
                 abstentions: Mutex::new(Vec::new()),
                 answered: Mutex::new(HashMap::new()),
@@ -421,35 +421,24 @@ impl ChatService {
 
     /// Keeps the last lines of the conversation for an escalation.
     fn remember(&self, msg: &Incoming, reply: &str) {
-        let mut t = self
-            .inner
-            .transcripts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if t.len() >= MAX_CONVERSATIONS && !t.contains_key(&msg.conversation()) {
-            t.clear();
-        }
-        let lines = t.entry(msg.conversation()).or_default();
-        lines.push_back(format!("{}: {}", msg.name, msg.text.trim()));
-        lines.push_back(format!("bot: {}", first_line(reply)));
-        while lines.len() > TRANSCRIPT_LINES {
-            lines.pop_front();
-        }
+        self.inner.transcripts.push(
+            &msg.conversation(),
+            [
+                format!("{}: {}", msg.name, msg.text.trim()),
+                format!("bot: {}", first_line(reply)),
+            ],
+            chrono::Utc::now().timestamp(),
+        );
     }
 
     pub(super) fn transcript(&self, msg: &Incoming) -> Vec<String> {
-        self.inner
-            .transcripts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&msg.conversation())
-            .map(|l| l.iter().cloned().collect())
-            .unwrap_or_default()
+        self.inner.transcripts.lines(&msg.conversation())
     }
 
-    /// Writes rate windows and abstained questions kept in memory.
+    /// Writes rate windows, transcripts and abstained questions kept in memory.
     pub fn persist(&self) -> Result<(), ChatError> {
         self.inner.limiter.persist()?;
+        self.inner.transcripts.persist()?;
         self.flush_abstentions()?;
         Ok(())
     }

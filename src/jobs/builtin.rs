@@ -21,7 +21,7 @@ use crate::notify::{
     Audience, DownloadWindowContext, EnqueueOutcome, Notifier, OrderMail, OutgoingMail,
     PakReminderContext, SlaReminderContext, TemplateContext,
 };
-use crate::store::{OrderMeta, Store, WriteMark};
+use crate::store::{ChatNs, OrderMeta, Store, WriteMark};
 
 /// Order changes written between two flushes of a job.
 const FLUSH_EVERY: usize = 256;
@@ -492,8 +492,8 @@ impl Job for Sla {
     }
 }
 
-/// `retention`: purges raw inbound mail and notification/job history past
-/// their retention. Orders and their current state are never touched, nor
+/// `retention`: purges raw inbound mail, notification/job history and
+/// chat transcripts past their retention. Orders and their current state are never touched, nor
 /// the outbox and idempotency keys that keep a mail from going twice.
 pub struct Retention {
     pub store: Store,
@@ -511,11 +511,14 @@ impl Job for Retention {
         let raw = self.store.mail_purge_raw_before(raw_cutoff)?;
         let history = self.store.purge_history_before(hist_cutoff)?;
         let runs = self.store.purge_job_runs_before(hist_cutoff)?;
+        let chats = self
+            .store
+            .chat_purge_before(ChatNs::Transcript, hist_cutoff.timestamp())?;
         Ok(Progress {
             examined: 0,
-            effects: (raw + history + runs) as u64,
+            effects: (raw + history + runs + chats) as u64,
             note: format!(
-                "purged raw mail of {raw} messages, {history} history lines, {runs} job runs"
+                "purged raw mail of {raw} messages, {history} history lines, {runs} job runs, {chats} chat transcripts"
             ),
         })
     }

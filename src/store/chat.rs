@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 use super::engine::Cost;
 use super::{Store, StoreError, decode};
 
+/// Records removed per store write when purging.
+const PURGE_BATCH: usize = 500;
+
 /// A kind of chat record: the first segment of its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatNs {
@@ -41,6 +44,9 @@ pub enum ChatNs {
     /// Web or console user → team answers relayed while they were away,
     /// handed out with their next exchange (kept across restarts).
     Waiting,
+    /// Conversation → its last lines (an escalation's transcript), with
+    /// the time of the last one (`updated`, unix seconds).
+    Transcript,
 }
 
 impl ChatNs {
@@ -58,6 +64,7 @@ impl ChatNs {
             ChatNs::Thread => "thread/",
             ChatNs::Posted => "posted/",
             ChatNs::Waiting => "wait/",
+            ChatNs::Transcript => "transcript/",
         }
     }
 }
@@ -155,6 +162,36 @@ impl Store {
             };
             Ok(answer)
         })
+    }
+
+    /// Removes the records of `ns` whose `updated` field (unix seconds) is
+    /// before `cutoff`; returns how many. Records without it are kept.
+    pub fn chat_purge_before(&self, ns: ChatNs, cutoff: i64) -> Result<usize, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Stamp {
+            updated: Option<i64>,
+        }
+        let prefix = ns.prefix().as_bytes();
+        let mut stale = Vec::new();
+        for r in self.trees()?.chat.scan_prefix(prefix) {
+            let (k, v) = r?;
+            if let Ok(Stamp { updated: Some(u) }) = serde_json::from_slice(&v)
+                && u < cutoff
+            {
+                stale.push(k.to_vec());
+            }
+        }
+        let n = stale.len();
+        for batch in stale.chunks(PURGE_BATCH) {
+            let keys = batch.to_vec();
+            self.engine.write(true, move |t| {
+                for k in keys {
+                    t.chat.remove(k)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(n)
     }
 
     /// Every record of a namespace: `(id, value)`, in key order.

@@ -422,6 +422,13 @@ fn escalation_routes_like_mail_and_the_bot_is_silent_once_a_person_answers() {
     let code = link(&d, &sink, &s, "j.harper@acme.example.com", 0);
     assert!(say(&d, &s, &format!("verify {code}")).0.contains("linked"));
     say(&d, &s, "how long does a hold last?");
+    // The transcript of what was said before a restart goes with the
+    // escalation after it.
+    assert!(d.terminate(), "a clean stop");
+    let d = spawn_daemon(
+        &dir.path().join("data"),
+        &[("EDESK_SMTP__URL", &sink.url())],
+    );
 
     let (r, _) = say(
         &d,

@@ -13,7 +13,7 @@ use edesk::jobs::{
     Clock, Job, JobError, JobsError, ManualClock, Progress, RunContext, Scheduler, builtin,
 };
 use edesk::notify::{Notifier, RestoreOutcome};
-use edesk::store::{RunOutcome, Store, Trigger};
+use edesk::store::{ChatKey, ChatNs, RunOutcome, Store, Trigger};
 use serde_json::{Value, json};
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -695,11 +695,26 @@ fn retention_purges_history_never_an_order() {
     )]);
     let so: OrderId = "60000001".parse().unwrap();
     assert!(!w.store().history(&so).unwrap().is_empty());
+    // Chat transcripts: one idle since now, one written just before the run.
+    let later = Utc::now() + Duration::days(31);
+    let transcript = |id: &str, at: DateTime<Utc>| {
+        let key = ChatKey::new(ChatNs::Transcript, id);
+        let rec = json!({"updated": at.timestamp(), "lines": ["ana: hello", "bot: hi"]});
+        w.store().chat_put(&key, Some(&rec), true).unwrap();
+        key
+    };
+    let (idle, recent) = (
+        transcript("web:idle", Utc::now()),
+        transcript("web:recent", later),
+    );
     let s = w.scheduler(&["retention"]);
-    w.clock.set(Utc::now() + Duration::days(31));
+    w.clock.set(later);
     let r = s.run_now("retention").unwrap();
     assert_eq!(r.outcome, RunOutcome::Ok);
     assert!(w.store().history(&so).unwrap().is_empty());
+    let get = |k: &ChatKey| w.store().chat_get::<Value>(k).unwrap();
+    assert!(get(&idle).is_none(), "an idle transcript is purged");
+    assert!(get(&recent).is_some(), "a recent one stays");
     let o = w.store().order(&so).unwrap().unwrap();
     assert_eq!(o.recipients.len(), 1, "the order and its state stay");
     assert_eq!(w.store().order_meta(&so).unwrap().available_count, 1);

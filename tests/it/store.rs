@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
+use edesk::chat::ratelimit::{Limits, RateLimiter, Verdict};
 use edesk::domain::{EmailAddress, Order, OrderId};
 use edesk::store::{
     Accepted, Backend, ChatKey, ChatNs, Commit, EngineSettings, Envelope, HistoryEntry,
@@ -544,6 +545,40 @@ fn loop_guard_counts_across_writers(stores: &[Arc<Store>]) {
     );
 }
 
+/// Chat rate limits hold across daemons: one limiter per store (as each
+/// daemon has its own), 32 messages of one user at once, exactly the
+/// limit allowed and one polite answer.
+fn chat_rate_limits_count_across_writers(stores: &[Arc<Store>]) {
+    let limiters: Vec<Arc<RateLimiter>> = stores
+        .iter()
+        .map(|s| Arc::new(RateLimiter::new((**s).clone())))
+        .collect();
+    let limits = Limits {
+        user_per_minute: 5,
+        channel_per_minute: 0,
+    };
+    let now = u64::try_from(Utc::now().timestamp_millis()).unwrap();
+    let mut handles = Vec::new();
+    for l in limiters.iter().cycle().take(8) {
+        let l = l.clone();
+        handles.push(std::thread::spawn(move || {
+            (0..4)
+                .map(|_| l.check("discord:42", None, limits, now))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let verdicts: Vec<Verdict> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let allowed = verdicts.iter().filter(|v| **v == Verdict::Allowed).count();
+    let warned = verdicts
+        .iter()
+        .filter(|v| matches!(v, Verdict::User { warn: true, .. }))
+        .count();
+    assert_eq!((allowed, warned), (5, 1), "{verdicts:?}");
+}
+
 fn ids_are_unique_and_grow(stores: &[Arc<Store>]) {
     let mut handles = Vec::new();
     for s in stores.iter().cycle().take(4) {
@@ -571,6 +606,7 @@ fn run_suite(e: &Engine) {
     tickets_are_atomic(&one);
     outbox_claims(&one);
     loop_guard_counts_across_writers(&one);
+    chat_rate_limits_count_across_writers(&one);
     job_slot_claimed_once(&one);
     ids_are_unique_and_grow(&one);
 }
@@ -600,6 +636,7 @@ fn postgres_two_daemons_share_one_database() {
     tickets_are_atomic(&stores);
     outbox_claims(&stores);
     loop_guard_counts_across_writers(&stores);
+    chat_rate_limits_count_across_writers(&stores);
     job_slot_claimed_once(&stores);
     ids_are_unique_and_grow(&stores);
 
