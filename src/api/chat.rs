@@ -94,10 +94,14 @@ async fn message(
         addressed: true,
     };
     let chat = state.chat.clone();
-    let out = tokio::task::spawn_blocking(move || chat.handle(&msg))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(chat_error)?;
+    let out = if chat.is_quick(&msg) {
+        chat.handle(&msg)
+    } else {
+        tokio::task::spawn_blocking(move || chat.handle(&msg))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    }
+    .map_err(chat_error)?;
     let rate = out.replies.iter().find_map(|r| r.rate.clone());
     let replies: Vec<String> = out.replies.into_iter().map(|r| r.text).collect();
     Ok(Json(json!({ "replies": replies, "rate": rate })))

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ChatError;
 use super::bots::{BotConfig, Bots, Platform};
-use super::command::{self, Command, Parsed};
+use super::command::{self, Command, Parsed, Verb};
 use super::ports::{Actions, DeskPort};
 use super::ratelimit::{RateLimiter, Verdict};
 use super::reply::split;
@@ -266,6 +266,25 @@ impl ChatService {
         self.remember(msg, &said.text);
         self.shape(msg, &bot, said, lang, &mut out);
         Ok(out)
+    }
+
+    /// Whether [`ChatService::handle`] answers this message without waiting
+    /// on a disk or a database: an embedded store (its reads come from
+    /// memory), a FAQ question or `help`, no team answer waiting for the
+    /// user and no escalated conversation (those lead to durable writes).
+    /// The HTTP chat answers such a message on its async worker, sparing a
+    /// hand-off to a blocking thread per message (README: bench chat).
+    pub fn is_quick(&self, msg: &Incoming) -> bool {
+        if self.inner.store.is_shared() {
+            return false;
+        }
+        let text = strip_prefix(&msg.text, self.inner.bots.get(msg.platform));
+        let faq_or_help = command::parse(text, msg.addressed)
+            .is_some_and(|p| matches!(p.command.verb(), Verb::Faq | Verb::Help));
+        let absent = |key: ChatKey| matches!(self.inner.store.chat_contains(&key), Ok(false));
+        faq_or_help
+            && absent(ChatKey::new(ChatNs::Waiting, msg.user_key()))
+            && absent(ChatKey::new(ChatNs::Conversation, msg.conversation()))
     }
 
     /// The reply language: the user's `lang` choice, else the language of

@@ -98,6 +98,11 @@ impl Store {
             .transpose()
     }
 
+    /// Whether a record is present (without decoding it).
+    pub fn chat_contains(&self, key: &ChatKey) -> Result<bool, StoreError> {
+        Ok(self.trees()?.chat.get(key.bytes())?.is_some())
+    }
+
     /// Writes (or with `None` removes) one record; durable on return when
     /// `durable`, else flushed with the next group.
     pub fn chat_put<T: Serialize>(
