@@ -195,6 +195,8 @@ pub fn ticket_context(t: &Ticket, kind: TicketMail, text: Option<&str>) -> Ticke
         question: t.faq.as_ref().map(|f| f.question.clone()),
         reasons: t.reasons.join("; "),
         handed_over: true,
+        orders: t.orders.iter().map(ToString::to_string).collect(),
+        purchase_orders: t.purchase_orders.clone(),
     }
 }
 

@@ -104,6 +104,10 @@ pub struct TicketContext {
     /// The escalation was queued to the team: an acknowledgement may say
     /// the team has the request (else it says the desk registered it).
     pub handed_over: bool,
+    /// Every order the customer named (the mail's `order` is the first).
+    pub orders: Vec<String>,
+    /// PO numbers the customer named that resolved to no order.
+    pub purchase_orders: Vec<String>,
 }
 
 /// Which ticket mail a [`TicketContext`] renders.
@@ -232,7 +236,9 @@ pub(crate) fn build(
     for k in EXTRA_KEYS {
         extra.insert((*k).to_string(), Value::Null);
     }
-    extra.insert("released".into(), json!([]));
+    for list in ["released", "orders", "purchase_orders"] {
+        extra.insert(list.into(), json!([]));
+    }
     if let Value::Object(given) = &s.extra {
         for (k, v) in given {
             extra.insert(k.clone(), v.clone());
