@@ -72,6 +72,9 @@ pub struct Decision {
     pub sender: Option<String>,
     pub subject: String,
     pub thread_method: Method,
+    /// The Message-IDs the mail refers to (In-Reply-To, References), as
+    /// parsed: the worker threads with them without parsing the mail again.
+    pub thread_ids: Vec<String>,
     pub bounce: Option<Bounce>,
     /// What proves the mail comes from its From address (human mail only).
     pub auth: Option<Proof>,
@@ -156,6 +159,7 @@ impl Decision {
             sender: p.and_then(|p| p.from.clone()),
             subject: p.map(|p| p.subject.clone()).unwrap_or_default(),
             thread_method: Method::None,
+            thread_ids: p.map(|p| p.thread_ids.clone()).unwrap_or_default(),
             bounce: None,
             auth: None,
             verified: None,
@@ -426,6 +430,7 @@ fn human(
         sender: p.from.clone(),
         subject: p.subject.clone(),
         thread_method: t.method,
+        thread_ids: p.thread_ids.clone(),
         bounce: None,
         auth: Some(proof),
         verified: verified.cloned(),

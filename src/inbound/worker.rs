@@ -15,7 +15,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::decide::{Action, Decision, analyze_with};
 use super::intake::{MailState, Spool};
-use super::parse::parse;
 use super::ports::{Directory, FaqOracle};
 use super::verify::{Connection, Verdicts, Verifier};
 use crate::desk::guard::Verdict;
@@ -204,8 +203,7 @@ impl Worker {
         )
         .map_err(|e| ActionError::Unavailable(e.to_string()))?;
         let mut outcome = Outcome::default();
-        let thread_ids = parse(raw).map(|p| p.thread_ids).unwrap_or_default();
-        let thread_ids = MessageId::parse_all(thread_ids.iter().map(String::as_str));
+        let thread_ids = MessageId::parse_all(decision.thread_ids.iter().map(String::as_str));
         let sender = decision.sender.clone().unwrap_or_default();
 
         // A team's mail is never a customer's request: its answer to an
