@@ -214,6 +214,13 @@ pub struct NewTicket {
     pub chat: Option<ChatUser>,
 }
 
+impl crate::store::TicketIndex for Ticket {
+    fn open_due_day(&self) -> Option<i32> {
+        use chrono::Datelike;
+        (self.status == TicketStatus::Open).then(|| self.due.num_days_from_ce())
+    }
+}
+
 #[derive(Clone)]
 pub struct Desk {
     store: crate::store::Store,
@@ -409,6 +416,15 @@ impl Desk {
     }
 
     /// Open tickets whose due date is before `today` (for the SLA reminder job).
+    /// How many tickets wait for a team, and how many of them are past
+    /// their due day on `today` (from the store's index: no ticket is read).
+    pub fn open_counts(&self, today: NaiveDate) -> Result<(u64, u64), DeskError> {
+        use chrono::Datelike;
+        Ok(self
+            .store
+            .ticket_open_counts::<Ticket>(today.num_days_from_ce())?)
+    }
+
     pub fn overdue(&self, today: NaiveDate) -> Result<Vec<Ticket>, DeskError> {
         Ok(self
             .list()?
@@ -481,6 +497,25 @@ mod tests {
         assert_ne!(first.id, again.id);
         assert_eq!(first.id.to_string(), "T-000001");
         assert_eq!(other.id.to_string(), "T-000003");
+        // Open and overdue counts agree with the tickets themselves.
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(desk.open_counts(day("2026-11-30")).unwrap(), (3, 0));
+        assert_eq!(desk.open_counts(day("2026-12-01")).unwrap(), (3, 2));
+        assert_eq!(desk.overdue(day("2026-12-01")).unwrap().len(), 2);
+        desk.record(
+            first.id,
+            Event {
+                at: now,
+                kind: EventKind::TeamReply,
+                by: "exportops@cisco.com".into(),
+                text: "Released.".into(),
+                reference: None,
+            },
+            None,
+            Some(TicketStatus::Answered),
+        )
+        .unwrap();
+        assert_eq!(desk.open_counts(day("2026-12-03")).unwrap(), (2, 2));
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use engine::{Backend, EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
 pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
 pub use pg::PG_SCHEMA_VERSION;
-pub use records::AdmitCount;
+pub use records::{AdmitCount, TicketIndex};
 pub use types::*;
 
 use crate::domain::{EmailAddress, Order, OrderId};

@@ -18,6 +18,47 @@ pub struct AdmitCount {
     pub admitted: bool,
 }
 
+/// What the store indexes of a ticket: while it waits for a team, the day
+/// its answer is due (`NaiveDate::num_days_from_ce`). Open and overdue
+/// counts then read the index, not every ticket ever opened.
+pub trait TicketIndex {
+    fn open_due_day(&self) -> Option<i32>;
+}
+
+/// Index keys in `ticket_meta`: `open/` + due day + ticket number (big
+/// endian, so a range below a day's key is the overdue tickets).
+const OPEN_PREFIX: &[u8] = b"open/";
+/// Present once the index covers every ticket (stores from before it are
+/// indexed on first use).
+const OPEN_INDEXED: &[u8] = b"open-indexed";
+
+fn open_key(day: i32, n: u64) -> Vec<u8> {
+    let mut k = OPEN_PREFIX.to_vec();
+    // Days since 0001-01-01 are positive for every date a ticket has.
+    k.extend_from_slice(&(day.max(0) as u32).to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn open_day_of(key: &[u8]) -> Option<i32> {
+    let b = key.get(OPEN_PREFIX.len()..OPEN_PREFIX.len() + 4)?;
+    Some(u32::from_be_bytes(b.try_into().ok()?) as i32)
+}
+
+/// Moves ticket `n`'s index entry from `before` to `after`.
+fn reindex(t: &Trees, n: u64, before: Option<i32>, after: Option<i32>) -> Result<(), StoreError> {
+    if before == after {
+        return Ok(());
+    }
+    if let Some(d) = before {
+        t.ticket_meta.remove(open_key(d, n))?;
+    }
+    if let Some(d) = after {
+        t.ticket_meta.insert(open_key(d, n), [])?;
+    }
+    Ok(())
+}
+
 fn ticket_in<T: DeserializeOwned>(t: &Trees, n: u64) -> Result<Option<T>, StoreError> {
     t.tickets
         .get(n.to_be_bytes())?
@@ -48,7 +89,7 @@ impl Store {
     /// returns the record and the Message-IDs of its thread. Durable on return.
     pub fn ticket_create<T, F>(&self, build: F) -> Result<T, StoreError>
     where
-        T: Serialize + Send + 'static,
+        T: Serialize + TicketIndex + Send + 'static,
         F: FnOnce(u64) -> (T, Vec<String>) + Send + 'static,
     {
         self.engine.write(true, move |t| {
@@ -56,6 +97,7 @@ impl Store {
             let (record, thread) = build(n);
             t.tickets
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
+            reindex(t, n, None, record.open_due_day())?;
             for mid in &thread {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -86,14 +128,16 @@ impl Store {
         change: F,
     ) -> Result<Option<T>, StoreError>
     where
-        T: Serialize + DeserializeOwned + Send + 'static,
+        T: Serialize + DeserializeOwned + TicketIndex + Send + 'static,
         F: FnOnce(&mut T) + Send + 'static,
     {
         self.engine.write(true, move |t| {
             let Some(mut record) = ticket_in::<T>(t, n)? else {
                 return Ok(None);
             };
+            let before = record.open_due_day();
             change(&mut record);
+            reindex(t, n, before, record.open_due_day())?;
             for mid in &link {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -101,6 +145,27 @@ impl Store {
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
             Ok(Some(record))
         })
+    }
+
+    /// Open tickets and, of them, those due before `today` (a day as
+    /// [`TicketIndex::open_due_day`]): read from the index, whose size is
+    /// the open tickets, not every ticket ever opened. A store from before
+    /// the index is indexed first, once.
+    pub fn ticket_open_counts<T>(&self, today: i32) -> Result<(u64, u64), StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        if self.trees()?.ticket_meta.get(OPEN_INDEXED)?.is_none() {
+            self.engine.write(true, index_every_ticket::<T>)?;
+        }
+        let (mut open, mut overdue) = (0, 0);
+        for key in self.trees()?.ticket_meta.scan_prefix(OPEN_PREFIX).keys() {
+            open += 1;
+            if open_day_of(&key?).is_some_and(|d| d < today) {
+                overdue += 1;
+            }
+        }
+        Ok((open, overdue))
     }
 
     /// Makes mail referring to `message_id` find ticket `n`.
@@ -162,6 +227,37 @@ impl Store {
             })
         })
     }
+}
+
+/// Builds the open-ticket index from every ticket (on the owner thread, so
+/// no ticket changes meanwhile on an embedded store).
+fn index_every_ticket<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
+    if t.ticket_meta.get(OPEN_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let stale: Vec<Vec<u8>> = t
+        .ticket_meta
+        .scan_prefix(OPEN_PREFIX)
+        .keys()
+        .map(|k| k.map(|k| k.to_vec()))
+        .collect::<Result<_, _>>()?;
+    for k in stale {
+        t.ticket_meta.remove(k)?;
+    }
+    let entries: Vec<(u64, Option<i32>)> = t
+        .tickets
+        .iter()
+        .map(|r| {
+            let (k, v) = r?;
+            let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
+            Ok((n, decode::<T>("tickets", &v)?.open_due_day()))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for (n, day) in entries {
+        reindex(t, n, None, day)?;
+    }
+    t.ticket_meta.insert(OPEN_INDEXED, [])?;
+    Ok(())
 }
 
 /// Ticket numbers continue the counter earlier versions kept in

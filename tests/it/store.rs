@@ -17,7 +17,7 @@ use edesk::domain::{EmailAddress, Order, OrderId};
 use edesk::store::{
     Accepted, Backend, ChatKey, ChatNs, Commit, EngineSettings, Envelope, HistoryEntry,
     MailOutcome, MailRecord, MailState, OrderMeta, OutboxItem, OutboxStatus, Store, StoreError,
-    TokenTarget,
+    TicketIndex, TokenTarget,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -399,6 +399,14 @@ fn inbound_spool_and_dedup(e: &Engine) {
 struct Ticket {
     n: u64,
     notes: u64,
+    /// The due day while open (`None`: closed).
+    due: Option<i32>,
+}
+
+impl TicketIndex for Ticket {
+    fn open_due_day(&self) -> Option<i32> {
+        self.due
+    }
 }
 
 /// Writers from many threads: numbers unique, no update lost.
@@ -411,7 +419,10 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
             for j in 0..5 {
                 let mid = format!("<t{i}-{j}@example.com>");
                 let n = s
-                    .ticket_create(move |n| (Ticket { n, notes: 0 }, vec![mid]))
+                    .ticket_create(move |n| {
+                        let due = Some(if n % 2 == 0 { 100 } else { 300 });
+                        (Ticket { n, notes: 0, due }, vec![mid])
+                    })
                     .unwrap();
                 created.lock().unwrap().push(n.n);
             }
@@ -442,6 +453,20 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
     let t: Ticket = stores[0].ticket(target).unwrap().unwrap();
     assert_eq!(t.notes, 80, "no update lost");
     let s = &stores[0];
+    // The open-ticket index: 40 open, the 20 due on day 100 overdue on day
+    // 200. Closing one takes it out; moving a due day moves it; every
+    // store sharing the data sees the same.
+    assert_eq!(s.ticket_open_counts::<Ticket>(200).unwrap(), (40, 20));
+    let early = numbers.iter().copied().find(|n| n % 2 == 0).unwrap();
+    let late = numbers.iter().copied().find(|n| n % 2 == 1).unwrap();
+    s.ticket_update::<Ticket, _>(early, vec![], |t| t.due = None)
+        .unwrap();
+    s.ticket_update::<Ticket, _>(late, vec![], |t| t.due = Some(150))
+        .unwrap();
+    for other in stores {
+        assert_eq!(other.ticket_open_counts::<Ticket>(200).unwrap(), (39, 20));
+        assert_eq!(other.ticket_open_counts::<Ticket>(100).unwrap(), (39, 0));
+    }
     let by_thread = s
         .ticket_by_thread(&["<nope@x>".into(), "<t0-0@example.com>".into()])
         .unwrap();
