@@ -28,10 +28,11 @@
 //! batch were never acknowledged; callers that batch several writes behind one
 //! [`Engine::barrier`] learn about the failure through the epoch.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use super::StoreError;
@@ -274,7 +275,46 @@ pub enum Backend {
     Postgres { url: String },
 }
 
+/// How long an open waits for sled's file lock when this process itself
+/// had the directory open: sled's I/O threads let go of the lock a moment
+/// after the last handle is dropped, so an immediate reopen (a restart of
+/// the store after a failure, tests) can find it still held. A lock held by
+/// another process fails at once (`edesk` commands then ask the daemon).
+const OWN_LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// sled directories this process has opened.
+fn opened_here() -> &'static Mutex<HashSet<PathBuf>> {
+    static OPENED: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    OPENED.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
 fn open_sled(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
+    let deadline = Instant::now() + OWN_LOCK_WAIT;
+    loop {
+        match open_sled_once(path, cache_bytes) {
+            Err(StoreError::Locked(p))
+                if Instant::now() < deadline
+                    && opened_here()
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(path) =>
+            {
+                tracing::debug!(path = %p, "sled still releasing its lock; waiting");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(o) => {
+                opened_here()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path.to_path_buf());
+                return Ok(o);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn open_sled_once(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
     let db = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes)

@@ -617,6 +617,19 @@ mod tests {
     }
 
     #[test]
+    fn a_store_dropped_and_reopened_at_once_opens() {
+        // sled's I/O threads release its file lock a moment after the last
+        // handle goes (CI once saw `Locked` here): the reopen waits for it.
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20u64 {
+            let s = Store::open(dir.path()).unwrap();
+            s.count_auto_mail(&format!("r{round}@example.com").parse().unwrap())
+                .unwrap();
+            drop(s);
+        }
+    }
+
+    #[test]
     fn ids_are_never_reused_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let mut seen = Vec::new();
