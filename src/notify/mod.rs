@@ -19,6 +19,7 @@
 //! - [`ReplyToken::mint`] / [`ReplyToken::verify`], [`ReplyToken::from_address`];
 //!   `Store::order_by_token` maps a token back to (order, recipient).
 //! - [`sender::Sender`]: the delivery task (SMTP with TCP_NODELAY, or `.eml` files).
+#![warn(missing_docs)]
 
 pub mod bench_sink;
 pub mod cmd;
