@@ -39,6 +39,7 @@ pub struct ObaRequest {
 pub struct ObaLine {
     /// The order's line id; it must exist on the order.
     pub line: String,
+    /// An address list (`a@x, "B" <b@y>`); every address must be valid.
     pub to: String,
     /// A note shown with the line in the mail (one line, at most 200 characters).
     pub carton_note: Option<String>,
@@ -70,6 +71,7 @@ pub enum ObaError {
 /// An access mail that was queued.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObaMail {
+    /// The recipient's address.
     pub to: String,
     /// The line ids it grants.
     pub lines: Vec<String>,
