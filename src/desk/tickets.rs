@@ -9,8 +9,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::{EmailAddress, MessageId, OrderId, Team};
 use serde::{Deserialize, Deserializer, Serialize};
 
-/// Why a desk operation failed. The HTTP API maps `NotFound`, `BadReference`
-/// and `Input` to client errors; the rest are server failures.
+/// Why a desk operation failed. The HTTP API answers `NotFound`,
+/// `BadReference`, `Input` and `NotDelivered` as client errors (404, 400,
+/// 422, 409); the rest are server failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
     /// The store failed reading or writing a ticket.

@@ -39,7 +39,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// The result of one delivery attempt of an outbox item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    /// The server accepted it (250); it is journaled and marked sent.
+    /// The server accepted it (or the `.eml` file was written); it is
+    /// journaled, then marked sent.
     Sent,
     /// 4xx or connection trouble: try again later.
     Transient(String),

@@ -126,7 +126,7 @@ impl Templates {
         }
     }
 
-    /// The copy built into the binary, whatever is on disk (tests, previews).
+    /// The copy built into the binary, whatever is on disk (tests).
     pub fn embedded() -> Result<Templates, TemplateError> {
         Self::load_embedded()
     }
