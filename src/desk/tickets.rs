@@ -32,7 +32,12 @@ pub enum DeskError {
     /// The outbox did not take the mail (suppressed address, preference):
     /// nothing was recorded, the caller may say so and try another way.
     #[error("reply not sent to {to}: {reason}")]
-    NotDelivered { to: String, reason: String },
+    NotDelivered {
+        /// The customer as the ticket shows them.
+        to: String,
+        /// What the outbox or the desk said.
+        reason: String,
+    },
     /// The outbox could not queue the mail (store failure, template error).
     #[error("outbox: {0}")]
     Outbox(String),
@@ -90,7 +95,8 @@ pub enum TicketStatus {
     Open,
     /// The team replied; waiting for the customer, if anything.
     Answered,
-    /// Closed by an operator or by the customer; never overdue.
+    /// Closed ([`super::service::DeskService::close`]): never overdue, and a
+    /// later message from the customer opens a new ticket.
     Closed,
 }
 
@@ -106,7 +112,7 @@ pub enum EventKind {
     TeamReply,
     /// An internal note: never sent to the customer.
     Note,
-    /// The ticket was closed (the event's text says by whom or why).
+    /// The ticket was closed (`by` says who, `text` why).
     Closed,
 }
 
