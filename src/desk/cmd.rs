@@ -11,43 +11,56 @@ use crate::config::Config;
 /// Why an `edesk desk` command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DeskCmdError {
+    /// The ticket operation failed (unknown ticket, bad reference, empty reply, mail not sent).
     #[error(transparent)]
     Desk(#[from] DeskError),
+    /// The store could not be opened (e.g. the daemon holds it).
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The holidays file of `calendar.holidays_file` is unreadable or malformed.
     #[error("calendar: {0}")]
     Calendar(#[from] super::sla::CalendarError),
+    /// The notifier (outbox for `reply`) could not be set up.
     #[error("outbox: {0}")]
     Notify(#[from] crate::notify::NotifyError),
+    /// The data directory could not be created.
     #[error("cannot create data directory: {0}")]
     DataDir(std::io::Error),
 }
 
+/// `edesk desk` subcommands: `list` and `show` go through `ctl` (the
+/// running daemon, else the store); `reply` runs on the store ([`run`]).
 #[derive(Debug, Subcommand)]
 pub enum DeskCmd {
     /// List tickets (open ones unless --all).
     List {
+        /// Include answered and closed tickets.
         #[arg(long)]
         all: bool,
         /// Only this team's tickets (`exportops`, `licensing`, …).
         #[arg(long)]
         team: Option<crate::domain::Team>,
+        /// Print JSON (an array of tickets) instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Show one ticket with its whole thread.
     Show {
+        /// The ticket (`T-000042`, `t42` or `42`).
         ticket: String,
+        /// Print the stored ticket as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Answer a ticket: the text is relayed to the customer in their thread
     /// (queued in the outbox; the daemon sends it). `--note` keeps it internal.
     Reply {
+        /// The ticket (`T-000042`, `t42` or `42`).
         ticket: String,
         /// The answer (or use --file, or standard input).
         #[arg(long, conflicts_with = "file")]
         text: Option<String>,
+        /// Read the answer from this file.
         #[arg(long)]
         file: Option<std::path::PathBuf>,
         /// Who answers (shown in the ticket).

@@ -6,8 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::store::StoreError;
 
+/// Whether an automatic mail may go to an address, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
+    /// May be sent (and, from [`AutoMailGuard::admit`], is counted).
     Allowed,
     /// A role or machine address (`MAILER-DAEMON`, `postmaster`, `noreply`…).
     MachineAddress,
@@ -15,11 +17,13 @@ pub enum Verdict {
     OwnAddress,
     /// The hourly budget for this address is spent.
     RateLimited {
+        /// Automatic mails counted for the address in the last hour.
         sent_last_hour: usize,
     },
 }
 
 impl Verdict {
+    /// The verdict in words, for a ticket's or message's log of what was done.
     pub fn reason(&self) -> String {
         match self {
             Verdict::Allowed => "allowed".into(),
@@ -32,6 +36,8 @@ impl Verdict {
     }
 }
 
+/// The loop guard every automatic mail (answers, acknowledgements) passes:
+/// budget kept in the store, so it holds across workers and restarts.
 #[derive(Clone)]
 pub struct AutoMailGuard {
     store: crate::store::Store,
@@ -70,6 +76,8 @@ pub fn is_machine_address(addr: &str) -> bool {
 }
 
 impl AutoMailGuard {
+    /// A guard counting on `store`; `own_domain` is `mail.domain`, `per_hour`
+    /// is `desk.auto_mail_per_hour`.
     pub fn open(store: &crate::store::Store, own_domain: &str, per_hour: usize) -> Self {
         AutoMailGuard {
             store: store.clone(),

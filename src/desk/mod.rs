@@ -6,6 +6,7 @@
 //!
 //! Dependencies: domain, store, and notify's public mail type behind the
 //! [`outbox::Outbox`] port; never inbound or chat.
+#![warn(missing_docs)]
 
 pub mod cmd;
 pub mod guard;

@@ -16,12 +16,16 @@ use serde::{Serialize, Serializer};
 /// are DESIGN.md's, exactly (a team's is `domain::Team`'s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
+    /// Answered from the FAQ, no person involved.
     Faq,
+    /// Escalated to this support team.
     Team(Team),
+    /// Neither the FAQ nor a team: nothing is answered or escalated.
     None,
 }
 
 impl Route {
+    /// Every route, FAQ first and `none` last (parsing and reports iterate it).
     pub const ALL: [Route; 9] = [
         Route::Faq,
         Route::Team(Team::EdeliverySupport),
@@ -34,6 +38,7 @@ impl Route {
         Route::None,
     ];
 
+    /// The route's name (`faq`, a team's name, `none`), as in DESIGN.md and JSON.
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Faq => "faq",
@@ -68,6 +73,7 @@ impl Serialize for Route {
     }
 }
 
+/// A name that is no route (the text as given).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown route {0:?}")]
 pub struct ParseRouteError(pub String);
@@ -111,12 +117,16 @@ pub enum Weight {
     Topic,
 }
 
+/// One row of [`RULES`]: when `signal` matches, the escalation goes to `route`.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
+    /// What must match.
     pub signal: Signal,
+    /// The team the escalation goes to.
     pub route: Route,
     /// Short name shown in `reasons`.
     pub name: &'static str,
+    /// Whether a match alone calls for a person (see [`Weight`]).
     pub weight: Weight,
 }
 
@@ -263,9 +273,11 @@ pub const RULES: &[Rule] = &[
 /// Facts about the message and its orders that rules look at.
 #[derive(Debug, Clone, Default)]
 pub struct RoutingInput<'a> {
+    /// The customer's subject and new text, as rules match it.
     pub text: &'a str,
     /// Open (unreleased) hold types of the threaded orders.
     pub holds: &'a [String],
+    /// Product IDs on the threaded orders.
     pub pids: &'a [String],
     /// The team the matched FAQ entry names, if any.
     pub faq_team: Option<Route>,
@@ -274,7 +286,9 @@ pub struct RoutingInput<'a> {
 /// The chosen team and the name of the rule that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
+    /// The team; never `faq` or `none`.
     pub route: Route,
+    /// The [`Rule::name`] that chose it, or `faq entry team` / `default`.
     pub rule: &'static str,
 }
 

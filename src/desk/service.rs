@@ -34,7 +34,9 @@ pub enum Customer {
     /// Wrote in a chat; `email` is the verified address linked to the
     /// account (acknowledgements and relays go there), if any.
     Chat {
+        /// The chat account.
         user: ChatUser,
+        /// The verified address linked to it, if any.
         email: Option<EmailAddress>,
     },
     /// A mail whose sender is missing or not an address: kept as written,
@@ -97,7 +99,9 @@ pub struct TicketRequest {
     /// Recorded on the customer's event (`mail:42`); a request whose
     /// reference a ticket already holds is a retry and changes nothing.
     pub reference: Option<String>,
+    /// Who asked, and whether they can be mailed.
     pub customer: Customer,
+    /// The customer's language (acknowledgement and relayed replies).
     pub lang: Lang,
     /// The subject (mail) or a one-line summary (chat).
     pub subject: String,
@@ -105,6 +109,7 @@ pub struct TicketRequest {
     pub text: String,
     /// The team the routing rules chose.
     pub team: Team,
+    /// SO numbers of the store the customer named.
     pub orders: Vec<OrderId>,
     /// PO numbers the customer named that the store does not know, as
     /// written (an order the store knows is in `orders`).
@@ -124,6 +129,7 @@ pub struct TicketRequest {
     /// The ticket this continues, when the caller knows it (a chat session
     /// that opened one); else found from the thread.
     pub ticket: Option<TicketId>,
+    /// Whether a new ticket is acknowledged by mail; a follow-up never is.
     pub acknowledge: Acknowledge,
 }
 
@@ -142,17 +148,23 @@ pub enum Disposition {
 /// stores them with the message; chat may show them).
 #[derive(Debug, Clone)]
 pub struct TicketOutcome {
+    /// The ticket as stored after the request.
     pub ticket: Ticket,
+    /// Opened, followed up, or found already recorded.
     pub disposition: Disposition,
+    /// What was done, one short phrase each (`ticket T-000042 for exportops`,
+    /// `acknowledgement sent to …`, `no acknowledgement: …`).
     pub done: Vec<String>,
 }
 
 /// A team's answer to relay to the customer.
 #[derive(Debug, Clone)]
 pub struct TeamReply {
+    /// The ticket the answer belongs to.
     pub ticket: TicketId,
     /// Who answered (operator name, or `team <address>` for a mail).
     pub by: String,
+    /// The answer as the team wrote it, relayed verbatim.
     pub text: String,
     /// Idempotency key of the reply (`inbound:42:relay` for a team's mail);
     /// `None` for a typed reply: `ticket:T-…:reply:N`, N the event count.
@@ -164,7 +176,9 @@ pub struct TeamReply {
 pub enum Relay {
     /// Mailed in the customer's thread and recorded.
     Sent {
+        /// The ticket with the reply recorded (status answered).
         ticket: Ticket,
+        /// The relayed mail's Message-ID, now in the ticket's thread.
         message_id: MessageId,
     },
     /// Recorded only: the customer is a chat user without an address (the
@@ -172,8 +186,11 @@ pub enum Relay {
     Recorded(Ticket),
     /// Not mailed and not recorded, for this reason (suppressed address…).
     NotSent {
+        /// The ticket, unchanged.
         ticket: Ticket,
+        /// The customer as the ticket shows them (address or `platform:user`).
         to: String,
+        /// Why the outbox or the desk did not send it.
         reason: String,
     },
 }
@@ -644,8 +661,11 @@ impl DeskService {
 pub struct Ack {
     /// Outbox idempotency key.
     pub key: String,
+    /// The customer's address.
     pub to: EmailAddress,
+    /// The customer's Message-ID, to answer in their thread.
     pub in_reply_to: Option<MessageId>,
+    /// The thread the customer's message answered, then its own Message-ID.
     pub references: Vec<MessageId>,
     /// Shown in the order's history.
     pub requested_by: String,
@@ -659,8 +679,11 @@ pub struct Ack {
 pub enum Acked {
     /// Queued and recorded in the ticket.
     Sent {
+        /// The ticket with the acknowledgement recorded.
         ticket: Box<Ticket>,
+        /// Where it went.
         to: EmailAddress,
+        /// The acknowledgement's Message-ID (now in the ticket's thread).
         message_id: MessageId,
     },
     /// Not sent, for this reason (loop guard, suppression).

@@ -8,17 +8,25 @@ use chrono::NaiveDate;
 
 use crate::domain;
 
+/// The holidays file (`calendar.holidays_file`) cannot be used; the daemon does not start.
 #[derive(Debug, thiserror::Error)]
 pub enum CalendarError {
+    /// The file cannot be read.
     #[error("cannot read holidays file {path}: {source}")]
     Read {
+        /// The file as configured.
         path: String,
+        /// Why the read failed.
         source: std::io::Error,
     },
+    /// A line is neither blank, a comment, nor a date.
     #[error("holidays file {path}, line {line}: {value:?} is not a YYYY-MM-DD date")]
     BadDate {
+        /// The file (or origin given to [`Calendar::parse`]).
         path: String,
+        /// 1-based line number.
         line: usize,
+        /// The line without its comment, trimmed.
         value: String,
     },
 }
@@ -32,6 +40,7 @@ pub struct Calendar {
 }
 
 impl Calendar {
+    /// A calendar with these holidays (any order, duplicates allowed), counting in UTC.
     pub fn new(holidays: impl IntoIterator<Item = NaiveDate>) -> Self {
         let mut holidays: Vec<NaiveDate> = holidays.into_iter().collect();
         holidays.sort_unstable();
@@ -62,6 +71,8 @@ impl Calendar {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// Parses holidays-file text (format as in [`Calendar::load`]); `origin`
+    /// names the file in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Calendar, CalendarError> {
         let mut holidays = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -81,6 +92,7 @@ impl Calendar {
         Ok(Calendar::new(holidays))
     }
 
+    /// Monday to Friday and not a holiday.
     pub fn is_business_day(&self, d: NaiveDate) -> bool {
         domain::is_business_day(d, &self.holidays)
     }

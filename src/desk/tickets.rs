@@ -9,22 +9,35 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::domain::{EmailAddress, MessageId, OrderId, Team};
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Why a desk operation failed. The HTTP API answers `NotFound`,
+/// `BadReference`, `Input` and `NotDelivered` as client errors (404, 400,
+/// 422, 409); the rest are server failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DeskError {
+    /// The store failed reading or writing a ticket.
     #[error("desk store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// A stored ticket record that does not decode: its number and the error.
     #[error("desk store: corrupt ticket {0}: {1}")]
     Corrupt(String, String),
+    /// No ticket has this number (the reference as written, `T-000042`).
     #[error("no ticket {0}")]
     NotFound(String),
+    /// The operator's input is unusable (empty reply, unreadable reply file); the message says why.
     #[error("{0}")]
     Input(String),
+    /// The text is not a ticket number (see [`TicketId`]'s `FromStr`).
     #[error("{0:?} is not a ticket reference (expected T-123456)")]
     BadReference(String),
     /// The outbox did not take the mail (suppressed address, preference):
     /// nothing was recorded, the caller may say so and try another way.
     #[error("reply not sent to {to}: {reason}")]
-    NotDelivered { to: String, reason: String },
+    NotDelivered {
+        /// The customer as the ticket shows them.
+        to: String,
+        /// What the outbox or the desk said.
+        reason: String,
+    },
     /// The outbox could not queue the mail (store failure, template error).
     #[error("outbox: {0}")]
     Outbox(String),
@@ -74,6 +87,7 @@ impl From<TicketId> for String {
     }
 }
 
+/// Where a ticket stands; stored lowercase (`open`, `answered`, `closed`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TicketStatus {
@@ -81,9 +95,12 @@ pub enum TicketStatus {
     Open,
     /// The team replied; waiting for the customer, if anything.
     Answered,
+    /// Closed ([`super::service::DeskService::close`]): never overdue, and a
+    /// later message from the customer opens a new ticket.
     Closed,
 }
 
+/// What an [`Event`] of a ticket's history records; stored snake_case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
@@ -95,37 +112,56 @@ pub enum EventKind {
     TeamReply,
     /// An internal note: never sent to the customer.
     Note,
+    /// The ticket was closed (`by` says who, `text` why).
     Closed,
 }
 
+/// One entry of a ticket's history, appended by [`Desk::record`] and never changed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    /// When it happened.
     pub at: DateTime<Utc>,
+    /// What happened.
     pub kind: EventKind,
     /// Who wrote it (address or operator name).
     pub by: String,
+    /// The message body or note as written (plain text).
     pub text: String,
     /// Inbound spool id or outgoing Message-ID, when there is one.
     #[serde(default)]
     pub reference: Option<String>,
 }
 
+/// The FAQ entry the answering engine found closest to the customer's question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaqRef {
+    /// The entry's id in the FAQ corpus.
     pub id: String,
+    /// The entry's question, as the FAQ writes it.
     pub question: String,
+    /// The engine's calibrated confidence in the match, 0.0 to 1.0.
     pub confidence: f64,
 }
 
+/// An escalation ticket as stored (JSON, `Store::ticket_*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
+    /// The number, assigned in sequence by the store.
     pub id: TicketId,
+    /// When the customer's first message was taken.
     pub created_at: DateTime<Utc>,
+    /// The team that must answer.
     pub team: Team,
+    /// Open until the team answers; see [`TicketStatus`].
     pub status: TicketStatus,
+    /// The customer as shown and compared: an email address, or `platform:user` for chat.
     pub customer: String,
+    /// The language acknowledgements and relayed replies are written in.
     pub lang: crate::domain::Lang,
+    /// The subject of the customer's first message (mail), or a one-line summary (chat).
     pub subject: String,
+    /// SO numbers the customer named, in the first message and later ones;
+    /// stored values that are not an SO# are dropped on read.
     #[serde(deserialize_with = "lenient_orders")]
     pub orders: Vec<OrderId>,
     /// Purchase order numbers the customer named that no order of the
@@ -135,13 +171,16 @@ pub struct Ticket {
     pub purchase_orders: Vec<String>,
     /// Answer due by the end of this business day.
     pub due: NaiveDate,
+    /// The SLA `due` was computed with: 1 for a first request, 3 for a further one.
     pub sla_business_days: u32,
     /// The FAQ entry closest to the question, attached for the team.
     pub faq: Option<FaqRef>,
+    /// Why the request was escalated (the inbound decision trail), for the team.
     pub reasons: Vec<String>,
     /// Message-IDs of the thread, oldest first (for In-Reply-To/References).
     #[serde(deserialize_with = "lenient_ids")]
     pub thread: Vec<MessageId>,
+    /// History, oldest first; the first event is the customer's opening message.
     pub events: Vec<Event>,
     /// The chat account that opened the ticket (absent for mail).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -167,7 +206,9 @@ pub struct Escalation {
 /// user id there. Written `platform:user` where a ticket shows a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatUser {
+    /// The chat platform (`discord`, `console`, `http`).
     pub platform: String,
+    /// The user's id on that platform.
     pub user: String,
 }
 
@@ -196,21 +237,29 @@ fn lenient_orders<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OrderId>, D::Er
 /// from a [`super::service::TicketRequest`].
 #[derive(Debug, Clone)]
 pub struct NewTicket {
+    /// The team that must answer.
     pub team: Team,
     /// The customer as shown and compared (email address, or `platform:user`).
     pub customer: String,
+    /// The language customer mail is written in.
     pub lang: crate::domain::Lang,
+    /// The subject (mail) or a one-line summary (chat).
     pub subject: String,
+    /// SO numbers of the store the customer named.
     pub orders: Vec<OrderId>,
     /// PO numbers named that the store does not know, as written.
     pub purchase_orders: Vec<String>,
+    /// The closest FAQ entry, if the engine found one.
     pub faq: Option<FaqRef>,
+    /// Why the request was escalated, for the team.
     pub reasons: Vec<String>,
     /// The customer's own Message-ID (mail), first in the thread.
     pub message_id: Option<MessageId>,
+    /// The customer's first message as written.
     pub text: String,
     /// Where the first message came from (`mail:42`), to find a retry.
     pub reference: Option<String>,
+    /// The chat account that asked; `None` for mail.
     pub chat: Option<ChatUser>,
 }
 
@@ -221,6 +270,8 @@ impl crate::store::TicketIndex for Ticket {
     }
 }
 
+/// The ticket book on the store, with the business-day calendar SLAs use.
+/// Cheap to clone (the store is shared).
 #[derive(Clone)]
 pub struct Desk {
     store: crate::store::Store,
@@ -228,6 +279,7 @@ pub struct Desk {
 }
 
 impl Desk {
+    /// Tickets on `store`, due dates counted in `calendar`.
     pub fn open(store: &crate::store::Store, calendar: super::sla::Calendar) -> Desk {
         Desk {
             store: store.clone(),
@@ -235,6 +287,7 @@ impl Desk {
         }
     }
 
+    /// The calendar due dates are counted in.
     pub fn calendar(&self) -> &super::sla::Calendar {
         &self.calendar
     }
@@ -289,12 +342,14 @@ impl Desk {
         Ok(ticket)
     }
 
+    /// The ticket, or [`DeskError::NotFound`].
     pub fn get(&self, id: TicketId) -> Result<Ticket, DeskError> {
         self.store
             .ticket(id.0)?
             .ok_or_else(|| DeskError::NotFound(id.to_string()))
     }
 
+    /// Every ticket, any status (reads and decodes them all).
     pub fn list(&self) -> Result<Vec<Ticket>, DeskError> {
         Ok(self.store.tickets()?)
     }
@@ -415,7 +470,6 @@ impl Desk {
         Ok(sent.then_some(ticket))
     }
 
-    /// Open tickets whose due date is before `today` (for the SLA reminder job).
     /// How many tickets wait for a team, and how many of them are past
     /// their due day on `today` (from the store's index: no ticket is read).
     pub fn open_counts(&self, today: NaiveDate) -> Result<(u64, u64), DeskError> {
@@ -425,6 +479,7 @@ impl Desk {
             .ticket_open_counts::<Ticket>(today.num_days_from_ce())?)
     }
 
+    /// Open tickets whose due date is before `today` (for the SLA reminder job).
     pub fn overdue(&self, today: NaiveDate) -> Result<Vec<Ticket>, DeskError> {
         Ok(self
             .list()?

@@ -7,11 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+/// A running sink; it lives until the runtime stops.
 pub struct BenchSink {
+    /// Where it listens (127.0.0.1, a free port): point `smtp.url` at it.
     pub addr: std::net::SocketAddr,
+    /// Messages accepted so far (counted at the end of DATA).
     pub received: Arc<AtomicUsize>,
 }
 
+/// Starts a sink on a free local port, serving each connection in its own task.
 pub async fn start() -> std::io::Result<BenchSink> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -17,63 +17,91 @@ use super::{ImportReport, Kind, Notifier, NotifyError, ObaError, ObaRequest, sen
 use crate::config::Config;
 use crate::domain::{Lang, OrderId, parse_order};
 
+/// Why one of these commands failed (printed, non-zero exit).
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
+    /// Opening the notifier or queuing failed.
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    /// The OBA request was refused.
     #[error(transparent)]
     Oba(#[from] ObaError),
+    /// The store failed (e.g. the daemon holds it).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A bad argument or input (SO number, kind, language, JSON); the message says which.
     #[error("{0}")]
     Usage(String),
+    /// An input file (or stdin) cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file, or `-` for stdin.
         path: String,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The tokio runtime for flush or bench could not start.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
 }
 
+/// `edesk order …`.
 #[derive(Debug, Subcommand)]
 pub enum OrderCmd {
     /// Import orders: a JSON array or JSON Lines file (`-` for stdin).
-    Import { file: PathBuf },
+    Import {
+        /// The file to import.
+        file: PathBuf,
+    },
     /// Show an order as JSON.
-    Show { so: String },
+    Show {
+        /// The order's SO number.
+        so: String,
+    },
     /// Every mail sent or skipped for an order.
-    History { so: String },
+    History {
+        /// The order's SO number.
+        so: String,
+    },
     /// Restore an archived order (downloadable again) and tell the
     /// requester (`--by` an address allowed to see the order; otherwise the
     /// order's recipients).
     Restore {
+        /// The order's SO number.
         so: String,
+        /// Who asks: an address gets the mail if it may see the order.
         #[arg(long, default_value = "operator")]
         by: String,
     },
 }
 
+/// `edesk oba …`.
 #[derive(Debug, Subcommand)]
 pub enum ObaCmd {
     /// Send Order-Based Access mails (the OBA request JSON).
     Send {
+        /// The order's SO number.
         so: String,
+        /// The OBA request JSON (`-` for stdin).
         #[arg(long)]
         file: PathBuf,
     },
 }
 
+/// `edesk outbox …`.
 #[derive(Debug, Subcommand)]
 pub enum OutboxCmd {
     /// List outbox items (pending and dead by default).
     List {
+        /// Include sent items.
         #[arg(long)]
         all: bool,
     },
     /// Put a dead item (or every dead item) back in the queue.
     Retry {
+        /// The dead item's id.
         id: Option<u64>,
+        /// Every dead item instead of one.
         #[arg(long)]
         all_dead: bool,
     },
@@ -81,16 +109,24 @@ pub enum OutboxCmd {
     Flush,
 }
 
+/// `edesk suppress …`.
 #[derive(Debug, Subcommand)]
 pub enum SuppressCmd {
+    /// List suppressed addresses and why.
     List,
-    Remove { addr: String },
+    /// Mail an address again.
+    Remove {
+        /// The suppressed address.
+        addr: String,
+    },
 }
 
+/// `edesk notify …`.
 #[derive(Debug, Subcommand)]
 pub enum NotifyCmd {
     /// Benchmark: N orders imported → rendered → outbox → delivered, and render-only speed.
     Bench {
+        /// Orders to import for the end-to-end run.
         #[arg(long, default_value_t = 2000)]
         orders: usize,
         /// Deliver to this SMTP server instead of `smtp.url` / files.
@@ -102,10 +138,14 @@ pub enum NotifyCmd {
     },
     /// Render one kind for an order to stdout (`--part txt|html|subject`).
     Preview {
+        /// The stored order's SO number.
         so: String,
+        /// The notification kind (`order_available`, `order_on_hold`, …).
         kind: String,
+        /// Which part to print: `subject`, `txt` or `html`.
         #[arg(long, default_value = "html")]
         part: String,
+        /// `en` or `fr` (default: the order's language).
         #[arg(long)]
         lang: Option<String>,
     },
@@ -185,6 +225,8 @@ pub fn import_orders(file: &std::path::Path, config: &Config) -> Result<ExitCode
     })
 }
 
+/// `edesk oba send`: validates the request and queues the access mails;
+/// prints the outcome as JSON.
 pub fn run_oba(cmd: ObaCmd, config: &Config) -> Result<ExitCode, CmdError> {
     let n = super::open_for_cli(config)?;
     let ObaCmd::Send { so: s, file } = cmd;

@@ -91,9 +91,11 @@ pub struct TicketContext {
     pub ticket: String,
     /// The team as customers read it.
     pub team: String,
+    /// The SLA in business days (1, or 3 for a further request).
     pub business_days: u32,
     /// The answer's due date (YYYY-MM-DD).
     pub due: String,
+    /// The customer as the ticket shows them (address or `platform:user`), for the team.
     pub customer: String,
     /// The customer's first message, or the relayed answer.
     pub text: String,

@@ -23,6 +23,7 @@ pub const ESCALATION_UNDELIVERABLE: &str = "escalation_undeliverable";
 pub struct Failure {
     /// The mail's kind (`team_escalation`…).
     pub kind: String,
+    /// The address it does not reach.
     pub to: EmailAddress,
     /// Its Message-ID, when it was queued.
     pub message_id: Option<String>,
@@ -52,6 +53,8 @@ impl Failure {
 /// Told about every mail that will not arrive (installed by the daemon, which
 /// records failed escalations on their ticket).
 pub trait DeliveryListener: Send + Sync {
+    /// Called for every failure, after the log (and, for an escalation, the
+    /// counter); errors are the listener's to log.
     fn undeliverable(&self, failure: &Failure);
 }
 
@@ -64,8 +67,11 @@ pub struct BounceReport {
     pub token: Option<String>,
     /// The address the report says failed.
     pub recipient: Option<String>,
+    /// Permanent failure (5.x.x): the mail is reported undeliverable.
     pub hard: bool,
+    /// The enhanced status code (`5.1.1`) when the report gave one.
     pub status: Option<String>,
+    /// The remote server's words (`Diagnostic-Code`), when given.
     pub diagnostic: Option<String>,
     /// The inbound message carrying the report (`mail:ID`).
     pub reference: String,

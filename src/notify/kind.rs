@@ -8,25 +8,40 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// The order is ready for download (to each recipient, per preference).
     OrderAvailable,
+    /// Order-Based Access granted: the order's details to an authorized sender.
     ObaAccess,
+    /// A hold was placed on the order.
     OrderOnHold,
+    /// A hold on the order was released.
     HoldReleased,
+    /// The order was archived (no longer downloadable).
     OrderArchived,
+    /// An archived order was restored.
     OrderRestored,
+    /// Reminder to register the licenses (PAK) of an order.
     PakReminder,
+    /// The second-download window of an order closes soon.
     DownloadWindowClosing,
+    /// Acknowledgement of a new ticket to the customer.
     EscalationAck,
+    /// A team's answer to a ticket, relayed to the customer.
     TeamReply,
+    /// The verification code that links a chat account to a mail address.
     AccountLinkCode,
+    /// An FAQ answer to a customer's mail.
     FaqAnswer,
+    /// The result of a mail command (done, nothing to do, or not done).
     CommandDone,
+    /// A ticket mailed to the team that must answer it.
     TeamEscalation,
     /// A ticket's SLA: reminder before it is due, escalation once overdue.
     SlaReminder,
 }
 
 impl Kind {
+    /// Every kind, in declaration order (template loading and parsing walk it).
     pub const ALL: [Kind; 15] = [
         Kind::OrderAvailable,
         Kind::ObaAccess,
@@ -45,6 +60,7 @@ impl Kind {
         Kind::SlaReminder,
     ];
 
+    /// The snake_case name: template file stem, outbox `kind` and JSON value.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::OrderAvailable => "order_available",

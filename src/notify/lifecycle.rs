@@ -27,7 +27,9 @@ pub enum Audience {
 /// A mail an order change queues.
 #[derive(Debug, Clone)]
 pub struct OrderMail {
+    /// Which template.
     pub kind: Kind,
+    /// Who receives it.
     pub to: Audience,
     /// Template values (`extra.*`).
     pub extra: Value,
@@ -39,7 +41,9 @@ pub struct OrderMail {
 /// What [`Notifier::order_change`] did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ChangeOutcome {
+    /// Mails queued.
     pub queued: usize,
+    /// Mails recorded as skipped (suppressed address, preference).
     pub skipped: usize,
     /// Mails whose idempotency key was committed before.
     pub duplicates: usize,
@@ -54,11 +58,14 @@ pub enum RestoreOutcome {
     /// The order was archived and is downloadable again; `notified` got the
     /// `order_restored` mail.
     Restored {
+        /// When it was restored.
         restored_at: DateTime<Utc>,
+        /// Addresses the `order_restored` mail was queued for.
         notified: Vec<String>,
     },
     /// The order is not archived: nothing to do.
     NotArchived,
+    /// No order has this SO number.
     NoOrder,
 }
 
@@ -66,22 +73,31 @@ pub enum RestoreOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PakOutcome {
+    /// Marked now; the PAK reminders stop.
     Marked,
+    /// Marked before (by edesk or the import): nothing changed.
     AlreadyRegistered,
+    /// No order has this SO number.
     NoOrder,
 }
 
 /// The archive state of an order, as pages and the API show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ArchiveState {
+    /// Visible but not downloadable.
     pub archived: bool,
+    /// When edesk archived it or first saw it archived; `None` unless archived.
     pub archived_at: Option<DateTime<Utc>>,
+    /// Who archived it (`import` when the import said so); `None` unless archived.
     pub archived_by: Option<String>,
+    /// When it was last restored, if ever.
     pub restored_at: Option<DateTime<Utc>>,
+    /// Who restored it last (the requester as given).
     pub restored_by: Option<String>,
 }
 
 impl ArchiveState {
+    /// From the order and its meta.
     pub fn of(order: &Order, meta: &OrderMeta) -> ArchiveState {
         ArchiveState {
             archived: order.archived,
@@ -355,8 +371,11 @@ pub struct SlaReminderContext {
     pub stage: String,
     /// The due business day (YYYY-MM-DD).
     pub due: String,
+    /// The ticket's SLA in business days.
     pub business_days: u32,
+    /// The customer as the ticket shows them (address or `platform:user`).
     pub customer: String,
+    /// The ticket's subject.
     pub subject: String,
 }
 
@@ -374,6 +393,7 @@ pub struct PakReminderContext {
 pub struct DownloadWindowContext {
     /// YYYY-MM-DD.
     pub deadline: String,
+    /// Days from today to the deadline.
     pub days_left: i64,
 }
 

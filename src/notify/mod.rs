@@ -19,6 +19,7 @@
 //! - [`ReplyToken::mint`] / [`ReplyToken::verify`], [`ReplyToken::from_address`];
 //!   `Store::order_by_token` maps a token back to (order, recipient).
 //! - [`sender::Sender`]: the delivery task (SMTP with TCP_NODELAY, or `.eml` files).
+#![warn(missing_docs)]
 
 pub mod bench_sink;
 pub mod cmd;
@@ -62,20 +63,29 @@ use crate::store::{
     Commit, HistoryEntry, MailRecord, OutboxItem, OutboxStatus, Store, StoreError, TokenTarget,
 };
 
+/// Why the notifier could not do what was asked. Nothing was committed for
+/// the failing mail or order; the caller may retry.
 #[derive(Debug, thiserror::Error)]
 pub enum NotifyError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A template failed to load or render.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// The server key cannot be read or created.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The MIME message could not be built.
     #[error(transparent)]
     Message(#[from] message::MessageError),
+    /// No order has this SO number.
     #[error("no order {0}")]
     NoOrder(OrderId),
+    /// A file operation failed (data directory, `.eml` output).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An address is not valid.
     #[error(transparent)]
     Address(#[from] crate::domain::AddressError),
 }
@@ -83,13 +93,18 @@ pub enum NotifyError {
 /// Mail settings the notifier needs (from `Config`).
 #[derive(Debug, Clone)]
 pub struct MailSettings {
+    /// `mail.domain`: Message-IDs, `From`, and the `reply+`/`bounces+` addresses are in it.
     pub domain: String,
+    /// `mail.from_name`: the display name of `From`.
     pub from_name: String,
+    /// `mail.from_local`: the local part of `From`.
     pub from_local: String,
+    /// `http.public_url` without a trailing `/`: base of unsubscribe links.
     pub public_url: String,
 }
 
 impl MailSettings {
+    /// The `mail.*` settings and `http.public_url` of the configuration.
     pub fn from_config(c: &Config) -> Self {
         MailSettings {
             domain: c.mail.domain.clone(),
@@ -123,19 +138,26 @@ pub struct Notifier {
 /// from a typed [`TemplateContext`].
 #[derive(Debug, Clone)]
 pub struct OutgoingMail {
+    /// Which template set renders it.
     pub kind: Kind,
+    /// The recipient (display name optional).
     pub to: Mailbox,
+    /// The language to render in (French falls back to English per template).
     pub lang: Lang,
     /// The order the mail is about (its details are rendered: only for a
     /// recipient authorized to see them).
     pub so: Option<OrderId>,
     /// Kind-specific template values (`extra.*`), from a typed context.
     pub extra: Value,
+    /// `In-Reply-To`: the message this one answers, if any.
     pub in_reply_to: Option<MessageId>,
+    /// `References`, oldest first.
     pub references: Vec<MessageId>,
+    /// The `Auto-Submitted` header (RFC 3834), from the context's kind.
     pub auto: AutoSubmitted,
     /// Same key twice → queued once.
     pub idempotency_key: String,
+    /// Who asked for the mail, as the order history shows it (`edesk inbound`, `edesk chat`).
     pub requested_by: String,
 }
 
@@ -164,30 +186,43 @@ impl OutgoingMail {
     }
 }
 
+/// What [`Notifier::enqueue`] did with a mail; serialized with an `outcome` tag.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum EnqueueOutcome {
+    /// Rendered and durably queued; the sender is woken.
     Queued {
+        /// The outbox item's id (also the history entry's).
         outbox_id: u64,
+        /// The mail's Message-ID.
         message_id: MessageId,
     },
+    /// Not queued, but recorded in the history with the reason.
     Skipped {
+        /// Why: suppressed address, or the recipient's preference.
         reason: String,
     },
+    /// The idempotency key was used before: nothing new was queued.
     Duplicate,
 }
 
 /// Result of importing one batch of orders.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ImportReport {
+    /// SO numbers of orders that were new.
     pub imported: Vec<String>,
+    /// SO numbers of orders that existed and were replaced.
     pub updated: Vec<String>,
+    /// Orders that did not validate, with why; they were not stored.
     pub rejected: Vec<OrderRejection>,
+    /// Mails queued for the batch.
     pub queued: usize,
+    /// Mails recorded as skipped (suppression, preference, state).
     pub skipped: usize,
 }
 
 impl ImportReport {
+    /// One line of counts, then one line per rejected order (CLI and job output).
     pub fn summary(&self) -> String {
         let mut s = format!(
             "imported {}, updated {}, rejected {} ({} mails queued, {} skipped)",
@@ -207,13 +242,17 @@ impl ImportReport {
 /// One line of `history`, joined with the delivery state of its outbox item.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HistoryView {
+    /// The history entry (flattened into the JSON).
     #[serde(flatten)]
     pub entry: HistoryEntry,
     /// `skipped`, `pending`, `sent`, `dead` or `bounced` (accepted, then a
     /// permanent delivery report came back).
     pub status: String,
+    /// Delivery attempts so far (0 when skipped).
     pub attempts: u32,
+    /// The last delivery failure, while retrying or once dead.
     pub last_error: Option<String>,
+    /// When the relay accepted it.
     pub sent_at: Option<DateTime<Utc>>,
     /// A delivery report that came back after the relay accepted the mail
     /// (then `status` is `bounced` for a permanent failure).
@@ -243,6 +282,9 @@ pub(crate) struct MailSpec<'a> {
 }
 
 impl Notifier {
+    /// The notifier of the daemon or CLI: server key from the data directory
+    /// (created on first start), templates from `./templates` or the embedded
+    /// copy, team addresses (`desk.teams`) protected from automatic suppression.
     pub fn new(store: Store, config: &Config) -> Result<Notifier, NotifyError> {
         let key = ServerKey::load_or_create(&config.data_dir)?;
         let templates = Templates::load(None)?;
@@ -251,6 +293,7 @@ impl Notifier {
         Ok(n)
     }
 
+    /// Assembles a notifier from parts (tests, benchmarks); no address is protected.
     pub fn from_parts(
         store: Store,
         templates: Templates,
@@ -270,18 +313,22 @@ impl Notifier {
         }
     }
 
+    /// The store mails, orders and tokens are kept in.
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
 
+    /// The key reply tokens are minted under.
     pub fn key(&self) -> &ServerKey {
         &self.inner.key
     }
 
+    /// The mail settings it was built with.
     pub fn settings(&self) -> &MailSettings {
         &self.inner.settings
     }
 
+    /// The parsed templates.
     pub fn templates(&self) -> &Templates {
         &self.inner.templates
     }

@@ -11,6 +11,7 @@ use crate::domain::{
 };
 use crate::store::{Commit, Grant, OrderMeta, TokenTarget};
 
+/// How the access mails of one request are split (`grouping` in the request JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Grouping {
@@ -24,44 +25,64 @@ pub enum Grouping {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObaRequest {
+    /// Who grants the access (usually an address): recorded on the grants and shown in the mail.
     pub sent_by: String,
+    /// One mail per recipient, or one per line.
     pub grouping: Grouping,
+    /// The lines granted and to whom; at least one.
     pub lines: Vec<ObaLine>,
 }
 
+/// One order line of an [`ObaRequest`] and who gets access to it.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObaLine {
+    /// The order's line id; it must exist on the order.
     pub line: String,
+    /// An address list (`a@x, "B" <b@y>`); every address must be valid.
     pub to: String,
+    /// A note shown with the line in the mail (one line, at most 200 characters).
     pub carton_note: Option<String>,
+    /// The customer's reference for the line, shown in the mail (one line, at most 200 characters).
     pub customer_ref: Option<String>,
 }
 
+/// Why an OBA request was refused or failed; nothing was queued or granted.
 #[derive(Debug, thiserror::Error)]
 pub enum ObaError {
+    /// No order has this SO number (a 404).
     #[error("no order {0}")]
     NoOrder(OrderId),
     /// A 422: names the field and the bad value; nothing was sent.
     #[error("{message}")]
     Invalid {
+        /// What is wrong, for the requester.
         message: String,
+        /// The request field (`sent_by`, `lines[2].to`, …).
         field: String,
+        /// The refused value, clipped.
         value: String,
     },
+    /// Queuing failed (store, template).
     #[error(transparent)]
     Notify(#[from] NotifyError),
 }
 
+/// An access mail that was queued.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObaMail {
+    /// The recipient's address.
     pub to: String,
+    /// The line ids it grants.
     pub lines: Vec<String>,
 }
 
+/// What [`Notifier::send_oba`] did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ObaOutcome {
+    /// Mails queued.
     pub queued: usize,
+    /// The queued mails.
     pub mails: Vec<ObaMail>,
     /// Mails not sent (suppressed address, preference) with the reason.
     pub skipped: Vec<serde_json::Value>,

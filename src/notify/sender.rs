@@ -36,14 +36,19 @@ const BATCH: usize = 512;
 const SHARED_BATCH: usize = 32;
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The result of one delivery attempt of an outbox item.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
+    /// The server accepted it (or the `.eml` file was written); it is
+    /// journaled, then marked sent.
     Sent,
     /// 4xx or connection trouble: try again later.
     Transient(String),
     /// 5xx. `address` when the server refused the recipient itself.
     Permanent {
+        /// The server's reply.
         message: String,
+        /// The recipient itself was refused (550/551/553, 5.1.x): it is suppressed.
         address: bool,
     },
 }
@@ -259,6 +264,9 @@ fn domain_chunks<T>(items: Vec<T>, concurrency: usize) -> Vec<Vec<T>> {
     chunks
 }
 
+/// The delivery task over the outbox: SMTP to `smtp.url` or `.eml` files,
+/// paced by `outbox.rate_per_sec`, with retries and backoff. The daemon
+/// runs it as a task ([`Sender::run`]); `edesk outbox flush` drains once.
 pub struct Sender {
     notifier: Notifier,
     cfg: OutboxConfig,
@@ -271,12 +279,18 @@ pub struct Sender {
 /// What one pass delivered.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PassStats {
+    /// Accepted by the server (or written as files).
     pub sent: usize,
+    /// Failed transiently and rescheduled.
     pub retried: usize,
+    /// Given up: refused permanently, or attempts exhausted.
     pub dead: usize,
 }
 
 impl Sender {
+    /// The sender the configuration describes; first replays `outbox.journal`,
+    /// so a mail accepted just before a crash is not sent again. An error means
+    /// the `smtp.url` is invalid or the data directory unusable.
     pub fn new(notifier: Notifier, config: &Config) -> Result<Arc<Sender>, NotifyError> {
         let transport = match &config.smtp.url {
             Some(url) => {

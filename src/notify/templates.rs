@@ -12,16 +12,32 @@ use tera::{Context, Tera};
 use super::Kind;
 use crate::domain::Lang;
 
+/// A template that cannot be loaded or rendered: at start a start-up error;
+/// when queuing a mail, that mail fails.
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
+    /// A template file cannot be read or does not parse.
     #[error("template {file}: {message}")]
-    Load { file: String, message: String },
+    Load {
+        /// The file (`origin/lang/name`, or its path on disk).
+        file: String,
+        /// The I/O error or tera's parse report (with the line).
+        message: String,
+    },
+    /// An English template of a kind is absent (`origin/en/KIND.PART`); English is the fallback, so every kind needs one.
     #[error("missing template {0}")]
     Missing(String),
+    /// Rendering failed (a value the template needs is missing or of the wrong type).
     #[error("rendering {name}: {message}")]
-    Render { name: String, message: String },
+    Render {
+        /// The template (`lang/KIND.PART`), or the kind when the context does not serialize.
+        name: String,
+        /// Tera's report.
+        message: String,
+    },
 }
 
+/// The parts every kind has, as template file extensions.
 pub const PARTS: [&str; 3] = ["subject", "txt", "html"];
 const SHARED: [&str; 4] = ["_layout.html", "_footer.txt", "_lines.txt", "_lines.html"];
 
@@ -76,15 +92,20 @@ pub fn embedded_sources() -> Vec<(String, String)> {
 /// The rendered parts of one mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
+    /// The subject line, whitespace collapsed to single spaces.
     pub subject: String,
+    /// The `text/plain` body.
     pub text: String,
+    /// The `text/html` body (context values autoescaped).
     pub html: String,
     /// The language actually used (French falls back to English).
     pub lang: Lang,
 }
 
+/// Every template of every kind and language, parsed once at start.
 pub struct Templates {
     tera: Tera,
+    /// Where they came from: the directory, or `embedded`.
     pub source: String,
 }
 
@@ -105,6 +126,7 @@ impl Templates {
         }
     }
 
+    /// The copy built into the binary, whatever is on disk (tests).
     pub fn embedded() -> Result<Templates, TemplateError> {
         Self::load_embedded()
     }
@@ -116,6 +138,7 @@ impl Templates {
         )
     }
 
+    /// Reads `dir/{en,fr}/…`; a French template may be missing (English is used), an English one may not.
     pub fn from_dir(dir: &Path) -> Result<Templates, TemplateError> {
         let mut sources = Vec::new();
         for lang in Lang::ALL {

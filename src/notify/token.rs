@@ -17,17 +17,27 @@ type HmacSha256 = Hmac<Sha256>;
 /// Hex characters in a token (128 bits of the HMAC).
 pub const TOKEN_LEN: usize = 32;
 
+/// The server key (`DATA_DIR/server.key`) cannot be used; tokens cannot be minted or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// Reading or creating the key file failed.
     #[error("server key {path}: {source}")]
     Io {
+        /// The key file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The key file exists but is not 64 hex digits (edited or truncated):
+    /// it is never replaced, since that would void every token issued.
     #[error("server key {path} is not 64 hex digits")]
-    Malformed { path: PathBuf },
+    Malformed {
+        /// The key file.
+        path: PathBuf,
+    },
 }
 
+/// The 256-bit HMAC key tokens are minted under; `Debug` never shows it.
 #[derive(Clone)]
 pub struct ServerKey([u8; 32]);
 
@@ -38,6 +48,7 @@ impl std::fmt::Debug for ServerKey {
 }
 
 impl ServerKey {
+    /// A key from raw bytes (tests and benchmarks; the daemon uses [`ServerKey::load_or_create`]).
     pub fn from_bytes(b: [u8; 32]) -> Self {
         ServerKey(b)
     }
@@ -106,6 +117,9 @@ impl ServerKey {
 pub struct ReplyToken(String);
 
 impl ReplyToken {
+    /// The token for (order, recipient): the first 128 bits of the HMAC, as
+    /// lowercase hex ([`TOKEN_LEN`] characters). Deterministic, so minting again
+    /// gives the same token.
     pub fn mint(key: &ServerKey, so: Option<&OrderId>, email: &EmailAddress) -> ReplyToken {
         let tag = key.mac("reply", so, email).finalize().into_bytes();
         ReplyToken(hex::encode(&tag[..TOKEN_LEN / 2]))
@@ -136,6 +150,7 @@ impl ReplyToken {
             .then(|| tok.to_ascii_lowercase())
     }
 
+    /// The token's hex text, as it appears in addresses and links.
     pub fn as_str(&self) -> &str {
         &self.0
     }
