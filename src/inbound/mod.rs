@@ -12,6 +12,8 @@
 //! call it. [`Directory`] and [`FaqOracle`] are the only things inbound needs
 //! from the store and the FAQ engine; [`MemWorld`] implements both in memory.
 
+#![warn(missing_docs)]
+
 pub mod adapters;
 pub mod auth;
 pub mod classify;
