@@ -9,18 +9,27 @@ use serde::Serialize;
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError};
 
+/// What kind of mail this is; serialized lowercase in `mail inspect --json`
+/// and the decision log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// A person answering a thread we know (by token, Message-ID or order).
     Reply,
+    /// A person writing about something new.
     New,
+    /// Out-of-office and other automatic replies, and our own mail looping back.
     Autoreply,
+    /// A delivery failure report (DSN or a bounce to our VERP address).
     Bounce,
+    /// Mailing-list or bulk mail (`List-Id`, `List-Unsubscribe`).
     List,
+    /// No sender address, unparseable, or the analysis itself failed.
     Malformed,
 }
 
 impl Kind {
+    /// The lowercase name, the same as the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Reply => "reply",
@@ -32,6 +41,7 @@ impl Kind {
         }
     }
 
+    /// Written by a person (reply or new): the only kinds ever answered.
     pub fn is_human(self) -> bool {
         matches!(self, Kind::Reply | Kind::New)
     }
@@ -50,12 +60,16 @@ pub struct Bounce {
     pub hard: bool,
 }
 
+/// The result of [`classify`]: human or machine mail.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Class {
     /// Written by a person; reply vs new is decided by threading.
     Human,
+    /// Written by a machine; never answered.
     Machine {
+        /// Never `Reply` or `New`.
         kind: Kind,
+        /// The failure details, for `Kind::Bounce` only.
         bounce: Option<Bounce>,
     },
 }
