@@ -38,7 +38,7 @@ pub enum FaqCmd {
     },
     /// R@1, R@3, MRR, abstention on a JSON Lines question set.
     Eval {
-        /// JSON Lines: one question and its expected entry per line.
+        /// JSON Lines, one [`Case`](super::eval::Case) per line.
         file: PathBuf,
     },
     /// Questions/s and latency percentiles (default: the dev questions).

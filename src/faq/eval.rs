@@ -56,7 +56,8 @@ pub struct Metrics {
     pub hits1: usize,
     /// Questions whose expected entry ranked in the top 3.
     pub hits3: usize,
-    /// Sum of reciprocal ranks (0 when the entry was not ranked).
+    /// Sum of the reciprocal ranks (a question whose entry is not ranked
+    /// adds 0).
     pub rr: f64,
 }
 
@@ -117,7 +118,7 @@ pub struct Miss {
 pub struct Report {
     /// Retrieval over all in-scope questions.
     pub all: Metrics,
-    /// Retrieval per detected language.
+    /// Retrieval per language: the case's `lang`, else the detected one.
     pub per_lang: BTreeMap<Lang, Metrics>,
     /// Questions with `expected: null`.
     pub out_of_scope: usize,

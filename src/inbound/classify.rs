@@ -14,9 +14,10 @@ use super::ports::{Directory, DirectoryError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    /// A person answering a thread we know (by token, Message-ID or order).
+    /// A person answering: threaded by reply token or our Message-ID, or the
+    /// mail has In-Reply-To/References or a reply subject (`Re:`, `Rép:`…).
     Reply,
-    /// A person writing about something new.
+    /// A person writing without any sign of a reply.
     New,
     /// Out-of-office and other automatic replies, and our own mail looping back.
     Autoreply,

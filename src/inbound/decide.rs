@@ -31,7 +31,7 @@ pub enum Action {
     Ignore,
     /// Stop mailing an address that failed permanently.
     Suppress {
-        /// The failed address, lower case.
+        /// The address that failed permanently.
         address: String,
     },
     /// Answer from the FAQ entry `id`.

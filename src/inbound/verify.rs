@@ -199,7 +199,7 @@ pub struct DomainVerdict {
 pub struct Verdicts {
     /// The From header's domain the verdicts are about.
     pub from_domain: String,
-    /// One verdict per DKIM signature, in header order; empty when unsigned.
+    /// One verdict per DKIM signature; empty when the mail is unsigned.
     pub dkim: Vec<DkimVerdict>,
     /// Absent when the connecting address is unknown (no `Received` line
     /// of ours with `[IP]`).
