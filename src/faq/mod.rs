@@ -64,7 +64,8 @@ pub enum FaqError {
         /// What is wrong there.
         message: String,
     },
-    /// A `faq-index/` TOML file does not parse or has unknown fields.
+    /// A `faq-index/` TOML file (or a line of a JSON Lines eval file) does
+    /// not parse or has unknown fields.
     #[error("{path}: {message}")]
     Toml {
         /// The file, or `<embedded>/NAME` for the built-in copy.

@@ -36,8 +36,8 @@ pub const TEAMS: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// Slug of the English question's first content words; stable key used by
-    /// eval files, `faq ask --json` and tickets.
+    /// Slug of the English question's first content words (`-2`, `-3`… when
+    /// taken): the `id` of `faq ask --json` and of FAQ answers in decisions.
     pub id: String,
     /// Topic key: the `corrections.toml` `topics` mapping of the section
     /// heading, else a slug of the heading.

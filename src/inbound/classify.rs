@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError};
 
-/// What kind of mail this is; serialized lowercase in `mail inspect --json`
-/// and the decision log.
+/// What kind of mail this is; serialized lowercase (the `kind` of
+/// `mail inspect --json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {

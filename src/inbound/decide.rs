@@ -57,7 +57,7 @@ pub struct FaqShown {
     /// The entry's id, for the team's ticket (not part of the inspect JSON).
     #[serde(skip)]
     pub id: Option<String>,
-    /// The entry's question; `None` when the FAQ matched nothing.
+    /// The entry's question (set whenever the decision shows an entry).
     pub question: Option<String>,
     /// The FAQ's confidence in [0, 1].
     pub confidence: f64,
@@ -83,11 +83,12 @@ pub struct Decision {
     /// How many of `orders` (from the start) the store knows.
     pub known_orders: usize,
     /// The sender may see every store order named (recipient, OBA grant or
-    /// reply token); false when no order is named.
+    /// reply token); false when no store order is named.
     pub authorized: bool,
     /// FAQ answer, a team, or none (machine mail, commands).
     pub route: Route,
-    /// The FAQ entry considered; `None` when the FAQ was not asked.
+    /// The FAQ entry considered; `None` when the FAQ was not asked or
+    /// matched nothing.
     pub faq: Option<FaqShown>,
     /// What the sender wrote in this message: quotes, signature and
     /// disclaimers removed.

@@ -19,7 +19,7 @@ pub enum Method {
     MessageId,
     /// Only SO#/PO# numbers in the subject or new text matched.
     Text,
-    /// Nothing matched: a new conversation.
+    /// No order found.
     None,
 }
 
