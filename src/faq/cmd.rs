@@ -24,7 +24,7 @@ pub enum FaqCmd {
     },
     /// Ask a question.
     Ask {
-        /// Print the [`Answer`] JSON contract instead of readable text.
+        /// Print the JSON answer (DESIGN.md's contract) instead of readable text.
         #[arg(long)]
         json: bool,
         /// Answer in this language instead of detecting it.
@@ -38,7 +38,7 @@ pub enum FaqCmd {
     },
     /// R@1, R@3, MRR, abstention on a JSON Lines question set.
     Eval {
-        /// JSON Lines, one [`Case`](super::eval::Case) per line.
+        /// JSON Lines question set (the format of `faq-dev.jsonl`).
         file: PathBuf,
     },
     /// Questions/s and latency percentiles (default: the dev questions).
