@@ -19,7 +19,9 @@ use tantivy::tokenizer::{
 use super::model::Concept;
 use crate::domain::Lang;
 
+/// Name the English analyzer is registered under on the tantivy index.
 pub const TOKENIZER_EN: &str = "edesk_en";
+/// Name the French analyzer is registered under on the tantivy index.
 pub const TOKENIZER_FR: &str = "edesk_fr";
 
 const STOP_EN: &str = "a about above after again against all am an and any are as at be because been \
@@ -83,6 +85,7 @@ pub fn text_analyzer(lang: Lang) -> TextAnalyzer {
         .build()
 }
 
+/// The registered tokenizer name for a language's fields.
 pub fn tokenizer_name(lang: Lang) -> &'static str {
     match lang {
         Lang::En => TOKENIZER_EN,
@@ -107,6 +110,8 @@ struct PhraseTable {
     by_first: FxHashMap<String, Vec<(Vec<String>, usize)>>,
 }
 
+/// Both languages' analyzers plus the concept phrase tables built from
+/// `synonyms.toml`; shared by indexing and querying so both see the same tokens.
 pub struct Analyzer {
     en: TextAnalyzer,
     fr: TextAnalyzer,
@@ -114,6 +119,7 @@ pub struct Analyzer {
     negations: [FxHashSet<String>; 2],
     /// Every token of every concept phrase, per language.
     concept_words: [FxHashSet<String>; 2],
+    /// Concept ids by index, as returned by [`Analyzer::concepts`].
     pub concept_ids: Vec<String>,
 }
 
@@ -125,6 +131,8 @@ fn slot(lang: Lang) -> usize {
 }
 
 impl Analyzer {
+    /// Builds the phrase tables; a multi-word term whose content words the
+    /// stop list removes is skipped, since it would match far too much.
     pub fn new(concepts: &[Concept]) -> Analyzer {
         let mut a = Analyzer {
             en: text_analyzer(Lang::En),
@@ -198,6 +206,8 @@ impl Analyzer {
         self.concept_words[slot(lang)].contains(token)
     }
 
+    /// The analyzed token is a negation (`no`, `sans`, …), kept for concept
+    /// phrases but ignored by scoring.
     pub fn is_negation(&self, lang: Lang, token: &str) -> bool {
         self.negations[slot(lang)].contains(token)
     }

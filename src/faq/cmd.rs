@@ -11,10 +11,12 @@ use super::{Answer, Engine, FaqError, Sources};
 use crate::config::Config;
 use crate::domain::Lang;
 
+/// `edesk faq …` subcommands (clap).
 #[derive(Debug, Subcommand)]
 pub enum FaqCmd {
     /// Parse the Word export (UTF-8 text) into the editable `faq-index/` files.
     Import {
+        /// The export saved as UTF-8 text.
         source: PathBuf,
         /// Output directory (also where `corrections.toml` is read from).
         #[arg(long, default_value = "faq-index")]
@@ -22,27 +24,38 @@ pub enum FaqCmd {
     },
     /// Ask a question.
     Ask {
+        /// Print the JSON answer (DESIGN.md's contract) instead of readable text.
         #[arg(long)]
         json: bool,
+        /// Answer in this language instead of detecting it.
         #[arg(long)]
         lang: Option<Lang>,
         /// One question per line on stdin, one JSON object per line out.
         #[arg(long)]
         stdin: bool,
+        /// The question; the words are joined with spaces.
         question: Vec<String>,
     },
     /// R@1, R@3, MRR, abstention on a JSON Lines question set.
-    Eval { file: PathBuf },
+    Eval {
+        /// JSON Lines question set (the format of `faq-dev.jsonl`).
+        file: PathBuf,
+    },
     /// Questions/s and latency percentiles (default: the dev questions).
     Bench {
+        /// An eval file whose questions are asked; default
+        /// `tests/fixtures/faq/faq-dev.jsonl`.
         file: Option<PathBuf>,
+        /// How many times the whole question list is asked (at least 1).
         #[arg(long, default_value_t = 500)]
         rounds: usize,
     },
     /// Show how a question is analyzed and ranked.
     Explain {
+        /// Analyze in this language instead of detecting it.
         #[arg(long)]
         lang: Option<Lang>,
+        /// The question; the words are joined with spaces.
         question: Vec<String>,
     },
     /// Rebuild the index in the data directory now.
@@ -68,6 +81,8 @@ fn json(a: &Answer) -> Result<String, FaqError> {
     serde_json::to_string(a).map_err(|e| FaqError::Other(e.to_string()))
 }
 
+/// Runs one subcommand with the FAQ settings of `config`; output goes to
+/// stdout, errors are returned for the caller to print.
 pub fn run(cmd: FaqCmd, config: &Config) -> Result<ExitCode, FaqError> {
     match cmd {
         FaqCmd::Import { source, out } => {

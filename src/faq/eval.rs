@@ -15,15 +15,22 @@ use crate::domain::Lang;
 /// One line of an evaluation file. `expected: null` = out of scope.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Case {
+    /// The question as a customer would ask it.
     pub q: String,
+    /// Its true language, when known; scores the language detection.
     #[serde(default)]
     pub lang: Option<Lang>,
+    /// FAQ question texts (either language, compared after folding) any of
+    /// which is a right answer; `None` for an out-of-scope question.
     #[serde(default)]
     pub expected: Option<Vec<String>>,
+    /// Free label (`paraphrase`, …) for whoever reads the file; not scored.
     #[serde(default)]
     pub kind: Option<String>,
 }
 
+/// Reads a JSON Lines eval file, skipping blank lines; a bad line is
+/// reported as [`FaqError::Toml`] with its 1-based line number.
 pub fn load_cases(path: &Path) -> Result<Vec<Case>, FaqError> {
     let text = super::model::read(path)?;
     let mut out = Vec::new();
@@ -40,11 +47,17 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, FaqError> {
     Ok(out)
 }
 
+/// Retrieval counts over in-scope questions.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
+    /// In-scope questions counted.
     pub n: usize,
+    /// Questions whose expected entry ranked first.
     pub hits1: usize,
+    /// Questions whose expected entry ranked in the top 3.
     pub hits3: usize,
+    /// Sum of the reciprocal ranks (a question whose entry is not ranked
+    /// adds 0).
     pub rr: f64,
 }
 
@@ -61,12 +74,15 @@ impl Metrics {
             self.rr += 1.0 / (r as f64 + 1.0);
         }
     }
+    /// Recall at 1, in [0, 1] (0 when `n` is 0).
     pub fn r1(&self) -> f64 {
         ratio(self.hits1, self.n)
     }
+    /// Recall at 3, in [0, 1] (0 when `n` is 0).
     pub fn r3(&self) -> f64 {
         ratio(self.hits3, self.n)
     }
+    /// Mean reciprocal rank, in [0, 1] (0 when `n` is 0).
     pub fn mrr(&self) -> f64 {
         if self.n == 0 {
             0.0
@@ -80,20 +96,31 @@ fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
+/// An in-scope question not answered with the expected entry at rank 1.
 #[derive(Debug, Clone)]
 pub struct Miss {
+    /// The question.
     pub q: String,
+    /// The first expected question text.
     pub expected: String,
+    /// The top-ranked entry's question; `None` when nothing ranked.
     pub got: Option<String>,
+    /// 0-based rank of the expected entry; `None` when not ranked.
     pub rank: Option<usize>,
+    /// The answer's confidence.
     pub confidence: f64,
+    /// Whether the engine answered rather than abstained.
     pub answered: bool,
 }
 
+/// What [`evaluate`] measured; `Display` prints it for `edesk faq eval`.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// Retrieval over all in-scope questions.
     pub all: Metrics,
+    /// Retrieval per language: the case's `lang`, else the detected one.
     pub per_lang: BTreeMap<Lang, Metrics>,
+    /// Questions with `expected: null`.
     pub out_of_scope: usize,
     /// Out-of-scope questions the engine abstained on.
     pub oos_abstained: usize,
@@ -101,23 +128,29 @@ pub struct Report {
     pub wrongly_abstained: usize,
     /// In-scope questions answered with a wrong entry.
     pub wrongly_answered: usize,
+    /// Questions with a `lang` to check detection against.
     pub lang_checked: usize,
+    /// Of those, detected correctly.
     pub lang_right: usize,
+    /// In-scope questions wrong at rank 1 or abstained on.
     pub misses: Vec<Miss>,
     /// Out-of-scope questions answered anyway (question, answered id, confidence).
     pub oos_answered: Vec<(String, String, f64)>,
 }
 
 impl Report {
+    /// Share of abstentions that were on out-of-scope questions.
     pub fn abstention_precision(&self) -> f64 {
         ratio(
             self.oos_abstained,
             self.oos_abstained + self.wrongly_abstained,
         )
     }
+    /// Share of out-of-scope questions abstained on.
     pub fn abstention_recall(&self) -> f64 {
         ratio(self.oos_abstained, self.out_of_scope)
     }
+    /// Share of in-scope questions abstained on.
     pub fn wrong_abstention_rate(&self) -> f64 {
         ratio(self.wrongly_abstained, self.all.n)
     }
@@ -255,17 +288,26 @@ impl fmt::Display for Report {
     }
 }
 
+/// Throughput and latency of `ask` on one thread (`edesk faq bench`).
 #[derive(Debug, Clone)]
 pub struct Bench {
+    /// Questions asked in total (list length × rounds).
     pub questions: usize,
+    /// Questions answered per second, single thread.
     pub per_second: f64,
+    /// Median latency of one `ask`.
     pub p50: Duration,
+    /// 99th percentile latency.
     pub p99: Duration,
+    /// Slowest `ask`.
     pub max: Duration,
+    /// Mean time of lingua detection alone per question.
     pub lingua_mean: Duration,
+    /// Mean time of the vocabulary evidence alone per question.
     pub vocab_lang_mean: Duration,
     /// Questions the vocabulary evidence could not decide (lingua ran).
     pub lingua_needed: usize,
+    /// Length of the question list.
     pub distinct: usize,
 }
 

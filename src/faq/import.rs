@@ -25,10 +25,13 @@ pub struct Corrections {
     /// Section heading (either language) → topic key.
     #[serde(default)]
     pub topics: BTreeMap<String, String>,
+    /// Text edits to individual entries, applied before ids and routes.
     #[serde(default)]
     pub fix: Vec<Fix>,
+    /// Team and `needs_person` rules, first match wins.
     #[serde(default)]
     pub route: Vec<Route>,
+    /// Entry pairs the Q/A list lacks.
     #[serde(default)]
     pub add: Vec<Added>,
     /// Contact email or URL → team key.
@@ -36,24 +39,34 @@ pub struct Corrections {
     pub contact_teams: BTreeMap<String, String>,
 }
 
+/// One hand edit of an entry's question or answer; exactly one of
+/// `set` and `replace` is given, else the import fails.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fix {
+    /// Which half of the export the entry is in.
     pub lang: Lang,
     /// 1-based position of the entry in its half of the export.
     pub position: usize,
+    /// The text edited.
     pub field: FixField,
+    /// New text replacing the whole field.
     #[serde(default)]
     pub set: Option<String>,
+    /// `(from, to)`: `from` must occur exactly once in the field.
     #[serde(default)]
     pub replace: Option<(String, String)>,
+    /// Reason for the edit, for reviewers only (not used by the import).
     pub why: String,
 }
 
+/// The part of an entry a [`Fix`] edits (`"question"` / `"answer"` in TOML).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum FixField {
+    /// The question text.
     Question,
+    /// The answer text.
     Answer,
 }
 
@@ -62,8 +75,11 @@ pub enum FixField {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
+    /// Regex matched against the English question.
     pub pattern: String,
+    /// Team key (one of [`TEAMS`]) the matching entries route to.
     pub team: String,
+    /// Matching entries must not be settled by the bot alone.
     #[serde(default)]
     pub needs_person: bool,
 }
@@ -73,20 +89,29 @@ pub struct Route {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Added {
+    /// Entry id, shared by the EN and FR entries.
     pub id: String,
+    /// Topic key (as in `topics`).
     pub topic: String,
+    /// Team key (one of [`TEAMS`]).
     pub team: String,
+    /// The bot must not settle this topic alone.
     #[serde(default)]
     pub needs_person: bool,
+    /// English question.
     pub question_en: String,
+    /// English answer.
     pub answer_en: String,
+    /// French question.
     pub question_fr: String,
+    /// French answer.
     pub answer_fr: String,
 }
 
 /// What the import produces: the text of each generated file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
+    /// `(file name in faq-index/, content)`, in write order.
     pub files: Vec<(&'static str, String)>,
 }
 

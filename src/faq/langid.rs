@@ -18,6 +18,8 @@ const FR_FUNCTION: &str = "le la les un une des du de d l est sont que qui quoi 
 comment pourquoi quand ou je j me mon ma mes nous notre vous votre il elle ce cette ces pour avec \
 dans sur par et ne pas plus merci bonjour puis peux dois faut faire veux";
 
+/// EN/FR detector: words found only in one language's FAQ entries (plus
+/// function words) are the evidence; lingua is built lazily on first need.
 pub struct LangId {
     en_only: HashSet<String>,
     fr_only: HashSet<String>,
@@ -44,6 +46,8 @@ fn without_parentheses(text: &str) -> String {
 }
 
 impl LangId {
+    /// Builds the one-language vocabularies from the entries (French words
+    /// inside parentheses are ignored: they quote English UI labels).
     pub fn new(set: &FaqSet) -> LangId {
         let mut en: HashSet<String> = words(EN_FUNCTION).collect();
         let mut fr: HashSet<String> = words(FR_FUNCTION).collect();
@@ -90,6 +94,8 @@ impl LangId {
         None
     }
 
+    /// Vocabulary evidence when clear, else lingua, else the language with
+    /// more evidence (English on a tie).
     pub fn detect(&self, text: &str) -> Lang {
         if let Some(l) = self.by_vocabulary(text) {
             return l;

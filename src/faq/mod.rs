@@ -21,6 +21,8 @@
 //!    runner-up); below the threshold the engine abstains and lists
 //!    alternatives.
 
+#![warn(missing_docs)]
+
 pub mod analyze;
 pub mod calibrate;
 pub mod cmd;
@@ -43,21 +45,42 @@ pub use engine::Engine;
 pub use model::{Contact, Entry, Link};
 pub use ranker::{Candidate, Ranker};
 
+/// Why the FAQ could not be imported, loaded, indexed or evaluated.
 #[derive(Debug, thiserror::Error)]
 pub enum FaqError {
+    /// Reading or writing a file (sources, index directory, eval set) failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory concerned (`<stdio>` for the terminal).
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The Word export cannot be parsed at this line (import only).
     #[error("line {line}: {message}")]
-    Source { line: usize, message: String },
+    Source {
+        /// 1-based line number in the export.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
+    /// A `faq-index/` TOML file (or a line of a JSON Lines eval file) does
+    /// not parse or has unknown fields.
     #[error("{path}: {message}")]
-    Toml { path: PathBuf, message: String },
+    Toml {
+        /// The file, or `<embedded>/NAME` for the built-in copy.
+        path: PathBuf,
+        /// The TOML parser's message.
+        message: String,
+    },
+    /// The content breaks an invariant: EN/FR entries not paired, unknown
+    /// team, empty answer, bad correction.
     #[error("{0}")]
     Invalid(String),
+    /// tantivy failed to build, open or search the index.
     #[error("index: {0}")]
     Index(String),
+    /// Anything else (JSON serialization of an answer).
     #[error("{0}")]
     Other(String),
 }
@@ -65,26 +88,43 @@ pub enum FaqError {
 /// One answer, exactly the `faq ask --json` contract of DESIGN.md.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Answer {
+    /// The confidence reached the threshold; when false, `id`/`question`/
+    /// `answer` are only the best guess ("did you mean").
     pub answered: bool,
+    /// The language answered in: `--lang` when given, else detected.
     pub lang: Lang,
+    /// Entry id of the best candidate; `None` when nothing matched at all.
     pub id: Option<String>,
+    /// The best candidate's question in `lang`; `None` when nothing matched.
     pub question: Option<String>,
+    /// The best candidate's answer in `lang`; `None` when nothing matched.
     pub answer: Option<String>,
+    /// The ranker's re-ranked score of the best candidate (unbounded, 4
+    /// decimals); 0 when nothing matched.
     pub score: f64,
+    /// Calibrated probability in [0, 1] that the best candidate is right (4
+    /// decimals).
     pub confidence: f64,
+    /// Up to 3 other candidates: close runner-ups when answered, the next
+    /// best ones when abstaining.
     pub alternatives: Vec<Alternative>,
 }
 
+/// A runner-up entry offered next to (or instead of) the answer.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Alternative {
+    /// Entry id, shared by the EN and FR versions.
     pub id: String,
+    /// Its question in the answer's language.
     pub question: String,
+    /// Its re-ranked score, comparable to [`Answer::score`].
     pub score: f64,
 }
 
 /// Where the FAQ sources come from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Sources {
+    /// A `faq-index/` directory on disk (`faq.dir` or `./faq-index`).
     Dir(PathBuf),
     /// The copy of `faq-index/` compiled into the binary.
     Embedded,

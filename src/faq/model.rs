@@ -9,10 +9,15 @@ use sha2::{Digest, Sha256};
 use super::{FaqError, Sources};
 use crate::domain::Lang;
 
+/// English entries file in `faq-index/`.
 pub const ENTRIES_EN: &str = "entries.en.toml";
+/// French entries file, paired one to one by id with the English one.
 pub const ENTRIES_FR: &str = "entries.fr.toml";
+/// Support contacts and useful links file.
 pub const CONTACTS: &str = "contacts.toml";
+/// Concept (synonym) file used by the analysis.
 pub const SYNONYMS: &str = "synonyms.toml";
+/// Hand corrections read by the import only (not compiled in).
 pub const CORRECTIONS: &str = "corrections.toml";
 
 /// The support teams an entry or a contact can route to (DESIGN.md keys).
@@ -31,22 +36,33 @@ pub const TEAMS: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
+    /// Slug of the English question's first content words (`-2`, `-3`… when
+    /// taken): the `id` of `faq ask --json` and of FAQ answers in decisions.
     pub id: String,
+    /// Topic key: the `corrections.toml` `topics` mapping of the section
+    /// heading, else a slug of the heading.
     pub topic: String,
+    /// Section heading of the export, in this entry's language.
     pub section: String,
+    /// Question text as shown to the customer.
     pub question: String,
+    /// Answer text, plain text, as sent to the customer.
     pub answer: String,
+    /// URLs and addresses found in the answer.
     #[serde(default)]
     pub links: Vec<String>,
     /// A bot must not settle this topic alone (hold release, RMA, …).
     #[serde(default)]
     pub needs_person: bool,
+    /// Team key (one of [`TEAMS`]) escalations on this topic go to.
     pub team: String,
 }
 
+/// Layout of `entries.en.toml` / `entries.fr.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EntryFile {
+    /// `[[entry]]` tables, in export order.
     #[serde(default)]
     pub entry: Vec<Entry>,
 }
@@ -55,33 +71,49 @@ pub struct EntryFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
+    /// Team key (one of [`TEAMS`]) this contact belongs to.
     pub team: String,
+    /// Display name in English.
     pub name_en: String,
+    /// Display name in French.
     pub name_fr: String,
+    /// Support address; `None` for contacts reached by web or phone only.
     #[serde(default)]
     pub email: Option<String>,
+    /// Web pages, as written in the source (often without scheme).
     #[serde(default)]
     pub urls: Vec<String>,
+    /// Phone number as written in the source.
     #[serde(default)]
     pub phone: Option<String>,
+    /// When to use this contact, in English.
     pub description_en: String,
+    /// When to use this contact, in French.
     pub description_fr: String,
 }
 
+/// A row of the source's useful-links table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
+    /// Which half of the export the row came from.
     pub lang: Lang,
+    /// Link title.
     pub name: String,
+    /// Address as written in the source.
     pub url: String,
+    /// What the page is for.
     pub description: String,
 }
 
+/// Layout of `contacts.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ContactFile {
+    /// `[[contact]]` tables.
     #[serde(default)]
     pub contact: Vec<Contact>,
+    /// `[[link]]` tables, both languages.
     #[serde(default)]
     pub link: Vec<Link>,
 }
@@ -90,13 +122,17 @@ pub struct ContactFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Concept {
+    /// Concept id; indexed and queried as the token `c:ID`.
     pub id: String,
+    /// Words and phrases in either language, analyzed like the text.
     pub terms: Vec<String>,
 }
 
+/// Layout of `synonyms.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct SynonymFile {
+    /// `[[concept]]` tables; a concept's position is its index in the analyzer.
     #[serde(default)]
     pub concept: Vec<Concept>,
 }
@@ -104,9 +140,13 @@ pub struct SynonymFile {
 /// Everything the engine is built from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaqSet {
+    /// English entries, in the same order as `fr`.
     pub en: Vec<Entry>,
+    /// French entries; `fr[i].id == en[i].id`.
     pub fr: Vec<Entry>,
+    /// Contacts and links.
     pub contacts: ContactFile,
+    /// Concepts for the analysis.
     pub synonyms: SynonymFile,
     /// SHA-256 over the raw source files, to know when to rebuild the index.
     pub hash: String,
@@ -121,6 +161,8 @@ pub const EMBEDDED: [(&str, &str); 4] = [
 ];
 
 impl FaqSet {
+    /// Reads and validates the four source files; errors name the file
+    /// (`<embedded>/…` for the built-in copy).
     pub fn load(sources: &Sources) -> Result<FaqSet, FaqError> {
         let mut texts = Vec::with_capacity(EMBEDDED.len());
         for (name, embedded) in EMBEDDED {
@@ -156,6 +198,7 @@ impl FaqSet {
         Ok(set)
     }
 
+    /// The entries of one language (same order and ids in both).
     pub fn entries(&self, lang: Lang) -> &[Entry] {
         match lang {
             Lang::En => &self.en,
@@ -208,6 +251,7 @@ impl FaqSet {
     }
 }
 
+/// Reads a UTF-8 file, naming it in the error.
 pub fn read(path: &Path) -> Result<String, FaqError> {
     std::fs::read_to_string(path).map_err(|source| FaqError::Io {
         path: path.to_path_buf(),
@@ -215,6 +259,7 @@ pub fn read(path: &Path) -> Result<String, FaqError> {
     })
 }
 
+/// Parses TOML text; `path` only names the source in the error.
 pub fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, FaqError> {
     toml::from_str(text).map_err(|e| FaqError::Toml {
         path: path.to_path_buf(),

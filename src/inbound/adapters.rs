@@ -49,6 +49,7 @@ impl FaqOracle for EngineOracle {
 
 /// Bounces and mail commands through the notifier and its store.
 pub struct NotifyActions {
+    /// Records bounces, restores orders and queues resends.
     pub notifier: Notifier,
 }
 
@@ -139,6 +140,7 @@ impl Actions for NotifyActions {
 /// or by the escalation's Message-ID in the ticket's thread), so the desk
 /// sees that the team never got it.
 pub struct TicketFailures {
+    /// The desk whose tickets record the failure.
     pub desk: Desk,
 }
 

@@ -28,9 +28,15 @@ pub enum Proof {
     /// Sent to the sender's own `reply+TOKEN@` address.
     ReplyToken,
     /// Answers this mail edesk sent to the sender.
-    ReplyToOurMail { message_id: String },
+    ReplyToOurMail {
+        /// Our Message-ID it answers, without `<>`.
+        message_id: String,
+    },
     /// DKIM or DMARC verification passed, aligned with the From domain.
-    Authenticated { domain: String },
+    Authenticated {
+        /// The verified (From-aligned) domain.
+        domain: String,
+    },
     /// Nothing proves it.
     Unproven,
 }

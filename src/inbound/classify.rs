@@ -9,18 +9,28 @@ use serde::Serialize;
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError};
 
+/// What kind of mail this is; serialized lowercase (the `kind` of
+/// `mail inspect --json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// A person answering: threaded by reply token or our Message-ID, or the
+    /// mail has In-Reply-To/References or a reply subject (`Re:`, `Rép:`…).
     Reply,
+    /// A person writing without any sign of a reply.
     New,
+    /// Out-of-office and other automatic replies, and our own mail looping back.
     Autoreply,
+    /// A delivery failure report (DSN or a bounce to our VERP address).
     Bounce,
+    /// Mailing-list or bulk mail (`List-Id`, `List-Unsubscribe`).
     List,
+    /// No sender address, unparseable, or the analysis itself failed.
     Malformed,
 }
 
 impl Kind {
+    /// The lowercase name, the same as the serde form.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Reply => "reply",
@@ -32,6 +42,7 @@ impl Kind {
         }
     }
 
+    /// Written by a person (reply or new): the only kinds ever answered.
     pub fn is_human(self) -> bool {
         matches!(self, Kind::Reply | Kind::New)
     }
@@ -50,12 +61,16 @@ pub struct Bounce {
     pub hard: bool,
 }
 
+/// The result of [`classify`]: human or machine mail.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Class {
     /// Written by a person; reply vs new is decided by threading.
     Human,
+    /// Written by a machine; never answered.
     Machine {
+        /// Never `Reply` or `New`.
         kind: Kind,
+        /// The failure details, for `Kind::Bounce` only.
         bounce: Option<Bounce>,
     },
 }

@@ -14,6 +14,7 @@ use super::eval;
 use super::ports::{Directory, FaqOracle, MemWorld};
 use crate::config::Config;
 
+/// `edesk mail …` subcommands (clap).
 #[derive(Debug, Subcommand)]
 pub enum MailCmd {
     /// Show what the daemon would do with each message, without doing it.
@@ -44,9 +45,13 @@ pub enum MailCmd {
     },
     /// Score the reply extractor on `NAME.eml` + `NAME.expected.txt` pairs.
     Eval {
+        /// Directory holding the `NAME.eml` / `NAME.expected.txt` pairs.
         dir: PathBuf,
+        /// Orders, own addresses and FAQ entries from this JSON file instead of
+        /// the store (see `MemWorld`).
         #[arg(long, value_name = "FILE")]
         world: Option<PathBuf>,
+        /// Print the report as JSON instead of a summary.
         #[arg(long)]
         json: bool,
     },
@@ -59,15 +64,19 @@ pub enum MailCmd {
         /// Orders the cases reply to (default: none).
         #[arg(long, value_name = "FILE")]
         world: Option<PathBuf>,
+        /// Print the report as JSON instead of a summary.
         #[arg(long)]
         json: bool,
     },
     /// Messages per second through parse → classify → thread → extract → decide.
     Bench {
+        /// Directory of `.eml` files to analyze.
         dir: PathBuf,
         /// Passes over the corpus.
         #[arg(long, default_value_t = 50)]
         rounds: usize,
+        /// Orders, own addresses and FAQ entries from this JSON file instead of
+        /// the store (see `MemWorld`).
         #[arg(long, value_name = "FILE")]
         world: Option<PathBuf>,
     },
@@ -121,6 +130,8 @@ fn ports(world: Option<&Path>, config: &Config) -> Result<Ports, InboundError> {
     })
 }
 
+/// Runs one subcommand; the exit code is 75 when `deliver` cannot store
+/// the message, so the MTA retries.
 pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
     match cmd {
         MailCmd::Deliver {

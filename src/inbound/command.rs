@@ -7,9 +7,12 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
+/// A command found in a mail; serialized as `{"command": NAME, "so": SO}`
+/// (`so` absent for unsubscribe).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "command", content = "so", rename_all = "lowercase")]
 pub enum MailCommand {
+    /// Stop notification mail to the sender (EN or FR wording).
     Unsubscribe,
     /// Restore an archived order (the SO# given, or the threaded one).
     Restore(Option<String>),
@@ -18,6 +21,7 @@ pub enum MailCommand {
 }
 
 impl MailCommand {
+    /// The lowercase command name, as in the JSON `command` field.
     pub fn name(&self) -> &'static str {
         match self {
             MailCommand::Unsubscribe => "unsubscribe",

@@ -30,11 +30,20 @@ pub enum Action {
     /// Machine mail or nothing to do.
     Ignore,
     /// Stop mailing an address that failed permanently.
-    Suppress { address: String },
+    Suppress {
+        /// The address that failed permanently.
+        address: String,
+    },
     /// Answer from the FAQ entry `id`.
-    Answer { id: String },
+    Answer {
+        /// FAQ entry id.
+        id: String,
+    },
     /// Open a ticket for the team and acknowledge to the customer.
-    Escalate { team: Route },
+    Escalate {
+        /// The team the ticket is opened for.
+        team: Route,
+    },
     /// Run a mail command for the sender.
     Command(MailCommand),
     /// A mail command nothing proves the sender wrote: not run; the sender
@@ -48,33 +57,56 @@ pub struct FaqShown {
     /// The entry's id, for the team's ticket (not part of the inspect JSON).
     #[serde(skip)]
     pub id: Option<String>,
+    /// The entry's question (set whenever the decision shows an entry).
     pub question: Option<String>,
+    /// The FAQ's confidence in [0, 1].
     pub confidence: f64,
 }
 
+/// Everything the analysis concluded about one message: what to do
+/// ([`Decision::action`]) and why (`reasons`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// The message's Message-ID without `<>`.
     pub message_id: Option<String>,
+    /// Human (reply/new) or which kind of machine mail.
     pub kind: Kind,
+    /// Automatic mail may go to the sender: false for machine mail and for a
+    /// sender writing about a store order they are not authorized for.
     pub should_reply: bool,
+    /// Language of the reply: detected in the new text when clear, else the
+    /// thread's, the sender's known one or the order's.
     pub lang: Lang,
     /// Every order named: those the store knows first, then SO numbers it
     /// does not know and unresolved `PO …` as written.
     pub orders: Vec<String>,
     /// How many of `orders` (from the start) the store knows.
     pub known_orders: usize,
+    /// The sender may see every store order named (recipient, OBA grant or
+    /// reply token); false when no store order is named.
     pub authorized: bool,
+    /// FAQ answer, a team, or none (machine mail, commands).
     pub route: Route,
+    /// The FAQ entry considered; `None` when the FAQ was not asked or
+    /// matched nothing.
     pub faq: Option<FaqShown>,
+    /// What the sender wrote in this message: quotes, signature and
+    /// disclaimers removed.
     pub new_text: String,
+    /// One line per finding, in order, for `mail inspect` and the log.
     pub reasons: Vec<String>,
+    /// What the worker does.
     pub action: Action,
+    /// The From address, lower case; `None` when there is none.
     pub sender: Option<String>,
+    /// Subject on one line (empty when absent).
     pub subject: String,
+    /// The evidence that found the orders.
     pub thread_method: Method,
     /// The Message-IDs the mail refers to (In-Reply-To, References), as
     /// parsed: the worker threads with them without parsing the mail again.
     pub thread_ids: Vec<String>,
+    /// The failure details, for a bounce.
     pub bounce: Option<Bounce>,
     /// What proves the mail comes from its From address (human mail only).
     pub auth: Option<Proof>,
@@ -86,8 +118,10 @@ pub struct Decision {
 /// DKIM/SPF/DMARC verdicts when verification is configured.
 #[derive(Debug, Serialize)]
 pub struct AuthJson<'a> {
+    /// Flattened: `{"proof": …, …}`.
     #[serde(flatten)]
     pub proof: &'a Proof,
+    /// Omitted when verification is not configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verified: Option<&'a Verdicts>,
 }
@@ -95,22 +129,34 @@ pub struct AuthJson<'a> {
 /// `mail inspect --json` output, field for field DESIGN.md's contract.
 #[derive(Debug, Serialize)]
 pub struct InspectJson<'a> {
+    /// The file name as given on the command line (`-` for stdin).
     pub file: &'a str,
+    /// See [`Decision::message_id`].
     pub message_id: Option<&'a str>,
+    /// See [`Decision::kind`].
     pub kind: Kind,
+    /// See [`Decision::should_reply`].
     pub should_reply: bool,
+    /// See [`Decision::lang`].
     pub lang: Lang,
+    /// See [`Decision::orders`].
     pub orders: &'a [String],
+    /// See [`Decision::authorized`].
     pub authorized: bool,
+    /// See [`Decision::route`].
     pub route: Route,
+    /// See [`Decision::faq`].
     pub faq: Option<&'a FaqShown>,
+    /// See [`Decision::new_text`].
     pub new_text: &'a str,
+    /// See [`Decision::reasons`].
     pub reasons: &'a [String],
     /// Added to the contract: what proves the sender (null for machine mail).
     pub auth: Option<AuthJson<'a>>,
 }
 
 impl Decision {
+    /// The `mail inspect --json` view of this decision for `file`.
     pub fn inspect_json<'a>(&'a self, file: &'a str) -> InspectJson<'a> {
         InspectJson {
             file,

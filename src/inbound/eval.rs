@@ -34,30 +34,45 @@ pub fn similarity(a: &str, b: &str) -> f64 {
     1.0 - crate::domain::edit_distance(&a, &b, longest) as f64 / longest as f64
 }
 
+/// One extractor fixture and how it scored.
 #[derive(Debug, Clone, Serialize)]
 pub struct Case {
+    /// File stem of the `.eml`.
     pub name: String,
+    /// Second `-`-separated part of the name (`unknown` when missing).
     pub lang: String,
+    /// See [`similarity`], in [0, 1].
     pub similarity: f64,
+    /// `similarity >= PASS_SIMILARITY`.
     pub passed: bool,
+    /// The extracted new text.
     pub got: String,
+    /// The expected text, trimmed.
     pub expected: String,
 }
 
+/// Pass counts for one language (or routing class).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LangScore {
+    /// Cases counted.
     pub total: usize,
+    /// Cases that passed (routed right, for routing sets).
     pub passed: usize,
+    /// `passed / total`, in [0, 1] (0 when there are no cases).
     pub share: f64,
 }
 
+/// The extractor score of a fixture directory.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// Scores keyed by the language part of the file names.
     pub per_lang: BTreeMap<String, LangScore>,
+    /// Every scored fixture, in file name order.
     pub cases: Vec<Case>,
 }
 
 impl Report {
+    /// The cases below [`PASS_SIMILARITY`].
     pub fn failures(&self) -> impl Iterator<Item = &Case> {
         self.cases.iter().filter(|c| !c.passed)
     }
@@ -162,7 +177,9 @@ mod tests {
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCase {
+    /// Case id, shown in failures.
     pub id: String,
+    /// Language of the mail (`en`, `fr`), for the per-language score.
     pub lang: String,
     /// What kind of decision it tests (`faq`, `tried`, `order-cs`, …).
     pub class: String,
@@ -170,7 +187,9 @@ pub struct RouteCase {
     /// token), or none for a new mail to support.
     #[serde(default)]
     pub so: Option<String>,
+    /// Subject of the generated mail.
     pub subject: String,
+    /// Plain-text body of the generated mail (what the customer wrote).
     pub body: String,
     /// Accepted outcomes: `faq:<entry id>` or a team name.
     pub expect: Vec<String>,
@@ -179,21 +198,32 @@ pub struct RouteCase {
 /// A routing set's score.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RouteReport {
+    /// Cases routed.
     pub total: usize,
+    /// Cases routed to an accepted outcome.
     pub correct: usize,
+    /// `correct / total` (0 when there are no cases).
     pub accuracy: f64,
+    /// Scores per case class.
     pub per_class: BTreeMap<String, LangScore>,
+    /// Scores per case language.
     pub per_lang: BTreeMap<String, LangScore>,
+    /// Cases routed elsewhere, in input order.
     pub failures: Vec<RouteFailure>,
 }
 
 /// A case routed elsewhere than expected.
 #[derive(Debug, Clone, Serialize)]
 pub struct RouteFailure {
+    /// The case's id.
     pub id: String,
+    /// The case's class.
     pub class: String,
+    /// The outcome: `faq:<id>`, `command:<name>` or the route.
     pub got: String,
+    /// The outcomes it accepts.
     pub expect: Vec<String>,
+    /// The decision's reasons, to see why.
     pub reasons: Vec<String>,
 }
 

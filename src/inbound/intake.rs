@@ -10,8 +10,11 @@ use chrono::{DateTime, Utc};
 pub use crate::store::{Accepted, Envelope, MailMeta, MailState, dedup_key};
 use crate::store::{MailOutcome, Store, StoreError};
 
+/// The spool could not store or read a message.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
+    /// The store failed; see [`IntakeError::is_storage_full`] for whether to
+    /// ask the MTA to retry.
     #[error("mail store: {0}")]
     Store(#[from] StoreError),
 }
@@ -28,12 +31,14 @@ impl IntakeError {
 /// (processing takes well under a second; answers go through the outbox).
 pub const CLAIM_LEASE_MS: u64 = 120_000;
 
+/// Inbound's handle on the mail tables of the store; cheap to clone.
 #[derive(Clone)]
 pub struct Spool {
     store: Store,
 }
 
 impl Spool {
+    /// Wraps a store (cloned handle, nothing opened).
     pub fn open(store: &Store) -> Spool {
         Spool {
             store: store.clone(),
@@ -76,10 +81,12 @@ impl Spool {
         Ok(self.store.mail_claim(id, lease)?)
     }
 
+    /// The raw bytes of a stored message; `None` when the id is unknown.
     pub fn raw(&self, id: u64) -> Result<Option<Vec<u8>>, IntakeError> {
         Ok(self.store.mail_raw(id)?)
     }
 
+    /// Envelope and state of a stored message; `None` when the id is unknown.
     pub fn meta(&self, id: u64) -> Result<Option<MailMeta>, IntakeError> {
         Ok(self.store.mail_meta(id)?)
     }

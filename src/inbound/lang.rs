@@ -80,6 +80,7 @@ pub enum Evidence {
     Strong(Lang),
     /// Some evidence, or lingua's guess: loses to a thread's language.
     Weak(Lang),
+    /// No evidence and no guess (e.g. too few letters).
     None,
 }
 
@@ -133,6 +134,8 @@ fn by_function_words(sample: &str) -> Option<Lang> {
     }
 }
 
+/// Language of a text from its first characters: function words first,
+/// then lingua; `None` when the text is too short or lingua is undecided.
 pub fn detect(text: &str) -> Option<Lang> {
     let sample: String = text.chars().take(SAMPLE_CHARS).collect();
     if sample.chars().filter(|c| c.is_alphabetic()).count() < MIN_LETTERS {

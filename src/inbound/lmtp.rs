@@ -29,9 +29,13 @@ const MAX_RECIPIENTS: usize = 100;
 const TOO_MANY: &[u8] = b"421 4.7.0 too many connections, try again later\r\n";
 const IDLE: &[u8] = b"421 4.4.2 idle timeout, closing connection\r\n";
 
+/// LMTP listener limits and identity (from `[lmtp]` and `mail.domain`).
 #[derive(Debug, Clone)]
 pub struct LmtpSettings {
+    /// Name announced in the greeting and the `LHLO` reply (`mail.domain`).
     pub hostname: String,
+    /// Largest message accepted, in bytes; announced as `SIZE` and enforced
+    /// on `MAIL FROM SIZE=` and on the data itself (`552`).
     pub max_message_bytes: usize,
     /// Sessions served at once; the next one gets `421 4.7.0` and is closed.
     pub max_connections: usize,

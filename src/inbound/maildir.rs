@@ -40,6 +40,7 @@ pub fn ensure(dir: &Path) -> std::io::Result<()> {
 pub struct PipeEnvelope {
     /// `Some("")` is the null sender `<>`.
     pub mail_from: Option<String>,
+    /// Envelope recipients; empty when the pipe passed none.
     pub rcpt_to: Vec<String>,
 }
 

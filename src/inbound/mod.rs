@@ -12,6 +12,8 @@
 //! call it. [`Directory`] and [`FaqOracle`] are the only things inbound needs
 //! from the store and the FAQ engine; [`MemWorld`] implements both in memory.
 
+#![warn(missing_docs)]
+
 pub mod adapters;
 pub mod auth;
 pub mod classify;
@@ -42,19 +44,33 @@ pub use command::MailCommand;
 pub use decide::{Action, Decision, FaqShown, analyze};
 pub use ports::{Abstain, Directory, FaqHit, FaqOracle, MemWorld, OrderRef};
 
+/// Why an `edesk mail …` command could not run; the mail analysis itself
+/// never fails on bad mail (it returns a machine decision).
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
+    /// Reading a mail, a world file or an eval set failed.
     #[error("{path}: {source}")]
     Io {
+        /// The file concerned.
         path: PathBuf,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A world JSON file (`--world`) or a JSON Lines eval set does not parse.
     #[error("{path}: {message}")]
-    World { path: PathBuf, message: String },
+    World {
+        /// The file concerned.
+        path: PathBuf,
+        /// The JSON error, with the line number for JSON Lines.
+        message: String,
+    },
+    /// The store or the FAQ engine behind the command could not be opened.
     #[error("{0}")]
     Service(String),
+    /// Writing the command's output to stdout failed.
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// A store lookup failed during the analysis.
     #[error(transparent)]
     Directory(#[from] ports::DirectoryError),
 }

@@ -15,18 +15,23 @@ const MAX_HEADER_CHARS: usize = 4096;
 /// Message-IDs kept from In-Reply-To and References.
 const MAX_THREAD_IDS: usize = 32;
 
+/// What the analysis reads from a message; every text is owned and bounded.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Parsed {
+    /// Message-ID without `<>`; `None` when absent or empty.
     pub message_id: Option<String>,
     /// Lower-cased sender address.
     pub from: Option<String>,
+    /// Display name of the sender, when the From line has one.
     pub from_name: Option<String>,
     /// How a broken From line was read, when it was (a reason for the
     /// decision): its first entry had no address, or it was no address list.
     pub from_repaired: Option<String>,
     /// Every address the message was sent to (To, Cc, Delivered-To, …), lower-cased.
     pub recipients: Vec<String>,
+    /// Subject on one line; empty when absent.
     pub subject: String,
+    /// The message has a parseable Date header.
     pub has_date: bool,
     /// Message-IDs from In-Reply-To then References, without `<>`.
     pub thread_ids: Vec<String>,
@@ -38,8 +43,11 @@ pub struct Parsed {
     pub report_type: Option<String>,
     /// Contents of message/delivery-status or disposition-notification parts.
     pub report: Option<String>,
+    /// First text/plain body, charset repaired, cut to 256 Ki chars.
     pub text: Option<String>,
+    /// First text/html body, charset repaired, cut to 256 Ki chars.
     pub html: Option<String>,
+    /// Number of attachments (mail-parser's count).
     pub attachments: usize,
 }
 
@@ -53,12 +61,16 @@ impl Parsed {
     }
 }
 
+/// Why a message cannot be analyzed; the decision is then `malformed`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// No bytes, or only whitespace.
     #[error("empty input")]
     Empty,
+    /// mail-parser returned nothing.
     #[error("the parser gave up on this input")]
     Unparseable,
+    /// mail-parser panicked (caught).
     #[error("the parser crashed on this input")]
     Panicked,
 }
@@ -87,6 +99,7 @@ const ENVELOPE: &[&str] = &[
     "x-envelope-to",
 ];
 
+/// Parses raw bytes (any input; never panics).
 pub fn parse(raw: &[u8]) -> Result<Parsed, ParseError> {
     if raw.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ParseError::Empty);

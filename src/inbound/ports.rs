@@ -12,7 +12,9 @@ use crate::domain::{Lang, MessageId};
 /// An order as far as inbound mail is concerned.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OrderRef {
+    /// Sales order number (SO#).
     pub so: String,
+    /// Customer purchase order number, when the order has one.
     #[serde(default)]
     pub po: Option<String>,
     /// The order's language.
@@ -27,19 +29,24 @@ pub struct OrderRef {
     /// Types of holds not yet released (`export`, `new-product`, …).
     #[serde(default)]
     pub open_holds: Vec<String>,
+    /// Product ids (PIDs) of the order's lines; some teams route by PID prefix.
     #[serde(default)]
     pub pids: Vec<String>,
+    /// The order is archived (RESTORE brings it back).
     #[serde(default)]
     pub archived: bool,
 }
 
-/// What inbound needs to know about orders and addresses.
 /// The directory could not answer (the store failed). Never read as "no such
 /// order" or "not authorized": the message waits and is analysed again.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("order directory unavailable: {0}")]
-pub struct DirectoryError(pub String);
+pub struct DirectoryError(
+    /// What failed, for the log.
+    pub String,
+);
 
+/// What inbound needs to know about orders and addresses.
 pub trait Directory {
     /// The order (and recipient) behind `reply+TOKEN@` or `bounces+TOKEN@`.
     fn order_by_token(&self, token: &str) -> Result<Option<OrderRef>, DirectoryError>;
@@ -47,6 +54,7 @@ pub trait Directory {
     fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The order with this SO number, if it exists.
     fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError>;
+    /// The order with this PO number (case-insensitive), if it exists.
     fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The sender is a recipient of the order or was granted it by OBA.
     fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError>;
@@ -72,8 +80,11 @@ pub trait Directory {
 pub struct FaqHit {
     /// False when the engine abstains (question is then its best candidate).
     pub answered: bool,
+    /// The best entry's id; `None` when nothing matched.
     pub id: Option<String>,
+    /// The best entry's question; `None` when nothing matched.
     pub question: Option<String>,
+    /// The engine's confidence in [0, 1].
     pub confidence: f64,
     /// The entry's topic needs a person even when the match is confident.
     pub needs_person: bool,
@@ -84,6 +95,7 @@ pub struct FaqHit {
 }
 
 impl FaqHit {
+    /// No match at all: not answered, no entry, confidence 0.
     pub fn abstain() -> FaqHit {
         FaqHit {
             answered: false,
@@ -100,7 +112,9 @@ impl FaqHit {
 /// The text of a FAQ entry, for an answer mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaqText {
+    /// The entry's question, quoted in the answer mail.
     pub question: String,
+    /// The answer text mailed to the customer.
     pub answer: String,
 }
 
@@ -135,30 +149,41 @@ impl FaqOracle for Abstain {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemRecipient {
+    /// The recipient's address (compared case-insensitively).
     pub email: String,
+    /// The recipient's preferred language, when known.
     #[serde(default)]
     pub lang: Option<Lang>,
+    /// The `reply+TOKEN@` token minted for this recipient.
     #[serde(default)]
     pub reply_token: Option<String>,
 }
 
+/// An order of a [`MemWorld`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemOrder {
+    /// Sales order number.
     pub so: String,
+    /// Customer purchase order number.
     #[serde(default)]
     pub po: Option<String>,
+    /// The order's language (default English).
     #[serde(default)]
     pub lang: Lang,
+    /// Who its notifications went to.
     #[serde(default)]
     pub recipients: Vec<MemRecipient>,
     /// OBA grants: addresses allowed to see this order.
     #[serde(default)]
     pub granted: Vec<String>,
+    /// Hold types not yet released (`export`, `new-product`, …).
     #[serde(default)]
     pub open_holds: Vec<String>,
+    /// Product ids of its lines.
     #[serde(default)]
     pub pids: Vec<String>,
+    /// The order is archived.
     #[serde(default)]
     pub archived: bool,
     /// Message-IDs of the notifications sent for it (without `<>`).
@@ -171,15 +196,23 @@ pub struct MemOrder {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemFaqEntry {
+    /// Entry id, as in `faq-index/`.
     pub id: String,
+    /// The language it answers in; only asked in that language.
     pub lang: Lang,
+    /// The entry's question.
     pub question: String,
+    /// Substrings (case-insensitive) looked for in the text; an entry
+    /// without keywords never matches.
     pub keywords: Vec<String>,
     /// The answer mailed for it (empty when a test does not care).
     #[serde(default)]
     pub answer: String,
+    /// The topic needs a person even when matched.
     #[serde(default)]
     pub needs_person: bool,
+    /// Team the entry routes to, parsed as a `desk::routing::Route`; an
+    /// unknown name counts as none.
     #[serde(default)]
     pub team: Option<String>,
     /// The entry only refers to a team (see `route::is_referral`).
@@ -192,13 +225,16 @@ pub struct MemFaqEntry {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemWorld {
+    /// The orders the world knows.
     #[serde(default)]
     pub orders: Vec<MemOrder>,
+    /// edesk's own sending addresses (loop detection).
     #[serde(default)]
     pub own_addresses: Vec<String>,
     /// Our own domain: any address here is ours.
     #[serde(default)]
     pub own_domain: Option<String>,
+    /// FAQ entries for the keyword oracle.
     #[serde(default)]
     pub faq: Vec<MemFaqEntry>,
     /// Share of an entry's keywords that must occur for a confident answer.
@@ -214,7 +250,9 @@ pub struct MemWorld {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemSent {
+    /// Message-ID without `<>`.
     pub message_id: String,
+    /// The language it was written in.
     pub lang: Lang,
 }
 
@@ -223,6 +261,7 @@ fn default_min_share() -> f64 {
 }
 
 impl MemWorld {
+    /// Parses the JSON world file; unknown fields are errors.
     pub fn from_json(text: &str) -> Result<MemWorld, serde_json::Error> {
         serde_json::from_str(text)
     }

@@ -155,6 +155,7 @@ pub struct Features {
     pub topics: Vec<String>,
     /// Open holds of the orders named.
     pub holds: Vec<String>,
+    /// Product ids (PIDs) of the orders named; some teams route by PID prefix.
     pub pids: Vec<String>,
 }
 
@@ -166,8 +167,11 @@ pub struct Message<'a> {
     pub question: &'a str,
     /// The new text alone, cut into requests.
     pub body: &'a str,
+    /// Language the FAQ is asked in.
     pub lang: Lang,
+    /// Open hold types of the orders named (`export`, `new-product`, …).
     pub holds: &'a [String],
+    /// Product ids (PIDs) of the orders named.
     pub pids: &'a [String],
     /// An order is threaded or written in the text.
     pub names_order: bool,
@@ -248,6 +252,7 @@ fn content_words(s: &str) -> usize {
 /// The route and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
+    /// Where the message goes: an FAQ answer or a team.
     pub route: Route,
     /// The FAQ entry to answer with (route `faq`).
     pub answer: Option<String>,

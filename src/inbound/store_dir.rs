@@ -5,6 +5,8 @@ use super::ports::{Directory, DirectoryError, OrderRef};
 use crate::domain::{EmailAddress, Lang, Order, OrderId};
 use crate::store::Store;
 
+/// The [`Directory`] the daemon uses; a store failure is a
+/// [`DirectoryError`] (the message waits), never "no such order".
 pub struct StoreDirectory {
     store: Store,
     domain: String,
@@ -14,6 +16,8 @@ pub struct StoreDirectory {
 }
 
 impl StoreDirectory {
+    /// `own_domain` is our mail domain (lower-cased here); `company_domains`
+    /// lets a sender at an order recipient's (non-public) domain act on it.
     pub fn new(store: Store, own_domain: &str, company_domains: bool) -> Self {
         StoreDirectory {
             store,

@@ -9,15 +9,21 @@ pub use super::orders::orders_in_text;
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError, OrderRef};
 
+/// The evidence that threaded the message (snake_case in JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
+    /// The `reply+TOKEN@` recipient matched an order.
     ReplyToken,
+    /// In-Reply-To/References named one of our Message-IDs.
     MessageId,
+    /// Only SO#/PO# numbers in the subject or new text matched.
     Text,
+    /// No order found.
     None,
 }
 
+/// Which orders a message is about, as found by [`thread`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Thread {
     /// Orders the store knows, by the most reliable evidence first.
@@ -25,6 +31,7 @@ pub struct Thread {
     /// Orders named in the text that the store does not know, as a person
     /// looks them up: SO numbers, and `PO <number>` as written.
     pub named: Vec<String>,
+    /// The most reliable evidence that found an order.
     pub method: Method,
     /// The recipient the reply token was minted for.
     pub token_recipient: Option<String>,

@@ -35,17 +35,25 @@ pub use crate::config::VerifyMode;
 /// Why verification cannot be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The `inbound.auth_records` file cannot be read.
     #[error("{path}: {source}")]
     Read {
+        /// The file, as configured.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A line of the records file is not a valid record.
     #[error("{path} line {line}: {message}")]
     Record {
+        /// The file, as configured.
         path: String,
+        /// 1-based line number.
         line: usize,
+        /// What is wrong with the line.
         message: String,
     },
+    /// The DNS resolver (or its runtime) cannot be set up.
     #[error("resolver: {0}")]
     Resolver(String),
 }
@@ -179,6 +187,8 @@ pub struct DkimVerdict {
 /// The SPF or DMARC verdict for a domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DomainVerdict {
+    /// The domain checked: the envelope sender's for SPF, the From domain for
+    /// DMARC.
     pub domain: String,
     /// `pass`, `fail`, `softfail`, `neutral`, `temperror`, `permerror` or `none`.
     pub result: String,
@@ -189,10 +199,12 @@ pub struct DomainVerdict {
 pub struct Verdicts {
     /// The From header's domain the verdicts are about.
     pub from_domain: String,
+    /// One verdict per DKIM signature; empty when the mail is unsigned.
     pub dkim: Vec<DkimVerdict>,
     /// Absent when the connecting address is unknown (no `Received` line
     /// of ours with `[IP]`).
     pub spf: Option<DomainVerdict>,
+    /// Always set by the verifier; `None` only in a default (unverified) value.
     pub dmarc: Option<DomainVerdict>,
 }
 
@@ -259,8 +271,11 @@ fn aligned(signer: &str, from: &str) -> bool {
 /// envelope sender.
 #[derive(Debug, Clone, Default)]
 pub struct Connection {
+    /// The client's address; `None` when no `Received` line of ours has `[IP]`.
     pub ip: Option<IpAddr>,
+    /// The HELO name the client gave.
     pub helo: Option<String>,
+    /// The envelope sender; `None` for the null sender `<>` or when unknown.
     pub mail_from: Option<String>,
 }
 

@@ -31,6 +31,8 @@ use crate::notify::{CommandDoneContext, FaqAnswerContext, OutgoingMail};
 /// Why acting on a message failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
+    /// The action failed for good: the message is marked failed and kept
+    /// for an operator.
     #[error("{0}")]
     Failed(String),
     /// The store cannot answer now: the message stays pending and is
@@ -78,13 +80,17 @@ enum AutoReply {
 
 /// The inbound worker and the services it acts through.
 pub struct Worker {
+    /// Where pending messages are read and their outcome recorded.
     pub spool: Spool,
+    /// Orders, tokens and authorized senders for the analysis.
     pub directory: Arc<dyn Directory + Send + Sync>,
+    /// The FAQ as the analysis asks it.
     pub faq: Arc<dyn FaqOracle + Send + Sync>,
     /// Tickets: escalations, follow-ups, team replies.
     pub desk: Arc<DeskService>,
     /// Where the worker's own mails (FAQ answers, confirmations) go.
     pub outbox: Arc<dyn Outbox>,
+    /// Bounces and mail commands (suppress, unsubscribe, restore, resend).
     pub actions: Arc<dyn Actions>,
     /// Where "reach a person" points in an FAQ answer.
     pub support_address: String,
