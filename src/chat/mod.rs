@@ -11,6 +11,8 @@
 //! is `api::chat`). It holds no business rule of its own: it asks `faq`,
 //! `desk` (routing, tickets) and `store`.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod answers;
 pub mod bots;

@@ -29,6 +29,8 @@
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
+#![warn(missing_docs)]
+
 mod chat;
 mod copy;
 mod downloads;
