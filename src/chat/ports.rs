@@ -34,7 +34,7 @@ pub struct Escalation {
     pub user: ChatUser,
     /// The verified address linked to the account, if any.
     pub email: Option<EmailAddress>,
-    /// The conversation's language; the team's acknowledgement uses it.
+    /// The conversation's language, which becomes the ticket's.
     pub lang: Lang,
     /// The request's first line, at most 120 characters.
     pub subject: String,

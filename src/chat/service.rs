@@ -111,8 +111,8 @@ pub struct Opened {
 /// Everything a message produced.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
-    /// What to send back, in order; empty for a message the bot ignores (a
-    /// repeated rate-limit refusal, plain text when not addressed).
+    /// What to send back, in order; empty when the bot stays quiet (plain text
+    /// when not addressed, a repeated rate-limit refusal, a team answering).
     pub replies: Vec<Reply>,
     /// The ticket an `escalate` opened, if any.
     pub opened: Option<Opened>,

@@ -202,8 +202,8 @@ pub fn sent_privately(lang: Lang) -> &'static str {
     }
 }
 
-/// Reply to `link`: `masked` is the address with most of it hidden; the same text
-/// whether or not the address is known, so it reveals nothing.
+/// Reply to `link` once the code is mailed: `masked` is the address with the
+/// local part hidden (`a***@example.com`), `minutes` the code's lifetime.
 pub fn code_sent(lang: Lang, masked: &str, minutes: u64) -> String {
     match lang {
         Lang::En => format!(
@@ -361,7 +361,7 @@ pub fn escalated(lang: Lang, ticket: &str, team: &str, days: u32, due: &str) -> 
     }
 }
 
-/// A team's answer relayed into the conversation (`by` is the agent).
+/// A team's answer relayed into the conversation (`by`: the team member).
 pub fn team_answer(lang: Lang, ticket: &str, by: &str, text: &str) -> String {
     match lang {
         Lang::En => format!("Answer from {by} on ticket {ticket}:\n{text}"),

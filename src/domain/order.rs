@@ -69,7 +69,7 @@ pub struct Image {
 /// Someone notified about an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
-    /// Display name, used in the greeting and the `To` header.
+    /// Display name, put in the `To` header of the recipient's mails.
     pub name: Option<String>,
     /// Where notifications go.
     pub email: EmailAddress,
@@ -98,19 +98,19 @@ pub struct Hold {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum HoldType {
-    /// Export control review.
+    /// Export hold; the export team releases it ([`team_for_hold`](super::team_for_hold)).
     Export,
-    /// New product hold (NPH).
+    /// New product hold (NPH); the SAC team.
     NewProduct,
-    /// The product may not be delivered over the Internet yet.
+    /// Internet delivery hold; customer service.
     InternetDelivery,
-    /// Compliance review.
+    /// Compliance hold; customer service.
     Compliance,
-    /// IC special discount approval.
+    /// IC special discount hold; customer service.
     SpecialDiscount,
-    /// Held by customer service management.
+    /// CSM hold; customer service.
     Csm,
-    /// The order is being changed.
+    /// Order change hold; customer service.
     OrderChange,
 }
 

@@ -60,7 +60,7 @@ pub enum RunOutcome {
 /// One slot of one job: scheduled, skipped, overlapping or manual.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// The job's name (as in the `[jobs]` config).
+    /// The job's name (`Job::name`, e.g. `archive`).
     pub job: String,
     /// The slot (for a manual run, the time it was asked for).
     pub slot: DateTime<Utc>,
@@ -127,7 +127,7 @@ pub struct JobState {
     pub last_run: Option<RunRecord>,
     /// The last error, kept until a run succeeds.
     pub last_error: Option<String>,
-    /// Runs finished (ok or failed) since `since`.
+    /// Runs finished, ok or failed.
     pub runs: u64,
     /// Runs that failed.
     pub failures: u64,

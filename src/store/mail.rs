@@ -25,11 +25,11 @@ use super::{Store, StoreError, decode};
 pub struct Envelope {
     /// `lmtp`, `maildir` or `pipe`.
     pub source: String,
-    /// SMTP `MAIL FROM`, when the transport gave one (`None` for maildir).
+    /// SMTP `MAIL FROM` as the transport gave it; `None` when it gave none.
     pub mail_from: Option<String>,
     /// SMTP `RCPT TO` addresses, when the transport gave them.
     pub rcpt_to: Vec<String>,
-    /// When edesk stored the message.
+    /// When edesk received it.
     pub received_at: DateTime<Utc>,
 }
 
@@ -66,8 +66,8 @@ pub struct MailMeta {
     pub envelope: Envelope,
     /// Size of the raw message in bytes.
     pub size: usize,
-    /// `mid:MESSAGE-ID` when the message has a Message-ID no earlier message
-    /// used, else `sha256:HASH` of the bytes (see [`dedup_key`]).
+    /// `mid:MESSAGE-ID` when the message has a Message-ID, else `sha256:HASH`
+    /// of the bytes (see [`dedup_key`]).
     pub dedup_key: String,
     /// Processing state.
     pub state: MailState,

@@ -63,7 +63,8 @@ pub struct Grant {
 /// What a reply token stands for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenTarget {
-    /// The order the token gives access to; `None` for a token that names only the address.
+    /// The order the token gives access to; `None` when the mail it was minted
+    /// for is about no order.
     pub so: Option<OrderId>,
     /// The recipient the token was minted for.
     pub email: EmailAddress,
@@ -154,9 +155,9 @@ pub struct HistoryEntry {
     pub kind: String,
     /// The recipient addresses.
     pub to: Vec<String>,
-    /// The order lines the mail covers (empty: the whole order).
+    /// The order lines the mail is about.
     pub lines: Vec<String>,
-    /// Who or what caused the mail (a user, `import`, a job).
+    /// Who or what asked for the mail (a user, `edesk chat`, `RESEND by mail`, a job).
     pub requested_by: String,
     /// When the mail was queued or skipped.
     pub at: DateTime<Utc>,
