@@ -9,7 +9,7 @@ use crate::domain::{EmailAddress, Lang, OrderId};
 pub enum Verb {
     /// Ask the FAQ.
     Faq,
-    /// Show an order's status (verified recipients only).
+    /// Show an order's status (details only for a verified recipient).
     Order,
     /// Restore an archived order.
     Restore,

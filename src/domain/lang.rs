@@ -20,7 +20,7 @@ impl Lang {
     /// Both languages, English first.
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Fr];
 
-    /// The ISO 639-1 code (`en`, `fr`) used in JSON, config and template names.
+    /// The ISO 639-1 code (`en`, `fr`), as in JSON and config.
     pub fn as_str(self) -> &'static str {
         match self {
             Lang::En => "en",

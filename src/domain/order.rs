@@ -10,7 +10,7 @@ use super::{EmailAddress, Lang, OrderId, PoNumber};
 /// Serializes back to the same shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Order {
-    /// The sales order number; the key every store tree and index uses.
+    /// The sales order number; the order's key in the store.
     pub so: OrderId,
     /// The customer's purchase order number, when the order has one.
     pub po: Option<PoNumber>,

@@ -17,7 +17,7 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong, in words for the person who fixes the data.
     pub message: String,
-    /// The offending value, clipped when it is a long string.
+    /// The offending value, clipped when long.
     pub value: Value,
 }
 

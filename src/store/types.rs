@@ -207,7 +207,7 @@ pub struct CommitOutcome {
     pub duplicates: Vec<String>,
 }
 
-/// An address that gets no more mail (a hard bounce, a complaint), keyed by
+/// An address that gets no more mail (a hard bounce, a permanent refusal), keyed by
 /// [`EmailAddress::key`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Suppression {
