@@ -24,7 +24,9 @@ const HOUR_MS: u64 = 3_600_000;
 /// A chat account's verified address.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Link {
+    /// The address the code was mailed to; order data is shown for orders it may see.
     pub email: EmailAddress,
+    /// When the right code was entered.
     pub verified_at: DateTime<Utc>,
 }
 

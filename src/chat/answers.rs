@@ -24,7 +24,9 @@ pub const NO_ENTRY: &str = "-";
 /// What users made of one FAQ entry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Feedback {
+    /// 👍 ratings.
     pub up: u64,
+    /// 👎 ratings.
     pub down: u64,
     /// Questions the engine abstained on with this entry as its best guess.
     pub abstained: u64,
@@ -36,7 +38,9 @@ pub struct Feedback {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Rating {
+    /// Helpful (👍).
     Up,
+    /// Not helpful (👎).
     Down,
 }
 

@@ -16,12 +16,16 @@ use crate::domain::Team;
 /// Where a message comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Platform {
+    /// The Discord bot (`chat::discord`).
     Discord,
+    /// The `edesk chat` console.
     Console,
+    /// The HTTP chat of a web widget (`api::chat`).
     Web,
 }
 
 impl Platform {
+    /// The name used in logs, store keys and escalation links (`discord`).
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Discord => "discord",
@@ -37,10 +41,17 @@ impl std::fmt::Display for Platform {
     }
 }
 
+/// Why the bot definitions do not load.
 #[derive(Debug, thiserror::Error)]
 pub enum BotsError {
+    /// A bot file is unreadable, not valid TOML or has a bad value.
     #[error("{path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file (a built-in one is named as such).
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// One bot's settings.
@@ -53,6 +64,7 @@ pub struct BotConfig {
     pub commands: Vec<String>,
     /// Longest message the platform takes, in characters.
     pub max_message_chars: usize,
+    /// Messages answered per minute, per user and per channel.
     pub rate_limit: Limits,
     /// Discord: guilds where slash commands are registered (instant);
     /// empty registers them globally.
@@ -171,8 +183,11 @@ fn one(
 /// Every bot's settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bots {
+    /// `discord.toml`.
     pub discord: BotConfig,
+    /// `console.toml`.
     pub console: BotConfig,
+    /// `web.toml`.
     pub web: BotConfig,
 }
 
@@ -197,6 +212,7 @@ impl Bots {
         Bots::load(None)
     }
 
+    /// The settings of the bot on platform `p`.
     pub fn get(&self, p: Platform) -> &BotConfig {
         match p {
             Platform::Discord => &self.discord,

@@ -9,10 +9,13 @@ use super::console::{self, Local, Remote};
 use super::{ChatError, ChatService};
 use crate::config::Config;
 
+/// Why `edesk chat` or `edesk faq feedback` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {
+    /// The chat service (local or the daemon's answer) failed.
     #[error(transparent)]
     Chat(#[from] ChatError),
+    /// No daemon answered and the in-process service could not start.
     #[error("{0}")]
     Local(String),
 }

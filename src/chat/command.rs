@@ -7,19 +7,30 @@ use crate::domain::{EmailAddress, Lang, OrderId};
 /// A command's name, as `help` lists it and `bots/*.toml` enables it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Verb {
+    /// Ask the FAQ.
     Faq,
+    /// Show an order's status (details only for a verified recipient).
     Order,
+    /// Restore an archived order.
     Restore,
+    /// Send an order's notification again to the linked address.
     Resend,
+    /// Mail a code to link the chat account to an address.
     Link,
+    /// Enter the mailed code.
     Verify,
+    /// Open a ticket for a team.
     Escalate,
+    /// Stop order notifications to the linked address.
     Unsubscribe,
+    /// Show or set the reply language.
     Lang,
+    /// List the commands.
     Help,
 }
 
 impl Verb {
+    /// Every verb, in the order `help` lists them.
     pub const ALL: [Verb; 10] = [
         Verb::Faq,
         Verb::Order,
@@ -66,6 +77,7 @@ impl Verb {
         }
     }
 
+    /// The verb with this English name (as `bots/*.toml` enables it); no aliases.
     pub fn from_name(name: &str) -> Option<Verb> {
         Verb::ALL.into_iter().find(|v| v.name() == name)
     }
@@ -108,20 +120,30 @@ const ALIASES: &[(&str, Verb, Option<Lang>)] = &[
 /// What the user asked for, with its argument checked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
+    /// A question (the text after the word, or the whole message when addressed).
     Faq(String),
+    /// `order SO`; `Err` holds the argument that is not an order number.
     Order(Result<OrderId, String>),
+    /// `restore SO`; `Err` as for `Order`.
     Restore(Result<OrderId, String>),
+    /// `resend SO`; `Err` as for `Order`.
     Resend(Result<OrderId, String>),
+    /// `link EMAIL`; `Err` holds the argument that is not an address.
     Link(Result<EmailAddress, String>),
+    /// `verify CODE`: the first word after the command (may be empty).
     Verify(String),
+    /// `escalate TEXT`: the question for the team (may be empty).
     Escalate(String),
+    /// `unsubscribe`.
     Unsubscribe,
     /// `lang` alone shows the current choice; `lang auto` clears it.
     Lang(Option<String>),
+    /// `help`, or `faq` with nothing after it.
     Help,
 }
 
 impl Command {
+    /// The command's verb (what bot configs enable).
     pub fn verb(&self) -> Verb {
         match self {
             Command::Faq(_) => Verb::Faq,
@@ -141,6 +163,7 @@ impl Command {
 /// A parsed message: the command and the language its words point to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parsed {
+    /// What was asked.
     pub command: Command,
     /// The language of the command word, when it belongs to one.
     pub word_lang: Option<Lang>,

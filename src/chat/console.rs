@@ -20,11 +20,14 @@ pub trait Backend {
 
 /// The chat service in this process (no daemon running).
 pub struct Local {
+    /// The in-process service.
     pub chat: ChatService,
+    /// The chat user: `$USER`, or `local` when unset or odd.
     pub user: String,
 }
 
 impl Local {
+    /// A console user over `chat`, named after `$USER`.
     pub fn new(chat: ChatService) -> Local {
         let user = std::env::var("USER")
             .ok()
@@ -56,7 +59,9 @@ impl Backend for Local {
 
 /// A running daemon's HTTP chat.
 pub struct Remote {
+    /// Where the daemon's HTTP API answers.
     pub addr: SocketAddr,
+    /// The web chat session the daemon opened for this console.
     pub session: String,
 }
 

@@ -52,6 +52,8 @@ pub struct Bot {
 }
 
 impl Bot {
+    /// A bot with the Discord bot `token`; `api_url` (config `discord.api_url`)
+    /// sends API calls through a proxy instead of Discord's own endpoint.
     pub fn new(chat: ChatService, token: String, api_url: Option<String>) -> Bot {
         Bot {
             chat,

@@ -11,6 +11,8 @@
 //! is `api::chat`). It holds no business rule of its own: it asks `faq`,
 //! `desk` (routing, tickets) and `store`.
 
+#![warn(missing_docs)]
+
 pub mod account;
 pub mod answers;
 pub mod bots;
@@ -35,14 +37,19 @@ pub use service::{ChatService, ChatSettings, Delivery, Incoming, Outcome, Reply}
 /// What can go wrong in chat.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
+    /// The store failed; see [`ChatError::is_transient`].
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The desk or the notifier refused or failed.
     #[error("{0}")]
     Port(#[from] ports::PortError),
+    /// A bad request from the caller (unknown FAQ entry, a daemon's error answer).
     #[error("{0}")]
     Input(String),
+    /// A bot definition file does not load.
     #[error(transparent)]
     Bots(#[from] bots::BotsError),
+    /// The chat key file cannot be read or created.
     #[error(transparent)]
     Key(#[from] session::KeyError),
 }

@@ -28,18 +28,23 @@ fn failed(e: impl std::fmt::Display) -> PortError {
 pub struct Escalation {
     /// Idempotency key of the request (unique per chat message).
     pub key: String,
+    /// The team routing chose (eDelivery support when no rule matched).
     pub team: Team,
     /// The chat account (`platform`, `user`).
     pub user: ChatUser,
     /// The verified address linked to the account, if any.
     pub email: Option<EmailAddress>,
+    /// The conversation's language, which becomes the ticket's.
     pub lang: Lang,
+    /// The request's first line, at most 120 characters.
     pub subject: String,
     /// The transcript: recent messages of the conversation, then the request.
     pub text: String,
     /// Orders named in the request that the linked address may see.
     pub orders: Vec<OrderId>,
+    /// The FAQ entry closest to the request, when there is one.
     pub faq: Option<FaqRef>,
+    /// Why the ticket exists and how it was routed, for the team.
     pub reasons: Vec<String>,
 }
 
@@ -47,6 +52,7 @@ pub struct Escalation {
 pub trait DeskPort: Send + Sync {
     /// Opens a ticket and tells the team (the chat acknowledges in session).
     fn open(&self, e: Escalation) -> Result<Ticket, PortError>;
+    /// The ticket, `None` when it does not exist.
     fn ticket(&self, id: TicketId) -> Result<Option<Ticket>, PortError>;
     /// A customer's message in a conversation with an answered ticket.
     fn customer_message(&self, id: TicketId, by: &str, text: &str) -> Result<(), PortError>;
@@ -88,6 +94,7 @@ pub trait Actions: Send + Sync {
 /// The desk service: the same ticket flow as mail (team mail, SLA,
 /// relays), with the chat account as the customer.
 pub struct ServiceDesk {
+    /// The daemon's desk.
     pub service: Arc<DeskService>,
 }
 
@@ -172,6 +179,7 @@ impl DeskPort for ServiceDesk {
 
 /// Order and mail actions over the notifier.
 pub struct NotifierActions {
+    /// The daemon's notifier.
     pub notifier: Notifier,
 }
 

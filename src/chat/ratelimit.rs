@@ -18,7 +18,9 @@ const MAX_IN_MEMORY: usize = 100_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
+    /// Per chat user (platform and user id); default 20.
     pub user_per_minute: u32,
+    /// Per channel, all users together; default 60.
     pub channel_per_minute: u32,
 }
 
@@ -70,19 +72,26 @@ impl Window {
 /// What to do with one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Within both limits: answer it.
     Allowed,
     /// Over the user's limit; `warn` is true the first time in the window.
     User {
+        /// Seconds until the window ends (at least 1).
         retry_secs: u64,
+        /// Answer with the polite refusal (once per window); otherwise stay quiet.
         warn: bool,
     },
     /// Over the channel's limit.
     Channel {
+        /// Seconds until the window ends (at least 1).
         retry_secs: u64,
+        /// As for `User`.
         warn: bool,
     },
 }
 
+/// Counts messages per user and per channel against [`Limits`], keeping the
+/// windows in memory and writing them behind to the store.
 pub struct RateLimiter {
     store: Store,
     windows: Mutex<HashMap<String, Window>>,
@@ -90,6 +99,8 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// A limiter with no window in memory; windows are read back from
+    /// `store` as subjects come.
     pub fn new(store: Store) -> RateLimiter {
         RateLimiter {
             store,

@@ -47,6 +47,7 @@ impl Default for ChatSettings {
 /// One message from a user.
 #[derive(Debug, Clone)]
 pub struct Incoming {
+    /// The adapter it came through.
     pub platform: Platform,
     /// The user's id on the platform (a session id for the web chat).
     pub user: String,
@@ -56,8 +57,9 @@ pub struct Incoming {
     pub channel: String,
     /// A channel others read: order data goes to a direct message instead.
     pub public: bool,
-    /// The bot was addressed (DM, mention, console, web): plain text is a question.
+    /// The message as typed.
     pub text: String,
+    /// The bot was addressed (DM, mention, console, web): plain text is a question.
     pub addressed: bool,
 }
 
@@ -87,6 +89,7 @@ impl Incoming {
 /// One message to send back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reply {
+    /// The text, already split to the bot's `max_message_chars`.
     pub text: String,
     /// Send it to the user alone (a DM), not in the public channel.
     pub private: bool,
@@ -97,32 +100,45 @@ pub struct Reply {
 /// A ticket a message opened, for the adapter to post in a team channel.
 #[derive(Debug, Clone)]
 pub struct Opened {
+    /// The new ticket.
     pub ticket: TicketId,
+    /// The team it is routed to (picks the team channel).
     pub team: Team,
+    /// The request's first 300 characters.
     pub summary: String,
 }
 
 /// Everything a message produced.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
+    /// What to send back, in order; empty when the bot stays quiet (plain text
+    /// when not addressed, a repeated rate-limit refusal, a team answering).
     pub replies: Vec<Reply>,
+    /// The ticket an `escalate` opened, if any.
     pub opened: Option<Opened>,
 }
 
 /// A team's answer waiting to reach a chat user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
+    /// The adapter that must deliver it.
     pub platform: Platform,
+    /// The conversation's channel on that platform.
     pub channel: String,
+    /// The platform's user id of the customer.
     pub user: String,
+    /// The answer, already worded for the chat ([`texts::team_answer`](super::texts::team_answer)).
     pub text: String,
 }
 
 /// Which conversation a chat ticket answers to, and how far it was relayed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TicketLink {
+    /// [`Platform::as_str`] of the conversation.
     pub platform: String,
+    /// The channel the escalation was asked in.
     pub channel: String,
+    /// The platform's user id of the customer.
     pub user: String,
     /// Team replies already delivered.
     pub relayed: usize,
@@ -180,6 +196,7 @@ impl Said {
 }
 
 impl ChatService {
+    /// Wires the service; [`build`](super::build) does it from the daemon's config.
     pub fn new(
         faq: Arc<faq::Engine>,
         store: Store,
@@ -207,14 +224,17 @@ impl ChatService {
         }
     }
 
+    /// The bot definitions in use.
     pub fn bots(&self) -> &Bots {
         &self.inner.bots
     }
 
+    /// The FAQ engine answers come from.
     pub fn faq(&self) -> &Arc<faq::Engine> {
         &self.inner.faq
     }
 
+    /// The store the chat state lives in.
     pub fn store(&self) -> &Store {
         &self.inner.store
     }

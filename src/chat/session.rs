@@ -13,10 +13,13 @@ type HmacSha256 = Hmac<Sha256>;
 
 const PREFIX: &str = "s1.";
 
+/// The chat key file cannot be read, parsed or created.
 #[derive(Debug, thiserror::Error)]
 #[error("chat key {path}: {message}")]
 pub struct KeyError {
+    /// The key file (`data_dir/chat.key`).
     pub path: String,
+    /// What went wrong.
     pub message: String,
 }
 
@@ -31,6 +34,7 @@ impl std::fmt::Debug for ChatKey {
 }
 
 impl ChatKey {
+    /// A key from raw bytes (tests; the daemon uses [`ChatKey::load_or_create`]).
     pub fn from_bytes(b: [u8; 32]) -> ChatKey {
         ChatKey(b)
     }

@@ -69,6 +69,7 @@ pub fn help(lang: Lang, enabled: &[Verb], prefix: &str) -> String {
     out
 }
 
+/// Reply to a command the bot's config turns off on this platform.
 pub fn disabled(lang: Lang, verb: Verb) -> String {
     match lang {
         Lang::En => format!(
@@ -82,6 +83,7 @@ pub fn disabled(lang: Lang, verb: Verb) -> String {
     }
 }
 
+/// Reply when the user exceeds their per-minute limit; `secs` until the next message is answered.
 pub fn rate_limited(lang: Lang, secs: u64) -> String {
     match lang {
         Lang::En => format!(
@@ -93,6 +95,7 @@ pub fn rate_limited(lang: Lang, secs: u64) -> String {
     }
 }
 
+/// Reply when a channel exceeds its per-minute limit; `secs` until the bot answers there again.
 pub fn channel_limited(lang: Lang, secs: u64) -> String {
     match lang {
         Lang::En => format!(
@@ -104,6 +107,7 @@ pub fn channel_limited(lang: Lang, secs: u64) -> String {
     }
 }
 
+/// How to reach a person, added where the bot cannot help further.
 pub fn escalate_hint(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "To ask a person, type `escalate` followed by your question.",
@@ -113,6 +117,7 @@ pub fn escalate_hint(lang: Lang) -> &'static str {
     }
 }
 
+/// Added to an FAQ answer whose entry is marked `needs_person`.
 pub fn needs_person(lang: Lang) -> &'static str {
     match lang {
         Lang::En => {
@@ -124,6 +129,7 @@ pub fn needs_person(lang: Lang) -> &'static str {
     }
 }
 
+/// Opening of the reply when no FAQ entry is confident enough.
 pub fn not_sure(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "I am not sure I understood your question.",
@@ -131,6 +137,7 @@ pub fn not_sure(lang: Lang) -> &'static str {
     }
 }
 
+/// Heading of the list of close FAQ questions.
 pub fn did_you_mean(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Did you mean:",
@@ -138,6 +145,7 @@ pub fn did_you_mean(lang: Lang) -> &'static str {
     }
 }
 
+/// Invitation to rate an answer; `platform_reactions` when the platform has reactions (Discord).
 pub fn rate_hint(lang: Lang, platform_reactions: bool) -> &'static str {
     match (lang, platform_reactions) {
         (Lang::En, true) => "Was this helpful? React with 👍 or 👎.",
@@ -147,6 +155,7 @@ pub fn rate_hint(lang: Lang, platform_reactions: bool) -> &'static str {
     }
 }
 
+/// Reply when the argument of `order`/`restore`/`resend` is not an order number.
 pub fn bad_order(lang: Lang, given: &str) -> String {
     match lang {
         Lang::En => format!(
@@ -158,6 +167,7 @@ pub fn bad_order(lang: Lang, given: &str) -> String {
     }
 }
 
+/// Reply when the argument of `link` is not an email address.
 pub fn bad_email(lang: Lang, given: &str) -> String {
     match lang {
         Lang::En => format!(
@@ -180,6 +190,7 @@ pub fn how_to_link(lang: Lang, linked: Option<&str>) -> String {
     }
 }
 
+/// Said in a channel when the answer went to a direct message instead.
 pub fn sent_privately(lang: Lang) -> &'static str {
     match lang {
         Lang::En => {
@@ -191,6 +202,8 @@ pub fn sent_privately(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `link` once the code is mailed: `masked` is the address with the
+/// local part hidden (`a***@example.com`), `minutes` the code's lifetime.
 pub fn code_sent(lang: Lang, masked: &str, minutes: u64) -> String {
     match lang {
         Lang::En => format!(
@@ -202,6 +215,7 @@ pub fn code_sent(lang: Lang, masked: &str, minutes: u64) -> String {
     }
 }
 
+/// Reply to `link` when a code was sent to the account a moment ago.
 pub fn code_throttled(lang: Lang) -> &'static str {
     match lang {
         Lang::En => {
@@ -213,6 +227,7 @@ pub fn code_throttled(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `verify` when no code waits for the account.
 pub fn no_code(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "There is no code waiting for this account. Type `link you@example.com` first.",
@@ -220,6 +235,7 @@ pub fn no_code(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `verify` after the code's time ran out.
 pub fn code_expired(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "That code has expired. Type `link` with your address again for a new one.",
@@ -229,6 +245,7 @@ pub fn code_expired(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to a wrong `verify` code; `left` tries remain.
 pub fn code_wrong(lang: Lang, left: u32) -> String {
     match lang {
         Lang::En => format!("That code is not right. {left} tries left."),
@@ -236,6 +253,7 @@ pub fn code_wrong(lang: Lang, left: u32) -> String {
     }
 }
 
+/// Reply to `verify` once the code used up its tries.
 pub fn code_exhausted(lang: Lang) -> &'static str {
     match lang {
         Lang::En => {
@@ -247,6 +265,7 @@ pub fn code_exhausted(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to a correct `verify`: the account is now linked to `email`.
 pub fn linked(lang: Lang, email: &str) -> String {
     match lang {
         Lang::En => format!(
@@ -258,6 +277,7 @@ pub fn linked(lang: Lang, email: &str) -> String {
     }
 }
 
+/// Reply to a command that needs a linked, verified address.
 pub fn need_link(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "This needs a linked address: type `link you@example.com`, then `verify CODE`.",
@@ -267,6 +287,7 @@ pub fn need_link(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `unsubscribe`: the linked `email` gets no more order notifications.
 pub fn unsubscribed(lang: Lang, email: &str) -> String {
     match lang {
         Lang::En => format!(
@@ -302,6 +323,7 @@ pub fn restored(lang: Lang, so: &str, notified: Option<&[String]>) -> String {
     }
 }
 
+/// Reply to `resend SO`: `done` when the notification was queued to `email`.
 pub fn resent(lang: Lang, so: &str, email: &str, done: bool) -> String {
     match (lang, done) {
         (Lang::En, true) => format!("The notification of order {so} is on its way to {email}."),
@@ -317,6 +339,7 @@ pub fn resent(lang: Lang, so: &str, email: &str, done: bool) -> String {
     }
 }
 
+/// Reply to `escalate` without a question.
 pub fn escalate_empty(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Tell me what the team should know: `escalate` followed by your question.",
@@ -326,6 +349,7 @@ pub fn escalate_empty(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply once a ticket is open: `team` answers within `days` business days, by `due`.
 pub fn escalated(lang: Lang, ticket: &str, team: &str, days: u32, due: &str) -> String {
     match lang {
         Lang::En => format!(
@@ -337,6 +361,7 @@ pub fn escalated(lang: Lang, ticket: &str, team: &str, days: u32, due: &str) -> 
     }
 }
 
+/// A team's answer relayed into the conversation (`by`: the team member).
 pub fn team_answer(lang: Lang, ticket: &str, by: &str, text: &str) -> String {
     match lang {
         Lang::En => format!("Answer from {by} on ticket {ticket}:\n{text}"),
@@ -344,6 +369,7 @@ pub fn team_answer(lang: Lang, ticket: &str, by: &str, text: &str) -> String {
     }
 }
 
+/// Reply to `lang en|fr` (or to `lang` when a language is fixed), in that language.
 pub fn lang_set(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "I will answer in English.",
@@ -351,6 +377,7 @@ pub fn lang_set(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `lang auto` (or to `lang` when none is fixed): answers follow each message's language.
 pub fn lang_auto(lang: Lang) -> &'static str {
     match lang {
         Lang::En => {
@@ -362,6 +389,7 @@ pub fn lang_auto(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply to `lang` with an unknown language.
 pub fn lang_bad(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "I speak `en` (English) and `fr` (French): type `lang en` or `lang fr`.",
@@ -371,6 +399,7 @@ pub fn lang_bad(lang: Lang) -> &'static str {
     }
 }
 
+/// Reply when a command failed (the error is logged, not shown).
 pub fn unavailable(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Sorry, I cannot do that right now. Please try again in a minute.",
@@ -380,6 +409,7 @@ pub fn unavailable(lang: Lang) -> &'static str {
     }
 }
 
+/// Acknowledges a rating of an answer.
 pub fn thanks_rating(lang: Lang) -> &'static str {
     match lang {
         Lang::En => "Thanks for the feedback.",

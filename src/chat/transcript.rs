@@ -25,6 +25,7 @@ struct Record {
     lines: VecDeque<String>,
 }
 
+/// Every conversation's last [`LINES`] lines (see the module doc).
 pub struct Transcripts {
     store: Store,
     live: Mutex<HashMap<String, Record>>,
@@ -33,6 +34,7 @@ pub struct Transcripts {
 }
 
 impl Transcripts {
+    /// Empty in memory; conversations are read back from `store` as they go on.
     pub fn new(store: Store) -> Transcripts {
         Transcripts {
             store,

@@ -3,10 +3,13 @@ use std::str::FromStr;
 
 use super::ids::string_serde;
 
+/// Why a text is not an email address (or mailbox).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{input:?} is not a valid email address: {reason}")]
 pub struct AddressError {
+    /// The rejected text as given.
     pub input: String,
+    /// What is wrong with it, in words for the error message.
     pub reason: &'static str,
 }
 
@@ -17,14 +20,17 @@ pub struct AddressError {
 pub struct EmailAddress(String);
 
 impl EmailAddress {
+    /// The address as `local@domain`, domain lower-cased.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// The part before the last `@`, case kept.
     pub fn local(&self) -> &str {
         self.0.rsplit_once('@').map(|(l, _)| l).unwrap_or("")
     }
 
+    /// The part after the last `@`, lower-cased.
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
     }
@@ -95,7 +101,9 @@ string_serde!(EmailAddress);
 /// An address with an optional display name, as in `Ana <ana@example.com>`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mailbox {
+    /// The display name (`Ana`), when one was written.
     pub name: Option<String>,
+    /// The address itself.
     pub email: EmailAddress,
 }
 
@@ -172,6 +180,9 @@ pub fn is_own_domain(addr: &str, own_domain: &str) -> bool {
     })
 }
 
+/// Splits a header-style list (`,` or `;` between entries, none inside quotes or
+/// `<…>`) and parses each entry as a [`Mailbox`]; empty entries are skipped, bad
+/// ones come back as errors in their place.
 pub fn parse_address_list(input: &str) -> Vec<Result<Mailbox, AddressError>> {
     let mut out = Vec::new();
     let mut cur = String::new();

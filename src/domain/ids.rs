@@ -6,12 +6,20 @@ use super::text::{check_text, clip};
 /// Longest PO number: it goes into subjects and search keys.
 const MAX_PO: usize = 50;
 
+/// Why a text is not an order or PO number.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
+    /// Not 8 to 10 ASCII digits; holds the input, clipped.
     #[error("{0:?} is not a sales order number (8 to 10 digits)")]
     OrderId(String),
+    /// Empty, too long or with a forbidden character.
     #[error("{value:?} is not a purchase order number: {reason}")]
-    Po { value: String, reason: String },
+    Po {
+        /// The input, clipped.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A sales order number (SO#): 8 to 10 ASCII digits.
@@ -19,6 +27,7 @@ pub enum IdError {
 pub struct OrderId(String);
 
 impl OrderId {
+    /// The digits, trimmed.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -50,6 +59,7 @@ impl fmt::Display for OrderId {
 pub struct PoNumber(String);
 
 impl PoNumber {
+    /// The number, trimmed.
     pub fn as_str(&self) -> &str {
         &self.0
     }

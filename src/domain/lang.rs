@@ -9,14 +9,18 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Lang {
+    /// English, the default when nothing says otherwise.
     #[default]
     En,
+    /// French.
     Fr,
 }
 
 impl Lang {
+    /// Both languages, English first.
     pub const ALL: [Lang; 2] = [Lang::En, Lang::Fr];
 
+    /// The ISO 639-1 code (`en`, `fr`), as in JSON and config.
     pub fn as_str(self) -> &'static str {
         match self {
             Lang::En => "en",
@@ -39,6 +43,7 @@ impl fmt::Display for Lang {
     }
 }
 
+/// A language name that is neither English nor French; holds the input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown language {0:?} (expected \"en\" or \"fr\")")]
 pub struct ParseLangError(pub String);

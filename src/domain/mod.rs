@@ -1,6 +1,8 @@
 //! Types that validate on parse and the business rules as pure functions.
 //! Nothing in here does I/O.
 
+#![warn(missing_docs)]
+
 mod distance;
 mod download;
 mod email;

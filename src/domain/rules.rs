@@ -17,6 +17,7 @@ pub fn archive_due(available: NaiveDate, today: NaiveDate) -> bool {
         .is_some_and(|limit| today >= limit)
 }
 
+/// Monday to Friday and not one of `holidays`.
 pub fn is_business_day(d: NaiveDate, holidays: &[NaiveDate]) -> bool {
     !matches!(d.weekday(), Weekday::Sat | Weekday::Sun) && !holidays.contains(&d)
 }
@@ -42,16 +43,24 @@ pub fn add_business_days(from: NaiveDate, n: u32, holidays: &[NaiveDate]) -> Nai
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Team {
+    /// eDelivery support: everything no other team owns.
     EdeliverySupport,
+    /// Customer service: booking, cancellation, change, RMA, expedite, most holds.
     CustomerService,
+    /// The export team: export holds.
     Exportops,
+    /// The SAC team: new product holds and `L-ISE` products.
     SacSupport,
+    /// Licensing: licence and PAK trouble.
     Licensing,
+    /// The UCSS team, for UCSS products.
     Ucss,
+    /// The CUWL team, for CUWL products.
     Cuwl,
 }
 
 impl Team {
+    /// Every team, in the order of the `route` values.
     pub const ALL: [Team; 7] = [
         Team::EdeliverySupport,
         Team::CustomerService,
@@ -62,6 +71,7 @@ impl Team {
         Team::Cuwl,
     ];
 
+    /// The `route` value, e.g. `edelivery-support`.
     pub fn as_str(self) -> &'static str {
         match self {
             Team::EdeliverySupport => "edelivery-support",

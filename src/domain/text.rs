@@ -9,8 +9,15 @@ use std::fmt;
 /// Why a text field was refused; the caller adds the field name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TextError {
+    /// Longer than the field allows (lengths in characters, not bytes).
     #[error("is {len} characters long, at most {max} are allowed")]
-    TooLong { len: usize, max: usize },
+    TooLong {
+        /// The text's length.
+        len: usize,
+        /// The field's limit.
+        max: usize,
+    },
+    /// Contains a control, bidi or invisible character.
     #[error("contains {0}")]
     Forbidden(CodePoint),
 }

@@ -10,11 +10,14 @@ use super::{
     EmailAddress, Hold, HoldType, Image, Lang, Order, OrderId, OrderLine, PoNumber, Recipient,
 };
 
+/// One bad field of an order, as an import report and the API answer name it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldError {
     /// JSON path of the field, e.g. `lines[0].images[1].md5`.
     pub field: String,
+    /// What is wrong, in words for the person who fixes the data.
     pub message: String,
+    /// The offending value, clipped when long.
     pub value: Value,
 }
 
@@ -24,6 +27,7 @@ pub struct FieldError {
 pub struct OrderRejection {
     /// The `so` as given (even when invalid), `None` when missing.
     pub so: Option<String>,
+    /// Every problem found, in the order of the fields (never empty).
     pub errors: Vec<FieldError>,
 }
 

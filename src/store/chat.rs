@@ -72,11 +72,14 @@ impl ChatNs {
 /// One chat record's key: a namespace and an id inside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatKey {
+    /// The kind of record.
     pub ns: ChatNs,
+    /// The record's id inside the namespace (an account, a code, a conversation …).
     pub id: String,
 }
 
 impl ChatKey {
+    /// A key for `id` in namespace `ns`.
     pub fn new(ns: ChatNs, id: impl Into<String>) -> ChatKey {
         ChatKey { ns, id: id.into() }
     }

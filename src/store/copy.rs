@@ -15,7 +15,9 @@ const CHUNK: usize = 512;
 /// What was copied, per tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TreeCopy {
+    /// The tree's name (`orders`, `outbox`, …).
     pub tree: &'static str,
+    /// Rows copied.
     pub rows: u64,
     /// SHA-256 of every (key, value) in key order, each length-prefixed.
     pub sha256: String,

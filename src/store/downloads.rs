@@ -17,15 +17,19 @@ use crate::domain::{DownloadRule, EmailAddress, OrderId};
 pub struct DownloadRecord {
     /// Position within the order (1, 2, 3…), assigned by the store.
     pub n: u64,
+    /// The order.
     pub so: OrderId,
     /// The order line the image belongs to.
     pub line: String,
     /// The image's file name.
     pub image: String,
+    /// Who asked (a recipient or an OBA grantee).
     pub requester: EmailAddress,
+    /// The requester's reason; required by every rule but the first download.
     pub reason: Option<String>,
     /// The rule of the policy the request fell under.
     pub rule: DownloadRule,
+    /// When the request was recorded.
     pub at: DateTime<Utc>,
     /// The client's idempotency key: a form sent twice is one request.
     pub request_key: Option<String>,

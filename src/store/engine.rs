@@ -272,7 +272,10 @@ pub enum Backend {
     #[default]
     Sled,
     /// A PostgreSQL database several daemons may share.
-    Postgres { url: String },
+    Postgres {
+        /// The connection URL (`postgres://…`).
+        url: String,
+    },
 }
 
 /// How long an open waits for sled's file lock when this process itself
@@ -466,8 +469,9 @@ pub struct Health {
     pub free_bytes: Option<u64>,
     /// Milliseconds the owner has been inside one batch (0 when idle).
     pub busy_ms: u64,
-    /// Batches applied and flushes done since start.
+    /// Batches applied since start.
     pub batches: u64,
+    /// Group flushes done since start.
     pub flushes: u64,
     /// Times the database was reopened after a failure.
     pub reopens: u64,

@@ -44,6 +44,7 @@ pub enum Trigger {
 pub enum RunOutcome {
     /// Claimed, not finished yet.
     Running,
+    /// Finished without error.
     Ok,
     /// The job returned an error (kept in `error`); it runs again at its
     /// next slot.
@@ -59,21 +60,28 @@ pub enum RunOutcome {
 /// One slot of one job: scheduled, skipped, overlapping or manual.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The job's name (`Job::name`, e.g. `archive`).
     pub job: String,
     /// The slot (for a manual run, the time it was asked for).
     pub slot: DateTime<Utc>,
+    /// Why the run happened.
     pub trigger: Trigger,
+    /// What became of it.
     pub outcome: RunOutcome,
+    /// When the job started; `None` for a slot that never ran.
     pub started_at: Option<DateTime<Utc>>,
+    /// When it ended; `None` while running or for a slot that never ran.
     pub finished_at: Option<DateTime<Utc>>,
-    /// Items looked at and effects queued (mails, state changes).
+    /// Items looked at.
     #[serde(default)]
     pub examined: u64,
+    /// Effects queued (mails, state changes).
     #[serde(default)]
     pub effects: u64,
     /// What the job says it did, for people.
     #[serde(default)]
     pub note: String,
+    /// The job's error, when it failed.
     pub error: Option<String>,
     /// For a catch-up run: how many missed slots it stands for.
     #[serde(default)]
@@ -119,10 +127,15 @@ pub struct JobState {
     pub last_run: Option<RunRecord>,
     /// The last error, kept until a run succeeds.
     pub last_error: Option<String>,
+    /// Runs finished, ok or failed.
     pub runs: u64,
+    /// Runs that failed.
     pub failures: u64,
+    /// Slots not started because the previous run was still going.
     pub overlaps: u64,
+    /// Slots missed while the daemon was down.
     pub skipped: u64,
+    /// Runs cut short by a stop of the process.
     pub interrupted: u64,
 }
 
@@ -130,15 +143,21 @@ pub struct JobState {
 /// skipping lines and recipients).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OrderHead {
+    /// The order number.
     pub so: OrderId,
+    /// As [`Order::available_at`](crate::domain::Order::available_at).
     #[serde(default)]
     pub available_at: Option<DateTime<FixedOffset>>,
+    /// As [`Order::archived`](crate::domain::Order::archived).
     #[serde(default)]
     pub archived: bool,
+    /// As [`Order::early_ship`](crate::domain::Order::early_ship); `true` when absent.
     #[serde(default = "yes")]
     pub early_ship: bool,
+    /// As [`Order::requested_date`](crate::domain::Order::requested_date).
     #[serde(default)]
     pub requested_date: Option<NaiveDate>,
+    /// As [`Order::pak_registered`](crate::domain::Order::pak_registered).
     #[serde(default)]
     pub pak_registered: Option<bool>,
 }

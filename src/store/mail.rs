@@ -25,12 +25,16 @@ use super::{Store, StoreError, decode};
 pub struct Envelope {
     /// `lmtp`, `maildir` or `pipe`.
     pub source: String,
+    /// SMTP `MAIL FROM` as the transport gave it; `None` when it gave none.
     pub mail_from: Option<String>,
+    /// SMTP `RCPT TO` addresses, when the transport gave them.
     pub rcpt_to: Vec<String>,
+    /// When edesk received it.
     pub received_at: DateTime<Utc>,
 }
 
 impl Envelope {
+    /// An envelope for `source`, received now, without sender or recipients.
     pub fn new(source: &str) -> Self {
         Envelope {
             source: source.to_string(),
@@ -41,6 +45,7 @@ impl Envelope {
     }
 }
 
+/// Where an inbound message is in processing.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum MailState {
@@ -52,16 +57,24 @@ pub enum MailState {
     Failed,
 }
 
+/// What the spool keeps about one inbound message besides its bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MailMeta {
+    /// The spool id (arrival order).
     pub id: u64,
+    /// How it reached us.
     pub envelope: Envelope,
+    /// Size of the raw message in bytes.
     pub size: usize,
+    /// `mid:MESSAGE-ID` when the message has a Message-ID, else `sha256:HASH`
+    /// of the bytes (see [`dedup_key`]).
     pub dedup_key: String,
+    /// Processing state.
     pub state: MailState,
     /// What the daemon decided, as the `mail inspect` JSON, once processed.
     #[serde(default)]
     pub decision: Option<serde_json::Value>,
+    /// Why processing failed (state `failed`).
     #[serde(default)]
     pub error: Option<String>,
     /// Set when retention removed the raw bytes.
@@ -75,6 +88,8 @@ pub struct MailMeta {
     pub reuses_message_id_of: Option<u64>,
 }
 
+/// What the spool did with a delivered message; either way the MTA may be
+/// told it was accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accepted {
     /// First time we see this message.
@@ -84,6 +99,7 @@ pub enum Accepted {
 }
 
 impl Accepted {
+    /// The spool id of the stored message (the earlier one for a duplicate).
     pub fn id(self) -> u64 {
         match self {
             Accepted::New(id) | Accepted::Duplicate(id) => id,
@@ -250,6 +266,7 @@ impl Store {
         })
     }
 
+    /// The raw message bytes; `None` when unknown or purged by retention.
     pub fn mail_raw(&self, id: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .trees()?
@@ -258,6 +275,7 @@ impl Store {
             .map(|v| v.to_vec()))
     }
 
+    /// The spool's record of message `id`, `None` when unknown.
     pub fn mail_meta(&self, id: u64) -> Result<Option<MailMeta>, StoreError> {
         meta_in(&*self.trees()?, id)
     }
@@ -346,8 +364,11 @@ impl Store {
 /// What processing a message came to.
 #[derive(Debug, Clone)]
 pub struct MailOutcome {
+    /// `Processed` or `Failed`.
     pub state: MailState,
+    /// The `mail inspect` JSON of the decision, stored in [`MailMeta::decision`].
     pub decision: Option<serde_json::Value>,
+    /// Why processing failed.
     pub error: Option<String>,
 }
 

@@ -29,6 +29,8 @@
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
 //! `flush`; the sender journals deliveries first, see `notify::sender`).
 
+#![warn(missing_docs)]
+
 mod chat;
 mod copy;
 mod downloads;
@@ -59,28 +61,49 @@ pub use types::*;
 use crate::domain::{EmailAddress, Order, OrderId};
 use engine::{Cost, Engine, Trees};
 
+/// The sled key layout this edesk writes (`meta/schema_version`); a store
+/// with a newer version refuses to open ([`StoreError::Schema`]).
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// What can go wrong in the store. [`StoreError::is_transient`] tells the
+/// caller whether to answer "try again later".
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The sled database failed (I/O errors count as transient).
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    /// A stored value does not decode.
     #[error("store: corrupt record in {tree}: {message}")]
-    Corrupt { tree: &'static str, message: String },
+    Corrupt {
+        /// The tree (or table) the record is in.
+        tree: &'static str,
+        /// The decoder's error.
+        message: String,
+    },
+    /// Another process holds the sled database; holds the directory.
     #[error(
         "the data directory {0} is in use by a running edesk daemon (sled allows one process): stop it, or use the HTTP API"
     )]
     Locked(String),
+    /// The store was written by a newer edesk.
     #[error("store schema version {found} is newer than this edesk ({supported})")]
-    Schema { found: u32, supported: u32 },
+    Schema {
+        /// The version in the store.
+        found: u32,
+        /// [`SCHEMA_VERSION`] of this build.
+        supported: u32,
+    },
+    /// A value does not serialize to JSON.
     #[error("store: cannot encode: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The outbox id is unknown.
     #[error("no outbox item {0}")]
     NoSuchItem(u64),
     /// The store cannot write now (disk full, read-only, reopening after an
     /// I/O error); it recovers by itself. Callers answer "try again later".
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The owner thread is gone (shutdown); transient for callers.
     #[error("store: shut down")]
     Closed,
     /// The database refused an operation (a constraint, a bad statement).
@@ -132,6 +155,8 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The current time in unix milliseconds, the unit of outbox due times
+/// (0 before 1970).
 pub fn now_ms() -> u64 {
     u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
 }
@@ -146,6 +171,8 @@ impl Store {
         Store::open_with(data_dir, &EngineSettings::default())
     }
 
+    /// Opens (or creates) the store under `data_dir/store` with the given engine
+    /// (sled or PostgreSQL) and tuning; fails on a newer schema or a locked directory.
     pub fn open_with(data_dir: &Path, settings: &EngineSettings) -> Result<Store, StoreError> {
         let engine = Engine::open(&data_dir.join("store"), settings)?;
         let store = Store {
@@ -202,6 +229,7 @@ impl Store {
         self.engine.barrier(mark.0)
     }
 
+    /// [`Store::flush`] for async callers: waits without blocking the runtime.
     pub async fn flush_async(&self, mark: WriteMark) -> Result<(), StoreError> {
         self.engine.barrier_async(mark.0).await
     }
@@ -212,6 +240,7 @@ impl Store {
         f()
     }
 
+    /// The order as last imported, `None` when unknown.
     pub fn order(&self, so: &OrderId) -> Result<Option<Order>, StoreError> {
         self.trees()?
             .orders
@@ -220,6 +249,7 @@ impl Store {
             .transpose()
     }
 
+    /// The state edesk owns about the order; the default when none was written.
     pub fn order_meta(&self, so: &OrderId) -> Result<OrderMeta, StoreError> {
         Ok(self
             .trees()?
@@ -311,6 +341,7 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether `email` is among [`Store::authorized_senders`] (case-insensitive).
     pub fn is_authorized_sender(
         &self,
         so: &OrderId,

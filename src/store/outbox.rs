@@ -82,6 +82,7 @@ fn update_in(
 }
 
 impl Store {
+    /// The item without its body (`raw` is empty), `None` when unknown.
     pub fn outbox_item(&self, id: u64) -> Result<Option<OutboxItem>, StoreError> {
         item_in(&*self.trees()?, id)
     }
@@ -251,6 +252,8 @@ impl Store {
         })
     }
 
+    /// Records a permanent failure: the item leaves the queue as `Dead` with
+    /// `error`, until an operator retries it.
     pub fn mark_dead(&self, id: u64, error: &str) -> Result<OutboxItem, StoreError> {
         let error = error.to_string();
         self.engine.write(true, move |t| {
@@ -306,6 +309,7 @@ impl Store {
         })
     }
 
+    /// Puts every dead item back in the queue; returns how many.
     pub fn retry_all_dead(&self) -> Result<usize, StoreError> {
         let dead = self.outbox_list(Some(OutboxStatus::Dead))?;
         for item in &dead {

@@ -49,6 +49,8 @@ impl Store {
             .collect()
     }
 
+    /// Stops all mail to `email` (compared by [`EmailAddress::key`]); durable on
+    /// return. A second call replaces the reason.
     pub fn suppress(&self, email: &EmailAddress, reason: &str) -> Result<(), StoreError> {
         let s = Suppression {
             email: email.clone(),
@@ -62,10 +64,12 @@ impl Store {
         })
     }
 
+    /// Whether mail to `email` is suppressed.
     pub fn is_suppressed(&self, email: &EmailAddress) -> Result<bool, StoreError> {
         self.trees()?.suppress.contains_key(email.key())
     }
 
+    /// Every suppression.
     pub fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         self.trees()?
             .suppress

@@ -22,6 +22,7 @@ pub struct AdmitCount {
 /// its answer is due (`NaiveDate::num_days_from_ce`). Open and overdue
 /// counts then read the index, not every ticket ever opened.
 pub trait TicketIndex {
+    /// The due day while the ticket waits for a team, `None` once it does not.
     fn open_due_day(&self) -> Option<i32>;
 }
 
@@ -105,6 +106,7 @@ impl Store {
         })
     }
 
+    /// Ticket number `n` decoded as `T`, `None` when unknown.
     pub fn ticket<T: DeserializeOwned>(&self, n: u64) -> Result<Option<T>, StoreError> {
         ticket_in(&*self.trees()?, n)
     }
