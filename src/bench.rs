@@ -6,6 +6,7 @@
 //! The pieces are public so that `tests/it/stress_intake.rs` drives the real
 //! binary with the same client code: [`run_load`] (concurrent LMTP clients and
 //! an order poster), [`wait_drained`], [`verify`], [`http_request`].
+#![warn(missing_docs)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};

@@ -4,6 +4,7 @@
 //! (`deny_unknown_fields` everywhere), so an unknown key or a bad value is an
 //! error that names the key and where it came from (file path or
 //! environment variable); `validate` then checks what types cannot say.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

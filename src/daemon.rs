@@ -1,6 +1,7 @@
 //! Starts, wires and stops the services (HTTP, LMTP, Maildir, inbound
 //! worker, outbox sender, the jobs scheduler): one cancellation token for all of
 //! them, a task tracker to wait for their drain.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! The HTTP API (axum). Every 4xx/5xx body is JSON `{"error": …}`.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;

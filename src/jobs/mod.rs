@@ -14,6 +14,7 @@
 //! idempotent per item (state change and mail in one commit, or an
 //! idempotency key per item and stage), so a restart in the middle of a run
 //! never repeats a reminder.
+#![warn(missing_docs)]
 
 pub mod builtin;
 pub mod clock;
