@@ -26,14 +26,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(Mutex<DateTime<Utc>>);
 
 impl ManualClock {
+    /// A clock stopped at `at`.
     pub fn new(at: DateTime<Utc>) -> ManualClock {
         ManualClock(Mutex::new(at))
     }
 
+    /// Moves the clock to `at` (backwards too).
     pub fn set(&self, at: DateTime<Utc>) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = at;
     }
 
+    /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *t += by;
