@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync {
+    /// The current instant, UTC.
     fn now(&self) -> DateTime<Utc>;
 }
 
