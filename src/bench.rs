@@ -168,7 +168,7 @@ pub struct Sent {
     pub message_id: String,
     /// Bytes of the message as the daemon should store it (before dot-stuffing).
     pub size: usize,
-    /// From the start of the transaction to the last reply.
+    /// From the start of the attempt (connecting, when needed) to the last reply.
     pub latency: Duration,
     /// How the daemon answered.
     pub outcome: Outcome,
@@ -194,7 +194,7 @@ pub struct OrderStats {
     pub posted: usize,
     /// Posts answered otherwise, or that failed.
     pub failed: usize,
-    /// The first failure's status and body, or error; `None` when none failed.
+    /// The first failure (status and body, or the error); `None` when none failed.
     pub first_error: Option<String>,
 }
 
