@@ -1006,8 +1006,8 @@ pub struct Verification {
 }
 
 impl Verification {
-    /// Nothing lost, duplicated, altered or cut off by the page limit (unacknowledged
-    /// but stored messages are allowed).
+    /// Nothing lost, duplicated, resized, stored without envelope, or cut off by the page
+    /// limit (stored but unacknowledged messages are allowed).
     pub fn ok(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
