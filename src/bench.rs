@@ -6,6 +6,7 @@
 //! The pieces are public so that `tests/it/stress_intake.rs` drives the real
 //! binary with the same client code: [`run_load`] (concurrent LMTP clients and
 //! an order poster), [`wait_drained`], [`verify`], [`http_request`].
+#![warn(missing_docs)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader};
@@ -27,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::sync::CancellationToken;
 
+/// `edesk bench …`.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
     /// Concurrent LMTP clients (and optional order posts) against a daemon;
@@ -44,6 +46,7 @@ pub enum BenchCmd {
     Chat(chat::ChatArgs),
 }
 
+/// Options of `edesk bench intake`.
 #[derive(Debug, Args)]
 pub struct IntakeArgs {
     /// Concurrent LMTP connections.
@@ -86,6 +89,7 @@ pub struct IntakeArgs {
     pub keep_on_hang: bool,
 }
 
+/// A benchmark could not run or its daemon misbehaved; the message is for the operator.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BenchError(pub String);
@@ -97,19 +101,27 @@ fn err(what: impl std::fmt::Display) -> BenchError {
 /// What one load run does.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
+    /// The daemon's LMTP address.
     pub lmtp: SocketAddr,
     /// Needed for order posts and the `/healthz` probe on a stall.
     pub http: Option<SocketAddr>,
+    /// Concurrent LMTP connections.
     pub clients: usize,
+    /// Messages in total, spread over the clients.
     pub messages: usize,
+    /// Orders posted to `POST /v1/orders` during the run (needs `http`).
     pub orders: usize,
+    /// The run stops as stalled when no message got a final reply for this long.
     pub watchdog: Duration,
+    /// Pad each message to about this many bytes; `None`: short mails.
     pub size: Option<usize>,
     /// Prefix of every Message-ID of this run; [`verify`] counts only these.
     pub run_id: String,
 }
 
 impl LoadPlan {
+    /// The defaults of `bench intake` (8 clients, 3000 messages, no orders, 10 s watchdog)
+    /// with a fresh run id.
     pub fn new(lmtp: SocketAddr, http: Option<SocketAddr>) -> LoadPlan {
         LoadPlan {
             lmtp,
@@ -133,68 +145,92 @@ pub fn new_run_id() -> String {
     format!("bench{}x{}", nanos % 1_000_000_000_000, std::process::id())
 }
 
+/// How the daemon answered one message.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Every recipient got 250; `duplicate` when the daemon said it had the
     /// message already (it should not: each Message-ID is new).
     Acked {
+        /// A reply said the message was there already.
         duplicate: bool,
     },
+    /// A 4xx reply (or the connection broke): the reply text.
     TempFailed(String),
+    /// A 5xx reply: the reply text.
     Failed(String),
 }
 
 /// One message as sent and answered.
 #[derive(Debug, Clone)]
 pub struct Sent {
+    /// Without angle brackets.
     pub message_id: String,
     /// Bytes of the message as the daemon should store it (before dot-stuffing).
     pub size: usize,
+    /// From the start of the attempt (connecting, when needed) to the last reply.
     pub latency: Duration,
+    /// How the daemon answered.
     pub outcome: Outcome,
 }
 
+/// What the watchdog saw when it stopped a run that no longer got replies.
 #[derive(Debug, Clone, Serialize)]
 pub struct Stall {
+    /// Messages acknowledged (250) before the stall.
     pub acknowledged_before_stall: usize,
+    /// Messages with any final reply before the stall.
     pub replies_before_stall: usize,
+    /// Seconds since the last final reply, when the watchdog fired.
     pub idle_secs: f64,
     /// What `GET /healthz` answered within 2 s (or why not).
     pub healthz: String,
 }
 
+/// The order posts of a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct OrderStats {
+    /// Posts answered 2xx.
     pub posted: usize,
+    /// Posts answered otherwise, or that failed.
     pub failed: usize,
+    /// The first failure (status and body, or the error); `None` when none failed.
     pub first_error: Option<String>,
 }
 
 /// The result of [`run_load`].
 #[derive(Debug, Clone)]
 pub struct LoadReport {
+    /// Every message attempted, in no particular order.
     pub sent: Vec<Sent>,
+    /// Length of the load phase.
     pub elapsed: Duration,
+    /// The order posts.
     pub orders: OrderStats,
+    /// Set when the watchdog stopped the run.
     pub stall: Option<Stall>,
     /// Messages never attempted (their client gave up or was stopped).
     pub not_sent: usize,
 }
 
 impl LoadReport {
+    /// Messages whose outcome matches `f`.
     pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
         self.sent.iter().filter(|s| f(&s.outcome)).count()
     }
+    /// Messages acknowledged with 250, duplicates included.
     pub fn acknowledged(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Acked { .. }))
     }
+    /// Acknowledged messages the daemon said it had already.
     pub fn duplicate_acks(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Acked { duplicate: true }))
     }
+    /// Messages refused with a 4xx reply.
     pub fn temp_failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::TempFailed(_)))
     }
+    /// Messages refused with a 5xx reply.
     pub fn failed(&self) -> usize {
         self.count(|o| matches!(o, Outcome::Failed(_)))
     }
@@ -639,7 +675,9 @@ async fn client(c: usize, first: usize, n: usize, plan: &LoadPlan, shared: &Shar
 pub struct Message {
     /// Without angle brackets.
     pub message_id: String,
+    /// The envelope sender (`MAIL FROM`).
     pub mail_from: String,
+    /// The envelope recipients (`RCPT TO`).
     pub rcpt_to: Vec<String>,
     /// CRLF line endings, ends with CRLF, not dot-stuffed.
     pub raw: Vec<u8>,
@@ -947,6 +985,7 @@ pub async fn wait_drained(http: SocketAddr, limit: Duration) -> Result<Duration,
 pub struct Verification {
     /// Messages of this run stored (counting duplicates).
     pub stored: usize,
+    /// Messages of this run acknowledged by the daemon.
     pub acknowledged: usize,
     /// Acknowledged but not stored.
     pub lost: usize,
@@ -960,11 +999,15 @@ pub struct Verification {
     pub missing_envelope: usize,
     /// `/v1/mail` returned as many messages as the limit: some may be missing.
     pub truncated: bool,
+    /// Up to 5 lost Message-IDs.
     pub lost_sample: Vec<String>,
+    /// Up to 5 duplicated Message-IDs.
     pub duplicated_sample: Vec<String>,
 }
 
 impl Verification {
+    /// Nothing lost, duplicated, resized, stored without envelope, or cut off by the page
+    /// limit (stored but unacknowledged messages are allowed).
     pub fn ok(&self) -> bool {
         self.lost == 0
             && self.duplicated == 0
@@ -1052,7 +1095,9 @@ pub async fn verify(
 /// `edesk serve` started from this executable on ephemeral ports.
 pub struct OwnDaemon {
     child: Child,
+    /// Where its HTTP API listens.
     pub http: SocketAddr,
+    /// Where its LMTP server listens.
     pub lmtp: SocketAddr,
     log: Arc<Mutex<VecDeque<String>>>,
 }
@@ -1128,6 +1173,7 @@ impl OwnDaemon {
         }
     }
 
+    /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -1212,6 +1258,8 @@ struct JsonReport {
     errors: Vec<String>,
 }
 
+/// Runs `edesk bench …`. A failed check is an exit code, not an error (`intake`: 1, or 2
+/// when the daemon stalled); `data_dir` is `--data-dir`.
 pub fn run(cmd: BenchCmd, data_dir: Option<&Path>) -> Result<ExitCode, BenchError> {
     match cmd {
         BenchCmd::Intake(args) => intake(&args, data_dir),

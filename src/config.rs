@@ -4,6 +4,7 @@
 //! (`deny_unknown_fields` everywhere), so an unknown key or a bad value is an
 //! error that names the key and where it came from (file path or
 //! environment variable); `validate` then checks what types cannot say.
+#![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,27 +28,43 @@ pub const ENV_PREFIX: &str = "EDESK_";
 /// (they select the file, or are read by clap directly).
 const ENV_NOT_KEYS: &[&str] = &["EDESK_CONFIG", "EDESK_LOG"];
 
+/// The effective configuration: one section per TOML table (`[http]`, `[jobs]`, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// sled database, tantivy index, raw mail, outgoing `.eml` files.
     pub data_dir: PathBuf,
+    /// `[http]`.
     pub http: HttpConfig,
+    /// `[lmtp]`.
     pub lmtp: LmtpConfig,
+    /// `[inbound]`.
     pub inbound: InboundConfig,
+    /// `[smtp]`.
     pub smtp: SmtpConfig,
+    /// `[mail]`.
     pub mail: MailConfig,
+    /// `[faq]`.
     pub faq: FaqConfig,
+    /// `[discord]`.
     pub discord: DiscordConfig,
+    /// `[chat]`.
     pub chat: ChatConfig,
+    /// `[calendar]`.
     pub calendar: CalendarConfig,
+    /// `[outbox]`.
     pub outbox: OutboxConfig,
+    /// `[desk]`.
     pub desk: DeskConfig,
+    /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[store]`.
     pub store: StoreConfig,
+    /// `[jobs]`.
     pub jobs: JobsConfig,
 }
 
+/// `[store]`: which engine holds the state, and its limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -70,8 +87,10 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreBackend {
+    /// sled, embedded, under the data directory (the default); one process at a time.
     #[default]
     Sled,
+    /// PostgreSQL at `store.url`, which several daemons can share.
     Postgres,
 }
 
@@ -87,6 +106,8 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
+    /// What the store opens with: the cache and free-space floor in bytes, and the
+    /// backend (sled unless `postgres` with a URL, which `validate` requires).
     pub fn engine_settings(&self) -> crate::store::EngineSettings {
         let backend = match (self.backend, &self.url) {
             (StoreBackend::Postgres, Some(url)) => {
@@ -162,14 +183,20 @@ pub struct JobsConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobSchedules {
+    /// `archive` (default: daily at 02:00).
     pub archive: String,
+    /// `release-held` (default: hourly).
     #[serde(rename = "release-held")]
     pub release_held: String,
+    /// `pak-reminder` (default: 09:00 on weekdays).
     #[serde(rename = "pak-reminder")]
     pub pak_reminder: String,
+    /// `download-window` (default: daily at 09:30).
     #[serde(rename = "download-window")]
     pub download_window: String,
+    /// `sla` (default: every 15 minutes).
     pub sla: String,
+    /// `retention` (default: daily at 03:30).
     pub retention: String,
 }
 
@@ -216,6 +243,7 @@ impl JobSchedules {
     }
 }
 
+/// `[shutdown]`: how long a stop may take.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ShutdownConfig {
@@ -231,6 +259,7 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// `[outbox]`: delivery retries and throttling of outgoing mail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxConfig {
@@ -250,6 +279,7 @@ pub struct OutboxConfig {
     pub claim_lease_secs: u64,
 }
 
+/// `[desk]`: the support desk's teams and its loop breaker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeskConfig {
@@ -301,9 +331,12 @@ impl Default for OutboxConfig {
     }
 }
 
+/// `[http]`: the HTTP API's address, links and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
+    /// Address the API listens on (default `127.0.0.1:7070`; port 0 picks one, written to
+    /// [`HTTP_ADDR_FILE`]).
     pub bind: SocketAddr,
     /// Base of every link edesk puts in a mail (unsubscribe, order pages).
     pub public_url: String,
@@ -320,9 +353,11 @@ pub struct HttpConfig {
     pub max_connections: usize,
 }
 
+/// `[lmtp]`: the LMTP intake's address and limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LmtpConfig {
+    /// Address the LMTP server listens on (default `127.0.0.1:2424`).
     pub bind: SocketAddr,
     /// Largest message accepted, in bytes (`552` above it).
     pub max_message_bytes: usize,
@@ -332,6 +367,7 @@ pub struct LmtpConfig {
     pub idle_timeout_ms: u64,
 }
 
+/// `[inbound]`: the Maildir intake and inbound mail authentication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
@@ -369,12 +405,15 @@ pub enum VerifyMode {
 pub struct SmtpEndpoint {
     /// Host as written (IPv6 in brackets), for connecting.
     pub host: String,
+    /// Port as written, else 465 for `smtps://` and 25 for `smtp://`.
     pub port: u16,
     /// `smtps://`: implicit TLS.
     pub tls: bool,
 }
 
 impl SmtpEndpoint {
+    /// Parses `smtp.url`. Only `smtp[s]://host[:port]` is accepted: no credentials, path
+    /// or query; the error is a message for the operator.
     pub fn parse(s: &str) -> Result<SmtpEndpoint, String> {
         let url = url::Url::parse(s).map_err(|e| format!("{s:?} is not a URL: {e}"))?;
         let tls = match url.scheme() {
@@ -417,6 +456,7 @@ impl SmtpEndpoint {
     }
 }
 
+/// `[smtp]`: the relay outgoing mail is handed to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
@@ -438,6 +478,7 @@ impl Default for SmtpConfig {
     }
 }
 
+/// `[mail]`: the identity outgoing mail is sent under.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
@@ -445,9 +486,11 @@ pub struct MailConfig {
     pub domain: String,
     /// Display name and local part of the sender of notifications.
     pub from_name: String,
+    /// Local part of the sender address (`from_local@domain`).
     pub from_local: String,
 }
 
+/// `[faq]`: where the FAQ comes from and when the engine answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaqConfig {
@@ -458,10 +501,14 @@ pub struct FaqConfig {
     pub threshold: f64,
 }
 
+/// `[discord]`: the Discord bot; it runs only when a token is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
+    /// File whose first line is the bot token; read when `token` is unset.
     pub token_file: Option<PathBuf>,
+    /// The bot token; only from the environment (`EDESK_DISCORD__TOKEN`), a token in the
+    /// configuration file is refused.
     pub token: Option<String>,
     /// Base URL of Discord's REST API (a proxy, or a test's fake Discord);
     /// unset: discord.com. The gateway URL is what `GET /gateway/bot` answers.
@@ -519,11 +566,14 @@ impl Default for ChatConfig {
     }
 }
 
+/// `[calendar]`: the business calendar SLAs and job dates use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CalendarConfig {
     /// IANA zone business days and due dates are counted in (`Europe/Paris`).
     pub time_zone: String,
+    /// Public holidays, which are not business days: one `YYYY-MM-DD` a line, `#`
+    /// comments. Unset: only weekends are skipped.
     pub holidays_file: Option<PathBuf>,
 }
 
@@ -620,24 +670,49 @@ impl Default for CalendarConfig {
     }
 }
 
+/// Why the configuration could not be loaded; the message names the key and the layer
+/// (file or variable) the bad value came from.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The `--config` file could not be read (missing, unreadable).
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The file named by `--config` / `EDESK_CONFIG`.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A value in the TOML file is wrong (syntax, unknown key, type, or a secret in the file).
     #[error("config file {path}: {message}")]
-    File { path: PathBuf, message: String },
+    File {
+        /// The file the value came from.
+        path: PathBuf,
+        /// What is wrong, with the key.
+        message: String,
+    },
+    /// An `EDESK_*` variable is wrong (unknown key or bad value).
     #[error("environment variable {var}: {message}")]
-    Env { var: String, message: String },
+    Env {
+        /// The variable's name.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value breaks a rule (range, format, a combination of keys), or a file it names
+    /// cannot be read.
     #[error("invalid value for `{key}`: {message}")]
-    Invalid { key: String, message: String },
+    Invalid {
+        /// The dotted key, e.g. `store.url`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Command-line overrides, the last layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--data-dir`; `None` leaves `data_dir` to the other layers.
     pub data_dir: Option<PathBuf>,
 }
 

@@ -1,6 +1,7 @@
 //! Starts, wires and stops the services (HTTP, LMTP, Maildir, inbound
 //! worker, outbox sender, the jobs scheduler): one cancellation token for all of
 //! them, a task tracker to wait for their drain.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 
@@ -15,37 +16,56 @@ use crate::inbound::store_dir::StoreDirectory;
 use crate::inbound::worker::Worker;
 use crate::inbound::{intake, lmtp, maildir};
 
+/// Why the daemon could not start (or its state could not be built for a command).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// `data_dir` could not be created.
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
+        /// The configured `data_dir`.
         path: std::path::PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The FAQ index could not be opened or built.
     #[error("FAQ: {0}")]
     Faq(#[from] faq::FaqError),
+    /// A listener could not bind (address in use, permission).
     #[error("cannot listen on {addr} ({what}): {source}")]
     Bind {
+        /// Which listener: `http` or `lmtp`.
         what: &'static str,
+        /// The configured address (`http.bind`, `lmtp.bind`).
         addr: std::net::SocketAddr,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The desk service could not be set up.
     #[error("desk: {0}")]
     Desk(#[from] crate::desk::DeskError),
+    /// `calendar.holidays_file` could not be read or parsed.
     #[error("calendar: {0}")]
     Calendar(#[from] crate::desk::sla::CalendarError),
+    /// The inbound mail spool in the store failed.
     #[error("inbound mail store: {0}")]
     Intake(#[from] intake::IntakeError),
+    /// Any other I/O failure while starting or serving.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The store failed (locked by another process, database unreachable).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The notifier or the outbox sender could not be set up (templates, keys).
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    /// The scheduler could not be set up (a bad `jobs.schedule.*`).
     #[error(transparent)]
     Jobs(#[from] crate::jobs::JobsError),
+    /// The chat bots could not be set up (bot definitions, session key).
     #[error("chat: {0}")]
     Chat(#[from] crate::chat::ChatError),
+    /// Mail authentication could not be set up: `inbound.auth_records` unreadable or
+    /// malformed, or no DNS resolver.
     #[error("inbound.verify_auth: {0}")]
     Verify(#[from] crate::inbound::verify::VerifyError),
 }

@@ -17,6 +17,7 @@ use crate::chat::{ChatError, Incoming, Platform};
 /// Longest message accepted, in characters.
 const MAX_TEXT_CHARS: usize = 4000;
 
+/// `/v1/chat/session`, `/v1/chat`, `/v1/chat/feedback` (POST) and `/v1/faq/feedback` (GET).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/chat/session", post(new_session))

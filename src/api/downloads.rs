@@ -19,33 +19,47 @@ pub const MAX_REASON_CHARS: usize = 2000;
 /// Why a download request was not recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
+    /// The order number is unknown (404).
     #[error("no order {0}")]
     NoOrder(String),
+    /// The requester is neither a recipient nor an Order-Based Access grantee (the address).
     #[error("{0} is not a recipient of this order")]
     NotAuthorized(String),
     #[error("no image {0:?} on the lines this requester may see")]
+    /// A named image is not on a line the requester may see (the file name).
     UnknownImage(String),
     #[error("no image to download on the lines this requester may see")]
+    /// The lines the requester may see carry no downloadable image.
     NoImages,
     #[error("{refusal} ({image})")]
+    /// The policy refuses this image (not available yet, on hold, archived).
     Refused {
+        /// Why the policy refused.
         refusal: DownloadRefusal,
+        /// The refused image's file name.
         image: String,
     },
     #[error("a reason is required: this request falls under rule {}", .0.as_str())]
+    /// The request needs a reason under this rule and none was given.
     ReasonRequired(DownloadRule),
     #[error("reason {0}")]
+    /// The reason is too long or holds control or invisible characters (what is wrong).
     BadReason(String),
+    /// Reading or recording in the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("desk: {0}")]
+    /// The review ticket could not be opened.
     Desk(#[from] crate::desk::DeskError),
 }
 
 /// A request as the API or the page received it.
 #[derive(Debug, Clone)]
 pub struct DownloadRequest {
+    /// Who asks; must be allowed to see the order (see [`visible_lines`]).
     pub requester: EmailAddress,
+    /// Why a further download is needed, as typed (trimmed and checked here); `None` or
+    /// blank when not given.
     pub reason: Option<String>,
     /// Image file names; empty means every image the requester may see.
     pub images: Vec<String>,
@@ -56,7 +70,9 @@ pub struct DownloadRequest {
 /// One image of an answered request.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageAnswer {
+    /// The order line the image belongs to.
     pub line: String,
+    /// The image's file name.
     pub image: String,
     /// The rule this image's request fell under.
     pub rule: DownloadRule,
@@ -67,8 +83,11 @@ pub struct ImageAnswer {
 /// The review a request opened.
 #[derive(Debug, Clone, Serialize)]
 pub struct Review {
+    /// The review ticket's id; `None` when no ticket could be tied to the request yet.
     pub ticket: Option<String>,
+    /// The team that reviews (always eDelivery support).
     pub team: Team,
+    /// The rule's SLA, in business days.
     pub business_days: u32,
     /// End of the business day by which the team answers.
     pub due: NaiveDate,
@@ -77,13 +96,17 @@ pub struct Review {
 /// What the requester is told.
 #[derive(Debug, Clone, Serialize)]
 pub struct DownloadAnswer {
+    /// The order number.
     pub so: String,
+    /// The requester's address.
     pub requester: String,
     /// `allowed`, `allowed_with_reason` or `review`.
     pub decision: &'static str,
     /// The strictest rule among the images (what the request as a whole needs).
     pub rule: DownloadRule,
+    /// Each image recorded, in request order.
     pub images: Vec<ImageAnswer>,
+    /// Set when the request needs a person's review; `None` when it is allowed at once.
     pub review: Option<Review>,
     /// This idempotency key was answered before: nothing new was recorded.
     pub repeated: bool,

@@ -16,6 +16,8 @@ use crate::domain::OrderId;
 use crate::jobs::{JobInfo, JobsError};
 use crate::notify::{NotifyError, PakOutcome, RestoreOutcome};
 
+/// `/v1/jobs` (list, run now, history) and the order actions jobs depend on (`restore`,
+/// `pak-registered`).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/jobs", get(list))

@@ -1,4 +1,5 @@
 //! The HTTP API (axum). Every 4xx/5xx body is JSON `{"error": …}`.
+#![warn(missing_docs)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,18 +29,26 @@ pub mod jobs;
 pub mod orders;
 pub mod page;
 
+/// The services every handler reaches, built once by `daemon::build_state`; cloning is
+/// cheap (handles and `Arc`s).
 #[derive(Clone)]
 pub struct AppState {
+    /// The effective configuration.
     pub config: Arc<Config>,
+    /// The FAQ engine (`/v1/faq`, chat answers).
     pub faq: Arc<faq::Engine>,
+    /// Received raw mail and its processing state (`/v1/mail`, `/readyz`).
     pub spool: crate::inbound::intake::Spool,
+    /// Ticket storage and the business calendar, for reads (`/v1/tickets`, `/metrics`).
     pub desk: crate::desk::Desk,
     /// The desk service: opens, answers, notes and closes tickets (chat,
     /// jobs and the HTTP API call it; inbound through the worker).
     pub desk_service: Arc<crate::desk::DeskService>,
+    /// The inbound worker, which analyses queued mail and acts on it.
     pub worker: Arc<crate::inbound::worker::Worker>,
     /// Wakes the inbound worker (new or re-queued mail).
     pub new_mail: Arc<tokio::sync::Notify>,
+    /// Orders, notifications and the outbox.
     pub notifier: Notifier,
     /// The scheduler of the built-in jobs (`/v1/jobs`, `/metrics`).
     pub jobs: Arc<crate::jobs::Scheduler>,
@@ -50,11 +59,14 @@ pub struct AppState {
 /// An API error: a status and a JSON body with `error` plus details.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status (4xx or 5xx).
     pub status: StatusCode,
+    /// The JSON body: always an `error` message, sometimes more (`retry`, details).
     pub body: serde_json::Value,
 }
 
 impl ApiError {
+    /// An error whose body is only `{"error": message}`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
@@ -101,6 +113,8 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every route, behind the body-size limit (`http.max_body_bytes`), the request timeout
+/// (`http.request_timeout_ms`, 408) and the layer that turns every error body into JSON.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.http.max_body_bytes;
     let request_limit = Duration::from_millis(state.config.http.request_timeout_ms);

@@ -16,6 +16,8 @@ use super::{ApiError, AppState};
 use crate::domain::OrderId;
 use crate::notify::{Kind, ObaError, ObaRequest};
 
+/// `/v1/orders…` (import, show, OBA, downloads, notification history) and the
+/// unsubscribe links and mail preferences.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/orders", post(post_orders))

@@ -61,9 +61,11 @@ const COOKIE: &str = "edesk_page";
 /// Why the page could not be produced (a broken template or text table).
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
+    /// A page template does not parse or render (the template engine's message).
     #[error("order page template: {0}")]
     Template(String),
     #[error("order page texts (templates/page/text.toml): {0}")]
+    /// `templates/page/text.toml` does not parse or lacks a text (the message).
     Text(String),
 }
 

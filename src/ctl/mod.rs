@@ -8,6 +8,7 @@
 //! running daemon — ask that daemon over its HTTP API. Both paths decode
 //! into the same types and print through the same functions, so the output
 //! is identical.
+#![warn(missing_docs)]
 
 pub mod client;
 pub mod jobs;

@@ -9,6 +9,7 @@ use super::CtlError;
 use crate::config::Config;
 use crate::store::{Backend, EngineSettings, Store, TreeCopy};
 
+/// `edesk store …`.
 #[derive(Debug, Subcommand)]
 pub enum StoreCmd {
     /// Bring the configured store's schema up to date (the daemon also does
@@ -25,11 +26,13 @@ pub enum StoreCmd {
         /// `sled DATA_DIR` or `postgres URL`; must hold no data yet.
         #[arg(long, num_args = 2, value_names = ["ENGINE", "LOCATION"], required = true)]
         to: Vec<String>,
+        /// Print the per-tree report (rows, checksums) as JSON.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// Runs `edesk store …` on the stores directly; the daemons must be stopped for `copy`.
 pub fn run(cmd: StoreCmd, config: &Config) -> Result<ExitCode, CtlError> {
     match cmd {
         StoreCmd::Migrate => {

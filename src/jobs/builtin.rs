@@ -30,17 +30,29 @@ const FLUSH_EVERY: usize = 256;
 /// team addresses come from the desk service).
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Days after availability before the first PAK reminder (`jobs.pak_reminder_after_days`).
     pub pak_after_days: u32,
+    /// Days between later PAK reminders; at least 1 (`jobs.pak_reminder_every_days`).
     pub pak_every_days: u32,
+    /// No more PAK reminders once an order has had this many (`jobs.pak_reminder_max`).
     pub pak_max: u32,
+    /// Warn this many days before day 90 of the download window (`jobs.download_window_warn_days`).
     pub window_warn_days: u32,
+    /// How long before a ticket is due its team is reminded (`jobs.sla_remind_before_hours`).
     pub sla_remind_before: Duration,
+    /// Extra recipient of the overdue escalation (`jobs.sla_escalate_to`); `None` when unset
+    /// or not a valid address.
     pub sla_escalate_to: Option<EmailAddress>,
+    /// Raw inbound mail older than this many days is purged (`inbound.retention_days`).
     pub raw_mail_days: u32,
+    /// Notification history, job runs and chat transcripts older than this many days are
+    /// purged (`jobs.history_retention_days`).
     pub history_days: u32,
 }
 
 impl Settings {
+    /// Reads the `jobs.*` keys and `inbound.retention_days`; a `pak_reminder_every_days`
+    /// of 0 counts as 1.
     pub fn from_config(c: &Config) -> Settings {
         Settings {
             pak_after_days: c.jobs.pak_reminder_after_days,
@@ -189,7 +201,7 @@ pub fn archive_reference(available: NaiveDate, meta: &OrderMeta, tz: Tz) -> Naiv
 /// `archive`: orders available (or restored) more than 15 months ago become
 /// archived; their recipients are told once.
 pub struct Archive {
-    pub notifier: Notifier,
+    pub(crate) notifier: Notifier,
 }
 
 impl Job for Archive {
@@ -231,7 +243,7 @@ impl Job for Archive {
 /// `release-held`: early-ship "No" orders whose requested date came get the
 /// availability mail they were holding.
 pub struct ReleaseHeld {
-    pub notifier: Notifier,
+    pub(crate) notifier: Notifier,
 }
 
 impl Job for ReleaseHeld {
@@ -274,8 +286,8 @@ pub fn pak_reminder_due(
 /// configured number of days after availability, then again, at most N
 /// times; marking them registered stops it.
 pub struct PakReminder {
-    pub notifier: Notifier,
-    pub settings: Arc<Settings>,
+    pub(crate) notifier: Notifier,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl Job for PakReminder {
@@ -342,8 +354,8 @@ pub fn window_warning_due(
 /// `download-window`: recipients are warned a configured number of days
 /// before day 90, once per order.
 pub struct DownloadWindow {
-    pub notifier: Notifier,
-    pub settings: Arc<Settings>,
+    pub(crate) notifier: Notifier,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl Job for DownloadWindow {
@@ -417,9 +429,9 @@ pub fn sla_stage(
 /// once it is overdue, once per ticket and stage, through the desk service
 /// (team addresses, the note in the ticket).
 pub struct Sla {
-    pub notifier: Notifier,
-    pub desk: Arc<DeskService>,
-    pub settings: Arc<Settings>,
+    pub(crate) notifier: Notifier,
+    pub(crate) desk: Arc<DeskService>,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl Sla {
@@ -496,8 +508,8 @@ impl Job for Sla {
 /// chat transcripts past their retention. Orders and their current state are never touched, nor
 /// the outbox and idempotency keys that keep a mail from going twice.
 pub struct Retention {
-    pub store: Store,
-    pub settings: Arc<Settings>,
+    pub(crate) store: Store,
+    pub(crate) settings: Arc<Settings>,
 }
 
 impl Job for Retention {

@@ -13,27 +13,34 @@ use crate::config::Config;
 use crate::notify::Notifier;
 use crate::store::{RunOutcome, RunRecord};
 
+/// `edesk jobs …`.
 #[derive(Debug, Subcommand)]
 pub enum JobsCmd {
     /// Every job: schedule, next run, last run and its result.
     List {
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Run a job now, outside its schedule (waits for the end of the run).
     Run {
+        /// The job's name (`edesk jobs list` shows them).
         name: String,
         /// Run at once (the only mode: scheduled runs happen in `serve`).
         #[arg(long, required = true)]
         now: bool,
+        /// Print the run record as JSON.
         #[arg(long)]
         json: bool,
     },
     /// The last runs of a job, skipped slots and overlaps included.
     History {
+        /// The job's name (`edesk jobs list` shows them).
         name: String,
+        /// Show at most this many records, newest first.
         #[arg(long, default_value_t = 20)]
         limit: usize,
+        /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -14,6 +14,7 @@
 //! idempotent per item (state change and mail in one commit, or an
 //! idempotency key per item and stage), so a restart in the middle of a run
 //! never repeats a reminder.
+#![warn(missing_docs)]
 
 pub mod builtin;
 pub mod clock;
@@ -47,6 +48,7 @@ pub const JOB_NAMES: [&str; 6] = [
 pub struct RunContext {
     /// The slot being run (for a manual run, when it was asked for).
     pub slot: DateTime<Utc>,
+    /// Why the run happens (its slot, catch-up, by hand, resume after a crash).
     pub trigger: Trigger,
     /// The clock at the start of the run.
     pub now: DateTime<Utc>,
@@ -90,18 +92,23 @@ pub struct Progress {
     pub examined: u64,
     /// Effects (state changes, mails queued, records purged).
     pub effects: u64,
+    /// One line for people (`jobs history`, the run record), e.g. "3 orders archived".
     pub note: String,
 }
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
+    /// Reading or writing the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Queueing a notification failed.
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    /// The desk service refused or failed (SLA job).
     #[error(transparent)]
     Desk(#[from] crate::desk::DeskError),
+    /// Any other failure, with its message.
     #[error("{0}")]
     Failed(String),
     /// The daemon is shutting down; the run resumes at the next start.
@@ -121,13 +128,27 @@ pub trait Job: Send + Sync {
 /// Errors of the scheduler and its commands.
 #[derive(Debug, thiserror::Error)]
 pub enum JobsError {
+    /// Reading or writing job state or run records failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("jobs.schedule.{job}: {message}")]
-    Schedule { job: String, message: String },
+    /// A `jobs.schedule.<job>` value is not a valid schedule.
+    Schedule {
+        /// The job whose schedule is bad.
+        job: String,
+        /// The cron parser's complaint.
+        message: String,
+    },
     #[error("no job {name:?} (jobs: {known})")]
-    NoSuchJob { name: String, known: String },
+    /// A command named a job that does not exist.
+    NoSuchJob {
+        /// The name given.
+        name: String,
+        /// The known job names, comma-separated, for the message.
+        known: String,
+    },
     #[error("job {0} is running; not started twice (recorded as an overlap)")]
+    /// `jobs run` on a job that is already running here (the job's name).
     Running(String),
     /// The services a job needs could not be set up (holidays file).
     #[error("{0}")]

@@ -43,6 +43,7 @@ impl JobSchedule {
         &self.expr
     }
 
+    /// True for `off`: the job has no slots and runs only by hand.
     pub fn is_off(&self) -> bool {
         self.cron.is_none()
     }

@@ -57,23 +57,36 @@ struct Entry {
 /// A slot claimed for a run.
 #[derive(Debug, Clone)]
 pub struct Claim {
+    /// The job's name (one of [`JOB_NAMES`](super::JOB_NAMES)).
     pub job: &'static str,
+    /// The run record, already stored with outcome `running`.
     pub record: RunRecord,
 }
 
 /// One line of `jobs list`.
 #[derive(Debug, Clone, Serialize)]
 pub struct JobInfo {
+    /// The job's name (one of [`JOB_NAMES`](super::JOB_NAMES)).
     pub name: &'static str,
+    /// The schedule as configured (`off` or a cron expression).
     pub schedule: String,
+    /// The next slot after now; `None` when the schedule is `off`.
     pub next_run: Option<DateTime<Utc>>,
+    /// A run is going in this process.
     pub running: bool,
+    /// The latest finished run; `None` before the first.
     pub last_run: Option<RunRecord>,
+    /// The error of the latest run; `None` once a run succeeds.
     pub last_error: Option<String>,
+    /// Runs finished so far (counters are kept in the store, across restarts).
     pub runs: u64,
+    /// Runs that ended in an error.
     pub failures: u64,
+    /// Runs not started because one was still going (a slot or `jobs run`).
     pub overlaps: u64,
+    /// Slots missed while the daemon was down and not caught up.
     pub skipped: u64,
+    /// Runs cut short by a crash or shutdown.
     pub interrupted: u64,
 }
 
