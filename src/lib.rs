@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! edesk: the notification and support desk of an electronic software delivery business.
 //!
 //! See `README.md` for usage and `../shared/DESIGN.md` for the module map; each
