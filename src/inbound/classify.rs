@@ -82,12 +82,14 @@ pub fn classify(
     reasons: &mut Vec<String>,
 ) -> Result<Class, DirectoryError> {
     let machine = |kind| Class::Machine { kind, bounce: None };
-    match p.from.as_deref() {
-        Some(f) if f.contains('@') => {}
-        _ => {
-            reasons.push("malformed: no sender address".into());
-            return Ok(machine(Kind::Malformed));
-        }
+    let addressed = p.from.as_deref().is_some_and(|f| f.contains('@'));
+    // Without an address, only a From line that names someone, over
+    // something written, can be a person's mail; no From at all (or bytes
+    // that are no mail) is malformed.
+    let named = p.from_name.as_deref().is_some_and(|n| !n.trim().is_empty());
+    if !addressed && (!named || nothing_written(p)) {
+        reasons.push("malformed: no sender address".into());
+        return Ok(machine(Kind::Malformed));
     }
     if let Some(why) = own_loop(p, dir)? {
         reasons.push(format!("autoreply: {why}"));
@@ -111,7 +113,19 @@ pub fn classify(
         reasons.push("list: List-Unsubscribe header (bulk mail)".into());
         return Ok(machine(Kind::List));
     }
+    if !addressed {
+        // A person's mail whose From has no address (a broken client, a
+        // hand-typed header) is still a person's: a person reads it.
+        reasons.push("headers: the From line has no address".into());
+    }
     Ok(Class::Human)
+}
+
+/// No subject and no body: nothing a person could act on.
+fn nothing_written(p: &Parsed) -> bool {
+    p.subject.trim().is_empty()
+        && p.text.as_deref().is_none_or(|t| t.trim().is_empty())
+        && p.html.as_deref().is_none_or(|t| t.trim().is_empty())
 }
 
 fn own_loop(p: &Parsed, dir: &dyn Directory) -> Result<Option<String>, DirectoryError> {

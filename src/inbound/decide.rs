@@ -394,6 +394,10 @@ fn authorize(
         reasons.push("authorized: no order referenced".into());
         return Ok(false);
     }
+    if !sender.contains('@') {
+        reasons.push("not authorized: no sender address; no order details".into());
+        return Ok(false);
+    }
     let mut all = true;
     for o in &t.orders {
         let by_token = t.token_recipient.as_deref() == Some(sender);
@@ -483,10 +487,27 @@ fn human(
     };
     if let Some(cmd) = command::find(&d.new_text, &p.subject) {
         run_command(&mut d, cmd, &t, dir, &sender)?;
-        return Ok(d);
+    } else {
+        decide_question(&mut d, &p, &t, faq);
     }
-    decide_question(&mut d, &p, &t, faq);
+    if !sender.contains('@') {
+        nobody_to_answer(&mut d, &p);
+    }
     Ok(d)
+}
+
+/// A person's mail with no address to answer: nothing automatic can reach
+/// them, so a person reads it (the ticket shows the name they gave).
+fn nobody_to_answer(d: &mut Decision, p: &Parsed) {
+    d.should_reply = false;
+    d.sender = p.from_name.clone().or_else(|| p.from.clone());
+    if !matches!(d.action, Action::Escalate { .. }) {
+        escalate(
+            d,
+            Route::Team(Team::EdeliverySupport),
+            "no sender address: nothing automatic can answer",
+        );
+    }
 }
 
 fn run_command(

@@ -810,6 +810,49 @@ mod tests {
         assert!(sent.iter().any(|m| m.kind == Kind::TeamEscalation));
     }
 
+    /// A person's mail whose From line names them but has no address is a
+    /// person's mail: a ticket for a person with the name they gave, the
+    /// team told, nothing automatic sent back (there is nowhere to send
+    /// it), even for a question the FAQ answers or a mail command.
+    #[test]
+    fn mail_from_a_name_without_address_goes_to_a_person() {
+        let (_d, w, rec) = worker(5);
+        let nameonly = |mid: &str, subject: &str, body: &str| {
+            format!(
+                "From: Sylvie Bernard\r\nTo: support@edesk.example.com\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+            )
+            .into_bytes()
+        };
+        deliver(
+            &w,
+            &nameonly(
+                "n1@atelier.example",
+                "download policy",
+                "What is the download policy for my software?",
+            ),
+        );
+        deliver(
+            &w,
+            &nameonly("n2@atelier.example", "UNSUBSCRIBE", "UNSUBSCRIBE"),
+        );
+        let tickets = w.desk.desk().list().unwrap();
+        assert_eq!(tickets.len(), 2, "{tickets:?}");
+        for t in &tickets {
+            assert_eq!(t.customer, "Sylvie Bernard");
+            assert!(
+                t.reasons.iter().any(|r| r.contains("no address")),
+                "{:?}",
+                t.reasons
+            );
+        }
+        let sent = rec.sent.lock().unwrap();
+        assert!(
+            sent.iter().all(|m| m.kind == Kind::TeamEscalation),
+            "only a team is mailed: {:?}",
+            sent.iter().map(|m| (to(m), m.kind)).collect::<Vec<_>>()
+        );
+    }
+
     /// Every order the customer names reaches the ticket: the store's, SO
     /// numbers it does not know, and a PO it does not know as written; a
     /// later mail in the thread adds the orders it names.
