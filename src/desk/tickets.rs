@@ -470,6 +470,12 @@ impl Desk {
         Ok(sent.then_some(ticket))
     }
 
+    /// The tickets waiting for a team, soonest due first (read through the
+    /// store's index of open tickets, not by decoding every ticket).
+    pub fn open_tickets(&self) -> Result<Vec<Ticket>, DeskError> {
+        Ok(self.store.tickets_open()?)
+    }
+
     /// How many tickets wait for a team, and how many of them are past
     /// their due day on `today` (from the store's index: no ticket is read).
     pub fn open_counts(&self, today: NaiveDate) -> Result<(u64, u64), DeskError> {
@@ -571,6 +577,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(desk.open_counts(day("2026-12-03")).unwrap(), (2, 2));
+        let open: Vec<TicketId> = desk.open_tickets().unwrap().iter().map(|t| t.id).collect();
+        assert_eq!(
+            open,
+            [other.id, again.id],
+            "the open ones, soonest due first"
+        );
     }
 
     #[test]

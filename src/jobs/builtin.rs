@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use super::{Job, JobError, Progress, RunContext};
 use crate::config::Config;
 use crate::desk::DeskService;
-use crate::desk::tickets::{Ticket, TicketStatus};
+use crate::desk::tickets::Ticket;
 use crate::domain::{
     EmailAddress, Lang, Mailbox, Order, OrderId, SECOND_DOWNLOAD_DAYS, archive_due,
 };
@@ -489,11 +489,8 @@ impl Job for Sla {
 
     fn run(&self, ctx: &RunContext) -> Result<Progress, JobError> {
         let mut p = Progress::default();
-        for t in self.desk.desk().list()? {
+        for t in self.desk.desk().open_tickets()? {
             p.examined += 1;
-            if t.status != TicketStatus::Open {
-                continue;
-            }
             if let Some(stage) = sla_stage(t.due, ctx.now, self.settings.sla_remind_before, ctx.tz)
             {
                 p.effects += self.remind(&t, stage)?;

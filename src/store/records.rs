@@ -157,9 +157,7 @@ impl Store {
     where
         T: DeserializeOwned + TicketIndex + Send + 'static,
     {
-        if self.trees()?.ticket_meta.get(OPEN_INDEXED)?.is_none() {
-            self.engine.write(true, index_every_ticket::<T>)?;
-        }
+        self.ensure_open_index::<T>()?;
         let (mut open, mut overdue) = (0, 0);
         for key in self.trees()?.ticket_meta.scan_prefix(OPEN_PREFIX).keys() {
             open += 1;
@@ -168,6 +166,45 @@ impl Store {
             }
         }
         Ok((open, overdue))
+    }
+
+    /// The open tickets, soonest due first, read through the index (the
+    /// SLA job's work grows with the tickets waiting, not with all).
+    pub fn tickets_open<T>(&self) -> Result<Vec<T>, StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        self.ensure_open_index::<T>()?;
+        let trees = self.trees()?;
+        let mut out = Vec::new();
+        for key in trees.ticket_meta.scan_prefix(OPEN_PREFIX).keys() {
+            let key = key?;
+            let Some(n) = key
+                .get(key.len().saturating_sub(8)..)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            // Closed between the index read and this one: skipped.
+            if let Some(t) = ticket_in::<T>(&trees, n)?
+                && t.open_due_day().is_some()
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Builds the open-ticket index once for a store from before it.
+    fn ensure_open_index<T>(&self) -> Result<(), StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        if self.trees()?.ticket_meta.get(OPEN_INDEXED)?.is_none() {
+            self.engine.write(true, index_every_ticket::<T>)?;
+        }
+        Ok(())
     }
 
     /// Makes mail referring to `message_id` find ticket `n`.
