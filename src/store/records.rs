@@ -46,6 +46,11 @@ fn open_day_of(key: &[u8]) -> Option<i32> {
     Some(u32::from_be_bytes(b.try_into().ok()?) as i32)
 }
 
+fn open_number_of(key: &[u8]) -> Option<u64> {
+    let b = key.get(OPEN_PREFIX.len() + 4..)?;
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
 /// Moves ticket `n`'s index entry from `before` to `after`.
 fn reindex(t: &Trees, n: u64, before: Option<i32>, after: Option<i32>) -> Result<(), StoreError> {
     if before == after {
@@ -178,12 +183,7 @@ impl Store {
         let trees = self.trees()?;
         let mut out = Vec::new();
         for key in trees.ticket_meta.scan_prefix(OPEN_PREFIX).keys() {
-            let key = key?;
-            let Some(n) = key
-                .get(key.len().saturating_sub(8)..)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-            else {
+            let Some(n) = open_number_of(&key?) else {
                 continue;
             };
             // Closed between the index read and this one: skipped.
