@@ -1108,13 +1108,17 @@ impl OwnDaemon {
     /// Starts the daemon and waits (up to 60 s) for both listening addresses.
     pub fn spawn(data_dir: &Path) -> Result<OwnDaemon, BenchError> {
         let exe = std::env::current_exe().map_err(|e| err(format!("current executable: {e}")))?;
+        // A daemon killed earlier on this directory left its files behind.
+        let http_file = data_dir.join(crate::config::HTTP_ADDR_FILE);
+        let lmtp_file = data_dir.join(crate::config::LMTP_ADDR_FILE);
+        let _ = std::fs::remove_file(&http_file);
+        let _ = std::fs::remove_file(&lmtp_file);
         let mut child = std::process::Command::new(exe)
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
             .env("EDESK_HTTP__BIND", "127.0.0.1:0")
             .env("EDESK_LMTP__BIND", "127.0.0.1:0")
-            // The addresses are read from the info lines.
             .env("EDESK_LOG", "info,tantivy=warn,sled=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1126,7 +1130,6 @@ impl OwnDaemon {
             .take()
             .ok_or_else(|| err("edesk serve: no stderr pipe"))?;
         let log = Arc::new(Mutex::new(VecDeque::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
         {
             let log = log.clone();
             std::thread::spawn(move || {
@@ -1135,41 +1138,29 @@ impl OwnDaemon {
                     if l.len() >= LOG_KEEP {
                         l.pop_front();
                     }
-                    l.push_back(line.clone());
-                    drop(l);
-                    let _ = tx.send(line);
+                    l.push_back(line);
                 }
             });
         }
-        let (mut http, mut lmtp) = (None, None);
+        // The daemon publishes the bound addresses once its listeners are up.
         let deadline = Instant::now() + Duration::from_secs(60);
-        while http.is_none() || lmtp.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(line) = rx.recv_timeout(left) else {
+        loop {
+            if let (Some(http), Some(lmtp)) = (read_addr(&http_file), read_addr(&lmtp_file)) {
+                return Ok(OwnDaemon {
+                    child,
+                    http,
+                    lmtp,
+                    log,
+                });
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 let tail = tail(&log, 30);
                 return Err(err(format!("edesk serve did not start; log:\n{tail}")));
-            };
-            let addr = line
-                .split("addr=")
-                .nth(1)
-                .and_then(|a| a.split_whitespace().next())
-                .and_then(|a| a.parse::<SocketAddr>().ok());
-            if line.contains("HTTP API listening") {
-                http = addr;
-            } else if line.contains("LMTP intake listening") {
-                lmtp = addr;
             }
-        }
-        match (http, lmtp) {
-            (Some(http), Some(lmtp)) => Ok(OwnDaemon {
-                child,
-                http,
-                lmtp,
-                log,
-            }),
-            _ => Err(err("edesk serve: no listening addresses")),
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -1217,6 +1208,11 @@ impl Drop for OwnDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address a starting daemon wrote to `path`, once it is complete.
+fn read_addr(path: &std::path::Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 fn tail(log: &Mutex<VecDeque<String>>, n: usize) -> String {

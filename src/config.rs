@@ -21,6 +21,10 @@ use serde::{Deserialize, Serialize};
 /// reads it to find a running daemon.
 pub const HTTP_ADDR_FILE: &str = "http.addr";
 
+/// File in `data_dir` holding the address the running daemon's LMTP intake is
+/// bound to, for scripts and tests that configure port 0.
+pub const LMTP_ADDR_FILE: &str = "lmtp.addr";
+
 /// Prefix of every environment variable edesk reads as configuration.
 pub const ENV_PREFIX: &str = "EDESK_";
 

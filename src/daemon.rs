@@ -139,6 +139,33 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
 /// (HTTP requests in flight finish, LMTP sessions get `421 4.3.2`).
 pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let signalled = cancel_on_signal();
+    let running = start(config).await?;
+    running.run_until(signalled.cancelled()).await;
+    Ok(())
+}
+
+/// A started daemon: every service runs on the current tokio runtime.
+///
+/// Tests and embedders get the bound addresses from here (configure port 0 and
+/// read them back). Dropping it without [`Running::stop`] cancels the services
+/// but does not wait for them.
+pub struct Running {
+    /// The address the HTTP API is bound to.
+    pub http: std::net::SocketAddr,
+    /// The address the LMTP intake is bound to.
+    pub lmtp: std::net::SocketAddr,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    grace: std::time::Duration,
+    // Held to the end: dropping it removes the files the CLI reads.
+    _addr_files: (AddrFile, AddrFile),
+}
+
+/// Binds the listeners and starts every service (HTTP, outbox sender, LMTP,
+/// Maildir watch, inbound worker, jobs unless `jobs.enabled = false`, chat
+/// bots). Returns once the listeners are bound, so connections made after it
+/// returns are served.
+pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let state = build_state(&config)?;
     let spool = state.spool.clone();
     let worker = state.worker.clone();
@@ -149,9 +176,9 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
     let tracker = TaskTracker::new();
     let grace = std::time::Duration::from_millis(config.shutdown.grace_ms);
 
-    // Held to the end: dropping it removes the file the CLI reads.
-    let _addr_file = start_http_and_sender(&config, state, &tracker, &token).await?;
-    start_mail_intake(&config, spool, new_mail.clone(), grace, &tracker, &token).await?;
+    let (http, http_file) = start_http_and_sender(&config, state, &tracker, &token).await?;
+    let (lmtp, lmtp_file) =
+        start_mail_intake(&config, spool, new_mail.clone(), grace, &tracker, &token).await?;
     tracker.spawn(worker.run(new_mail, token.clone()));
     // Archive, reminders, SLA clocks and retention (raw mail included).
     if config.jobs.enabled {
@@ -160,10 +187,55 @@ pub async fn serve(config: Config) -> Result<(), DaemonError> {
         tracing::info!("jobs.enabled = false: no scheduled jobs in this daemon");
     }
     crate::chat::daemon::start(&config, &state_chat, &tracker, token.clone());
-
     tracker.close();
-    drain(&config, &signalled, &tracker, &token, grace).await;
-    Ok(())
+    Ok(Running {
+        http,
+        lmtp,
+        token,
+        tracker,
+        grace,
+        _addr_files: (http_file, lmtp_file),
+    })
+}
+
+impl Running {
+    /// Serves until `stop_requested` completes (or every service stopped on its
+    /// own), then drains within the grace period.
+    pub async fn run_until(self, stop_requested: impl std::future::Future<Output = ()>) {
+        tokio::select! {
+            _ = stop_requested => tracing::info!("shutdown requested, draining"),
+            _ = self.tracker.wait() => tracing::warn!("all services stopped"),
+        }
+        self.stop().await;
+    }
+
+    /// Stops accepting, drains within `shutdown.grace_ms` (plus a moment for
+    /// the listeners to let go) and returns; tasks still running after that are
+    /// dropped with the runtime.
+    pub async fn stop(self) {
+        self.token.cancel();
+        // The listeners abandon their connections at the end of the grace
+        // period on their own; this bound is for everything else (an outbox
+        // send to a stalled SMTP server, a long worker step).
+        let slack = std::time::Duration::from_millis(500);
+        if tokio::time::timeout(self.grace + slack, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_ms = self.grace.as_millis() as u64,
+                "services did not stop within the grace period; exiting anyway"
+            );
+            return;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.token.cancel();
+    }
 }
 
 /// Signals are caught from the first instant (the handlers are
@@ -189,7 +261,7 @@ async fn start_http_and_sender(
     state: AppState,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> Result<AddrFile, DaemonError> {
+) -> Result<(std::net::SocketAddr, AddrFile), DaemonError> {
     let listener = tokio::net::TcpListener::bind(config.http.bind)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -199,7 +271,7 @@ async fn start_http_and_sender(
         })?;
     let http_addr = listener.local_addr()?;
     tracing::info!(addr = %http_addr, "HTTP API listening");
-    let addr_file = AddrFile::write(&config.data_dir, http_addr);
+    let addr_file = AddrFile::write(&config.data_dir, HTTP_ADDR_FILE, http_addr);
     let sender = crate::notify::sender::Sender::new(state.notifier.clone(), config)?;
     let sender_token = token.clone();
     tracker.spawn(async move { sender.run(sender_token).await });
@@ -210,7 +282,7 @@ async fn start_http_and_sender(
             tracing::error!(error = %e, "HTTP server stopped");
         }
     });
-    Ok(addr_file)
+    Ok((http_addr, addr_file))
 }
 
 /// The two ways mail comes in: the LMTP listener and the Maildir watch.
@@ -221,7 +293,7 @@ async fn start_mail_intake(
     grace: std::time::Duration,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> Result<(), DaemonError> {
+) -> Result<(std::net::SocketAddr, AddrFile), DaemonError> {
     let lmtp_listener = tokio::net::TcpListener::bind(config.lmtp.bind)
         .await
         .map_err(|source| DaemonError::Bind {
@@ -229,7 +301,9 @@ async fn start_mail_intake(
             addr: config.lmtp.bind,
             source,
         })?;
-    tracing::info!(addr = %lmtp_listener.local_addr()?, "LMTP intake listening");
+    let lmtp_addr = lmtp_listener.local_addr()?;
+    tracing::info!(addr = %lmtp_addr, "LMTP intake listening");
+    let addr_file = AddrFile::write(&config.data_dir, LMTP_ADDR_FILE, lmtp_addr);
     tracker.spawn(lmtp::run(
         lmtp_listener,
         spool.clone(),
@@ -250,59 +324,27 @@ async fn start_mail_intake(
         new_mail,
         token.clone(),
     ));
-    Ok(())
+    Ok((lmtp_addr, addr_file))
 }
 
-/// Waits for a signal (or for every service to stop on its own), then
-/// cancels them all and waits for them within the grace period.
-async fn drain(
-    config: &Config,
-    signalled: &CancellationToken,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-    grace: std::time::Duration,
-) {
-    tokio::select! {
-        _ = signalled.cancelled() => tracing::info!("shutdown requested, draining"),
-        _ = tracker.wait() => tracing::warn!("all services stopped"),
-    }
-    token.cancel();
-    // The listeners abandon their connections at the end of the grace
-    // period on their own; this bound is for everything else (an outbox
-    // send to a stalled SMTP server, a long worker step), plus a moment
-    // for the listeners to let go. Tasks still running are dropped with
-    // the runtime.
-    let slack = std::time::Duration::from_millis(500);
-    if tokio::time::timeout(grace + slack, tracker.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_ms = config.shutdown.grace_ms,
-            "services did not stop within the grace period; exiting anyway"
-        );
-        return;
-    }
-    tracing::info!("stopped");
-}
+pub use crate::config::{HTTP_ADDR_FILE, LMTP_ADDR_FILE};
 
-pub use crate::config::HTTP_ADDR_FILE;
-
-/// `DATA_DIR/http.addr`: the address the HTTP API is bound to, for the
-/// command line (`edesk outbox list` … while the daemon holds the store).
-/// Removed when the daemon stops.
+/// `DATA_DIR/http.addr` and `DATA_DIR/lmtp.addr`: the addresses the listeners
+/// are bound to (the configuration may say port 0), for the command line
+/// (`edesk outbox list` … while the daemon holds the store) and for scripts
+/// and tests that start a daemon. Removed when the daemon stops.
 struct AddrFile(Option<std::path::PathBuf>);
 
 impl AddrFile {
-    fn write(data_dir: &std::path::Path, addr: std::net::SocketAddr) -> AddrFile {
-        let path = data_dir.join(HTTP_ADDR_FILE);
-        let tmp = data_dir.join(format!("{}.tmp", HTTP_ADDR_FILE));
+    fn write(data_dir: &std::path::Path, name: &str, addr: std::net::SocketAddr) -> AddrFile {
+        let path = data_dir.join(name);
+        let tmp = data_dir.join(format!("{name}.tmp"));
         // Written then renamed: a command never reads half an address.
         match std::fs::write(&tmp, format!("{addr}\n")).and_then(|()| std::fs::rename(&tmp, &path))
         {
             Ok(()) => AddrFile(Some(path)),
             Err(e) => {
-                tracing::warn!(error = %e, path = %path.display(), "cannot write the HTTP address file; commands will use http.bind");
+                tracing::warn!(error = %e, path = %path.display(), "cannot write the address file; commands will use the configured address");
                 AddrFile(None)
             }
         }

@@ -3,6 +3,7 @@
 //! real outbox delivering to an SMTP sink).
 
 use crate::support;
+use crate::support::Served;
 
 use std::path::Path;
 use std::process::Command;

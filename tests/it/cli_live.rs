@@ -4,6 +4,7 @@
 //! behind them, through real HTTP against a spawned daemon.
 
 use crate::support;
+use crate::support::Served;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -155,10 +156,12 @@ fn commands_print_the_same_with_and_without_the_daemon() {
     outbox_retry_through_the_daemon(&data, &daemon, dead_id);
     let live_after = snapshot(&data);
     assert!(daemon.terminate(), "clean stop");
-    assert!(
-        !data.join(edesk::daemon::HTTP_ADDR_FILE).exists(),
-        "the address file goes with the daemon"
-    );
+    for file in [edesk::daemon::HTTP_ADDR_FILE, edesk::daemon::LMTP_ADDR_FILE] {
+        assert!(
+            !data.join(file).exists(),
+            "{file}: the address files go with the daemon"
+        );
+    }
     let direct_after = snapshot(&data);
     for ((cmd, a), (_, b)) in live_after.iter().zip(&direct_after) {
         assert_eq!(a, b, "`edesk {cmd}` differs after the daemon stopped");

@@ -6,6 +6,7 @@
 //! the REST calls the bot makes.
 
 use crate::support;
+use crate::support::Served;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -8,6 +8,7 @@
 //! run by `.ci/run`.
 
 use crate::support;
+use crate::support::Served;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};

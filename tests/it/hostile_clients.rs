@@ -3,6 +3,7 @@
 //! here are generous on purpose; nothing measures speed.
 
 use crate::support;
+use crate::support::Served;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

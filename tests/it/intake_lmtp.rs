@@ -2,18 +2,19 @@
 //! test LMTP client (`tests/it/interop.rs` repeats the core with swaks).
 
 use crate::support;
+use crate::support::Served;
 
 use support::lmtp::{self, Mail};
-use support::spawn_daemon;
+use support::{spawn_app_at, spawn_daemon};
 
-fn mail_list(d: &support::Daemon) -> serde_json::Value {
+fn mail_list(d: &impl Served) -> serde_json::Value {
     let (status, body) = d.get("/v1/mail?limit=1000");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }
 
-fn lmtp_send(d: &support::Daemon, to: &[&str], mail: Mail) -> lmtp::Outcome {
-    lmtp::deliver(d.lmtp, "customer@example.org", to, &mail.to_bytes())
+fn lmtp_send(d: &impl Served, to: &[&str], mail: Mail) -> lmtp::Outcome {
+    lmtp::deliver(d.lmtp_addr(), "customer@example.org", to, &mail.to_bytes())
 }
 
 fn mail(to: &[&str]) -> Mail {
@@ -23,7 +24,7 @@ fn mail(to: &[&str]) -> Mail {
 #[test]
 fn each_recipient_gets_a_reply_and_the_message_is_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_app_at(dir.path(), None);
     let to = ["support@edesk.example.com", "reply+abc@edesk.example.com"];
     let out = lmtp_send(
         &d,
@@ -70,7 +71,9 @@ fn each_recipient_gets_a_reply_and_the_message_is_stored_once() {
 #[test]
 fn oversized_message_is_refused_with_552_and_not_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[("EDESK_LMTP__MAX_MESSAGE_BYTES", "2000")]);
+    let mut config = support::config(dir.path(), None);
+    config.lmtp.max_message_bytes = 2000;
+    let d = support::spawn_app(config);
     let big = "x".repeat(5000);
     let to = ["support@edesk.example.com"];
     let out = lmtp_send(
@@ -91,7 +94,7 @@ fn oversized_message_is_refused_with_552_and_not_stored() {
 #[test]
 fn lhlo_is_required_and_helo_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_app_at(dir.path(), None);
     // A client speaking SMTP (EHLO, HELO) to an LMTP port is told off.
     let (mut c, greeting) = lmtp::Client::connect(d.lmtp);
     assert_eq!(greeting.code, 220, "{}", c.transcript);
@@ -110,7 +113,7 @@ fn lhlo_is_required_and_helo_is_refused() {
 #[test]
 fn dot_stuffed_lines_arrive_unstuffed() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_app_at(dir.path(), None);
     let to = ["support@edesk.example.com"];
     let m = mail(&to)
         .header("Message-Id: <dots-1@example.org>")
@@ -157,7 +160,7 @@ fn accepted_mail_survives_sigkill() {
 #[test]
 fn a_stored_message_can_be_shown_and_processed_again() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_app_at(dir.path(), None);
     let to = ["support@edesk.example.com"];
     let out = lmtp_send(
         &d,
@@ -189,7 +192,9 @@ fn a_stored_message_can_be_shown_and_processed_again() {
 #[test]
 fn every_http_error_is_json() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[("EDESK_HTTP__MAX_BODY_BYTES", "100")]);
+    let mut config = support::config(dir.path(), None);
+    config.http.max_body_bytes = 100;
+    let d = support::spawn_app(config);
     let big = format!("[{}1]", "1,".repeat(200));
     for (method, path, body, status) in [
         ("POST", "/v1/orders", big.as_str(), 413),
@@ -210,7 +215,7 @@ fn every_http_error_is_json() {
 #[test]
 fn metrics_count_inbound_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_app_at(dir.path(), None);
     let (status, body) = d.get("/metrics");
     assert_eq!(status, 200, "{body}");
     assert!(
@@ -254,4 +259,38 @@ fn sigterm_drains_and_exits_cleanly() {
         "daemon did not exit cleanly on SIGTERM; log:\n{}",
         log.lock().unwrap()
     );
+}
+
+/// `daemon::start` hands back the ports it bound (configured as port 0),
+/// publishes them for the command line, and gives the store back on stop.
+#[test]
+fn an_in_process_daemon_publishes_its_ports_and_releases_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = spawn_app_at(dir.path(), None);
+    assert_ne!(d.http.port(), 0);
+    assert_ne!(d.lmtp.port(), 0);
+    for (file, addr) in [
+        (edesk::daemon::HTTP_ADDR_FILE, d.http),
+        (edesk::daemon::LMTP_ADDR_FILE, d.lmtp),
+    ] {
+        let written = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        assert_eq!(written.trim(), addr.to_string(), "{file}");
+    }
+    assert!(
+        lmtp_send(
+            &d,
+            &["support@edesk.example.com"],
+            mail(&["support@edesk.example.com"])
+        )
+        .ok()
+    );
+    d.stop();
+    for file in [edesk::daemon::HTTP_ADDR_FILE, edesk::daemon::LMTP_ADDR_FILE] {
+        assert!(
+            !dir.path().join(file).exists(),
+            "{file} outlives the daemon"
+        );
+    }
+    let store = edesk::store::Store::open(dir.path()).expect("the store is free after stop");
+    drop(store);
 }

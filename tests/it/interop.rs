@@ -6,6 +6,7 @@
 //! installing swaks and python3-aiosmtpd).
 
 use crate::support;
+use crate::support::Served;
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -6,6 +6,7 @@
 //! and each is restored once however often it is asked.
 
 use crate::support;
+use crate::support::Served;
 
 use std::process::Command;
 

@@ -4,6 +4,7 @@
 //! The headless-Chromium screenshots are `#[ignore]` (run by `.ci/run`).
 
 use crate::support;
+use crate::support::Served;
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -168,13 +169,17 @@ fn minted(data_dir: &Path, so: &str, email: &str) -> String {
         .to_string()
 }
 
-fn daemon(tmp: &Path) -> support::Daemon {
-    support::spawn_daemon(tmp, &[("EDESK_HTTP__PUBLIC_URL", "http://edesk.test")])
+/// The whole daemon in this process (`support::spawn_app`), links under
+/// `http://edesk.test`.
+fn daemon(tmp: &Path) -> support::App {
+    let mut config = support::config(tmp, None);
+    config.http.public_url = "http://edesk.test".into();
+    support::spawn_app(config)
 }
 
 /// A daemon with John's order (10458321) and someone else's (20458321):
 /// what a token opens and what it must not.
-fn daemon_with_two_orders(tmp: &Path) -> support::Daemon {
+fn daemon_with_two_orders(tmp: &Path) -> support::App {
     let d = daemon(tmp);
     d.import_order(&order("10458321", 10, json!({})));
     d.import_order(&order(
@@ -185,7 +190,7 @@ fn daemon_with_two_orders(tmp: &Path) -> support::Daemon {
     d
 }
 
-fn get(d: &support::Daemon, path: &str) -> Resp {
+fn get(d: &support::App, path: &str) -> Resp {
     request(d.http, "GET", path, &[], "")
 }
 
@@ -214,7 +219,7 @@ fn the_token_opens_that_recipients_view_of_that_order_only() {
 
 /// John's migrated token opens his view: the order, its images and
 /// their MD5s, no script, strict headers, a same-site cookie.
-fn johns_token_opens_his_view(d: &support::Daemon) {
+fn johns_token_opens_his_view(d: &support::App) {
     let page = get(d, &format!("/orders/10458321?t={JOHN}"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
@@ -243,7 +248,7 @@ fn johns_token_opens_his_view(d: &support::Daemon) {
 }
 
 /// A minted token (French recipient): French by default, English on request.
-fn a_minted_token_opens_its_recipients_view_in_their_language(d: &support::Daemon, data: &Path) {
+fn a_minted_token_opens_its_recipients_view_in_their_language(d: &support::App, data: &Path) {
     let elise = minted(data, "10458321", "elise@acme.example.fr");
     let fr = get(d, &format!("/orders/10458321?t={elise}"));
     assert_eq!(fr.status, 200);
@@ -254,7 +259,7 @@ fn a_minted_token_opens_its_recipients_view_in_their_language(d: &support::Daemo
 }
 
 /// Everything else is the same 404, whether the order exists or not.
-fn everything_else_is_the_same_404(d: &support::Daemon, other: &str) {
+fn everything_else_is_the_same_404(d: &support::App, other: &str) {
     let refused = [
         format!("/orders/10458321?t={other}"),
         "/orders/10458321?t=00000000000000000000000000000000".to_string(),
@@ -282,7 +287,7 @@ fn everything_else_is_the_same_404(d: &support::Daemon, other: &str) {
 }
 
 /// The other links of the mails lead to the page's sections.
-fn the_mails_other_links_lead_to_the_pages_sections(d: &support::Daemon, other: &str) {
+fn the_mails_other_links_lead_to_the_pages_sections(d: &support::App, other: &str) {
     for (path, section) in [
         ("pak", "#licenses"),
         ("licenses", "#licenses"),
@@ -351,7 +356,7 @@ fn download_fields(csrf: &str) -> Vec<(String, String)> {
 
 /// Posts the download form, with or without the page's cookie.
 fn send_download_form(
-    d: &support::Daemon,
+    d: &support::App,
     cookie: Option<&str>,
     fields: Vec<(String, String)>,
 ) -> Resp {
@@ -374,7 +379,7 @@ fn send_download_form(
 
 /// No cookie (a form posted from another site), a forged field, a field
 /// from another session: refused, and nothing recorded.
-fn forms_from_elsewhere_are_refused(d: &support::Daemon, data: &Path, jar: &str, csrf: &str) {
+fn forms_from_elsewhere_are_refused(d: &support::App, data: &Path, jar: &str, csrf: &str) {
     assert_eq!(
         send_download_form(d, None, download_fields(csrf)).status,
         403
@@ -406,7 +411,7 @@ fn forms_from_elsewhere_are_refused(d: &support::Daemon, data: &Path, jar: &str,
 /// The page's own form: recorded, and the page says which rule applied; a
 /// second one without a reason is refused on the page, with a reason it is
 /// allowed.
-fn the_pages_own_form_records_the_request(d: &support::Daemon, jar: &str, csrf: &str) {
+fn the_pages_own_form_records_the_request(d: &support::App, jar: &str, csrf: &str) {
     let ok = send_download_form(d, Some(jar), download_fields(csrf));
     assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(
@@ -434,7 +439,7 @@ fn the_pages_own_form_records_the_request(d: &support::Daemon, jar: &str, csrf: 
 }
 
 /// Notifications: one click stops them all; a forged field changes nothing.
-fn one_click_stops_notifications(d: &support::Daemon, jar: &str, csrf: &str) {
+fn one_click_stops_notifications(d: &support::App, jar: &str, csrf: &str) {
     let h = [FORM_CT, ("Cookie", jar)];
     let body = form_encode(&[("t", JOHN), ("csrf", csrf), ("send", "no")]);
     let r = request(d.http, "POST", "/orders/10458321/notifications", &h, &body);
@@ -530,7 +535,7 @@ fn the_restore_button_restores_an_archived_order_once() {
     assert_eq!(count(), 1, "restored once, told once");
 }
 
-fn ask(d: &support::Daemon, so: &str, body: Value) -> (u16, Value) {
+fn ask(d: &support::App, so: &str, body: Value) -> (u16, Value) {
     let (status, text) = d.post_json(&format!("/v1/orders/{so}/downloads"), &body.to_string());
     (
         status,
@@ -561,7 +566,7 @@ fn download_requests_follow_the_policy() {
 /// One image's history decides each request: first, then with a reason,
 /// then reviewed (1 business day, 3 for a further request); a retried
 /// key gets the first answer.
-fn one_images_history_decides_each_request(d: &support::Daemon, john: &str, asa: &Value) -> String {
+fn one_images_history_decides_each_request(d: &support::App, john: &str, asa: &Value) -> String {
     let (s, a) = ask(d, "10458321", json!({"requester": john, "images": asa}));
     assert_eq!(
         (s, a["decision"].as_str(), a["rule"]["rule"].as_str()),
@@ -620,11 +625,7 @@ fn one_images_history_decides_each_request(d: &support::Daemon, john: &str, asa:
 }
 
 /// The review ticket is on the desk, for eDelivery support, about this order.
-fn the_review_ticket_is_on_the_desk_and_acknowledged(
-    d: &support::Daemon,
-    data: &Path,
-    ticket: &str,
-) {
+fn the_review_ticket_is_on_the_desk_and_acknowledged(d: &support::App, data: &Path, ticket: &str) {
     let (s, t) = d.get(&format!("/v1/tickets/{ticket}"));
     assert_eq!(s, 200, "{t}");
     let t: Value = serde_json::from_str(&t).unwrap();
@@ -644,7 +645,7 @@ fn the_review_ticket_is_on_the_desk_and_acknowledged(
 }
 
 /// 120 days after availability a second download is reviewed at once.
-fn after_90_days_a_second_download_is_reviewed_at_once(d: &support::Daemon, john: &str) {
+fn after_90_days_a_second_download_is_reviewed_at_once(d: &support::App, john: &str) {
     ask(d, "10458322", json!({"requester": john}));
     let (s, a) = ask(d, "10458322", json!({"requester": john, "reason": "lost"}));
     assert_eq!(
@@ -660,7 +661,7 @@ fn after_90_days_a_second_download_is_reviewed_at_once(d: &support::Daemon, john
 }
 
 /// Refusals: archived, on hold, unknown image, someone else, bad input.
-fn refusals(d: &support::Daemon, john: &str, asa: &Value) {
+fn refusals(d: &support::App, john: &str, asa: &Value) {
     let (s, a) = ask(d, "10458323", json!({"requester": john}));
     assert_eq!((s, a["reason"].as_str()), (409, Some("archived")));
     let (s, a) = ask(

@@ -11,6 +11,7 @@
 //! Run: `cargo test --locked --test postfix -- --ignored` (as root).
 
 use crate::support;
+use crate::support::Served;
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::PermissionsExt;

@@ -9,6 +9,7 @@
 //! change the size, e.g. for a long local soak.
 
 use crate::support;
+use crate::support::Served;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -5,6 +5,7 @@
 //! correspondent is cut off after N automatic mails.
 
 use crate::support;
+use crate::support::Served;
 
 use mail_parser::MessageParser;
 use serde_json::{Value, json};

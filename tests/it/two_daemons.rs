@@ -13,6 +13,7 @@
 //! `#[ignore]`d: needs Debian's postgresql (a throwaway cluster, see
 //! `support::pg`); `.ci/run` runs `cargo test --test it two_daemons:: -- --ignored`.
 
+use crate::support::Served;
 use crate::support::{self, Daemon, Sink, lmtp, pg::Cluster, spawn_daemon};
 
 use std::collections::{HashMap, HashSet};

@@ -6,10 +6,13 @@
 //! interop runs against swaks and aiosmtpd are in `tests/it/interop.rs`.
 #![allow(dead_code)]
 
+pub mod app;
 pub mod lmtp;
 pub mod pg;
 pub mod smtp_sink;
 
+#[allow(unused_imports)]
+pub use app::{App, spawn_app, spawn_app_at};
 #[allow(unused_imports)]
 pub use smtp_sink::Sink;
 
@@ -47,45 +50,52 @@ pub fn spawn_daemon(data_dir: &Path, env: &[(&str, &str)]) -> Daemon {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // A daemon killed earlier on this directory left its files behind.
+    let http_file = data_dir.join(edesk::daemon::HTTP_ADDR_FILE);
+    let lmtp_file = data_dir.join(edesk::daemon::LMTP_ADDR_FILE);
+    let _ = std::fs::remove_file(&http_file);
+    let _ = std::fs::remove_file(&lmtp_file);
     let mut child = cmd.spawn().expect("spawn edesk");
     let stderr = child.stderr.take().expect("stderr");
     let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
     {
         let log = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                log.lock().unwrap().push_str(&line);
-                log.lock().unwrap().push('\n');
-                let _ = tx.send(line);
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
             }
         });
     }
-    let (mut http, mut lmtp) = (None, None);
+    // The daemon writes the bound addresses once its listeners are up (the
+    // LMTP one last), the files the command line reads too.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while http.is_none() || lmtp.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("daemon did not start; log:\n{}", log.lock().unwrap()));
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .and_then(|a| a.split_whitespace().next())
-            .and_then(|a| a.parse::<SocketAddr>().ok());
-        if line.contains("HTTP API listening") {
-            http = addr;
-        } else if line.contains("LMTP intake listening") {
-            lmtp = addr;
+    let (http, lmtp) = loop {
+        if let (Some(h), Some(l)) = (read_addr(&http_file), read_addr(&lmtp_file)) {
+            break (h, l);
         }
-    }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("daemon exited ({status}); log:\n{}", log.lock().unwrap());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "daemon did not start; log:\n{}",
+            log.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     Daemon {
         child,
-        http: http.unwrap(),
-        lmtp: lmtp.unwrap(),
+        http,
+        lmtp,
         data_dir: data_dir.to_path_buf(),
         log,
     }
+}
+
+fn read_addr(path: &Path) -> Option<SocketAddr> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// An SMTP sink in `tmp/sink` and a daemon on `tmp/data` that delivers its
@@ -124,33 +134,56 @@ impl Daemon {
         }
     }
 
-    pub fn get(&self, path: &str) -> (u16, String) {
-        http(self.http, "GET", path, None)
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Served for Daemon {
+    fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+    fn lmtp_addr(&self) -> SocketAddr {
+        self.lmtp
+    }
+    fn diagnostics(&self) -> String {
+        format!("log:\n{}", self.log())
+    }
+}
+
+/// A daemon under test, in this process ([`App`]) or a child process
+/// ([`Daemon`]): one set of client helpers for both.
+pub trait Served {
+    fn http_addr(&self) -> SocketAddr;
+    fn lmtp_addr(&self) -> SocketAddr;
+    /// What to print when a wait times out (the child's log).
+    fn diagnostics(&self) -> String {
+        String::new()
     }
 
-    pub fn post_json(&self, path: &str, body: &str) -> (u16, String) {
-        http(self.http, "POST", path, Some(body))
+    fn get(&self, path: &str) -> (u16, String) {
+        http(self.http_addr(), "GET", path, None)
+    }
+
+    fn post_json(&self, path: &str, body: &str) -> (u16, String) {
+        http(self.http_addr(), "POST", path, Some(body))
     }
 
     /// `POST /v1/orders` with one order, which must be accepted (201).
-    pub fn import_order(&self, order: &serde_json::Value) {
+    fn import_order(&self, order: &serde_json::Value) {
         let (status, body) = self.post_json("/v1/orders", &order.to_string());
         assert_eq!(status, 201, "{body}");
     }
 
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Polls `f` until it returns Some, or panics with the daemon log.
-    pub fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    /// Polls `f` until it returns Some, or panics after 30 s.
+    fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(v) = f() {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}; log:\n{}", self.log());
+                panic!("timed out waiting for {what}; {}", self.diagnostics());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
