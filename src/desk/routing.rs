@@ -333,6 +333,28 @@ pub fn hold_route(holds: &[String]) -> Option<Routed> {
         })
 }
 
+/// The team of a product with its own support (UCSS, CUWL) that one of
+/// `pids` belongs to: the source document sends every question
+/// "concerning" such a product to that team.
+pub fn product_team(pids: &[String]) -> Option<Routed> {
+    let input = RoutingInput {
+        pids,
+        ..Default::default()
+    };
+    RULES
+        .iter()
+        .enumerate()
+        .find(|(i, r)| {
+            matches!(r.signal, Signal::PidContains(_))
+                && r.route.team().is_some_and(Team::has_own_product)
+                && matches(*i, r, &input)
+        })
+        .map(|(_, r)| Routed {
+            route: r.route,
+            rule: r.name,
+        })
+}
+
 /// The first text rule of weight [`Weight::Person`] matching `text`: the
 /// customer asks for a person's work whatever the FAQ says.
 pub fn person_rule(text: &str) -> Option<&'static Rule> {

@@ -85,6 +85,14 @@ impl Team {
     }
 }
 
+impl Team {
+    /// A team that owns a product line (UCSS, CUWL): the source document
+    /// sends any question concerning that product to it, not to eDelivery.
+    pub fn has_own_product(self) -> bool {
+        matches!(self, Team::Ucss | Team::Cuwl)
+    }
+}
+
 impl std::fmt::Display for Team {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -69,6 +69,17 @@ const ACTION_REQUEST: &str = concat!(
     r"supprimer|confirmer|me dire qui)\b"
 );
 
+/// What a product with its own team is about (UCSS is a software
+/// subscription, CUWL workspace licensing): its entitlement (tier, seats,
+/// license counts), subscription, upgrades and renewals, EN and FR. On an
+/// order of such a product, these make the mail a question concerning the
+/// product. A license *link* or PAK problem is not: that is licensing's or
+/// eDelivery's, whatever the product.
+const PRODUCT_MATTER: &str = concat!(
+    r"(?i)\b(subscri\w*|upgrades?|renew\w*|tiers?|seats?|entitle\w*|coverage|workspace|contract\w*|",
+    r"licen[cs]\w* (counts?|levels?|types?|quantit\w*|allocation|split\w*|terms?)|",
+    r"abonnement\w*|souscri\w*|mises? (a|à) niveau|renouvel\w*|niveau de licence|droits? d'utilisation)\b"
+);
 /// A question, as opposed to a statement of a problem or a request.
 const QUESTION: &str = concat!(
     r"(?im)\?|^\s*(how|what|why|when|where|which|who|can i|could i|may i|is (it|there|this)|are there|do i|does|is my|",
@@ -106,6 +117,7 @@ struct Cues {
     request: Regex,
     status: Regex,
     breaks: Regex,
+    product_matter: Regex,
 }
 
 fn cues() -> Option<&'static Cues> {
@@ -120,6 +132,7 @@ fn cues() -> Option<&'static Cues> {
             request: Regex::new(REQUEST).ok()?,
             status: Regex::new(STATUS).ok()?,
             breaks: Regex::new(SEGMENT_BREAK).ok()?,
+            product_matter: Regex::new(PRODUCT_MATTER).ok()?,
         })
     })
     .as_ref()
@@ -157,6 +170,9 @@ pub struct Features {
     pub holds: Vec<String>,
     /// Product ids (PIDs) of the orders named; some teams route by PID prefix.
     pub pids: Vec<String>,
+    /// The text is about licenses, subscription, upgrades or renewal (what a
+    /// product with its own team handles for its product).
+    pub product_matter: Option<String>,
 }
 
 /// Inputs to [`features`].
@@ -200,6 +216,7 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         topics: topics(c, m.body, m.lang, faq),
         holds: m.holds.to_vec(),
         pids: m.pids.to_vec(),
+        product_matter: found(&c.product_matter, m.text),
     }
 }
 
@@ -207,9 +224,10 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
 /// of its own when a person rule matches it or the FAQ answers it.
 fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
+    let body = without_abbreviation_dots(body);
     let segments = c
         .breaks
-        .split(body)
+        .split(&body)
         .map(str::trim)
         .filter(|s| content_words(s) >= MIN_SEGMENT_CONTENT_WORDS)
         .take(MAX_SEGMENTS);
@@ -229,6 +247,38 @@ fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> 
         {
             out.push(t);
         }
+    }
+    out
+}
+
+/// Abbreviations whose dot does not end a sentence ("e.g. EULA, SEULA"
+/// is one request, not two), EN and FR.
+const ABBREVIATIONS: &[&str] = &[
+    "e.g.", "i.e.", "etc.", "vs.", "approx.", "cf.", "no.", "nr.", "p.ex.", "c.-à-d.", "c-à-d.",
+    "env.", "réf.", "ref.",
+];
+
+/// `body` with the dots of [`ABBREVIATIONS`] removed (case-insensitive),
+/// so cutting at ". " does not split a sentence there.
+fn without_abbreviation_dots(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    let mut rest = body;
+    'scan: while !rest.is_empty() {
+        let at_word_start = out.chars().last().is_none_or(|ch| !ch.is_alphanumeric());
+        if at_word_start {
+            for a in ABBREVIATIONS {
+                if let Some(head) = rest.get(..a.len())
+                    && head.eq_ignore_ascii_case(a)
+                {
+                    out.extend(head.chars().filter(|&ch| ch != '.'));
+                    rest = &rest[a.len()..];
+                    continue 'scan;
+                }
+            }
+        }
+        let Some(ch) = rest.chars().next() else { break };
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
     }
     out
 }
@@ -275,13 +325,16 @@ fn team(f: &Features, text: &str, why: &str) -> Verdict {
 }
 
 /// Combines the features, in this order:
-/// 1. a product with its own team (UCSS, CUWL) → that team;
+/// 1. a product with its own team (UCSS, CUWL) named in the text, or the
+///    order's product has its own team and the mail is about its licenses,
+///    subscription or upgrades → that team;
 /// 2. several distinct requests → one ticket for eDelivery support;
 /// 3. a person rule (order action, wrong license after registration, new
 ///    product / export hold) → its team, whatever the FAQ says;
 /// 4. an open hold and a status question → the hold's team;
 /// 5. tried and still failing → a person (team by the table);
-/// 6. asked to act ("can you send / check …") on a named order → a person;
+/// 6. asked to act ("can you send / check …") on a named order, or a
+///    request stated about a named order without asking anything → a person;
 /// 7. a confident FAQ match → the answer, unless the entry is a referral,
 ///    or needs a person and the customer asks for the action or states a
 ///    problem instead of asking how it works;
@@ -293,6 +346,16 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
             route: r.route,
             answer: None,
             rule: format!("product with its own team ({})", r.name),
+        };
+    }
+    if let (Some(p), Some(matter)) = (routing::product_team(&f.pids), &f.product_matter) {
+        return Verdict {
+            route: p.route,
+            answer: None,
+            rule: format!(
+                "the order's product has its own team ({}) and the mail concerns it ({matter:?})",
+                p.rule
+            ),
         };
     }
     if f.topics.len() >= 2 {
@@ -319,6 +382,9 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
     }
     if f.action.is_some() && f.names_order {
         return team(f, text, "asks us to act on a named order");
+    }
+    if f.request.is_some() && f.names_order && !f.question {
+        return team(f, text, "states a request about a named order");
     }
     match &f.faq {
         Some(h) if h.answered => match (&h.id, h.referral, h.needs_person) {
@@ -391,6 +457,10 @@ pub fn explain(f: &Features) -> Vec<String> {
     if let Some(s) = &f.status {
         out.push(format!("feature status question: {s:?}"));
     }
+    // Only where it can decide: on an order of a product with its own team.
+    if let (Some(p), Some(m)) = (routing::product_team(&f.pids), &f.product_matter) {
+        out.push(format!("feature product matter: {m:?} ({})", p.rule));
+    }
     out.push(format!(
         "feature requests: {} [{}]",
         f.topics.len(),
@@ -409,6 +479,20 @@ mod tests {
     #[test]
     fn cues_compile() {
         assert!(cues().is_some());
+    }
+
+    #[test]
+    fn abbreviation_dots_do_not_end_a_sentence() {
+        assert_eq!(
+            without_abbreviation_dots("Docs, e.g. EULA, i.e. the terms. Next."),
+            "Docs, eg EULA, ie the terms. Next."
+        );
+        assert_eq!(
+            without_abbreviation_dots("voir p.ex. la réf. 12"),
+            "voir pex la réf 12"
+        );
+        // Inside a word it is not an abbreviation.
+        assert_eq!(without_abbreviation_dots("knee.g. x"), "knee.g. x");
     }
 
     fn has(re: &Regex, t: &str) -> bool {
@@ -448,5 +532,56 @@ mod tests {
         assert!(!is_referral(
             "Yes. You may click the Register link in the notification email. There is no need to download PAKs."
         ));
+    }
+
+    fn confident(id: &str) -> Features {
+        Features {
+            faq: Some(FaqHit {
+                answered: true,
+                id: Some(id.into()),
+                question: None,
+                confidence: 0.9,
+                needs_person: false,
+                team: None,
+                referral: false,
+            }),
+            question: true,
+            ..Features::default()
+        }
+    }
+
+    #[test]
+    fn a_licensing_question_on_an_order_of_a_product_with_its_own_team_goes_to_that_team() {
+        let text = "The workspace licensing on this order shows the wrong tier";
+        let c = cues().unwrap();
+        let mut f = confident("some-entry");
+        f.product_matter = found(&c.product_matter, text);
+        f.pids = vec!["CUWL-STD-12X".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Cuwl));
+        // The same words on an order of another product: the FAQ answers.
+        f.pids = vec!["L-ASA5516-TD-1Y".into()];
+        assert_eq!(decide(&f, text).route, Route::Faq);
+        // A download question on the UCSS order is not about the product.
+        let text = "How do I use the download manager for this order?";
+        let mut f = confident("download-manager");
+        f.product_matter = found(&c.product_matter, text);
+        f.pids = vec!["UCSS-CUCM-11-1Y".into()];
+        assert_eq!(decide(&f, text).route, Route::Faq);
+    }
+
+    #[test]
+    fn a_stated_request_about_a_named_order_needs_a_person_but_a_question_does_not() {
+        let text = "We downloaded it twice for order 61200491. We need a third download please.";
+        let c = cues().unwrap();
+        let mut f = confident("non-java-sw-download-work");
+        f.request = found(&c.request, text);
+        f.question = c.question.is_match(text);
+        f.names_order = true;
+        assert!(decide(&f, text).route.is_team());
+        let text =
+            "For order 61200491, how do I download with the non-Java option? I need it today.";
+        f.request = found(&c.request, text);
+        f.question = c.question.is_match(text);
+        assert_eq!(decide(&f, text).route, Route::Faq);
     }
 }
