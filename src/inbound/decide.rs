@@ -664,3 +664,33 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
         None => escalate(d, verdict.route, &verdict.rule),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::MemWorld;
+
+    /// A command naming a number too short for an SO# matches no order:
+    /// escalated like a command about an order the store does not have,
+    /// never run on the threaded order instead.
+    #[test]
+    fn a_command_naming_no_order_number_is_escalated() {
+        let w = MemWorld::default();
+        for body in ["RESEND 1234567", "RESEND 12345678"] {
+            let raw = format!(
+                "From: ana@partner.example.net\r\nTo: support@edesk.example.com\r\nSubject: hello\r\nMessage-ID: <c1@partner.example.net>\r\n\r\n{body}\r\n"
+            );
+            let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+            let team = Route::Team(Team::EdeliverySupport);
+            assert_eq!(d.action, Action::Escalate { team }, "{body}");
+            let at = d.reasons.iter().position(|r| r == "command: resend");
+            assert!(at.is_some(), "{body}: {:?}", d.reasons);
+            assert_eq!(
+                d.reasons.get(at.unwrap_or(0) + 1).map(String::as_str),
+                Some("command: no such order; escalated"),
+                "{body}"
+            );
+            assert!(d.orders.is_empty(), "{body}: {:?}", d.orders);
+        }
+    }
+}
