@@ -247,7 +247,11 @@ pub fn render(file: &str, d: &Decision, json: bool) -> String {
         if d.should_reply { " (reply)" } else { "" },
         d.sender.as_deref().unwrap_or("?"),
         d.lang,
-        d.orders.join(", "),
+        d.orders
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
         d.authorized
     );
     if let Some(f) = &d.faq {

@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use regex::Regex;
 use serde::Serialize;
 
+use crate::domain::OrderId;
+
 /// A command found in a mail; serialized as `{"command": NAME, "so": SO}`
 /// (`so` absent for unsubscribe).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -15,9 +17,17 @@ pub enum MailCommand {
     /// Stop notification mail to the sender (EN or FR wording).
     Unsubscribe,
     /// Restore an archived order (the SO# given, or the threaded one).
-    Restore(Option<String>),
+    Restore(Option<OrderId>),
     /// Send the notification again.
-    Resend(Option<String>),
+    Resend(Option<OrderId>),
+}
+
+/// A `RESTORE`/`RESEND` line naming a number that is not a sales order
+/// number: no order can match it (the threaded one must not stand in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnOrder {
+    /// The command's lowercase name, as [`MailCommand::name`].
+    pub command: &'static str,
 }
 
 impl MailCommand {
@@ -67,21 +77,29 @@ pub fn is_reply_subject(subject: &str) -> bool {
         .any(|p| lower.starts_with(p))
 }
 
-fn parse_line(line: &str) -> Option<MailCommand> {
+fn parse_line(line: &str) -> Option<Result<MailCommand, NotAnOrder>> {
     let c = pattern()?.captures(line)?;
-    let so = c.get(4).map(|m| m.as_str().to_string());
     if c.get(1).is_some() {
-        Some(MailCommand::Unsubscribe)
-    } else if c.get(2).is_some() {
-        Some(MailCommand::Restore(so))
+        return Some(Ok(MailCommand::Unsubscribe));
+    }
+    type Make = fn(Option<OrderId>) -> MailCommand;
+    let (command, make): (&'static str, Make) = if c.get(2).is_some() {
+        ("restore", MailCommand::Restore)
     } else {
-        c.get(3).map(|_| MailCommand::Resend(so))
+        c.get(3)?;
+        ("resend", MailCommand::Resend)
+    };
+    match c.get(4).map(|m| m.as_str().parse::<OrderId>()) {
+        None => Some(Ok(make(None))),
+        Some(Ok(so)) => Some(Ok(make(Some(so)))),
+        Some(Err(_)) => Some(Err(NotAnOrder { command })),
     }
 }
 
 /// The command in a message, if any: the first line of the new text wins
-/// over the subject.
-pub fn find(new_text: &str, subject: &str) -> Option<MailCommand> {
+/// over the subject. `Err` for a command naming a number that is not an
+/// SO number.
+pub fn find(new_text: &str, subject: &str) -> Option<Result<MailCommand, NotAnOrder>> {
     let first = new_text.lines().map(str::trim).find(|l| !l.is_empty());
     first
         .and_then(parse_line)
@@ -94,18 +112,35 @@ mod tests {
 
     #[test]
     fn commands_en_fr() {
-        assert_eq!(find("UNSUBSCRIBE", ""), Some(MailCommand::Unsubscribe));
-        assert_eq!(find("Désabonner", ""), Some(MailCommand::Unsubscribe));
-        assert_eq!(find("", "Re: DÉSABONNER"), Some(MailCommand::Unsubscribe));
+        let so = |s: &str| Some(s.parse::<OrderId>().unwrap());
+        assert_eq!(find("UNSUBSCRIBE", ""), Some(Ok(MailCommand::Unsubscribe)));
+        assert_eq!(find("Désabonner", ""), Some(Ok(MailCommand::Unsubscribe)));
+        assert_eq!(
+            find("", "Re: DÉSABONNER"),
+            Some(Ok(MailCommand::Unsubscribe))
+        );
         assert_eq!(
             find("RESTORE SO#10458321\nthanks", ""),
-            Some(MailCommand::Restore(Some("10458321".into())))
+            Some(Ok(MailCommand::Restore(so("10458321"))))
         );
         assert_eq!(
             find("restaurer commande 20571234", ""),
-            Some(MailCommand::Restore(Some("20571234".into())))
+            Some(Ok(MailCommand::Restore(so("20571234"))))
         );
-        assert_eq!(find("RENVOYER", ""), Some(MailCommand::Resend(None)));
+        assert_eq!(find("RENVOYER", ""), Some(Ok(MailCommand::Resend(None))));
+    }
+
+    /// A number too short for an SO# is named, but matches no order.
+    #[test]
+    fn a_command_naming_no_order_number() {
+        assert_eq!(
+            find("RESEND 1234567", ""),
+            Some(Err(NotAnOrder { command: "resend" }))
+        );
+        assert_eq!(
+            find("UNSUBSCRIBE 1234567", ""),
+            Some(Ok(MailCommand::Unsubscribe))
+        );
     }
 
     #[test]

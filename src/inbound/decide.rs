@@ -8,16 +8,16 @@ use serde::Serialize;
 
 use super::auth::{self, Proof};
 use super::classify::{Bounce, Class, Kind, classify};
-use super::command::{self, MailCommand};
+use super::command::{self, MailCommand, NotAnOrder};
 use super::extract;
 use super::lang;
 use super::parse::{Parsed, parse};
 use super::ports::{Directory, DirectoryError, FaqOracle, OrderRef};
 use super::route;
-use super::thread::{Method, Thread, thread};
+use super::thread::{Method, NamedOrder, Thread, thread};
 use super::verify::Verdicts;
 use crate::desk::routing::{self, Route, RoutingInput};
-use crate::domain::{Lang, Team};
+use crate::domain::{Lang, OrderId, Team};
 
 /// New text shorter than this is completed with the subject before asking
 /// the FAQ ("see below", "any news?").
@@ -79,7 +79,7 @@ pub struct Decision {
     pub lang: Lang,
     /// Every order named: those the store knows first, then SO numbers it
     /// does not know and unresolved `PO …` as written.
-    pub orders: Vec<String>,
+    pub orders: Vec<NamedOrder>,
     /// How many of `orders` (from the start) the store knows.
     pub known_orders: usize,
     /// The sender may see every store order named (recipient, OBA grant or
@@ -140,7 +140,7 @@ pub struct InspectJson<'a> {
     /// See [`Decision::lang`].
     pub lang: Lang,
     /// See [`Decision::orders`].
-    pub orders: &'a [String],
+    pub orders: &'a [NamedOrder],
     /// See [`Decision::authorized`].
     pub authorized: bool,
     /// See [`Decision::route`].
@@ -178,7 +178,7 @@ impl Decision {
     }
 
     /// The orders the store knows (a sender must be authorized for them).
-    pub fn store_orders(&self) -> &[String] {
+    pub fn store_orders(&self) -> &[NamedOrder] {
         &self.orders[..self.known_orders.min(self.orders.len())]
     }
 
@@ -291,7 +291,7 @@ fn analyze_inner(
                 if let Some(t) = b.token.as_deref()
                     && let Some(o) = dir.order_by_token(t)?
                 {
-                    d.orders.push(o.so);
+                    d.orders.push(NamedOrder::So(o.so));
                     d.known_orders = d.orders.len();
                 }
             }
@@ -453,12 +453,17 @@ fn human(
             };
         }
     }
-    let mut orders: Vec<String> = t.orders.iter().map(|o| o.so.clone()).collect();
+    let mut orders: Vec<NamedOrder> = t
+        .orders
+        .iter()
+        .map(|o| NamedOrder::So(o.so.clone()))
+        .collect();
     let known_orders = orders.len();
     if !t.named.is_empty() {
+        let named: Vec<String> = t.named.iter().map(ToString::to_string).collect();
         reasons.push(format!(
             "orders named but not in the store, kept as written: {}",
-            t.named.join(", ")
+            named.join(", ")
         ));
         orders.extend(t.named.iter().cloned());
     }
@@ -485,10 +490,13 @@ fn human(
         auth: Some(proof),
         verified: verified.cloned(),
     };
-    if let Some(cmd) = command::find(&d.new_text, &p.subject) {
-        run_command(&mut d, cmd, &t, dir, &sender)?;
-    } else {
-        decide_question(&mut d, &p, &t, faq);
+    match command::find(&d.new_text, &p.subject) {
+        Some(Ok(cmd)) => run_command(&mut d, cmd, &t, dir, &sender)?,
+        Some(Err(NotAnOrder { command })) => {
+            d.reasons.push(format!("command: {command}"));
+            no_such_order(&mut d);
+        }
+        None => decide_question(&mut d, &p, &t, faq),
     }
     if !sender.contains('@') {
         nobody_to_answer(&mut d, &p);
@@ -518,8 +526,8 @@ fn run_command(
     sender: &str,
 ) -> Result<(), DirectoryError> {
     d.reasons.push(format!("command: {}", cmd.name()));
-    type Rebuild = fn(Option<String>) -> MailCommand;
-    let (so, rebuild): (Option<String>, Rebuild) = match &cmd {
+    type Rebuild = fn(Option<OrderId>) -> MailCommand;
+    let (so, rebuild): (Option<OrderId>, Rebuild) = match &cmd {
         MailCommand::Unsubscribe => {
             act_if_proven(d, cmd);
             return Ok(());
@@ -532,16 +540,12 @@ fn run_command(
         None => t.orders.first().cloned(),
     };
     let Some(order) = target else {
-        d.reasons.push("command: no such order; escalated".into());
-        escalate(
-            d,
-            Route::Team(Team::EdeliverySupport),
-            "command without a known order",
-        );
+        no_such_order(d);
         return Ok(());
     };
-    if !d.orders.contains(&order.so) {
-        d.orders.insert(d.known_orders, order.so.clone());
+    let named = NamedOrder::So(order.so.clone());
+    if !d.orders.contains(&named) {
+        d.orders.insert(d.known_orders, named);
         d.known_orders += 1;
     }
     let allowed =
@@ -562,6 +566,16 @@ fn run_command(
     d.authorized = true;
     act_if_proven(d, rebuild(Some(order.so)));
     Ok(())
+}
+
+/// A command about an order the store does not have: a person looks.
+fn no_such_order(d: &mut Decision) {
+    d.reasons.push("command: no such order; escalated".into());
+    escalate(
+        d,
+        Route::Team(Team::EdeliverySupport),
+        "command without a known order",
+    );
 }
 
 /// Runs `cmd` when the mail proves its sender; otherwise the sender is
@@ -648,5 +662,35 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
             d.action = Action::Answer { id };
         }
         None => escalate(d, verdict.route, &verdict.rule),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inbound::MemWorld;
+
+    /// A command naming a number too short for an SO# matches no order:
+    /// escalated like a command about an order the store does not have,
+    /// never run on the threaded order instead.
+    #[test]
+    fn a_command_naming_no_order_number_is_escalated() {
+        let w = MemWorld::default();
+        for body in ["RESEND 1234567", "RESEND 12345678"] {
+            let raw = format!(
+                "From: ana@partner.example.net\r\nTo: support@edesk.example.com\r\nSubject: hello\r\nMessage-ID: <c1@partner.example.net>\r\n\r\n{body}\r\n"
+            );
+            let d = analyze(raw.as_bytes(), &w, &w).unwrap();
+            let team = Route::Team(Team::EdeliverySupport);
+            assert_eq!(d.action, Action::Escalate { team }, "{body}");
+            let at = d.reasons.iter().position(|r| r == "command: resend");
+            assert!(at.is_some(), "{body}: {:?}", d.reasons);
+            assert_eq!(
+                d.reasons.get(at.unwrap_or(0) + 1).map(String::as_str),
+                Some("command: no such order; escalated"),
+                "{body}"
+            );
+            assert!(d.orders.is_empty(), "{body}: {:?}", d.orders);
+        }
     }
 }

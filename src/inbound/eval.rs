@@ -186,7 +186,7 @@ pub struct RouteCase {
     /// An order of the world the sender replies to (through its reply
     /// token), or none for a new mail to support.
     #[serde(default)]
-    pub so: Option<String>,
+    pub so: Option<crate::domain::OrderId>,
     /// Subject of the generated mail.
     pub subject: String,
     /// Plain-text body of the generated mail (what the customer wrote).
@@ -278,8 +278,8 @@ pub fn load_route_cases(path: &Path) -> Result<Vec<RouteCase>, InboundError> {
 pub fn case_mail(case: &RouteCase, world: &super::ports::MemWorld) -> Vec<u8> {
     let order = case
         .so
-        .as_deref()
-        .and_then(|so| world.orders.iter().find(|o| o.so == so));
+        .as_ref()
+        .and_then(|so| world.orders.iter().find(|o| o.so == *so));
     let recipient = order.and_then(|o| o.recipients.first());
     let domain = world.own_domain.as_deref().unwrap_or("edesk.example.com");
     let (from, to, reply) = match (order, recipient) {

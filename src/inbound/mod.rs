@@ -42,6 +42,7 @@ use std::path::PathBuf;
 pub use classify::{Bounce, Kind};
 pub use command::MailCommand;
 pub use decide::{Action, Decision, FaqShown, analyze};
+pub use orders::NamedOrder;
 pub use ports::{Abstain, Directory, FaqHit, FaqOracle, MemWorld, OrderRef};
 
 /// Why an `edesk mail …` command could not run; the mail analysis itself

@@ -10,12 +10,13 @@
 //! shapes that are dates or phone numbers need the order word right before
 //! them.
 
+use std::fmt;
 use std::sync::OnceLock;
 
 use regex::Regex;
 
 use super::ports::{Directory, DirectoryError, OrderRef};
-use crate::domain::OrderId;
+use crate::domain::{OrderId, PoNumber};
 
 /// Limits on how much a hostile message can make us look up.
 const MAX_CANDIDATES: usize = 20;
@@ -210,13 +211,68 @@ fn glued(text: &str, start: usize, end: usize) -> bool {
         || joined(after.first(), after.get(1))
 }
 
+/// An order as a customer names it: an SO number, or a PO number the store
+/// may not know. Shown (and serialized) as a person looks it up: the SO
+/// digits, or `PO <number>` as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedOrder {
+    /// A sales order number.
+    So(OrderId),
+    /// A purchase order number, as written.
+    Po(PoNumber),
+}
+
+impl NamedOrder {
+    /// The SO number, when this is one.
+    pub fn order_id(&self) -> Option<&OrderId> {
+        match self {
+            NamedOrder::So(so) => Some(so),
+            NamedOrder::Po(_) => None,
+        }
+    }
+
+    /// The PO number, when this is one.
+    pub fn po_number(&self) -> Option<&PoNumber> {
+        match self {
+            NamedOrder::So(_) => None,
+            NamedOrder::Po(po) => Some(po),
+        }
+    }
+}
+
+impl fmt::Display for NamedOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamedOrder::So(so) => write!(f, "{so}"),
+            NamedOrder::Po(po) => write!(f, "PO {po}"),
+        }
+    }
+}
+
+/// As shown: `mail inspect --json` lists the orders as strings.
+impl serde::Serialize for NamedOrder {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Compares with the text shown (`"10458321"`, `"PO 4500099887"`).
+impl PartialEq<&str> for NamedOrder {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            NamedOrder::So(so) => so.as_str() == *other,
+            NamedOrder::Po(po) => other.strip_prefix("PO ").is_some_and(|o| o == po.as_str()),
+        }
+    }
+}
+
 /// Orders referenced in free text: those the store knows (by SO or by PO,
 /// with or without a keyword), then the numbers the customer names that
 /// it does not know: SO numbers, and `PO <value>` as written.
 pub fn orders_in_text(
     text: &str,
     dir: &dyn Directory,
-) -> Result<(Vec<OrderRef>, Vec<String>), DirectoryError> {
+) -> Result<(Vec<OrderRef>, Vec<NamedOrder>), DirectoryError> {
     let mut found = Found::default();
     let mut lookups = 0usize;
     let po_spans = purchase_orders(text, dir, &mut found, &mut lookups)?;
@@ -230,7 +286,7 @@ pub fn orders_in_text(
 #[derive(Default)]
 struct Found {
     known: Vec<(usize, OrderRef)>,
-    named: Vec<(usize, String)>,
+    named: Vec<(usize, NamedOrder)>,
 }
 
 impl Found {
@@ -240,13 +296,13 @@ impl Found {
             None => self.known.push((at, o)),
         }
     }
-    fn name(&mut self, at: usize, n: String) {
+    fn name(&mut self, at: usize, n: NamedOrder) {
         match self.named.iter_mut().find(|(_, x)| *x == n) {
             Some(k) => k.0 = k.0.min(at),
             None => self.named.push((at, n)),
         }
     }
-    fn into_lists(mut self) -> (Vec<OrderRef>, Vec<String>) {
+    fn into_lists(mut self) -> (Vec<OrderRef>, Vec<NamedOrder>) {
         self.known.sort_by_key(|(at, _)| *at);
         self.named.sort_by_key(|(at, _)| *at);
         let known: Vec<OrderRef> = self.known.into_iter().map(|(_, o)| o).collect();
@@ -254,7 +310,10 @@ impl Found {
             .named
             .into_iter()
             .map(|(_, n)| n)
-            .filter(|n| !known.iter().any(|o| o.so == *n))
+            .filter(|n| {
+                !n.order_id()
+                    .is_some_and(|so| known.iter().any(|o| o.so == *so))
+            })
             .collect();
         (known, named)
     }
@@ -315,17 +374,30 @@ fn purchase_orders(
                 continue;
             }
             *lookups += 1;
-            let v = &text[s..e];
-            if let Some(o) = dir.order_by_po(v)? {
-                found.known(s, o);
-            } else if let Some(o) = dir.order_exists(v)? {
+            // A value that is no PO number (never, given `is_po_value`) is
+            // not an order.
+            let Ok(po) = text[s..e].parse::<PoNumber>() else {
+                continue;
+            };
+            if let Some(o) = lookup_po(dir, &po)? {
                 found.known(s, o);
             } else {
-                found.name(s, format!("PO {v}"));
+                found.name(s, NamedOrder::Po(po));
             }
         }
     }
     Ok(spans)
+}
+
+/// The order behind a PO value: by PO, else as an SO written after "PO".
+fn lookup_po(dir: &dyn Directory, po: &PoNumber) -> Result<Option<OrderRef>, DirectoryError> {
+    if let Some(o) = dir.order_by_po(po)? {
+        return Ok(Some(o));
+    }
+    match po.as_str().parse::<OrderId>() {
+        Ok(so) => dir.order_exists(&so),
+        Err(_) => Ok(None),
+    }
 }
 
 /// A PO value as written: has a digit, 4–42 characters.
@@ -360,12 +432,13 @@ fn sales_orders(
             break;
         }
         *lookups += 1;
-        if let Some(o) = dir.order_exists(n)? {
+        // A run that is no SO number (6 or 7 digits) is not an order.
+        let Ok(so) = n.parse::<OrderId>() else {
+            continue;
+        };
+        if let Some(o) = dir.order_exists(&so)? {
             found.known(m.start(), o);
             last_end = Some(m.end());
-            continue;
-        }
-        if n.parse::<OrderId>().is_err() {
             continue;
         }
         let cue = cue_before(text, m.start());
@@ -382,7 +455,7 @@ fn sales_orders(
                 Cue::None => listed && !odd_shape,
             };
         if is_order {
-            found.name(m.start(), n.to_string());
+            found.name(m.start(), NamedOrder::So(so));
             last_end = Some(m.end());
         }
     }
@@ -415,7 +488,9 @@ fn bare_purchase_orders(
             break;
         }
         *lookups += 1;
-        if let Some(o) = dir.order_by_po(v)? {
+        if let Ok(po) = v.parse::<PoNumber>()
+            && let Some(o) = dir.order_by_po(&po)?
+        {
             found.known(m.start(), o);
         }
     }

@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::desk::routing::Route;
-use crate::domain::{Lang, MessageId};
+use crate::domain::{Lang, MessageId, OrderId, PoNumber};
 
 /// An order as far as inbound mail is concerned.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OrderRef {
     /// Sales order number (SO#).
-    pub so: String,
+    pub so: OrderId,
     /// Customer purchase order number, when the order has one.
     #[serde(default)]
-    pub po: Option<String>,
+    pub po: Option<PoNumber>,
     /// The order's language.
     #[serde(default)]
     pub lang: Lang,
@@ -53,11 +53,11 @@ pub trait Directory {
     /// The order one of our notifications (by Message-ID, without `<>`) was about.
     fn order_by_message_id(&self, id: &str) -> Result<Option<OrderRef>, DirectoryError>;
     /// The order with this SO number, if it exists.
-    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError>;
+    fn order_exists(&self, so: &OrderId) -> Result<Option<OrderRef>, DirectoryError>;
     /// The order with this PO number (case-insensitive), if it exists.
-    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError>;
+    fn order_by_po(&self, po: &PoNumber) -> Result<Option<OrderRef>, DirectoryError>;
     /// The sender is a recipient of the order or was granted it by OBA.
-    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError>;
+    fn is_authorized(&self, so: &OrderId, sender: &str) -> Result<bool, DirectoryError>;
     /// The address a `reply+TOKEN@` token was minted for (with or without
     /// an order): whoever writes to it has read our mail to that address.
     fn token_owner(&self, token: &str) -> Result<Option<String>, DirectoryError>;
@@ -164,10 +164,10 @@ pub struct MemRecipient {
 #[serde(deny_unknown_fields)]
 pub struct MemOrder {
     /// Sales order number.
-    pub so: String,
+    pub so: OrderId,
     /// Customer purchase order number.
     #[serde(default)]
-    pub po: Option<String>,
+    pub po: Option<PoNumber>,
     /// The order's language (default English).
     #[serde(default)]
     pub lang: Lang,
@@ -309,24 +309,27 @@ impl Directory for MemWorld {
             .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError> {
+    fn order_exists(&self, so: &OrderId) -> Result<Option<OrderRef>, DirectoryError> {
         Ok(self
             .orders
             .iter()
-            .find(|o| o.so == so)
+            .find(|o| o.so == *so)
             .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError> {
+    fn order_by_po(&self, po: &PoNumber) -> Result<Option<OrderRef>, DirectoryError> {
         Ok(self
             .orders
             .iter()
-            .find(|o| o.po.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(po)))
+            .find(|o| {
+                o.po.as_ref()
+                    .is_some_and(|p| p.as_str().eq_ignore_ascii_case(po.as_str()))
+            })
             .map(|o| MemWorld::to_ref(o, None)))
     }
 
-    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError> {
-        Ok(self.orders.iter().filter(|o| o.so == so).any(|o| {
+    fn is_authorized(&self, so: &OrderId, sender: &str) -> Result<bool, DirectoryError> {
+        Ok(self.orders.iter().filter(|o| o.so == *so).any(|o| {
             o.recipients
                 .iter()
                 .any(|r| r.email.eq_ignore_ascii_case(sender))

@@ -2,7 +2,7 @@
 //! know about orders, tokens, our Message-IDs and authorized senders.
 
 use super::ports::{Directory, DirectoryError, OrderRef};
-use crate::domain::{EmailAddress, Lang, Order, OrderId};
+use crate::domain::{EmailAddress, Lang, Order, OrderId, PoNumber};
 use crate::store::Store;
 
 /// The [`Directory`] the daemon uses; a store failure is a
@@ -33,8 +33,8 @@ impl StoreDirectory {
     fn to_ref(order: &Order, recipient: Option<&EmailAddress>) -> OrderRef {
         let r = recipient.and_then(|e| order.recipients.iter().find(|r| &r.email == e));
         OrderRef {
-            so: order.so.to_string(),
-            po: order.po.as_ref().map(|p| p.to_string()),
+            so: order.so.clone(),
+            po: order.po.clone(),
             lang: order.lang,
             recipient: recipient.map(|e| e.to_string()),
             recipient_lang: r.and_then(|r| r.lang),
@@ -92,15 +92,12 @@ impl Directory for StoreDirectory {
             .is_some_and(|item| item.to.key() == address.key()))
     }
 
-    fn order_exists(&self, so: &str) -> Result<Option<OrderRef>, DirectoryError> {
-        let Ok(so) = so.parse::<OrderId>() else {
-            return Ok(None);
-        };
-        Ok(self.order(&so)?.map(|o| Self::to_ref(&o, None)))
+    fn order_exists(&self, so: &OrderId) -> Result<Option<OrderRef>, DirectoryError> {
+        Ok(self.order(so)?.map(|o| Self::to_ref(&o, None)))
     }
 
-    fn order_by_po(&self, po: &str) -> Result<Option<OrderRef>, DirectoryError> {
-        let ids = self.store.orders_by_po(po).map_err(unavailable)?;
+    fn order_by_po(&self, po: &PoNumber) -> Result<Option<OrderRef>, DirectoryError> {
+        let ids = self.store.orders_by_po(po.as_str()).map_err(unavailable)?;
         // An ambiguous PO (several orders) threads to none of them.
         match ids.as_slice() {
             [so] => Ok(self.order(so)?.map(|o| Self::to_ref(&o, None))),
@@ -108,13 +105,13 @@ impl Directory for StoreDirectory {
         }
     }
 
-    fn is_authorized(&self, so: &str, sender: &str) -> Result<bool, DirectoryError> {
-        let (Ok(so), Ok(sender)) = (so.parse::<OrderId>(), sender.parse::<EmailAddress>()) else {
+    fn is_authorized(&self, so: &OrderId, sender: &str) -> Result<bool, DirectoryError> {
+        let Ok(sender) = sender.parse::<EmailAddress>() else {
             return Ok(false);
         };
         if self
             .store
-            .is_authorized_sender(&so, &sender)
+            .is_authorized_sender(so, &sender)
             .map_err(unavailable)?
         {
             return Ok(true);
@@ -125,7 +122,7 @@ impl Directory for StoreDirectory {
         if !self.company_domains || is_public_mail_domain(sender.domain()) {
             return Ok(false);
         }
-        Ok(self.order(&so)?.is_some_and(|o| {
+        Ok(self.order(so)?.is_some_and(|o| {
             o.recipients
                 .iter()
                 .any(|r| r.email.domain() == sender.domain())

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-pub use super::orders::orders_in_text;
+pub use super::orders::{NamedOrder, orders_in_text};
 use super::parse::Parsed;
 use super::ports::{Directory, DirectoryError, OrderRef};
 
@@ -30,7 +30,7 @@ pub struct Thread {
     pub orders: Vec<OrderRef>,
     /// Orders named in the text that the store does not know, as a person
     /// looks them up: SO numbers, and `PO <number>` as written.
-    pub named: Vec<String>,
+    pub named: Vec<NamedOrder>,
     /// The most reliable evidence that found an order.
     pub method: Method,
     /// The recipient the reply token was minted for.
@@ -105,8 +105,8 @@ mod tests {
     fn world() -> MemWorld {
         MemWorld {
             orders: vec![MemOrder {
-                so: "10458321".into(),
-                po: Some("ACME-PO-7781".into()),
+                so: "10458321".parse().unwrap(),
+                po: Some("ACME-PO-7781".parse().unwrap()),
                 lang: Default::default(),
                 recipients: vec![],
                 granted: vec![],
@@ -224,7 +224,11 @@ mod tests {
         ];
         for (text, want) in cases {
             let (known, named) = orders_in_text(text, &w).unwrap();
-            let got: Vec<String> = known.iter().map(|o| o.so.clone()).chain(named).collect();
+            let got: Vec<String> = known
+                .iter()
+                .map(|o| o.so.to_string())
+                .chain(named.iter().map(ToString::to_string))
+                .collect();
             assert_eq!(&got, want, "{text}");
         }
     }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::decide::{Action, Decision, analyze_with};
 use super::intake::{MailState, Spool};
 use super::ports::{Directory, FaqOracle};
+use super::thread::NamedOrder;
 use super::verify::{Connection, Verdicts, Verifier};
 use crate::desk::guard::Verdict;
 use crate::desk::tickets::FaqRef;
@@ -250,7 +251,9 @@ impl Worker {
                     .push(format!("command {} not run: sender not proven", cmd.name()));
                 let so = match cmd {
                     MailCommand::Unsubscribe => None,
-                    MailCommand::Restore(so) | MailCommand::Resend(so) => so.clone(),
+                    MailCommand::Restore(so) | MailCommand::Resend(so) => {
+                        so.as_ref().map(ToString::to_string)
+                    }
                 };
                 let reply = || {
                     let mut c = CommandDoneContext::new(cmd.name(), so, false);
@@ -347,7 +350,12 @@ impl Worker {
         // Order details only for a sender authorized to see them.
         mail.so = d
             .authorized
-            .then(|| d.store_orders().first().and_then(|o| o.parse().ok()))
+            .then(|| {
+                d.store_orders()
+                    .first()
+                    .and_then(NamedOrder::order_id)
+                    .cloned()
+            })
             .flatten();
         mail.in_reply_to = own_message_id(d);
         mail.references = thread_ids.to_vec();
@@ -474,35 +482,35 @@ impl Worker {
     ) -> Result<(), ActionError> {
         let sender = d.sender.clone().unwrap_or_default();
         let email = || sender.parse::<EmailAddress>().map_err(failed);
-        let order = |so: &Option<String>| {
-            let so = so.clone().unwrap_or_default();
-            so.parse::<OrderId>().map(|o| (so, o)).map_err(failed)
-        };
+        // The decision always names the order a command runs on.
+        let order = |so: &Option<OrderId>| so.clone().ok_or_else(|| failed("no order named"));
         let (name, so, ok) = match cmd {
             MailCommand::Unsubscribe => {
                 self.actions.unsubscribe(&email()?)?;
                 ("unsubscribe", None, true)
             }
             MailCommand::Restore(so) => {
-                let (so, order) = order(so)?;
-                let ok = self.actions.restore(&order, &sender)?;
+                let so = order(so)?;
+                let ok = self.actions.restore(&so, &sender)?;
                 ("restore", Some(so), ok)
             }
             MailCommand::Resend(so) => {
-                let (so, order) = order(so)?;
+                let so = order(so)?;
                 let key = format!("inbound:{id}:resend");
-                let ok = self.actions.resend(&order, &email()?, &key)?;
+                let ok = self.actions.resend(&so, &email()?, &key)?;
                 ("resend", Some(so), ok)
             }
         };
         outcome.done.push(format!(
             "command {name}{} {}",
-            so.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
+            so.as_ref().map(|s| format!(" {s}")).unwrap_or_default(),
             if ok { "done" } else { "had nothing to do" }
         ));
         let reply = || {
             Ok(AutoReply::Confirmation(CommandDoneContext::new(
-                name, so, ok,
+                name,
+                so.as_ref().map(ToString::to_string),
+                ok,
             )))
         };
         self.auto_reply(d, id, "confirmation", reply, thread_ids, outcome)?;
@@ -552,15 +560,16 @@ fn ticket_request(id: u64, d: &Decision, team: Team, thread: Vec<MessageId>) -> 
         orders: d
             .orders
             .iter()
-            .filter_map(|o| o.parse::<OrderId>().ok())
+            .filter_map(NamedOrder::order_id)
+            .cloned()
             .collect(),
         // Every order named reaches the ticket: a PO the store does not
         // know is kept as written for a person to look up.
         purchase_orders: d
             .orders
             .iter()
-            .filter_map(|o| o.strip_prefix("PO "))
-            .map(str::to_string)
+            .filter_map(NamedOrder::po_number)
+            .map(ToString::to_string)
             .collect(),
         // Orders the store does not know have no details to leak: only a
         // stranger to a known order gets nothing automatic.
@@ -1363,21 +1372,21 @@ mod tests {
         }
         fn order_exists(
             &self,
-            t: &str,
+            t: &OrderId,
         ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
         {
-            self.order_by_token(t)
+            self.order_by_token(t.as_str())
         }
         fn order_by_po(
             &self,
-            t: &str,
+            t: &crate::domain::PoNumber,
         ) -> Result<Option<crate::inbound::ports::OrderRef>, crate::inbound::ports::DirectoryError>
         {
-            self.order_by_token(t)
+            self.order_by_token(t.as_str())
         }
         fn is_authorized(
             &self,
-            _: &str,
+            _: &OrderId,
             _: &str,
         ) -> Result<bool, crate::inbound::ports::DirectoryError> {
             Err(crate::inbound::ports::DirectoryError(

@@ -188,11 +188,11 @@ fn commands_en_fr() {
     );
     assert_eq!(
         decide("outlook-fr-restaurer").action,
-        Action::Command(MailCommand::Restore(Some("40998877".into())))
+        Action::Command(MailCommand::Restore(Some("40998877".parse().unwrap())))
     );
     assert_eq!(
         decide("gmail-en-resend").action,
-        Action::Command(MailCommand::Resend(Some("10458321".into())))
+        Action::Command(MailCommand::Resend(Some("10458321".parse().unwrap())))
     );
 }
 
