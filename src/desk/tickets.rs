@@ -268,6 +268,10 @@ impl crate::store::TicketIndex for Ticket {
         use chrono::Datelike;
         (self.status == TicketStatus::Open).then(|| self.due.num_days_from_ce())
     }
+
+    fn customer(&self) -> &str {
+        &self.customer
+    }
 }
 
 /// The ticket book on the store, with the business-day calendar SLAs use.
@@ -297,15 +301,10 @@ impl Desk {
     /// (the source document's review times).
     pub fn open_ticket(&self, new: NewTicket, now: DateTime<Utc>) -> Result<Ticket, DeskError> {
         let further = (!new.orders.is_empty() || !new.purchase_orders.is_empty())
-            && self.list()?.iter().any(|t| {
-                t.customer.eq_ignore_ascii_case(&new.customer)
-                    && (t.orders.iter().any(|o| new.orders.contains(o))
-                        || t.purchase_orders.iter().any(|p| {
-                            new.purchase_orders
-                                .iter()
-                                .any(|q| q.eq_ignore_ascii_case(p))
-                        }))
-            });
+            && self
+                .customer_tickets(&new.customer)?
+                .iter()
+                .any(|t| shares_an_order(t, &new));
         let sla = if further { 3 } else { 1 };
         let due = self
             .calendar
@@ -352,6 +351,13 @@ impl Desk {
     /// Every ticket, any status (reads and decodes them all).
     pub fn list(&self) -> Result<Vec<Ticket>, DeskError> {
         Ok(self.store.tickets()?)
+    }
+
+    /// Every ticket of `customer` (compared ASCII case-insensitively, as
+    /// the desk compares customers), oldest first: read through the store's
+    /// customer index, not by decoding every ticket.
+    pub fn customer_tickets(&self, customer: &str) -> Result<Vec<Ticket>, DeskError> {
+        Ok(self.store.tickets_of_customer(customer)?)
     }
 
     /// The ticket a message belongs to, from its In-Reply-To/References.
@@ -485,14 +491,24 @@ impl Desk {
             .ticket_open_counts::<Ticket>(today.num_days_from_ce())?)
     }
 
-    /// Open tickets whose due date is before `today` (for the SLA reminder job).
+    /// Open tickets whose due date is before `today`, soonest due first
+    /// (for the SLA reminder job): read through the store's index of open
+    /// tickets, up to `today`.
     pub fn overdue(&self, today: NaiveDate) -> Result<Vec<Ticket>, DeskError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|t| t.status == TicketStatus::Open && t.due < today)
-            .collect())
+        use chrono::Datelike;
+        Ok(self.store.tickets_overdue(today.num_days_from_ce())?)
     }
+}
+
+/// Whether `t` names an order or PO number `new` names (PO numbers
+/// compared case-insensitively, as customers write them).
+fn shares_an_order(t: &Ticket, new: &NewTicket) -> bool {
+    t.orders.iter().any(|o| new.orders.contains(o))
+        || t.purchase_orders.iter().any(|p| {
+            new.purchase_orders
+                .iter()
+                .any(|q| q.eq_ignore_ascii_case(p))
+        })
 }
 
 #[cfg(test)]

@@ -401,11 +401,18 @@ struct Ticket {
     notes: u64,
     /// The due day while open (`None`: closed).
     due: Option<i32>,
+    /// Who it is for (indexed case-insensitively).
+    #[serde(default)]
+    customer: String,
 }
 
 impl TicketIndex for Ticket {
     fn open_due_day(&self) -> Option<i32> {
         self.due
+    }
+
+    fn customer(&self) -> &str {
+        &self.customer
     }
 }
 
@@ -421,7 +428,14 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
                 let n = s
                     .ticket_create(move |n| {
                         let due = Some(if n % 2 == 0 { 100 } else { 300 });
-                        (Ticket { n, notes: 0, due }, vec![mid])
+                        let customer = format!("C{}@Example.com", n % 3);
+                        let t = Ticket {
+                            n,
+                            notes: 0,
+                            due,
+                            customer,
+                        };
+                        (t, vec![mid])
                     })
                     .unwrap();
                 created.lock().unwrap().push(n.n);
