@@ -441,3 +441,169 @@ fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
     t.ticket_meta.insert(b"seq", n.to_be_bytes())?;
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::sync::Arc;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        n: u64,
+        customer: String,
+        due: Option<i32>,
+    }
+
+    impl TicketIndex for Rec {
+        fn open_due_day(&self) -> Option<i32> {
+            self.due
+        }
+        fn customer(&self) -> &str {
+            &self.customer
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn create(s: &Store, customer: &str, due: Option<i32>) -> u64 {
+        let customer = customer.to_string();
+        s.ticket_create(move |n| (Rec { n, customer, due }, vec![]))
+            .unwrap()
+            .n
+    }
+
+    /// What a full scan answers for `customer`, ticket numbers oldest first.
+    fn scanned(s: &Store, customer: &str) -> Vec<u64> {
+        s.tickets::<Rec>()
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.customer.eq_ignore_ascii_case(customer))
+            .map(|t| t.n)
+            .collect()
+    }
+
+    fn indexed(s: &Store, customer: &str) -> Vec<u64> {
+        s.tickets_of_customer::<Rec>(customer)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.n)
+            .collect()
+    }
+
+    /// Customers that differ in case only, or where one is a prefix of
+    /// another across the `/` separator.
+    const CUSTOMERS: [&str; 6] = [
+        "ana@example.com",
+        "ANA@Example.COM",
+        "bo@example.com",
+        "discord:a",
+        "discord:a/b",
+        "nobody@example.com",
+    ];
+
+    fn agrees_with_a_scan(s: &Store) {
+        for c in CUSTOMERS {
+            assert_eq!(indexed(s, c), scanned(s, c), "customer {c}");
+        }
+    }
+
+    #[test]
+    fn the_customer_index_answers_as_a_full_scan() {
+        let (_d, s) = store();
+        for (i, c) in CUSTOMERS[..5].iter().cycle().take(23).enumerate() {
+            create(&s, c, Some(700_000 + i as i32));
+        }
+        agrees_with_a_scan(&s);
+        assert_eq!(indexed(&s, "Ana@example.com").len(), 10);
+        assert_eq!(indexed(&s, "discord:a").len(), 4, "not discord:a/b's");
+        // Updates: a status change keeps the entry, a customer change moves it.
+        s.ticket_update::<Rec, _>(1, vec![], |t| t.due = None)
+            .unwrap();
+        s.ticket_update::<Rec, _>(3, vec![], |t| t.customer = "Bo@example.com".into())
+            .unwrap();
+        s.ticket_update::<Rec, _>(4, vec![], |t| t.customer = "DISCORD:A".into())
+            .unwrap();
+        agrees_with_a_scan(&s);
+        assert!(indexed(&s, "bo@example.com").contains(&3));
+        assert!(!indexed(&s, "ana@example.com").contains(&3));
+    }
+
+    #[test]
+    fn overdue_reads_the_open_index_up_to_today() {
+        let (_d, s) = store();
+        for due in [Some(10), Some(30), None, Some(20), Some(40)] {
+            create(&s, "ana@example.com", due);
+        }
+        let due = |v: Vec<Rec>| v.into_iter().map(|t| t.n).collect::<Vec<_>>();
+        assert_eq!(due(s.tickets_overdue(31).unwrap()), [1, 4, 2]);
+        assert_eq!(due(s.tickets_overdue(30).unwrap()), [1, 4]);
+        assert!(s.tickets_overdue::<Rec>(10).unwrap().is_empty());
+        s.ticket_update::<Rec, _>(4, vec![], |t| t.due = None)
+            .unwrap();
+        assert_eq!(due(s.tickets_overdue(100).unwrap()), [1, 2, 5]);
+        assert_eq!(due(s.tickets_open().unwrap()), [1, 2, 5]);
+    }
+
+    /// Takes the customer index out, as a store written before it has none.
+    fn forget_customer_index(s: &Store) {
+        s.engine
+            .write(true, |t| {
+                let keys: Vec<Vec<u8>> = t
+                    .ticket_meta
+                    .scan_prefix(CUST_PREFIX)
+                    .keys()
+                    .map(|k| k.map(|k| k.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for k in keys {
+                    t.ticket_meta.remove(k)?;
+                }
+                t.ticket_meta.remove(CUST_INDEXED)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_older_store_gets_the_customer_index_once_under_concurrent_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for (i, c) in CUSTOMERS[..5].iter().cycle().take(40).enumerate() {
+                create(&s, c, Some(i as i32));
+            }
+            forget_customer_index(&s);
+            assert!(s.trees().unwrap().ticket_meta.get(CUST_INDEXED).unwrap().is_none());
+        }
+        let s = Arc::new(Store::open(dir.path()).unwrap());
+        let callers: Vec<_> = (0..6)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    if i % 2 == 0 {
+                        // A ticket written while the index is being built.
+                        create(&s, "ana@example.com", None);
+                    }
+                    indexed(&s, CUSTOMERS[i % CUSTOMERS.len()]).len()
+                })
+            })
+            .collect();
+        for h in callers {
+            h.join().unwrap();
+        }
+        assert!(s.trees().unwrap().ticket_meta.get(CUST_INDEXED).unwrap().is_some());
+        agrees_with_a_scan(&s);
+        assert_eq!(indexed(&s, "ana@example.com").len(), 16 + 3);
+        let entries = s
+            .trees()
+            .unwrap()
+            .ticket_meta
+            .scan_prefix(CUST_PREFIX)
+            .count();
+        assert_eq!(entries, 43, "one entry per ticket");
+    }
+}
