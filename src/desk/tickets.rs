@@ -611,15 +611,28 @@ mod tests {
             desk.open_ticket(n, now).unwrap().sla_business_days
         };
         assert_eq!(sla("Ana@X.example", &["10458321"], &[]), 1);
-        assert_eq!(sla("ana@x.EXAMPLE", &["10458321"], &[]), 3, "same, other case");
+        assert_eq!(
+            sla("ana@x.EXAMPLE", &["10458321"], &[]),
+            3,
+            "same, other case"
+        );
         assert_eq!(sla("ana@x.example", &["10458322"], &[]), 1, "another order");
-        assert_eq!(sla("anna@x.example", &["10458321"], &[]), 1, "another customer");
+        assert_eq!(
+            sla("anna@x.example", &["10458321"], &[]),
+            1,
+            "another customer"
+        );
         assert_eq!(sla("ana@x.example", &[], &[]), 1, "no order named");
         assert_eq!(sla("bo@x.example", &[], &["po-77a"]), 1);
         assert_eq!(sla("BO@x.example", &[], &["PO-77A"]), 3, "PO, other case");
         assert_eq!(sla("bo@x.example", &[], &["PO-78"]), 1);
         // The index answers as a scan of every ticket does.
-        for c in ["ana@x.example", "ANNA@x.example", "bo@X.example", "cy@x.example"] {
+        for c in [
+            "ana@x.example",
+            "ANNA@x.example",
+            "bo@X.example",
+            "cy@x.example",
+        ] {
             let scanned: Vec<TicketId> = desk
                 .list()
                 .unwrap()
@@ -627,8 +640,12 @@ mod tests {
                 .filter(|t| t.customer.eq_ignore_ascii_case(c))
                 .map(|t| t.id)
                 .collect();
-            let indexed: Vec<TicketId> =
-                desk.customer_tickets(c).unwrap().iter().map(|t| t.id).collect();
+            let indexed: Vec<TicketId> = desk
+                .customer_tickets(c)
+                .unwrap()
+                .iter()
+                .map(|t| t.id)
+                .collect();
             assert_eq!(indexed, scanned, "{c}");
         }
         // Overdue, through the open index, answers as a scan does.

@@ -55,8 +55,8 @@ fn open_number_of(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(b.try_into().ok()?))
 }
 
-/// Index keys in `ticket_meta`: `cust/` + the customer in ASCII lowercase
-/// + `/` + ticket number (big endian): one customer's tickets are one
+/// Index keys in `ticket_meta`: `cust/`, the customer in ASCII lowercase,
+/// `/`, the ticket number (big endian): one customer's tickets are one
 /// prefix, oldest first.
 const CUST_PREFIX: &[u8] = b"cust/";
 /// Present once the customer index covers every ticket.
@@ -257,7 +257,8 @@ impl Store {
             };
             // Closed or moved between the index read and this one: skipped.
             if let Some(t) = ticket_in::<T>(&trees, n)?
-                && t.open_due_day().is_some_and(|d| today.is_none_or(|today| d < today))
+                && t.open_due_day()
+                    .is_some_and(|d| today.is_none_or(|today| d < today))
             {
                 out.push(t);
             }
@@ -577,7 +578,14 @@ mod tests {
                 create(&s, c, Some(i as i32));
             }
             forget_customer_index(&s);
-            assert!(s.trees().unwrap().ticket_meta.get(CUST_INDEXED).unwrap().is_none());
+            assert!(
+                s.trees()
+                    .unwrap()
+                    .ticket_meta
+                    .get(CUST_INDEXED)
+                    .unwrap()
+                    .is_none()
+            );
         }
         let s = Arc::new(Store::open(dir.path()).unwrap());
         let callers: Vec<_> = (0..6)
@@ -595,7 +603,14 @@ mod tests {
         for h in callers {
             h.join().unwrap();
         }
-        assert!(s.trees().unwrap().ticket_meta.get(CUST_INDEXED).unwrap().is_some());
+        assert!(
+            s.trees()
+                .unwrap()
+                .ticket_meta
+                .get(CUST_INDEXED)
+                .unwrap()
+                .is_some()
+        );
         agrees_with_a_scan(&s);
         assert_eq!(indexed(&s, "ana@example.com").len(), 16 + 3);
         let entries = s
