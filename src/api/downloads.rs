@@ -143,9 +143,9 @@ pub fn further_request(
     so: &OrderId,
 ) -> Result<bool, crate::desk::DeskError> {
     Ok(desk
-        .list()?
+        .customer_tickets(email.as_str())?
         .iter()
-        .any(|t| t.customer.eq_ignore_ascii_case(email.as_str()) && t.orders.contains(so)))
+        .any(|t| t.orders.contains(so)))
 }
 
 /// The language to write to `email` in: the recipient's, else the order's.

@@ -18,7 +18,9 @@
 //! - `meta`: `schema_version` → u32 BE
 //!
 //! - `mail_raw`, `mail_meta`, `mail_dedup`, `mail_pending`: the inbound spool (`mail`)
-//! - `tickets`, `ticket_threads`, `ticket_meta`: desk tickets as opaque records (`records`)
+//! - `tickets`, `ticket_threads`, `ticket_meta`: desk tickets as opaque records (`records`);
+//!   `ticket_meta` holds `seq` and the indexes `open/` ++ due day BE ++ n BE and
+//!   `cust/` ++ customer (ASCII lowercase) ++ `/` ++ n BE (see [`TicketIndex`])
 //! - `auto_mail`: per-address times of automatic mails (the loop guard)
 //! - `downloads`: `SO` ++ 0 ++ n BE → [`DownloadRecord`] (download requests, `downloads`)
 //! - `job_state`, `job_runs`: the scheduler's claimed slots and run history (`jobs`)

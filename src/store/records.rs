@@ -19,11 +19,15 @@ pub struct AdmitCount {
 }
 
 /// What the store indexes of a ticket: while it waits for a team, the day
-/// its answer is due (`NaiveDate::num_days_from_ce`). Open and overdue
-/// counts then read the index, not every ticket ever opened.
+/// its answer is due (`NaiveDate::num_days_from_ce`), and the customer it
+/// is for. Open and overdue counts, and a customer's earlier tickets, then
+/// read the index, not every ticket ever opened.
 pub trait TicketIndex {
     /// The due day while the ticket waits for a team, `None` once it does not.
     fn open_due_day(&self) -> Option<i32>;
+    /// The customer as the ticket shows them; indexed ASCII
+    /// case-insensitively (the desk compares customers that way).
+    fn customer(&self) -> &str;
 }
 
 /// Index keys in `ticket_meta`: `open/` + due day + ticket number (big
@@ -49,6 +53,45 @@ fn open_day_of(key: &[u8]) -> Option<i32> {
 fn open_number_of(key: &[u8]) -> Option<u64> {
     let b = key.get(OPEN_PREFIX.len() + 4..)?;
     Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Index keys in `ticket_meta`: `cust/`, the customer in ASCII lowercase,
+/// `/`, the ticket number (big endian): one customer's tickets are one
+/// prefix, oldest first.
+const CUST_PREFIX: &[u8] = b"cust/";
+/// Present once the customer index covers every ticket.
+const CUST_INDEXED: &[u8] = b"cust-indexed";
+
+/// The prefix of `customer`'s keys. A customer containing `/` cannot
+/// collide with another: only keys exactly 8 bytes longer are theirs.
+fn cust_prefix(customer: &str) -> Vec<u8> {
+    let mut k = CUST_PREFIX.to_vec();
+    k.extend_from_slice(customer.to_ascii_lowercase().as_bytes());
+    k.push(b'/');
+    k
+}
+
+fn cust_key(customer: &str, n: u64) -> Vec<u8> {
+    let mut k = cust_prefix(customer);
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The ticket number of a key under `prefix` (`None`: a longer customer's).
+fn cust_number_of(prefix: &[u8], key: &[u8]) -> Option<u64> {
+    let b = key.get(prefix.len()..)?;
+    Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Keeps ticket `n`'s customer entry in step when its customer changes
+/// (the desk never changes it; a record's other owners might).
+fn reindex_customer(t: &Trees, n: u64, before: &str, after: &str) -> Result<(), StoreError> {
+    if before.eq_ignore_ascii_case(after) {
+        return Ok(());
+    }
+    t.ticket_meta.remove(cust_key(before, n))?;
+    t.ticket_meta.insert(cust_key(after, n), [])?;
+    Ok(())
 }
 
 /// Moves ticket `n`'s index entry from `before` to `after`.
@@ -104,6 +147,7 @@ impl Store {
             t.tickets
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
             reindex(t, n, None, record.open_due_day())?;
+            t.ticket_meta.insert(cust_key(record.customer(), n), [])?;
             for mid in &thread {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -142,9 +186,10 @@ impl Store {
             let Some(mut record) = ticket_in::<T>(t, n)? else {
                 return Ok(None);
             };
-            let before = record.open_due_day();
+            let (before, customer) = (record.open_due_day(), record.customer().to_string());
             change(&mut record);
             reindex(t, n, before, record.open_due_day())?;
+            reindex_customer(t, n, &customer, record.customer())?;
             for mid in &link {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -179,16 +224,66 @@ impl Store {
     where
         T: DeserializeOwned + TicketIndex + Send + 'static,
     {
+        self.open_tickets_due_before(None)
+    }
+
+    /// The open tickets due before `today` (a day as
+    /// [`TicketIndex::open_due_day`]), soonest due first: the index is read
+    /// only up to `today`'s first key.
+    pub fn tickets_overdue<T>(&self, today: i32) -> Result<Vec<T>, StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        self.open_tickets_due_before(Some(today))
+    }
+
+    fn open_tickets_due_before<T>(&self, today: Option<i32>) -> Result<Vec<T>, StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
         self.ensure_open_index::<T>()?;
         let trees = self.trees()?;
         let mut out = Vec::new();
         for key in trees.ticket_meta.scan_prefix(OPEN_PREFIX).keys() {
-            let Some(n) = open_number_of(&key?) else {
+            let key = key?;
+            // Keys are in due-day order: the first one due today ends it.
+            if let (Some(today), Some(day)) = (today, open_day_of(&key))
+                && day >= today
+            {
+                break;
+            }
+            let Some(n) = open_number_of(&key) else {
                 continue;
             };
-            // Closed between the index read and this one: skipped.
+            // Closed or moved between the index read and this one: skipped.
             if let Some(t) = ticket_in::<T>(&trees, n)?
-                && t.open_due_day().is_some()
+                && t.open_due_day()
+                    .is_some_and(|d| today.is_none_or(|today| d < today))
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every ticket of `customer` (compared ASCII case-insensitively),
+    /// oldest first, read through the customer index: the work grows with
+    /// that customer's tickets, not with all. A store from before the
+    /// index is indexed first, once.
+    pub fn tickets_of_customer<T>(&self, customer: &str) -> Result<Vec<T>, StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        self.ensure_customer_index::<T>()?;
+        let trees = self.trees()?;
+        let prefix = cust_prefix(customer);
+        let mut out = Vec::new();
+        for key in trees.ticket_meta.scan_prefix(&prefix).keys() {
+            let Some(n) = cust_number_of(&prefix, &key?) else {
+                continue;
+            };
+            if let Some(t) = ticket_in::<T>(&trees, n)?
+                && t.customer().eq_ignore_ascii_case(customer)
             {
                 out.push(t);
             }
@@ -203,6 +298,17 @@ impl Store {
     {
         if self.trees()?.ticket_meta.get(OPEN_INDEXED)?.is_none() {
             self.engine.write(true, index_every_ticket::<T>)?;
+        }
+        Ok(())
+    }
+
+    /// Builds the customer index once for a store from before it.
+    fn ensure_customer_index<T>(&self) -> Result<(), StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        if self.trees()?.ticket_meta.get(CUST_INDEXED)?.is_none() {
+            self.engine.write(true, index_every_customer::<T>)?;
         }
         Ok(())
     }
@@ -299,6 +405,31 @@ fn index_every_ticket<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<()
     Ok(())
 }
 
+/// Builds the customer index from every ticket. The marker is read first
+/// inside the write: on PostgreSQL that read locks it until the commit, so
+/// daemons that find the index missing at once build it one after the
+/// other, and the later ones find it built. Entries are only added: each
+/// ticket written since this version wrote its own, and they are right.
+fn index_every_customer<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
+    if t.ticket_meta.get(CUST_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let entries: Vec<Vec<u8>> = t
+        .tickets
+        .iter()
+        .map(|r| {
+            let (k, v) = r?;
+            let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
+            Ok(cust_key(decode::<T>("tickets", &v)?.customer(), n))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    for key in entries {
+        t.ticket_meta.insert(key, [])?;
+    }
+    t.ticket_meta.insert(CUST_INDEXED, [])?;
+    Ok(())
+}
+
 /// Ticket numbers continue the counter earlier versions kept in
 /// `ticket_meta/seq`.
 fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
@@ -310,4 +441,184 @@ fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
         + 1;
     t.ticket_meta.insert(b"seq", n.to_be_bytes())?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use std::sync::Arc;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Rec {
+        n: u64,
+        customer: String,
+        due: Option<i32>,
+    }
+
+    impl TicketIndex for Rec {
+        fn open_due_day(&self) -> Option<i32> {
+            self.due
+        }
+        fn customer(&self) -> &str {
+            &self.customer
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn create(s: &Store, customer: &str, due: Option<i32>) -> u64 {
+        let customer = customer.to_string();
+        s.ticket_create(move |n| (Rec { n, customer, due }, vec![]))
+            .unwrap()
+            .n
+    }
+
+    /// What a full scan answers for `customer`, ticket numbers oldest first.
+    fn scanned(s: &Store, customer: &str) -> Vec<u64> {
+        s.tickets::<Rec>()
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.customer.eq_ignore_ascii_case(customer))
+            .map(|t| t.n)
+            .collect()
+    }
+
+    fn indexed(s: &Store, customer: &str) -> Vec<u64> {
+        s.tickets_of_customer::<Rec>(customer)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.n)
+            .collect()
+    }
+
+    /// Customers that differ in case only, or where one is a prefix of
+    /// another across the `/` separator.
+    const CUSTOMERS: [&str; 6] = [
+        "ana@example.com",
+        "ANA@Example.COM",
+        "bo@example.com",
+        "discord:a",
+        "discord:a/b",
+        "nobody@example.com",
+    ];
+
+    fn agrees_with_a_scan(s: &Store) {
+        for c in CUSTOMERS {
+            assert_eq!(indexed(s, c), scanned(s, c), "customer {c}");
+        }
+    }
+
+    #[test]
+    fn the_customer_index_answers_as_a_full_scan() {
+        let (_d, s) = store();
+        for (i, c) in CUSTOMERS[..5].iter().cycle().take(23).enumerate() {
+            create(&s, c, Some(700_000 + i as i32));
+        }
+        agrees_with_a_scan(&s);
+        assert_eq!(indexed(&s, "Ana@example.com").len(), 10);
+        assert_eq!(indexed(&s, "discord:a").len(), 4, "not discord:a/b's");
+        // Updates: a status change keeps the entry, a customer change moves it.
+        s.ticket_update::<Rec, _>(1, vec![], |t| t.due = None)
+            .unwrap();
+        s.ticket_update::<Rec, _>(3, vec![], |t| t.customer = "Bo@example.com".into())
+            .unwrap();
+        s.ticket_update::<Rec, _>(4, vec![], |t| t.customer = "DISCORD:A".into())
+            .unwrap();
+        agrees_with_a_scan(&s);
+        assert!(indexed(&s, "bo@example.com").contains(&3));
+        assert!(!indexed(&s, "ana@example.com").contains(&3));
+    }
+
+    #[test]
+    fn overdue_reads_the_open_index_up_to_today() {
+        let (_d, s) = store();
+        for due in [Some(10), Some(30), None, Some(20), Some(40)] {
+            create(&s, "ana@example.com", due);
+        }
+        let due = |v: Vec<Rec>| v.into_iter().map(|t| t.n).collect::<Vec<_>>();
+        assert_eq!(due(s.tickets_overdue(31).unwrap()), [1, 4, 2]);
+        assert_eq!(due(s.tickets_overdue(30).unwrap()), [1, 4]);
+        assert!(s.tickets_overdue::<Rec>(10).unwrap().is_empty());
+        s.ticket_update::<Rec, _>(4, vec![], |t| t.due = None)
+            .unwrap();
+        assert_eq!(due(s.tickets_overdue(100).unwrap()), [1, 2, 5]);
+        assert_eq!(due(s.tickets_open().unwrap()), [1, 2, 5]);
+    }
+
+    /// Takes the customer index out, as a store written before it has none.
+    fn forget_customer_index(s: &Store) {
+        s.engine
+            .write(true, |t| {
+                let keys: Vec<Vec<u8>> = t
+                    .ticket_meta
+                    .scan_prefix(CUST_PREFIX)
+                    .keys()
+                    .map(|k| k.map(|k| k.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for k in keys {
+                    t.ticket_meta.remove(k)?;
+                }
+                t.ticket_meta.remove(CUST_INDEXED)?;
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn an_older_store_gets_the_customer_index_once_under_concurrent_callers() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path()).unwrap();
+            for (i, c) in CUSTOMERS[..5].iter().cycle().take(40).enumerate() {
+                create(&s, c, Some(i as i32));
+            }
+            forget_customer_index(&s);
+            assert!(
+                s.trees()
+                    .unwrap()
+                    .ticket_meta
+                    .get(CUST_INDEXED)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        let s = Arc::new(Store::open(dir.path()).unwrap());
+        let callers: Vec<_> = (0..6)
+            .map(|i| {
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    if i % 2 == 0 {
+                        // A ticket written while the index is being built.
+                        create(&s, "ana@example.com", None);
+                    }
+                    indexed(&s, CUSTOMERS[i % CUSTOMERS.len()]).len()
+                })
+            })
+            .collect();
+        for h in callers {
+            h.join().unwrap();
+        }
+        assert!(
+            s.trees()
+                .unwrap()
+                .ticket_meta
+                .get(CUST_INDEXED)
+                .unwrap()
+                .is_some()
+        );
+        agrees_with_a_scan(&s);
+        assert_eq!(indexed(&s, "ana@example.com").len(), 16 + 3);
+        let entries = s
+            .trees()
+            .unwrap()
+            .ticket_meta
+            .scan_prefix(CUST_PREFIX)
+            .count();
+        assert_eq!(entries, 43, "one entry per ticket");
+    }
 }
