@@ -28,6 +28,7 @@ pub mod calibrate;
 pub mod cmd;
 mod engine;
 pub mod eval;
+pub mod form;
 pub mod import;
 mod index;
 pub mod langid;

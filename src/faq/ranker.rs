@@ -15,6 +15,7 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Searcher, TantivyDocument, Term};
 
 use super::analyze::Analyzer;
+use super::form::{self, Form};
 use super::index::{Fields, open_or_build};
 use super::langid::LangId;
 use super::model::{Concept, Contact, Entry, FaqSet, Link};
@@ -39,6 +40,10 @@ const CANDIDATES: usize = 10;
 /// than one whose long answer happens to mention it (held-out: 0.5 → 1.0
 /// moved R@1 0.862 → 0.874).
 const W_QUESTION_COVERAGE: f64 = 1.0;
+/// Re-ranking: an entry whose question has the user's form (what is / how
+/// do I / why / where, see `form`) scores this much more. Neighbouring
+/// entries share most words and differ in the form.
+const W_SAME_FORM: f64 = 0.3;
 
 /// Per-topic term and concept sets, for coverage features.
 struct TopicTerms {
@@ -88,6 +93,8 @@ pub struct Ranker {
     langid: LangId,
     /// `c:<id>` index terms of the concepts.
     concept_terms: Vec<String>,
+    /// The form of each topic's question, per language slot.
+    forms: Vec<[Form; 2]>,
 }
 
 /// Per-language statistics of the FAQ's analyzed words.
@@ -129,7 +136,9 @@ impl Ranker {
             .iter()
             .map(|c| format!("c:{c}"))
             .collect();
+        let forms = question_forms(&set);
         Ok(Ranker {
+            forms,
             concept_terms,
             set,
             analyzer,
@@ -347,6 +356,7 @@ impl Ranker {
             return Vec::new();
         }
         let query = self.build_query(lang, &toks, &other_plain, &concepts);
+        let asked = form::of(question);
         let collector = TopDocs::with_limit(CANDIDATES).order_by_score();
         let Ok(hits) = self.searcher.search(&query, &collector) else {
             return Vec::new();
@@ -357,13 +367,21 @@ impl Ranker {
                 let topic = *self.doc_topic.get(&(addr.segment_ord, addr.doc_id))?;
                 let (coverage, question_coverage, matched) = self.coverage(&units, lang, topic);
                 let bm25 = f64::from(score);
+                let same_form = asked != Form::Other
+                    && self
+                        .forms
+                        .get(topic)
+                        .is_some_and(|f| f[slot(lang)] == asked);
+                let form_factor = if same_form { 1.0 + W_SAME_FORM } else { 1.0 };
                 Some(Candidate {
                     topic,
                     bm25,
                     coverage,
                     question_coverage,
                     matched,
-                    score: bm25 * (0.25 + coverage + W_QUESTION_COVERAGE * question_coverage),
+                    score: bm25
+                        * (0.25 + coverage + W_QUESTION_COVERAGE * question_coverage)
+                        * form_factor,
                 })
             })
             .collect();
@@ -402,6 +420,20 @@ impl Ranker {
 
 /// Maps each index document to its topic (position in the entry lists), and
 /// checks the index holds every topic.
+/// The form of every topic's question in each language.
+fn question_forms(set: &FaqSet) -> Vec<[Form; 2]> {
+    let (en, fr) = (set.entries(Lang::En), set.entries(Lang::Fr));
+    (0..en.len().max(fr.len()))
+        .map(|i| {
+            let of = |e: &[Entry]| e.get(i).map_or(Form::Other, |e| form::of(&e.question));
+            let mut f = [Form::Other; 2];
+            f[slot(Lang::En)] = of(en);
+            f[slot(Lang::Fr)] = of(fr);
+            f
+        })
+        .collect()
+}
+
 fn doc_topics(
     searcher: &Searcher,
     fields: &Fields,
