@@ -225,17 +225,19 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
 fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let body = without_abbreviation_dots(body);
-    let segments = c
-        .breaks
-        .split(&body)
-        .map(str::trim)
-        .filter(|s| content_words(s) >= MIN_SEGMENT_CONTENT_WORDS)
+    let segments = segments(&c.breaks, &body)
+        .into_iter()
+        .filter(|s| content_words(s.text) >= MIN_SEGMENT_CONTENT_WORDS)
         .take(MAX_SEGMENTS);
     for s in segments {
-        let topic = match routing::person_rule(s) {
+        let topic = match routing::person_rule(s.text) {
             Some(rule) => Some(format!("rule:{}", rule.name)),
+            // Context ("I have order X", "my customer is not on
+            // cisco.com") is not a request: only a sentence that asks
+            // something can be one of several requests.
+            None if !s.asks(c) => None,
             None => {
-                let hit = faq.ask(s, lang);
+                let hit = faq.ask(s.text, lang);
                 match (hit.answered, hit.id) {
                     (true, Some(id)) => Some(format!("faq:{id}")),
                     _ => None,
@@ -248,6 +250,53 @@ fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> 
             out.push(t);
         }
     }
+    out
+}
+
+/// One sentence or list item of a message, with the breaks around it.
+struct Segment<'a> {
+    text: &'a str,
+    /// The break before it: punctuation, or an enumeration ("2)", "also",
+    /// "problem two", "de plus").
+    before: &'a str,
+    /// The break after it (`"? "`, `". "`, a newline …).
+    end: &'a str,
+}
+
+impl Segment<'_> {
+    /// Something the customer raises: a question (ends with `?` or opens
+    /// with an interrogative), a request ("can you", "please", "merci de"),
+    /// a problem ("fails", "won't start"), or an item of an enumeration or
+    /// a list ("2)", "also", after "three things:").
+    fn asks(&self, c: &Cues) -> bool {
+        self.end.contains('?')
+            || self.before.contains(':')
+            || self.before.chars().any(char::is_alphanumeric)
+            || c.question.is_match(self.text)
+            || c.request.is_match(self.text)
+            || c.action.is_match(self.text)
+            || c.problem.is_match(self.text)
+    }
+}
+
+/// `body` cut at `breaks`, keeping the break before and after each piece.
+fn segments<'a>(breaks: &Regex, body: &'a str) -> Vec<Segment<'a>> {
+    let mut out = Vec::new();
+    let (mut start, mut before) = (0, "");
+    for m in breaks.find_iter(body) {
+        out.push(Segment {
+            text: body[start..m.start()].trim(),
+            before,
+            end: m.as_str(),
+        });
+        start = m.end();
+        before = m.as_str();
+    }
+    out.push(Segment {
+        text: body[start..].trim(),
+        before,
+        end: "",
+    });
     out
 }
 
@@ -583,5 +632,42 @@ mod tests {
         f.request = found(&c.request, text);
         f.question = c.question.is_match(text);
         assert_eq!(decide(&f, text).route, Route::Faq);
+    }
+
+    /// A FAQ oracle that answers every sentence with an entry named after
+    /// its first word: any two sentences would be two requests.
+    struct FirstWord;
+    impl FaqOracle for FirstWord {
+        fn ask(&self, q: &str, _: Lang) -> FaqHit {
+            let id = q.split_whitespace().next().unwrap_or("").to_lowercase();
+            FaqHit {
+                answered: true,
+                id: Some(id),
+                question: None,
+                confidence: 0.9,
+                needs_person: false,
+                team: None,
+                referral: false,
+            }
+        }
+        fn entry(&self, _: &str, _: Lang) -> Option<crate::inbound::ports::FaqText> {
+            None
+        }
+    }
+
+    #[test]
+    fn only_what_the_customer_asks_counts_as_a_request() {
+        let c = cues().unwrap();
+        // Context, then one question: one request.
+        let one = "Our partner bought licenses through the distributor last month. \
+                   How do I forward the notification to the end customer?";
+        assert_eq!(topics(c, one, Lang::En, &FirstWord), ["faq:how"]);
+        // An enumeration: each item is raised, even without a question mark.
+        let three = "I need three things: add a new user to our account, \
+                     restore an archived order from 2023, and know why the cart shows orange";
+        assert!(topics(c, three, Lang::En, &FirstWord).len() >= 2, "{three}");
+        let two = "Problem one: nothing happens when I click the download link. \
+                   Problem two: my end customer has no Cisco.com profile, how can he get the licenses?";
+        assert!(topics(c, two, Lang::En, &FirstWord).len() >= 2, "{two}");
     }
 }
