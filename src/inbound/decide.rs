@@ -413,6 +413,51 @@ fn authorize(
     Ok(all)
 }
 
+/// What proves the mail comes from its sender: our reply token or thread,
+/// else (with verification configured) an aligned DKIM/SPF pass.
+fn sender_proof(
+    sender: &str,
+    p: &Parsed,
+    dir: &dyn Directory,
+    verified: Option<&Verdicts>,
+    reasons: &mut Vec<String>,
+) -> Result<Proof, DirectoryError> {
+    let mut proof = auth::sender_proof(sender, &p.recipients, &p.thread_ids, dir)?;
+    if let Some(v) = verified {
+        reasons.push(v.reason());
+        let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
+        if !proof.holds()
+            && let Some(domain) = v.aligned_pass()
+            && domain.eq_ignore_ascii_case(sender_domain)
+        {
+            proof = Proof::Authenticated {
+                domain: domain.to_string(),
+            };
+        }
+    }
+    Ok(proof)
+}
+
+/// Every order the mail names: those the store knows first (their count is
+/// returned), then the ones it does not, kept as written.
+fn orders_named(t: &Thread, reasons: &mut Vec<String>) -> (Vec<NamedOrder>, usize) {
+    let mut orders: Vec<NamedOrder> = t
+        .orders
+        .iter()
+        .map(|o| NamedOrder::So(o.so.clone()))
+        .collect();
+    let known_orders = orders.len();
+    if !t.named.is_empty() {
+        let named: Vec<String> = t.named.iter().map(ToString::to_string).collect();
+        reasons.push(format!(
+            "orders named but not in the store, kept as written: {}",
+            named.join(", ")
+        ));
+        orders.extend(t.named.iter().cloned());
+    }
+    (orders, known_orders)
+}
+
 fn human(
     p: Parsed,
     dir: &dyn Directory,
@@ -440,33 +485,8 @@ fn human(
     let (lang, why) = pick_lang(&new_text, &p, &t, dir, faq)?;
     reasons.push(why);
     let authorized = authorize(&sender, &t, dir, &mut reasons)?;
-    let mut proof = auth::sender_proof(&sender, &p.recipients, &p.thread_ids, dir)?;
-    if let Some(v) = verified {
-        reasons.push(v.reason());
-        let sender_domain = sender.rsplit_once('@').map_or("", |(_, d)| d);
-        if !proof.holds()
-            && let Some(domain) = v.aligned_pass()
-            && domain.eq_ignore_ascii_case(sender_domain)
-        {
-            proof = Proof::Authenticated {
-                domain: domain.to_string(),
-            };
-        }
-    }
-    let mut orders: Vec<NamedOrder> = t
-        .orders
-        .iter()
-        .map(|o| NamedOrder::So(o.so.clone()))
-        .collect();
-    let known_orders = orders.len();
-    if !t.named.is_empty() {
-        let named: Vec<String> = t.named.iter().map(ToString::to_string).collect();
-        reasons.push(format!(
-            "orders named but not in the store, kept as written: {}",
-            named.join(", ")
-        ));
-        orders.extend(t.named.iter().cloned());
-    }
+    let proof = sender_proof(&sender, &p, dir, verified, &mut reasons)?;
+    let (orders, known_orders) = orders_named(&t, &mut reasons);
     let mut d = Decision {
         message_id: p.message_id.clone(),
         kind,
