@@ -2,6 +2,7 @@
 //! then its argument. Plain text is a FAQ question when the bot is
 //! addressed (a DM, a mention, the console, the web chat).
 
+use crate::domain::fold;
 use crate::domain::{EmailAddress, Lang, OrderId};
 
 /// A command's name, as `help` lists it and `bots/*.toml` enables it.
@@ -167,22 +168,6 @@ pub struct Parsed {
     pub command: Command,
     /// The language of the command word, when it belongs to one.
     pub word_lang: Option<Lang>,
-}
-
-/// Folds the accents of French command words (`vérifier` → `verifier`).
-fn fold(word: &str) -> String {
-    word.chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| match c {
-            'à' | 'â' | 'ä' => 'a',
-            'é' | 'è' | 'ê' | 'ë' => 'e',
-            'î' | 'ï' => 'i',
-            'ô' | 'ö' => 'o',
-            'ù' | 'û' | 'ü' => 'u',
-            'ç' => 'c',
-            c => c,
-        })
-        .collect()
 }
 
 /// The alias a word names, if any.

@@ -158,7 +158,7 @@ const ORDER_ACTION: &str = concat!(
     r"|\b(change|modify|amend|correct|adjust)\w*\s+(the |my |our |this |that )?(order|quantity|qty)\b|\bmodifi\w+\s+(ma |la |notre |cette )?commande\b|\border change\b",
     r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,60}\b(early[- ]ship|exp[ée]dition anticip[ée]e)",
     r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)\b.{0,60}\b(to|[àa]|sur|en) (yes|oui|no|non)\b",
-    r"|\bexpedit\w*|\bspeed (it |this |the order )?up\b|\brush (the |this |my |our )?order|acc[ée]l[ée]r\w*|\burgent delivery\b|livraison urgente",
+    r"|\bexpedit(e|es|ed|ing)\b|\bspeed (it |this |the order )?up\b|\brush (the |this |my |our )?order|acc[ée]l[ée]r\w*|\burgent delivery\b|livraison urgente",
     r"|\b(stuck|sitting|sits|sat|remains?|been|waiting)\b.{0,25}\b(in|on) (ccw|cisco commerce)|\b(in|on) ccw\b.{0,40}\b(for|since|without)\b",
     r"|\bnever (arrived|reached|made it|showed up|appeared)\b.{0,30}\bedelivery|\bnot (yet )?(in|arrived in|reached|processed (to|in|into)|showing in|visible in) edelivery",
     r"|\b(booked|placed|entered|submitted)\b.{0,80}\b(not|never|no)\b.{0,25}\b(received|arrived|notification)",
@@ -294,6 +294,11 @@ pub struct Routed {
 
 /// Routes an escalation. Never returns `faq` or `none`.
 pub fn route(input: &RoutingInput<'_>) -> Routed {
+    let folded = crate::domain::fold_ascii(input.text);
+    let input = &RoutingInput {
+        text: &folded,
+        ..input.clone()
+    };
     if let Some(rule) = RULES
         .iter()
         .enumerate()
@@ -358,8 +363,9 @@ pub fn product_team(pids: &[String]) -> Option<Routed> {
 /// The first text rule of weight [`Weight::Person`] matching `text`: the
 /// customer asks for a person's work whatever the FAQ says.
 pub fn person_rule(text: &str) -> Option<&'static Rule> {
+    let folded = crate::domain::fold_ascii(text);
     let input = RoutingInput {
-        text,
+        text: &folded,
         ..Default::default()
     };
     RULES
@@ -369,6 +375,9 @@ pub fn person_rule(text: &str) -> Option<&'static Rule> {
         .map(|(_, r)| r)
 }
 
+/// Whether rule `i` matches. Text rules see `input.text` as the public
+/// functions pass it: folded to ASCII (lowercase, no accents), which makes
+/// them accent-insensitive and keeps the regex engine on its fast path.
 fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     match rule.signal {
         Signal::Text(_) | Signal::AllText(_) => compiled(i)
@@ -401,8 +410,9 @@ fn compiled(i: usize) -> Option<&'static Vec<Regex>> {
                     Signal::AllText(res) => res,
                     _ => return None,
                 };
+                // Matched against `fold_ascii`ed text (see `matches`).
                 pats.iter()
-                    .map(|p| Regex::new(&format!("(?i){p}")).ok())
+                    .map(|p| Regex::new(&format!("(?i){}", crate::domain::fold_pattern(p))).ok())
                     .collect()
             })
             .collect()

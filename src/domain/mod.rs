@@ -28,5 +28,8 @@ pub use rules::{
     ARCHIVE_AFTER_MONTHS, SECOND_DOWNLOAD_DAYS, Team, add_business_days, archive_due,
     is_business_day, team_for_hold, team_for_pid,
 };
-pub use text::{CodePoint, TextError, check_invisible, check_text, clip, forbidden_name};
+pub use text::{
+    CodePoint, TextError, check_invisible, check_text, clip, fold, fold_ascii, fold_pattern,
+    forbidden_name,
+};
 pub use validate::{FieldError, OrderRejection, parse_order};

@@ -3,6 +3,9 @@
 //! shown. `setup\u{202E}gpj.exe` displays as `setupexe.jpg`; a zero-width
 //! space makes two names look equal that are not; a CR/LF in a name can start
 //! a header. Refusing them at validation keeps every later consumer simple.
+//!
+//! Also the one folding of text for comparison (`fold`: lowercase, no
+//! diacritics), shared by the FAQ, the routing rules and chat commands.
 
 use std::fmt;
 
@@ -116,6 +119,61 @@ pub fn clip(s: &str) -> String {
     }
 }
 
+/// Lowercases and strips diacritics of Latin letters (é → e, œ → oe, ’ → '):
+/// the form text is compared in, so "deja" finds "déjà".
+pub fn fold(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        push_folded(&mut out, c);
+    }
+    out
+}
+
+fn push_folded(out: &mut String, c: char) {
+    match c {
+        'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => out.push('a'),
+        'ç' => out.push('c'),
+        'è' | 'é' | 'ê' | 'ë' => out.push('e'),
+        'ì' | 'í' | 'î' | 'ï' => out.push('i'),
+        'ñ' => out.push('n'),
+        'ò' | 'ó' | 'ô' | 'ö' | 'õ' => out.push('o'),
+        'ù' | 'ú' | 'û' | 'ü' => out.push('u'),
+        'ÿ' => out.push('y'),
+        'œ' => out.push_str("oe"),
+        'æ' => out.push_str("ae"),
+        '’' | '‘' | 'ʼ' => out.push('\''),
+        _ => out.push(c),
+    }
+}
+
+/// [`fold`], then every character still outside ASCII (no-break spaces,
+/// «», emoji, other scripts) becomes a space: an ASCII haystack lets the
+/// regex engine use its fast DFA even with Unicode word boundaries, which it
+/// otherwise abandons at the first non-ASCII byte.
+pub fn fold_ascii(text: &str) -> String {
+    fold(text)
+        .chars()
+        .map(|c| if c.is_ascii() { c } else { ' ' })
+        .collect()
+}
+
+/// A regex pattern for [`fold_ascii`]ed text: its accented letters folded
+/// the same way (ASCII, escapes and case untouched), so a pattern written
+/// with accents matches text typed with or without them.
+pub fn fold_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    for c in pattern.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for l in c.to_lowercase() {
+                push_folded(&mut out, l);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +275,15 @@ mod tests {
             let want = format!("U+{:04X}", u32::from(c));
             prop_assert!(e.to_string().contains(&want));
         }
+    }
+
+    #[test]
+    fn folding_for_comparison() {
+        assert_eq!(fold("Déjà REÇU l’œuvre"), "deja recu l'oeuvre");
+        assert_eq!(fold_ascii("déjà\u{a0}vu «ok» ✓"), "deja vu  ok   ");
+        assert!(fold_ascii("Ça n'a rien changé\u{202f}!").is_ascii());
+        // Escapes and classes survive; accents in the pattern fold.
+        assert_eq!(fold_pattern(r"\bd[ée]j[àa]\B\W"), r"\bd[ee]j[aa]\B\W");
+        assert_eq!(fold_pattern("ŒUVRE"), "oeUVRE");
     }
 }

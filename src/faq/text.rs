@@ -63,27 +63,7 @@ fn split_trailing_punct(word: &str) -> (&str, &str) {
     (core, &word[core.len()..])
 }
 
-/// Lowercases and strips diacritics of Latin letters (é → e, œ → oe).
-pub fn fold(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars().flat_map(char::to_lowercase) {
-        match c {
-            'à' | 'á' | 'â' | 'ä' | 'ã' | 'å' => out.push('a'),
-            'ç' => out.push('c'),
-            'è' | 'é' | 'ê' | 'ë' => out.push('e'),
-            'ì' | 'í' | 'î' | 'ï' => out.push('i'),
-            'ñ' => out.push('n'),
-            'ò' | 'ó' | 'ô' | 'ö' | 'õ' => out.push('o'),
-            'ù' | 'ú' | 'û' | 'ü' => out.push('u'),
-            'ÿ' => out.push('y'),
-            'œ' => out.push_str("oe"),
-            'æ' => out.push_str("ae"),
-            '’' | '‘' => out.push('\''),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::domain::fold;
 
 /// Words of a text: folded alphanumeric runs (apostrophes split words, so
 /// `l'adresse` gives `l`, `adresse`).

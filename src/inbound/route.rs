@@ -27,7 +27,7 @@ use regex::Regex;
 
 use super::ports::{FaqHit, FaqOracle};
 use crate::desk::routing::{self, Route, RoutingInput, Weight};
-use crate::domain::{Lang, Team};
+use crate::domain::{Lang, Team, fold_ascii, fold_pattern};
 
 /// At most this many sentences are asked to the FAQ on their own.
 const MAX_SEGMENTS: usize = 8;
@@ -109,30 +109,77 @@ const SEGMENT_BREAK: &str = concat!(
 );
 
 struct Cues {
-    problem: Regex,
-    action: Regex,
-    question: Regex,
-    attempt: Regex,
-    still: Regex,
-    request: Regex,
-    status: Regex,
+    problem: Cue,
+    action: Cue,
+    question: Cue,
+    attempt: Cue,
+    still: Cue,
+    request: Cue,
+    status: Cue,
     breaks: Regex,
-    product_matter: Regex,
+    product_matter: Cue,
+}
+
+/// A text and its [`fold_ascii`] form, folded once for every cue.
+struct Text<'a> {
+    written: &'a str,
+    folded: String,
+}
+
+impl<'a> Text<'a> {
+    fn new(written: &'a str) -> Text<'a> {
+        Text {
+            written,
+            folded: fold_ascii(written),
+        }
+    }
+}
+
+/// A cue compiled twice: folded, to test on folded text (accent-insensitive,
+/// and an ASCII haystack keeps the regex engine on its fast DFA), and as
+/// written, to quote the customer's own words in the reasons.
+struct Cue {
+    written: Regex,
+    folded: Regex,
+}
+
+impl Cue {
+    fn new(pattern: &str) -> Option<Cue> {
+        Some(Cue {
+            written: Regex::new(pattern).ok()?,
+            folded: Regex::new(&fold_pattern(pattern)).ok()?,
+        })
+    }
+
+    fn is_match(&self, t: &Text<'_>) -> bool {
+        self.folded.is_match(&t.folded)
+    }
+
+    /// The words that matched, as the customer wrote them when the written
+    /// pattern finds them too (else as folded).
+    fn find(&self, t: &Text<'_>) -> Option<String> {
+        let folded = self.folded.find(&t.folded)?;
+        let words = self
+            .written
+            .find(t.written)
+            .map_or(folded.as_str(), |m| m.as_str());
+        Some(words.trim().to_string())
+    }
 }
 
 fn cues() -> Option<&'static Cues> {
     static C: OnceLock<Option<Cues>> = OnceLock::new();
     C.get_or_init(|| {
         Some(Cues {
-            problem: Regex::new(PROBLEM).ok()?,
-            action: Regex::new(ACTION_REQUEST).ok()?,
-            question: Regex::new(QUESTION).ok()?,
-            attempt: Regex::new(ATTEMPT).ok()?,
-            still: Regex::new(STILL_FAILS).ok()?,
-            request: Regex::new(REQUEST).ok()?,
-            status: Regex::new(STATUS).ok()?,
+            problem: Cue::new(PROBLEM)?,
+            action: Cue::new(ACTION_REQUEST)?,
+            question: Cue::new(QUESTION)?,
+            attempt: Cue::new(ATTEMPT)?,
+            still: Cue::new(STILL_FAILS)?,
+            request: Cue::new(REQUEST)?,
+            status: Cue::new(STATUS)?,
             breaks: Regex::new(SEGMENT_BREAK).ok()?,
-            product_matter: Regex::new(PRODUCT_MATTER).ok()?,
+            product_matter: Cue::new(PRODUCT_MATTER)?,
         })
     })
     .as_ref()
@@ -193,30 +240,27 @@ pub struct Message<'a> {
     pub names_order: bool,
 }
 
-fn found(re: &Regex, text: &str) -> Option<String> {
-    re.find(text).map(|m| m.as_str().trim().to_string())
-}
-
 /// Computes the features of one message (asks the FAQ once per request).
 pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
     let Some(c) = cues() else {
         return Features::default();
     };
     let hit = faq.ask(m.question, m.lang);
-    let tried = found(&c.attempt, m.body).zip(found(&c.still, m.body));
+    let (body, text) = (Text::new(m.body), Text::new(m.text));
+    let tried = c.attempt.find(&body).zip(c.still.find(&body));
     Features {
         faq: hit.id.is_some().then_some(hit),
         tried,
-        request: found(&c.request, m.text),
-        action: found(&c.action, m.body),
-        question: c.question.is_match(m.body),
-        problem: found(&c.problem, m.body),
+        request: c.request.find(&text),
+        action: c.action.find(&body),
+        question: c.question.is_match(&body),
+        problem: c.problem.find(&body),
         names_order: m.names_order,
-        status: found(&c.status, m.text),
+        status: c.status.find(&text),
         topics: topics(c, m.body, m.lang, faq),
         holds: m.holds.to_vec(),
         pids: m.pids.to_vec(),
-        product_matter: found(&c.product_matter, m.text),
+        product_matter: c.product_matter.find(&text),
     }
 }
 
@@ -269,13 +313,17 @@ impl Segment<'_> {
     /// a problem ("fails", "won't start"), or an item of an enumeration or
     /// a list ("2)", "also", after "three things:").
     fn asks(&self, c: &Cues) -> bool {
-        self.end.contains('?')
+        if self.end.contains('?')
             || self.before.contains(':')
             || self.before.chars().any(char::is_alphanumeric)
-            || c.question.is_match(self.text)
-            || c.request.is_match(self.text)
-            || c.action.is_match(self.text)
-            || c.problem.is_match(self.text)
+        {
+            return true;
+        }
+        let t = Text::new(self.text);
+        c.question.is_match(&t)
+            || c.request.is_match(&t)
+            || c.action.is_match(&t)
+            || c.problem.is_match(&t)
     }
 }
 
@@ -544,8 +592,8 @@ mod tests {
         assert_eq!(without_abbreviation_dots("knee.g. x"), "knee.g. x");
     }
 
-    fn has(re: &Regex, t: &str) -> bool {
-        re.is_match(t)
+    fn has(cue: &Cue, t: &str) -> bool {
+        cue.is_match(&Text::new(t))
     }
 
     #[test]
@@ -604,7 +652,7 @@ mod tests {
         let text = "The workspace licensing on this order shows the wrong tier";
         let c = cues().unwrap();
         let mut f = confident("some-entry");
-        f.product_matter = found(&c.product_matter, text);
+        f.product_matter = c.product_matter.find(&Text::new(text));
         f.pids = vec!["CUWL-STD-12X".into()];
         assert_eq!(decide(&f, text).route, Route::Team(Team::Cuwl));
         // The same words on an order of another product: the FAQ answers.
@@ -613,7 +661,7 @@ mod tests {
         // A download question on the UCSS order is not about the product.
         let text = "How do I use the download manager for this order?";
         let mut f = confident("download-manager");
-        f.product_matter = found(&c.product_matter, text);
+        f.product_matter = c.product_matter.find(&Text::new(text));
         f.pids = vec!["UCSS-CUCM-11-1Y".into()];
         assert_eq!(decide(&f, text).route, Route::Faq);
     }
@@ -623,14 +671,14 @@ mod tests {
         let text = "We downloaded it twice for order 61200491. We need a third download please.";
         let c = cues().unwrap();
         let mut f = confident("non-java-sw-download-work");
-        f.request = found(&c.request, text);
-        f.question = c.question.is_match(text);
+        f.request = c.request.find(&Text::new(text));
+        f.question = c.question.is_match(&Text::new(text));
         f.names_order = true;
         assert!(decide(&f, text).route.is_team());
         let text =
             "For order 61200491, how do I download with the non-Java option? I need it today.";
-        f.request = found(&c.request, text);
-        f.question = c.question.is_match(text);
+        f.request = c.request.find(&Text::new(text));
+        f.question = c.question.is_match(&Text::new(text));
         assert_eq!(decide(&f, text).route, Route::Faq);
     }
 
