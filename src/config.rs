@@ -382,6 +382,11 @@ pub struct InboundConfig {
     pub poll_ms: u64,
     /// Raw bytes of processed mail are purged after this many days.
     pub retention_days: u32,
+    /// The calibrated FAQ confidence a mail needs to be answered from the FAQ
+    /// (below it, a person gets a ticket). Higher than `faq.threshold`: a
+    /// wrong answer by mail costs a customer a round trip, where chat shows
+    /// alternatives at once.
+    pub faq_threshold: f64,
     /// DKIM/SPF/DMARC verification of inbound mail (`off`, `dns`, `records`).
     pub verify_auth: VerifyMode,
     /// DNS TXT records (DKIM keys, SPF and DMARC policies) answered without
@@ -640,6 +645,7 @@ impl Default for InboundConfig {
             maildir: None,
             poll_ms: 2000,
             retention_days: 90,
+            faq_threshold: 0.7,
             verify_auth: VerifyMode::Off,
             auth_records: None,
         }
@@ -797,6 +803,12 @@ impl Config {
     }
 
     fn validate_faq(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.inbound.faq_threshold) {
+            return invalid(
+                "inbound.faq_threshold",
+                format!("{} is not in [0, 1]", self.inbound.faq_threshold),
+            );
+        }
         if !(0.0..=1.0).contains(&self.faq.threshold) {
             return invalid(
                 "faq.threshold",
@@ -1327,6 +1339,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("faq.threshold"), "{e}");
+        let e = Config::load(
+            None,
+            env(&[("EDESK_INBOUND__FAQ_THRESHOLD", "-0.1")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("inbound.faq_threshold"), "{e}");
+        let c = Config::load(
+            None,
+            env(&[("EDESK_INBOUND__FAQ_THRESHOLD", "0.8")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.inbound.faq_threshold, 0.8);
     }
 
     #[test]

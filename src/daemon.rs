@@ -106,7 +106,10 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
             &config.mail.domain,
             config.desk.company_domains,
         )),
-        faq: Arc::new(EngineOracle(faq.clone())),
+        faq: Arc::new(EngineOracle {
+            engine: faq.clone(),
+            threshold: config.inbound.faq_threshold,
+        }),
         desk: desk_service.clone(),
         outbox: Arc::new(notifier.clone()),
         actions: Arc::new(NotifyActions {

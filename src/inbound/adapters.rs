@@ -18,14 +18,19 @@ use crate::notify::failures::{BounceReport, DeliveryListener, Failure};
 use crate::notify::{AutoSubmitted, EnqueueOutcome, Kind, Notifier, OutgoingMail, RestoreOutcome};
 
 /// The FAQ engine as the inbound analysis sees it.
-pub struct EngineOracle(pub Arc<faq::Engine>);
+pub struct EngineOracle {
+    /// The FAQ engine the chat bots share.
+    pub engine: Arc<faq::Engine>,
+    /// `inbound.faq_threshold`: the confidence a mail needs to be answered.
+    pub threshold: f64,
+}
 
 impl FaqOracle for EngineOracle {
     fn ask(&self, text: &str, lang: Lang) -> FaqHit {
-        let a = self.0.ask(text, Some(lang));
-        let entry = a.id.as_deref().and_then(|id| self.0.entry(id, a.lang));
+        let a = self.engine.ask(text, Some(lang));
+        let entry = a.id.as_deref().and_then(|id| self.engine.entry(id, a.lang));
         FaqHit {
-            answered: a.answered,
+            answered: a.id.is_some() && a.confidence >= self.threshold,
             id: a.id.clone(),
             question: a.question.clone(),
             confidence: a.confidence,
@@ -36,14 +41,14 @@ impl FaqOracle for EngineOracle {
     }
 
     fn entry(&self, id: &str, lang: Lang) -> Option<FaqText> {
-        self.0.entry(id, lang).map(|e| FaqText {
+        self.engine.entry(id, lang).map(|e| FaqText {
             question: e.question.clone(),
             answer: e.answer.clone(),
         })
     }
 
     fn vocabulary(&self, text: &str) -> (usize, usize) {
-        self.0.langid().evidence(text)
+        self.engine.langid().evidence(text)
     }
 }
 

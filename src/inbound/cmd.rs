@@ -102,9 +102,10 @@ pub fn faq(config: &Config) -> Result<Box<dyn FaqOracle>, InboundError> {
         config.faq.threshold,
     )
     .map_err(|e| InboundError::Service(format!("FAQ: {e}")))?;
-    Ok(Box::new(super::adapters::EngineOracle(
-        std::sync::Arc::new(engine),
-    )))
+    Ok(Box::new(super::adapters::EngineOracle {
+        engine: std::sync::Arc::new(engine),
+        threshold: config.inbound.faq_threshold,
+    }))
 }
 
 fn load_world(path: &Path) -> Result<MemWorld, InboundError> {

@@ -529,7 +529,10 @@ fn routing_dev_set_accuracy_floor() {
         0.5,
     )
     .unwrap();
-    let oracle = EngineOracle(std::sync::Arc::new(engine));
+    let oracle = EngineOracle {
+        engine: std::sync::Arc::new(engine),
+        threshold: edesk::config::Config::default().inbound.faq_threshold,
+    };
     let w =
         MemWorld::from_json(&std::fs::read_to_string(routing.join("world.json")).unwrap()).unwrap();
     let cases = load_route_cases(&routing.join("dev.jsonl")).unwrap();
