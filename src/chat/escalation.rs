@@ -121,6 +121,7 @@ impl ChatService {
             holds: &facts.holds,
             pids: &facts.pids,
             faq_team: entry.and_then(|e| e.team.parse::<Route>().ok()),
+            without_topic_words: false,
         });
         let team = routed.route.team().unwrap_or(Team::EdeliverySupport);
         let mut transcript = self.transcript(msg);

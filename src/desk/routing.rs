@@ -154,10 +154,14 @@ const fn fact(signal: Signal, route: Route, name: &'static str) -> Rule {
 /// asked about.
 const ORDER_ACTION: &str = concat!(
     r"\b(cancel\w*|annul\w*)\b",
-    r"|\bbook(ing|ed)?\b|\b(place|placing) (a |an )?(new )?order\b|r[ée]servation de commande|passer (une )?(nouvelle )?commande",
+    r"|\bbook(ing)?\b|\b(place|placing) (a |an )?(new )?order\b|r[ée]servation de commande|passer (une )?(nouvelle )?commande",
     r"|\b(change|modify|amend|correct|adjust)\w*\s+(the |my |our |this |that )?(order|quantity|qty)\b|\bmodifi\w+\s+(ma |la |notre |cette )?commande\b|\border change\b",
     r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,60}\b(early[- ]ship|exp[ée]dition anticip[ée]e)",
-    r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)\b.{0,60}\b(to|[àa]|sur|en) (yes|oui|no|non)\b",
+    r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)( flag| indicator| indicateur)? (to|[àa]|sur|en) (yes|oui|no|non)\b",
+    r"|\bearly[- ]ship\w*\b.{0,120}\b(set|change|switch|flip|put|turn)\w* (it|this|that|the flag)( back)? to (yes|no)\b",
+    r"|\bexp[ée]dition anticip[ée]e\b.{0,120}\b(mettre|remettre|passer|basculer|changer)\w* (la |le |l')?(a|à|sur|en) (oui|non)\b",
+    r"|\b(can|could|may) (this|it|that|the order|our order|the so)( order)? (still )?be (changed|modified|amended|corrected|updated)\b",
+    r"|\b(peut|pourrait)-(elle|il|on) (encore )?(la |le )?(etre )?(modifi|chang|corrig)\w*",
     r"|\bexpedit(e|es|ed|ing)\b|\bspeed (it |this |the order )?up\b|\brush (the |this |my |our )?order|acc[ée]l[ée]r\w*|\burgent delivery\b|livraison urgente",
     r"|\b(stuck|sitting|sits|sat|remains?|been|waiting)\b.{0,25}\b(in|on) (ccw|cisco commerce)|\b(in|on) ccw\b.{0,40}\b(for|since|without)\b",
     r"|\bnever (arrived|reached|made it|showed up|appeared)\b.{0,30}\bedelivery|\bnot (yet )?(in|arrived in|reached|processed (to|in|into)|showing in|visible in) edelivery",
@@ -281,6 +285,9 @@ pub struct RoutingInput<'a> {
     pub pids: &'a [String],
     /// The team the matched FAQ entry names, if any.
     pub faq_team: Option<Route>,
+    /// Topic words ("license", "export") do not name the team: the
+    /// message mentions the topic without reporting trouble with it.
+    pub without_topic_words: bool,
 }
 
 /// The chosen team and the name of the rule that chose it.
@@ -380,6 +387,7 @@ pub fn person_rule(text: &str) -> Option<&'static Rule> {
 /// them accent-insensitive and keeps the regex engine on its fast path.
 fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     match rule.signal {
+        Signal::Text(_) if input.without_topic_words && rule.weight == Weight::Topic => false,
         Signal::Text(_) | Signal::AllText(_) => compiled(i)
             .is_some_and(|res| !res.is_empty() && res.iter().all(|re| re.is_match(input.text))),
         Signal::Hold(h) => input.holds.iter().any(|x| x.eq_ignore_ascii_case(h)),

@@ -35,7 +35,8 @@ couldn shouldn can cannot hi hello hey dear thanks thank cheers regards please p
 im i'm ive id us also anyone someone something anything everything get gets got getting need needs \
 want wants like know tell let lets way ok okay yes sure team guys folks cisco edelivery \
 e thing things really still even already one two use using used go going make made able though although others \
-whether might may must shall since without";
+whether might may must shall since without \
+quick question questions exactly actually basically simply wondering wonder curious anyway currently";
 
 const STOP_FR: &str = "a au aux avec ce ces dans de des du elle en et eux il ils je la le les leur \
 lui ma mais me meme mes moi mon nos notre nous on ou par pour qu que qui sa se ses son sur ta te tes \
@@ -44,7 +45,8 @@ sont serai sera serait etais etait etaient ai as avons avez ont aura aurait avai
 cela ca ceci celle celui cette cet comme tres bien tout tous toute toutes aussi donc alors ici \
 bonjour salut merci cordialement svp stp peux peut puis pouvez dois doit faut veux voudrais \
 faire fait quel quelle quels quelles comment pourquoi quand est-ce cisco edelivery mon ma mes \
-chose quelque dire on m'a dit deja encore avoir etre y";
+chose quelque dire on m'a dit deja encore avoir etre y \
+petite question questions exactement vraiment simplement rapide actuellement";
 
 const NEGATIONS: &str = "no not non nor without nothing never sans pas ne rien aucun aucune jamais";
 

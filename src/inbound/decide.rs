@@ -637,6 +637,7 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
             holds: &holds,
             pids: &pids,
             faq_team: None,
+            without_topic_words: false,
         });
         escalate(d, r.route, r.rule);
         return;

@@ -65,7 +65,7 @@ const REQUEST: &str = concat!(
 const ACTION_REQUEST: &str = concat!(
     r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|merci de|pouvez-vous|pourriez-vous|veuillez)\W+(\w+\W+){0,3}?",
     r"(send|resend|check|verify|look|investigate|fix|correct|release|give|provide|reset|unlock|enable|activate|add|remove|transfer|move|extend|",
-    r"reactivate|confirm|tell me who|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
+    r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
     r"supprimer|confirmer|me dire qui)\b"
 );
 
@@ -91,7 +91,8 @@ const QUESTION: &str = concat!(
 const PROBLEM: &str = concat!(
     r"(?i)\b(never (received|got|arrived)|not (received|arrived|working|work)|did(n't| not) (receive|get|work)|does(n't| not) work|missing|",
     r"fails?|failed|failing|error|broken|wrong|rejected|refused|not accepted|invalid|pas re[çc]u|manque\w*|ne (marche|fonctionne) pas|",
-    r"[ée]choue?|erreur|vide|refus[ée]e?|pas accept[ée]e?|invalide)\b"
+    r"[ée]choue?|erreur|vide|refus[ée]e?|pas accept[ée]e?|invalide|never (received|got)|jamais re[çc]u\w*|not attached|(n'est|ne sont|n'etait|pas) (pas )?joint\w*|",
+    r"only (got|received)|n'ai re[çc]u qu|(can't|cannot|can not|couldn't) find|ne trouve (pas|plus)|404)\b"
 );
 
 /// A question about where an order is ("nothing arrived", "when will").
@@ -294,7 +295,18 @@ fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> 
             out.push(t);
         }
     }
+    merge_hold_release(&mut out);
     out
+}
+
+/// Asking to release a hold and naming the hold ("the export hold …,
+/// please release it") are one request: the hold's team releases it, as
+/// the rule table's own "hold release" row defers to the order's hold.
+fn merge_hold_release(topics: &mut Vec<String>) {
+    const HOLDS: [&str; 2] = ["rule:export hold", "rule:new product hold"];
+    if topics.iter().any(|t| HOLDS.contains(&t.as_str())) {
+        topics.retain(|t| t != "rule:hold release");
+    }
 }
 
 /// One sentence or list item of a message, with the breaks around it.
@@ -413,6 +425,7 @@ fn team(f: &Features, text: &str, why: &str) -> Verdict {
         holds: &f.holds,
         pids: &f.pids,
         faq_team: f.faq.as_ref().and_then(|h| h.team),
+        without_topic_words: f.problem.is_none() && f.tried.is_none(),
     });
     Verdict {
         route: routed.route,
@@ -430,12 +443,14 @@ fn team(f: &Features, text: &str, why: &str) -> Verdict {
 ///    product / export hold) → its team, whatever the FAQ says;
 /// 4. an open hold and a status question → the hold's team;
 /// 5. tried and still failing → a person (team by the table);
-/// 6. asked to act ("can you send / check …") on a named order, or a
-///    request stated about a named order without asking anything → a person;
+/// 6. asked to act ("can you send / check / provide …"), or a request
+///    stated about a named order without asking anything → a person;
 /// 7. a confident FAQ match → the answer, unless the entry is a referral,
 ///    or needs a person and the customer asks for the action or states a
 ///    problem instead of asking how it works;
-/// 8. else the table's team.
+/// 8. else the table's team, where a topic word ("license", "export")
+///    names the team only when the customer reports trouble (a problem or
+///    "tried, still fails"): a mention alone goes to eDelivery support.
 pub fn decide(f: &Features, text: &str) -> Verdict {
     let person = routing::person_rule(text);
     if let Some(r) = person.filter(|r| matches!(r.route, Route::Team(Team::Ucss | Team::Cuwl))) {
@@ -477,8 +492,13 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
     if f.tried.is_some() {
         return team(f, text, "already tried, still failing");
     }
-    if f.action.is_some() && f.names_order {
-        return team(f, text, "asks us to act on a named order");
+    if f.action.is_some() {
+        let why = if f.names_order {
+            "asks us to act on a named order"
+        } else {
+            "asks us to act"
+        };
+        return team(f, text, why);
     }
     if f.request.is_some() && f.names_order && !f.question {
         return team(f, text, "states a request about a named order");
@@ -679,6 +699,39 @@ mod tests {
             "For order 61200491, how do I download with the non-Java option? I need it today.";
         f.request = c.request.find(&Text::new(text));
         f.question = c.question.is_match(&Text::new(text));
+        assert_eq!(decide(&f, text).route, Route::Faq);
+    }
+
+    #[test]
+    fn a_topic_word_names_the_team_only_when_the_customer_reports_trouble() {
+        let c = cues().unwrap();
+        // Mentioning licenses in a request the FAQ cannot answer is not
+        // licensing trouble: eDelivery support has it.
+        let text = "Is there an API to pull our license status into our asset tool?";
+        let f = Features {
+            question: true,
+            ..Features::default()
+        };
+        assert_eq!(decide(&f, text).route, Route::Team(Team::EdeliverySupport));
+        // The same word with a problem: licensing.
+        let text = "The license file we received is invalid, what now?";
+        let f = Features {
+            question: true,
+            problem: c.problem.find(&Text::new(text)),
+            ..Features::default()
+        };
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
+    }
+
+    #[test]
+    fn asked_to_act_is_a_person_even_without_an_order() {
+        let text = "Can you provide a report of every download made in 2025?";
+        let c = cues().unwrap();
+        let mut f = confident("search-download-replacement-image-deferred");
+        f.action = c.action.find(&Text::new(text));
+        assert!(f.action.is_some());
+        assert!(decide(&f, text).route.is_team());
+        f.action = None;
         assert_eq!(decide(&f, text).route, Route::Faq);
     }
 
