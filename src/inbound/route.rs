@@ -277,10 +277,12 @@ fn topics(c: &Cues, body: &str, lang: Lang, faq: &dyn FaqOracle) -> Vec<String> 
     for s in segments {
         let topic = match routing::person_rule(s.text) {
             Some(rule) => Some(format!("rule:{}", rule.name)),
-            // Context ("I have order X", "my customer is not on
-            // cisco.com") is not a request: only a sentence that asks
-            // something can be one of several requests.
-            None if !s.asks(c) => None,
+            // A statement ("I have order X", "we want to keep the first
+            // one", "it was ordered twice by mistake") that the FAQ
+            // happens to match is context of the request, not a second
+            // one: only a question or a list item counts as an FAQ
+            // request of its own.
+            None if !s.questions(c) => None,
             None => {
                 let hit = faq.ask(s.text, lang);
                 match (hit.answered, hit.id) {
@@ -320,22 +322,14 @@ struct Segment<'a> {
 }
 
 impl Segment<'_> {
-    /// Something the customer raises: a question (ends with `?` or opens
-    /// with an interrogative), a request ("can you", "please", "merci de"),
-    /// a problem ("fails", "won't start"), or an item of an enumeration or
-    /// a list ("2)", "also", after "three things:").
-    fn asks(&self, c: &Cues) -> bool {
-        if self.end.contains('?')
+    /// A question (ends with `?` or opens with an interrogative) or an
+    /// item of an enumeration or a list ("2)", "also", after "three
+    /// things:"), not a statement.
+    fn questions(&self, c: &Cues) -> bool {
+        self.end.contains('?')
             || self.before.contains(':')
             || self.before.chars().any(char::is_alphanumeric)
-        {
-            return true;
-        }
-        let t = Text::new(self.text);
-        c.question.is_match(&t)
-            || c.request.is_match(&t)
-            || c.action.is_match(&t)
-            || c.problem.is_match(&t)
+            || c.question.is_match(&Text::new(self.text))
     }
 }
 
@@ -420,12 +414,13 @@ pub struct Verdict {
 }
 
 fn team(f: &Features, text: &str, why: &str) -> Verdict {
+    let trouble = f.problem.is_some() || f.tried.is_some();
     let routed = routing::route(&RoutingInput {
         text,
         holds: &f.holds,
         pids: &f.pids,
         faq_team: f.faq.as_ref().and_then(|h| h.team),
-        without_topic_words: f.problem.is_none() && f.tried.is_none(),
+        without_topic_words: !trouble,
     });
     Verdict {
         route: routed.route,
@@ -770,5 +765,9 @@ mod tests {
         let two = "Problem one: nothing happens when I click the download link. \
                    Problem two: my end customer has no Cisco.com profile, how can he get the licenses?";
         assert!(topics(c, two, Lang::En, &FirstWord).len() >= 2, "{two}");
+        // A stated problem or wish is context of the one question asked.
+        let context = "We ordered the same software twice by mistake, error on our side. \
+                       We want to keep the first order. How do I see both orders in the tool?";
+        assert_eq!(topics(c, context, Lang::En, &FirstWord), ["faq:how"]);
     }
 }
