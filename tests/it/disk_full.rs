@@ -4,7 +4,7 @@
 //! freed the daemon accepts mail again without a restart. Nothing it
 //! acknowledged is lost, nothing is stored twice.
 //!
-//! Needs root (it mounts a tmpfs): `cargo test --test disk_full -- --ignored`,
+//! Needs root (it mounts a tmpfs): `cargo test --locked --test it disk_full:: -- --ignored`,
 //! run by `.ci/run`.
 
 use crate::support;

@@ -1,5 +1,5 @@
 //! Throughput of the analysis (no sending). Prints figures, asserts none:
-//! `cargo test --release --test inbound_bench -- --ignored --nocapture`
+//! `cargo test --release --test it inbound_bench:: -- --ignored --nocapture`
 //! (or `edesk mail bench tests/fixtures/mail`).
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! decisions that matter for each kind of message.
 //!
 //! Regenerate the golden file after reviewing a change with
-//! `EDESK_UPDATE_GOLDEN=1 cargo test --test inbound_corpus`.
+//! `EDESK_UPDATE_GOLDEN=1 cargo test --test it inbound_corpus`.
 
 use std::path::{Path, PathBuf};
 

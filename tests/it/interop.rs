@@ -1,8 +1,8 @@
 //! Interop against independent implementations: swaks as the LMTP client,
 //! aiosmtpd (`tests/it/support/smtp_sink.py` under Debian's python3) as the SMTP
-//! server. The default suite uses the Rust client and sink of `tests/support`;
+//! server. The default suite uses the Rust client and sink of `tests/it/support`;
 //! these tests check that both agree with real tools. Run with
-//! `cargo test --locked --test interop -- --ignored` (`.ci/run` does, after
+//! `cargo test --locked --test it interop:: -- --ignored` (`.ci/run` does, after
 //! installing swaks and python3-aiosmtpd).
 
 use crate::support;

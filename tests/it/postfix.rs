@@ -8,7 +8,7 @@
 //! only ports, paths and the pipe user swapped, so the documented
 //! configuration is the tested one.
 //!
-//! Run: `cargo test --locked --test postfix -- --ignored` (as root).
+//! Run: `cargo test --locked --test it postfix:: -- --ignored --test-threads=1` (as root).
 
 use crate::support;
 use crate::support::Served;
