@@ -865,13 +865,15 @@ impl Owner {
         }
         self.dirty = false;
         let failure = self.flush().err().map(|e| describe(&e));
+        // Not busy any more before anyone hears back: a caller that reads
+        // health right after its answer must not see this batch as stuck.
+        self.shared.busy_since.store(0, Ordering::SeqCst);
         for reply in waiting {
             reply(match &failure {
                 None => Ok(()),
                 Some(r) => Err(StoreError::Unavailable(r.clone())),
             });
         }
-        self.shared.busy_since.store(0, Ordering::SeqCst);
     }
 
     /// Applies each job of a batch in arrival order; returns the answers
@@ -1088,7 +1090,16 @@ mod tests {
             .await
             .expect("the owner answers again")
             .unwrap();
-        assert_eq!(e.health().busy_ms, 0);
+        // The owner's periodic idle flush may be running at any instant, so
+        // wait for "not busy" rather than sampling once.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while e.health().busy_ms != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the owner still reports busy after it answered"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Many writers and readers at once, with a watchdog: the shape that hung
