@@ -79,8 +79,9 @@ pub struct StoreConfig {
     /// mail (LMTP 452, HTTP 507) and `/readyz` is not ready, before the disk
     /// is actually full.
     pub min_free_mb: u64,
-    /// `sled` (embedded, under the data directory) or `postgres` (a
-    /// database several daemons share, at `store.url`).
+    /// `sled` (embedded, under the data directory), `redb` (embedded, one
+    /// file in the data directory) or `postgres` (a database several
+    /// daemons share, at `store.url`).
     pub backend: StoreBackend,
     /// `postgres://user[:password]@host[:port]/database[?options]`, for the
     /// `postgres` backend.
@@ -94,6 +95,8 @@ pub enum StoreBackend {
     /// sled, embedded, under the data directory (the default); one process at a time.
     #[default]
     Sled,
+    /// redb, embedded, one file (`store.redb`) in the data directory; one process at a time.
+    Redb,
     /// PostgreSQL at `store.url`, which several daemons can share.
     Postgres,
 }
@@ -117,6 +120,7 @@ impl StoreConfig {
             (StoreBackend::Postgres, Some(url)) => {
                 crate::store::Backend::Postgres { url: url.clone() }
             }
+            (StoreBackend::Redb, _) => crate::store::Backend::Redb,
             _ => crate::store::Backend::Sled,
         };
         crate::store::EngineSettings {
@@ -145,7 +149,7 @@ impl StoreConfig {
                     "must be a postgres:// or postgresql:// URL",
                 ))
             }
-            (StoreBackend::Sled, Some(_)) => Err(invalid(
+            (StoreBackend::Sled | StoreBackend::Redb, Some(_)) => Err(invalid(
                 "store.url",
                 "is only read with store.backend = \"postgres\"; set the backend or remove the URL",
             )),
@@ -1156,6 +1160,29 @@ mod tests {
         assert_eq!(c.http.max_connections, 1024);
         assert_eq!(c.lmtp.max_connections, 64);
         assert_eq!(c.lmtp.idle_timeout_ms, 300_000);
+    }
+
+    #[test]
+    fn the_embedded_engine_is_chosen_by_store_backend() {
+        let load = |pairs: &[(&str, &str)]| Config::load(None, env(pairs), &Overrides::default());
+        let default = load(&[]).unwrap().store.engine_settings().backend;
+        assert_eq!(default, crate::store::Backend::Sled);
+        let redb = load(&[("EDESK_STORE__BACKEND", "redb")]).unwrap();
+        assert_eq!(
+            redb.store.engine_settings().backend,
+            crate::store::Backend::Redb
+        );
+        let e = load(&[
+            ("EDESK_STORE__BACKEND", "redb"),
+            ("EDESK_STORE__URL", "postgres://u@h/d"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("store.url"), "{e}");
+        let e = load(&[("EDESK_STORE__BACKEND", "lmdb")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("store.backend"), "{e}");
     }
 
     #[test]

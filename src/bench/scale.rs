@@ -59,8 +59,8 @@ pub fn run(args: &ScaleArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
         ..ScaleReport::default()
     };
     import(&dir, args.orders, &mut report)?;
-    report.data_dir_mb = mib(dir_bytes(&dir.join("store")));
-    report.bytes_per_order = dir_bytes(&dir.join("store")) as f64 / args.orders.max(1) as f64;
+    report.data_dir_mb = mib(crate::store::disk_bytes(&dir));
+    report.bytes_per_order = crate::store::disk_bytes(&dir) as f64 / args.orders.max(1) as f64;
     serve(&dir, args.probes, &mut report)?;
     if temporary && !args.keep_data {
         let _ = std::fs::remove_dir_all(&dir);
@@ -172,21 +172,6 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
         .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-}
-
-/// Bytes a directory occupies (file lengths, recursively).
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 fn mib(bytes: u64) -> f64 {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 
 use super::CtlError;
 use crate::config::Config;
-use crate::store::{Backend, EngineSettings, Store, TreeCopy};
+use crate::store::{Backend, EngineSettings, Store, TreeCopy, TreeStats};
 
 /// `edesk store …`.
 #[derive(Debug, Subcommand)]
@@ -15,6 +15,13 @@ pub enum StoreCmd {
     /// Bring the configured store's schema up to date (the daemon also does
     /// it at start) and print the version; a newer schema is refused.
     Migrate,
+    /// Rows and logical bytes (keys, values) per tree of the configured
+    /// store, and the size of the data directory's store on disk.
+    Stats {
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy a whole store into an empty one on another engine, verified by
     /// row counts and checksums per tree:
     /// `edesk store copy --from sled DATA_DIR --to postgres URL` (and back).
@@ -39,6 +46,13 @@ pub fn run(cmd: StoreCmd, config: &Config) -> Result<ExitCode, CtlError> {
             let store = Store::open_with(&config.data_dir, &config.store.engine_settings())?;
             let (engine, version) = store.schema()?;
             println!("{engine} store schema version {version}: up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        StoreCmd::Stats { json } => {
+            let store = Store::open_with(&config.data_dir, &config.store.engine_settings())?;
+            let stats = store.stats()?;
+            let disk = crate::store::disk_bytes(&config.data_dir);
+            print_stats(&stats, disk, json);
             Ok(ExitCode::SUCCESS)
         }
         StoreCmd::Copy { from, to, json } => {
@@ -69,6 +83,7 @@ impl Location {
     fn describe(&self) -> String {
         match &self.backend {
             Backend::Sled => format!("sled {}", self.dir.display()),
+            Backend::Redb => format!("redb {}", self.dir.display()),
             Backend::Postgres { url } => format!("postgres {}", redact(url)),
         }
     }
@@ -97,13 +112,18 @@ fn location(args: &[String], config: &Config) -> Result<Location, CtlError> {
             backend: Backend::Sled,
             cache_bytes,
         }),
+        "redb" => Ok(Location {
+            dir: PathBuf::from(place),
+            backend: Backend::Redb,
+            cache_bytes,
+        }),
         "postgres" | "postgresql" => Ok(Location {
             dir: config.data_dir.clone(),
             backend: Backend::Postgres { url: place.clone() },
             cache_bytes,
         }),
         other => Err(CtlError::Usage(format!(
-            "unknown store engine {other:?}: use sled DATA_DIR or postgres URL"
+            "unknown store engine {other:?}: use sled DATA_DIR, redb DATA_DIR or postgres URL"
         ))),
     }
 }
@@ -139,4 +159,28 @@ fn print_report(report: &[TreeCopy], json: bool, from: &Location, to: &Location)
     }
     let rows: u64 = report.iter().map(|r| r.rows).sum();
     println!("{rows} rows in {} trees, verified", report.len());
+}
+
+fn print_stats(stats: &[TreeStats], disk: u64, json: bool) {
+    let logical: u64 = stats.iter().map(|s| s.key_bytes + s.value_bytes).sum();
+    if json {
+        let v = serde_json::json!({
+            "trees": stats,
+            "logical_bytes": logical,
+            "disk_bytes": disk,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    println!(
+        "{:<16} {:>10} {:>14} {:>14}",
+        "tree", "rows", "key bytes", "value bytes"
+    );
+    for s in stats.iter().filter(|s| s.rows > 0) {
+        println!(
+            "{:<16} {:>10} {:>14} {:>14}",
+            s.tree, s.rows, s.key_bytes, s.value_bytes
+        );
+    }
+    println!("logical {logical} bytes; on disk {disk} bytes (sled's files; 0 on PostgreSQL)");
 }

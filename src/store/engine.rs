@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use super::StoreError;
 use super::kv::Tree;
 use super::pg;
+use super::rdb;
 
 /// Most jobs applied between two flushes.
 const MAX_BATCH: usize = 512;
@@ -127,6 +128,11 @@ impl Trees {
         Trees::build(Tree::Sled(default.clone()), floor, |n| {
             Ok(Tree::Sled(db.open_tree(n)?))
         })
+    }
+
+    fn redb(core: &Arc<rdb::Core>, writer: bool) -> Result<Trees, StoreError> {
+        let open = |n: &'static str| Tree::Redb(rdb::RedbTree::new(core.clone(), n, writer));
+        Trees::build(open("meta"), 0, |n| Ok(open(n)))
     }
 
     fn pg(via: pg::Via, pool: Option<Arc<pg::Pool>>) -> Trees {
@@ -254,6 +260,7 @@ impl Trees {
 /// The open database the owner writes to.
 enum Db {
     Sled(sled::Db),
+    Redb(Arc<rdb::Core>),
     Pg(Arc<Mutex<pg::Conn>>, Arc<pg::Pool>),
 }
 
@@ -271,6 +278,8 @@ pub enum Backend {
     /// Embedded sled under the data directory (the default).
     #[default]
     Sled,
+    /// Embedded redb: one file, `store.redb`, in the data directory.
+    Redb,
     /// A PostgreSQL database several daemons may share.
     Postgres {
         /// The connection URL (`postgres://…`).
@@ -344,6 +353,15 @@ fn open_sled_once(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
     })
 }
 
+fn open_redb(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
+    let core = rdb::Core::open(path, cache_bytes)?;
+    Ok(Opened {
+        write: Arc::new(Trees::redb(&core, true)?),
+        read: Arc::new(Trees::redb(&core, false)?),
+        db: Db::Redb(core),
+    })
+}
+
 fn open_pg(url: &str) -> Result<Opened, StoreError> {
     // The synchronous client runs a runtime of its own, which cannot start
     // on a thread that drives the daemon's: connect on a thread of ours.
@@ -380,7 +398,7 @@ impl Db {
     /// ends, and two daemons' batches would deadlock on each other's keys.
     fn job_start(&self) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => Ok(()),
+            Db::Sled(_) | Db::Redb(_) => Ok(()),
             Db::Pg(c, _) => Db::with_writer(c, pg::Conn::begin),
         }
     }
@@ -389,7 +407,7 @@ impl Db {
     /// back a job that failed, so it leaves nothing half-written.
     fn job_end(&self, ok: bool) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => Ok(()),
+            Db::Sled(_) | Db::Redb(_) => Ok(()),
             Db::Pg(c, _) if ok => Db::with_writer(c, pg::Conn::commit),
             Db::Pg(c, _) => Db::with_writer(c, pg::Conn::rollback),
         }
@@ -400,7 +418,7 @@ impl Db {
     /// not ready before a client finds out.
     fn check(&self) -> Result<(), StoreError> {
         match self {
-            Db::Sled(_) => Ok(()),
+            Db::Sled(_) | Db::Redb(_) => Ok(()),
             Db::Pg(c, _) => Db::with_writer(c, |c| c.batch("SELECT 1")),
         }
     }
@@ -410,17 +428,36 @@ impl Db {
         matches!(self, Db::Pg(..))
     }
 
-    /// Makes the batch durable: sled's flush (PostgreSQL committed each job).
+    /// Makes the batch durable: sled's flush, redb's durable commit
+    /// (PostgreSQL committed each job).
     fn flush(&self) -> Result<(), StoreError> {
         match self {
             Db::Sled(db) => db.flush().map(|_| ()).map_err(StoreError::from),
+            Db::Redb(core) => core.commit(true),
             Db::Pg(..) => Ok(()),
         }
     }
 
+    /// Whether a write is visible to other threads as soon as it is
+    /// applied (sled), or only once the batch commits (redb).
+    fn visible_when_applied(&self) -> bool {
+        !matches!(self, Db::Redb(_))
+    }
+
+    /// Makes the batch visible to readers without waiting for the disk
+    /// (redb's non-durable commit; nothing to do elsewhere).
+    fn publish(&self) -> Result<(), StoreError> {
+        match self {
+            Db::Redb(core) => core.commit(false),
+            _ => Ok(()),
+        }
+    }
+
     fn close(&self) {
-        if let Db::Pg(_, pool) = self {
-            pool.close();
+        match self {
+            Db::Pg(_, pool) => pool.close(),
+            Db::Redb(core) => core.abort(),
+            Db::Sled(_) => {}
         }
     }
 }
@@ -749,6 +786,16 @@ impl Engine {
     }
 }
 
+/// Answers jobs with the outcome of the commit or flush they waited for.
+fn answer(replies: Vec<Reply>, outcome: &Result<(), String>) {
+    for reply in replies {
+        reply(match outcome {
+            Ok(()) => Ok(()),
+            Err(r) => Err(StoreError::Unavailable(r.clone())),
+        });
+    }
+}
+
 fn check_epoch(shared: &Shared, epoch: u64) -> Result<(), StoreError> {
     if shared.epoch.load(Ordering::SeqCst) == epoch {
         Ok(())
@@ -782,13 +829,14 @@ impl Source {
     fn open(&self) -> Result<Opened, StoreError> {
         match &self.backend {
             Backend::Sled => open_sled(&self.path, self.cache_bytes),
+            Backend::Redb => open_redb(&self.path.with_extension("redb"), self.cache_bytes),
             Backend::Postgres { url } => open_pg(url),
         }
     }
 
-    /// Free space matters to the embedded engine only.
+    /// Free space matters to the embedded engines only.
     fn local(&self) -> bool {
-        self.backend == Backend::Sled
+        matches!(self.backend, Backend::Sled | Backend::Redb)
     }
 }
 
@@ -855,32 +903,48 @@ impl Owner {
         self.last_space_check = None;
         self.check_space();
         let idle_flush = batch.is_empty();
-        let waiting = self.apply_jobs(batch);
+        let (waiting, applied) = self.apply_jobs(batch);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         // Flush only for someone who waits for it (a durable write or a
         // barrier): an import's many small writes share one flush at its end.
         if waiting.is_empty() && !idle_flush {
+            let published = self.publish();
             self.shared.busy_since.store(0, Ordering::SeqCst);
+            answer(applied, &published);
             return;
         }
         self.dirty = false;
-        let failure = self.flush().err().map(|e| describe(&e));
+        let failure = self.flush().map_err(|e| describe(&e));
         // Not busy any more before anyone hears back: a caller that reads
         // health right after its answer must not see this batch as stuck.
         self.shared.busy_since.store(0, Ordering::SeqCst);
-        for reply in waiting {
-            reply(match &failure {
-                None => Ok(()),
-                Some(r) => Err(StoreError::Unavailable(r.clone())),
-            });
+        answer(applied, &failure);
+        answer(waiting, &failure);
+    }
+
+    /// Makes the batch visible to readers (redb commits it non-durably).
+    fn publish(&mut self) -> Result<(), String> {
+        let Some((db, _)) = &self.db else {
+            return Ok(());
+        };
+        let published = db.publish();
+        if let Err(e) = &published {
+            self.fail(describe(e));
         }
+        published.map_err(|e| describe(&e))
     }
 
     /// Applies each job of a batch in arrival order; returns the answers
-    /// that wait for the flush.
-    fn apply_jobs(&mut self, batch: Vec<Job>) -> Vec<Reply> {
+    /// that wait for the flush, and those that wait only until the batch
+    /// is visible to readers (on an engine where applying is not enough).
+    fn apply_jobs(&mut self, batch: Vec<Job>) -> (Vec<Reply>, Vec<Reply>) {
         let mut budget = Budget::new(&self.shared);
         let mut waiting: Vec<Reply> = Vec::new();
+        let mut applied: Vec<Reply> = Vec::new();
+        let visible = self
+            .db
+            .as_ref()
+            .is_none_or(|(db, _)| db.visible_when_applied());
         for job in batch {
             self.dirty |= job.cost != Cost::Nothing;
             let admitted = budget.admit(job.cost);
@@ -911,11 +975,13 @@ impl Owner {
                 reply(ended.map_err(|e| StoreError::Unavailable(describe(&e))));
             } else if job.durable && !per_job {
                 waiting.push(reply);
+            } else if !visible && started {
+                applied.push(reply);
             } else {
                 reply(Ok(()));
             }
         }
-        waiting
+        (waiting, applied)
     }
 
     /// Makes the batch durable, or fails the store when that is impossible.
@@ -1053,7 +1119,18 @@ fn describe(e: &StoreError) -> String {
             format!("the data directory is not writable: {io}")
         }
         StoreError::Unavailable(r) => r.clone(),
-        other => other.to_string(),
+        other => match other.redb_io() {
+            Some(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                "disk full: the data directory has no space left".into()
+            }
+            Some(io)
+                if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+                    || io.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                format!("the data directory is not writable: {io}")
+            }
+            _ => other.to_string(),
+        },
     }
 }
 
@@ -1062,8 +1139,16 @@ mod tests {
     use super::*;
 
     fn engine() -> (tempfile::TempDir, Arc<Engine>) {
+        engine_on(Backend::Sled)
+    }
+
+    fn engine_on(backend: Backend) -> (tempfile::TempDir, Arc<Engine>) {
         let dir = tempfile::tempdir().unwrap();
-        let e = Engine::open(&dir.path().join("db"), &EngineSettings::default()).unwrap();
+        let settings = EngineSettings {
+            backend,
+            ..EngineSettings::default()
+        };
+        let e = Engine::open(&dir.path().join("db"), &settings).unwrap();
         (dir, Arc::new(e))
     }
 
@@ -1106,7 +1191,18 @@ mod tests {
     /// sled 0.34 when every thread flushed and ran transactions itself.
     #[test]
     fn concurrent_writers_and_readers_make_progress() {
-        let (_d, e) = engine();
+        writers_and_readers_make_progress(Backend::Sled);
+    }
+
+    /// redb shows a write to other threads only when its batch commits:
+    /// the same test proves an answered write is already visible there.
+    #[test]
+    fn concurrent_writers_and_readers_make_progress_on_redb() {
+        writers_and_readers_make_progress(Backend::Redb);
+    }
+
+    fn writers_and_readers_make_progress(backend: Backend) {
+        let (_d, e) = engine_on(backend);
         let done = Arc::new(AtomicU64::new(0));
         let mut handles = Vec::new();
         for w in 0..8u64 {

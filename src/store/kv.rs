@@ -3,6 +3,7 @@
 //! insert, remove, ordered scans). Two engines implement it:
 //!
 //! - sled (embedded, the default): a [`Tree`] is a `sled::Tree`;
+//! - redb (embedded, one file): a [`Tree`] is a redb table (see `rdb`);
 //! - PostgreSQL (several daemons sharing one database): a [`Tree`] is a
 //!   slice of one `edesk_kv (tree, k, v)` table, keyed by `(tree, k)`, whose
 //!   `bytea` ordering is the same byte order sled uses (see `pg`).
@@ -14,6 +15,7 @@
 
 use super::StoreError;
 use super::pg::{PgIter, PgTree};
+use super::rdb::{RedbIter, RedbTree};
 
 /// Bytes of a key or value.
 pub(super) type Bytes = sled::IVec;
@@ -22,6 +24,7 @@ pub(super) type Bytes = sled::IVec;
 #[derive(Clone)]
 pub(super) enum Tree {
     Sled(sled::Tree),
+    Redb(RedbTree),
     Pg(PgTree),
 }
 
@@ -29,6 +32,7 @@ impl Tree {
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.get(key)?),
+            Tree::Redb(t) => t.get(key.as_ref()),
             Tree::Pg(t) => t.get(key.as_ref()),
         }
     }
@@ -39,6 +43,7 @@ impl Tree {
                 t.insert(key.as_ref(), value.as_ref())?;
                 Ok(())
             }
+            Tree::Redb(t) => t.insert(key.as_ref(), value.as_ref()),
             Tree::Pg(t) => t.insert(key.as_ref(), value.as_ref()),
         }
     }
@@ -50,6 +55,7 @@ impl Tree {
     pub fn claim(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.get(key)?),
+            Tree::Redb(t) => t.get(key.as_ref()),
             Tree::Pg(t) => t.claim(key.as_ref()),
         }
     }
@@ -65,6 +71,7 @@ impl Tree {
             Tree::Sled(t) => Ok(t
                 .compare_and_swap(key.as_ref(), None::<&[u8]>, Some(value.as_ref()))?
                 .is_ok()),
+            Tree::Redb(t) => t.insert_new(key.as_ref(), value.as_ref()),
             Tree::Pg(t) => t.insert_new(key.as_ref(), value.as_ref()),
         }
     }
@@ -73,6 +80,7 @@ impl Tree {
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Result<Option<Bytes>, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.remove(key)?),
+            Tree::Redb(t) => t.remove(key.as_ref()),
             Tree::Pg(t) => t.remove(key.as_ref()),
         }
     }
@@ -80,6 +88,7 @@ impl Tree {
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> Result<bool, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.contains_key(key)?),
+            Tree::Redb(t) => Ok(t.get(key.as_ref())?.is_some()),
             Tree::Pg(t) => Ok(t.get(key.as_ref())?.is_some()),
         }
     }
@@ -88,6 +97,7 @@ impl Tree {
     pub fn clear(&self) -> Result<(), StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.clear()?),
+            Tree::Redb(t) => t.clear(),
             Tree::Pg(t) => t.clear(),
         }
     }
@@ -96,6 +106,7 @@ impl Tree {
     pub fn len(&self) -> Result<usize, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.len()),
+            Tree::Redb(t) => t.len(),
             Tree::Pg(t) => t.len(),
         }
     }
@@ -104,6 +115,7 @@ impl Tree {
     pub fn first(&self) -> Result<Option<(Bytes, Bytes)>, StoreError> {
         match self {
             Tree::Sled(t) => Ok(t.first()?),
+            Tree::Redb(t) => t.scan(Bounds::all(), false).next().transpose(),
             Tree::Pg(t) => t.scan(Bounds::all(), false).next().transpose(),
         }
     }
@@ -140,6 +152,10 @@ impl Tree {
                     rev: false,
                 }
             }
+            Tree::Redb(t) => Iter {
+                inner: IterInner::Redb(Box::new(t.scan(bounds, false))),
+                rev: false,
+            },
             Tree::Pg(t) => Iter {
                 inner: IterInner::Pg(Box::new(t.scan(bounds, false))),
                 rev: false,
@@ -189,6 +205,7 @@ pub(super) struct Iter {
 
 enum IterInner {
     Sled(Box<sled::Iter>),
+    Redb(Box<RedbIter>),
     Pg(Box<PgIter>),
 }
 
@@ -196,9 +213,14 @@ impl Iter {
     /// The same entries, largest key first.
     pub fn rev(mut self) -> Iter {
         self.rev = !self.rev;
-        if let IterInner::Pg(p) = &mut self.inner {
-            p.set_descending(self.rev);
-        }
+        self.inner = match self.inner {
+            IterInner::Pg(mut p) => {
+                p.set_descending(self.rev);
+                IterInner::Pg(p)
+            }
+            IterInner::Redb(r) => IterInner::Redb(Box::new(r.reverse())),
+            sled => sled,
+        };
         self
     }
 
@@ -220,6 +242,7 @@ impl Iterator for Iter {
                 let next = if self.rev { i.next_back() } else { i.next() };
                 next.map(|r| r.map_err(StoreError::from))
             }
+            IterInner::Redb(r) => r.next(),
             IterInner::Pg(p) => p.next(),
         }
     }
@@ -245,6 +268,61 @@ mod tests {
         for k in ["a/1", "a/2", "a/3", "b/1", "a"] {
             t.insert(k, k).unwrap();
         }
+        scans_in_both_directions_within_bounds(&t);
+    }
+
+    /// The same operations on redb, once through the writer's open
+    /// transaction (what a job sees of its own batch) and once through a
+    /// reader's snapshot after the commit.
+    #[test]
+    fn redb_scans_in_both_directions_within_bounds() {
+        use super::super::rdb::{Core, RedbTree};
+        let dir = tempfile::tempdir().unwrap();
+        let core = Core::open(&dir.path().join("s.redb"), 1 << 20).unwrap();
+        let writer = Tree::Redb(RedbTree::new(core.clone(), "t", true));
+        let reader = Tree::Redb(RedbTree::new(core.clone(), "t", false));
+        assert_eq!(
+            reader.len().unwrap(),
+            0,
+            "a table nothing wrote reads as empty"
+        );
+        for k in ["a/1", "a/2", "a/3", "b/1", "a"] {
+            writer.insert(k, k).unwrap();
+        }
+        assert!(
+            reader.get("a").unwrap().is_none(),
+            "not visible before the commit"
+        );
+        assert!(!writer.insert_new("b/1", "x").unwrap());
+        assert!(writer.insert_new("c", "c").unwrap());
+        writer.remove("c").unwrap();
+        let before_commit: Vec<_> = writer.iter().keys().map(|k| k.unwrap()).collect();
+        core.commit(false).unwrap();
+        let after: Vec<_> = reader.iter().keys().map(|k| k.unwrap()).collect();
+        assert_eq!(before_commit, after);
+        scans_in_both_directions_within_bounds(&writer);
+        core.commit(true).unwrap();
+        for k in ["a/1", "a/2", "a/3", "b/1", "a"] {
+            writer.insert(k, k).unwrap();
+        }
+        core.commit(true).unwrap();
+        assert_eq!(reader.range_below("a/2").keys().count(), 2);
+        assert!(reader.insert("z", "z").is_err(), "readers do not write");
+        assert_eq!(reader.first().unwrap().unwrap().0.as_ref(), b"a");
+        assert_eq!(reader.len().unwrap(), 5);
+        let keys: Vec<_> = reader
+            .scan_prefix("a/")
+            .rev()
+            .keys()
+            .map(|k| k.unwrap())
+            .collect();
+        assert_eq!(keys, [&b"a/3"[..], b"a/2", b"a/1"]);
+        writer.clear().unwrap();
+        core.commit(true).unwrap();
+        assert_eq!(reader.len().unwrap(), 0);
+    }
+
+    fn scans_in_both_directions_within_bounds(t: &Tree) {
         let keys = |i: Iter| -> Vec<String> {
             i.keys()
                 .map(|k| String::from_utf8(k.unwrap().to_vec()).unwrap())

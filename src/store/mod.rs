@@ -44,6 +44,7 @@ mod mail;
 mod outbox;
 mod pg;
 mod prefs;
+mod rdb;
 mod records;
 mod types;
 
@@ -51,7 +52,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use chat::{ChatKey, ChatNs};
-pub use copy::TreeCopy;
+pub use copy::{TreeCopy, TreeStats};
 pub use downloads::DownloadRecord;
 pub use engine::{Backend, EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
@@ -74,6 +75,9 @@ pub enum StoreError {
     /// The sled database failed (I/O errors count as transient).
     #[error("store: {0}")]
     Sled(#[from] sled::Error),
+    /// The redb database failed (I/O errors count as transient).
+    #[error("store: {0}")]
+    Redb(Box<redb::Error>),
     /// A stored value does not decode.
     #[error("store: corrupt record in {tree}: {message}")]
     Corrupt {
@@ -118,6 +122,18 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
             || matches!(self, StoreError::Sled(sled::Error::Io(_)))
+            || self.redb_io().is_some()
+    }
+
+    /// The I/O error under a redb failure, if that is what it is.
+    pub(crate) fn redb_io(&self) -> Option<&std::io::Error> {
+        match self {
+            StoreError::Redb(e) => match &**e {
+                redb::Error::Io(io) => Some(io),
+                _ => None,
+            },
+            _ => None,
+        }
     }
 
     /// Out of space (disk full or below the configured free-space floor).
@@ -125,7 +141,9 @@ impl StoreError {
         match self {
             StoreError::Unavailable(r) => r.starts_with("disk"),
             StoreError::Sled(sled::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
-            _ => false,
+            other => other
+                .redb_io()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull),
         }
     }
 }
@@ -145,6 +163,8 @@ pub struct Store {
     write_lock: Arc<std::sync::Mutex<()>>,
     /// Several daemons may share this store (PostgreSQL).
     shared: bool,
+    /// The embedded engine's name otherwise (`sled`, `redb`).
+    embedded: &'static str,
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
@@ -155,6 +175,26 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         tree,
         message: e.to_string(),
     })
+}
+
+/// Bytes the embedded store occupies on disk under `data_dir` (its files,
+/// recursively; 0 when there are none, as on PostgreSQL).
+pub fn disk_bytes(data_dir: &Path) -> u64 {
+    fn under(dir: &Path) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            // A single file (redb's store.redb), or nothing.
+            return std::fs::metadata(dir).map_or(0, |m| m.len());
+        };
+        entries
+            .flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => under(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    under(&data_dir.join("store")) + under(&data_dir.join("store.redb"))
 }
 
 /// The current time in unix milliseconds, the unit of outbox due times
@@ -180,7 +220,11 @@ impl Store {
         let store = Store {
             engine: Arc::new(engine),
             write_lock: Arc::new(std::sync::Mutex::new(())),
-            shared: settings.backend != Backend::Sled,
+            shared: matches!(settings.backend, Backend::Postgres { .. }),
+            embedded: match settings.backend {
+                Backend::Redb => "redb",
+                _ => "sled",
+            },
         };
         let persisted = store.engine.write(true, check_schema)?;
         store.engine.init_ids(persisted)?;
@@ -202,7 +246,7 @@ impl Store {
             .get("schema_version")?
             .and_then(|b| <[u8; 4]>::try_from(b.as_ref()).ok())
             .map_or(0, u32::from_be_bytes);
-        Ok(("sled", v))
+        Ok((self.embedded, v))
     }
 
     /// What `/healthz` and `/readyz` report.

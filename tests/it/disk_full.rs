@@ -103,6 +103,16 @@ fn stored_ids(d: &support::Daemon) -> Vec<String> {
 #[test]
 #[ignore = "needs root to mount a tmpfs; run by .ci/run"]
 fn full_disk_refuses_then_recovers_without_restart() {
+    full_disk_cycle("sled");
+}
+
+#[test]
+#[ignore = "needs root to mount a tmpfs; run by .ci/run"]
+fn full_disk_refuses_then_recovers_without_restart_on_redb() {
+    full_disk_cycle("redb");
+}
+
+fn full_disk_cycle(engine: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("mnt");
     std::fs::create_dir(&mnt).unwrap();
@@ -115,6 +125,7 @@ fn full_disk_refuses_then_recovers_without_restart() {
     let env = [
         ("EDESK_STORE__MIN_FREE_MB", "4"),
         ("EDESK_STORE__CACHE_MB", "8"),
+        ("EDESK_STORE__BACKEND", engine),
     ];
     let d = support::spawn_daemon(&data, &env);
     let mut acked = lmtp_until_the_disk_is_full(&d);
@@ -131,6 +142,11 @@ fn full_disk_refuses_then_recovers_without_restart() {
     for id in &acked {
         assert!(unique.contains(id), "acknowledged {id} lost");
     }
+    assert_eq!(
+        data.join("store.redb").is_file(),
+        engine == "redb",
+        "the daemon ran on {engine}"
+    );
 }
 
 /// LMTP until the disk is full: a temporary failure, after some accepted.

@@ -23,6 +23,15 @@ const WATCHDOG: Duration = Duration::from_secs(10);
 
 #[test]
 fn concurrent_lmtp_and_orders_neither_hang_nor_lose_mail() {
+    stress("sled");
+}
+
+#[test]
+fn concurrent_lmtp_and_orders_neither_hang_nor_lose_mail_on_redb() {
+    stress("redb");
+}
+
+fn stress(engine: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -31,7 +40,7 @@ fn concurrent_lmtp_and_orders_neither_hang_nor_lose_mail() {
     let rounds = env_or("STRESS_ROUNDS", 3);
     let clients = env_or("STRESS_CLIENTS", 8);
     for round in 1..=rounds {
-        scenario(&rt, round, clients);
+        scenario(&rt, round, clients, engine);
     }
 }
 
@@ -42,9 +51,10 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
+fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize, engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut d = spawn_daemon(dir.path(), &[]);
+    let env = [("EDESK_STORE__BACKEND", engine)];
+    let mut d = spawn_daemon(dir.path(), &env);
     let plan = LoadPlan {
         clients,
         messages: clients * PER_CLIENT,
@@ -75,13 +85,18 @@ fn scenario(rt: &tokio::runtime::Runtime, round: usize, clients: usize) {
     );
 
     // Nothing acknowledged is lost across the restart.
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_daemon(dir.path(), &env);
     let v = rt
         .block_on(verify(d.http, &plan.run_id, &acked))
         .unwrap_or_else(|e| panic!("round {round}, after restart: {e}"));
     assert!(
         v.ok() && v.stored == acked.len(),
         "round {round}, after restart: {v:?}"
+    );
+    assert_eq!(
+        dir.path().join("store.redb").is_file(),
+        engine == "redb",
+        "round {round} ran on {engine}"
     );
 }
 
