@@ -46,6 +46,11 @@ const MAX_BATCH: usize = 512;
 const QUEUE: usize = 8192;
 /// How often a failed store tries to reopen.
 const REOPEN_EVERY: Duration = Duration::from_millis(500);
+/// Longest a busy owner goes without a flush. It bounds what a crash can
+/// take of writes nobody waited for, and on redb how much space freed pages
+/// hold: redb reuses a page freed by a non-durable commit only after the
+/// next durable one, so without it a long import grows the file.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// How often the owner looks at the free space of the data directory.
 const SPACE_EVERY: Duration = Duration::from_millis(500);
 
@@ -438,21 +443,6 @@ impl Db {
         }
     }
 
-    /// Whether a write is visible to other threads as soon as it is
-    /// applied (sled), or only once the batch commits (redb).
-    fn visible_when_applied(&self) -> bool {
-        !matches!(self, Db::Redb(_))
-    }
-
-    /// Makes the batch visible to readers without waiting for the disk
-    /// (redb's non-durable commit; nothing to do elsewhere).
-    fn publish(&self) -> Result<(), StoreError> {
-        match self {
-            Db::Redb(core) => core.commit(false),
-            _ => Ok(()),
-        }
-    }
-
     fn close(&self) {
         match self {
             Db::Pg(_, pool) => pool.close(),
@@ -613,6 +603,7 @@ impl Engine {
             db: Some((opened.db, opened.write)),
             last_space_check: None,
             last_reopen: None,
+            last_flush: Instant::now(),
             dirty: false,
         };
         let handle = std::thread::Builder::new()
@@ -848,6 +839,8 @@ struct Owner {
     db: Option<(Db, Arc<Trees>)>,
     last_space_check: Option<Instant>,
     last_reopen: Option<Instant>,
+    /// When the last flush ended.
+    last_flush: Instant,
     /// Writes applied since the last flush.
     dirty: bool,
 }
@@ -903,14 +896,14 @@ impl Owner {
         self.last_space_check = None;
         self.check_space();
         let idle_flush = batch.is_empty();
-        let (waiting, applied) = self.apply_jobs(batch);
+        let waiting = self.apply_jobs(batch);
         self.shared.batches.fetch_add(1, Ordering::Relaxed);
         // Flush only for someone who waits for it (a durable write or a
-        // barrier): an import's many small writes share one flush at its end.
-        if waiting.is_empty() && !idle_flush {
-            let published = self.publish();
+        // barrier) or when the last flush is FLUSH_EVERY old: an import's
+        // many small writes share a few flushes.
+        let overdue = self.dirty && self.last_flush.elapsed() >= FLUSH_EVERY;
+        if waiting.is_empty() && !idle_flush && !overdue {
             self.shared.busy_since.store(0, Ordering::SeqCst);
-            answer(applied, &published);
             return;
         }
         self.dirty = false;
@@ -918,33 +911,14 @@ impl Owner {
         // Not busy any more before anyone hears back: a caller that reads
         // health right after its answer must not see this batch as stuck.
         self.shared.busy_since.store(0, Ordering::SeqCst);
-        answer(applied, &failure);
         answer(waiting, &failure);
     }
 
-    /// Makes the batch visible to readers (redb commits it non-durably).
-    fn publish(&mut self) -> Result<(), String> {
-        let Some((db, _)) = &self.db else {
-            return Ok(());
-        };
-        let published = db.publish();
-        if let Err(e) = &published {
-            self.fail(describe(e));
-        }
-        published.map_err(|e| describe(&e))
-    }
-
     /// Applies each job of a batch in arrival order; returns the answers
-    /// that wait for the flush, and those that wait only until the batch
-    /// is visible to readers (on an engine where applying is not enough).
-    fn apply_jobs(&mut self, batch: Vec<Job>) -> (Vec<Reply>, Vec<Reply>) {
+    /// that wait for the flush.
+    fn apply_jobs(&mut self, batch: Vec<Job>) -> Vec<Reply> {
         let mut budget = Budget::new(&self.shared);
         let mut waiting: Vec<Reply> = Vec::new();
-        let mut applied: Vec<Reply> = Vec::new();
-        let visible = self
-            .db
-            .as_ref()
-            .is_none_or(|(db, _)| db.visible_when_applied());
         for job in batch {
             self.dirty |= job.cost != Cost::Nothing;
             let admitted = budget.admit(job.cost);
@@ -975,13 +949,11 @@ impl Owner {
                 reply(ended.map_err(|e| StoreError::Unavailable(describe(&e))));
             } else if job.durable && !per_job {
                 waiting.push(reply);
-            } else if !visible && started {
-                applied.push(reply);
             } else {
                 reply(Ok(()));
             }
         }
-        (waiting, applied)
+        waiting
     }
 
     /// Makes the batch durable, or fails the store when that is impossible.
@@ -991,6 +963,7 @@ impl Owner {
         };
         self.shared.flushes.fetch_add(1, Ordering::Relaxed);
         let flushed = db.flush();
+        self.last_flush = Instant::now();
         if let Err(e) = &flushed {
             self.fail(describe(e));
         }

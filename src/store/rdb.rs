@@ -1,28 +1,26 @@
 //! The redb engine under [`super::kv::Tree`]: one file, `DATA_DIR/store.redb`,
 //! a copy-on-write B-tree with one table per tree.
 //!
-//! redb has one writer at a time and makes a write visible only when its
-//! transaction commits. The store's owner thread is the only writer: it
-//! begins one write transaction per batch (lazily, at the batch's first
-//! operation through the write trees), applies every job of the batch in
-//! it, and commits at the end of the batch ([`Core::commit`]): durably
-//! (`Durability::Immediate`, one fsync) when a caller waits for durability,
-//! otherwise non-durably, which redb makes durable at the next durable
-//! commit. Readers on other threads each open a read transaction, a
-//! consistent snapshot that never waits for the writer.
+//! redb has one writer at a time and makes a write visible to its read
+//! transactions only when the write transaction commits, and a commit costs
+//! page writes. The store's owner thread is the only writer. It keeps one
+//! write transaction open from its first write until the next flush
+//! ([`Core::commit`], `Durability::Immediate`: one fsync for every write
+//! since the last one), which is the group commit sled's flush gives.
 //!
-//! Inside a batch the owner's closures read through the same transaction,
-//! so they see the batch's earlier writes (the read-modify-write the store's
-//! records rely on). A scan inside the transaction collects its rows first:
-//! redb lets only one handle on a table be open in a transaction, and a
-//! closure may write to the table it scans.
+//! So that a write is visible as soon as the owner applied it (what callers
+//! get on sled, and rely on: write, answer, read back), readers look at the
+//! open transaction when there is one, under its mutex, and at a snapshot
+//! of the last commit otherwise. Each read holds the mutex for one lookup
+//! or one chunk of a scan ([`CHUNK`] rows), so a long scan never stops the
+//! owner for long; like sled's iterators, a scan is not one snapshot.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
-    TableDefinition, TableError, WriteTransaction,
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    TableError, WriteTransaction,
 };
 
 use super::StoreError;
@@ -82,12 +80,15 @@ impl Core {
         }
     }
 
-    /// Commits the batch's writes: visible to readers on return, and on
-    /// disk when `durable` (together with every earlier non-durable commit).
-    /// A durable commit with nothing pending still runs, to persist those.
+    /// Commits what was written since the last commit: on disk on return
+    /// when `durable` (with every earlier non-durable commit; a durable
+    /// commit with nothing pending still runs, to persist those).
     pub fn commit(&self, durable: bool) -> Result<(), StoreError> {
-        let pending = self.txn().take();
-        let mut txn = match pending {
+        // The slot stays locked until the commit is done: a reader that
+        // found it empty before then would read a snapshot without writes
+        // the owner has already answered for.
+        let mut slot = self.txn();
+        let mut txn = match slot.take() {
             Some(t) => t,
             None if durable => self.db.begin_write().map_err(err)?,
             None => return Ok(()),
@@ -99,23 +100,25 @@ impl Core {
         };
         txn.set_durability(level)
             .map_err(|e| StoreError::Backend(e.to_string()))?;
-        txn.commit().map_err(err)
+        let committed = txn.commit().map_err(err);
+        drop(slot);
+        committed
     }
 
-    /// Drops uncommitted writes (the store failed mid-batch).
+    /// Drops uncommitted writes (the store failed).
     pub fn abort(&self) {
         if let Some(t) = self.txn().take() {
             let _ = t.abort();
         }
     }
-
-    fn read(&self) -> Result<ReadTransaction, StoreError> {
-        self.db.begin_read().map_err(err)
-    }
 }
 
-/// One table: writes (and the owner's reads) through the batch's write
-/// transaction, other readers through a read transaction of their own.
+/// Rows a scan reads per visit to the table.
+const CHUNK: usize = 256;
+
+/// One table: writes (and the owner's reads) through the open write
+/// transaction; reads elsewhere through it too while it is open (under its
+/// mutex), through a snapshot of the last commit otherwise.
 #[derive(Clone)]
 pub(super) struct RedbTree {
     core: Arc<Core>,
@@ -124,9 +127,45 @@ pub(super) struct RedbTree {
 }
 
 type Row = (Bytes, Bytes);
+type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
 
 fn row(k: &[u8], v: &[u8]) -> Row {
     (Bytes::from(k), Bytes::from(v))
+}
+
+/// A table as a reader sees it.
+enum View<'t> {
+    Open(redb::Table<'t, &'static [u8], &'static [u8]>),
+    Committed(redb::ReadOnlyTable<&'static [u8], &'static [u8]>),
+    Absent,
+}
+
+impl View<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let g = match self {
+            View::Open(t) => t.get(key).map_err(err)?.map(|v| Bytes::from(v.value())),
+            View::Committed(t) => t.get(key).map_err(err)?.map(|v| Bytes::from(v.value())),
+            View::Absent => None,
+        };
+        Ok(g)
+    }
+
+    fn len(&self) -> Result<u64, StoreError> {
+        match self {
+            View::Open(t) => t.len().map_err(err),
+            View::Committed(t) => t.len().map_err(err),
+            View::Absent => Ok(0),
+        }
+    }
+
+    /// Up to `n` rows within `bounds`, from the low end or (`rev`) the high end.
+    fn chunk(&self, bounds: &Bounds, rev: bool, n: usize) -> Result<Vec<Row>, StoreError> {
+        match self {
+            View::Open(t) => take(t.range::<&[u8]>(range(bounds)).map_err(err)?, rev, n),
+            View::Committed(t) => take(t.range::<&[u8]>(range(bounds)).map_err(err)?, rev, n),
+            View::Absent => Ok(Vec::new()),
+        }
+    }
 }
 
 impl RedbTree {
@@ -134,18 +173,34 @@ impl RedbTree {
         RedbTree { core, name, writer }
     }
 
-    /// A read outside the writer: a snapshot of the last commit. A table
-    /// nothing has written to yet reads as empty.
-    fn snapshot<R>(
-        &self,
-        empty: R,
-        f: impl FnOnce(redb::ReadOnlyTable<&'static [u8], &'static [u8]>) -> Result<R, StoreError>,
-    ) -> Result<R, StoreError> {
-        match self.core.read()?.open_table(table(self.name)) {
-            Ok(t) => f(t),
-            Err(TableError::TableDoesNotExist(_)) => Ok(empty),
-            Err(e) => Err(err(e)),
+    fn def(&self) -> Def {
+        table(self.name)
+    }
+
+    /// Runs a read on the freshest state: the open write transaction (the
+    /// owner begins one if it has none), or the last commit.
+    fn read<R>(&self, f: impl FnOnce(&View<'_>) -> Result<R, StoreError>) -> Result<R, StoreError> {
+        if self.writer {
+            return self.core.in_txn(|txn| {
+                let t = txn.open_table(self.def()).map_err(err)?;
+                f(&View::Open(t))
+            });
         }
+        let slot = self.core.txn();
+        if let Some(txn) = slot.as_ref() {
+            let t = txn.open_table(self.def()).map_err(err)?;
+            return f(&View::Open(t));
+        }
+        // Begun under the mutex: no write can be answered between our look
+        // at the slot and the snapshot without being in the snapshot.
+        let snapshot = self.core.db.begin_read().map_err(err);
+        drop(slot);
+        let view = match snapshot?.open_table(self.def()) {
+            Ok(t) => View::Committed(t),
+            Err(TableError::TableDoesNotExist(_)) => View::Absent,
+            Err(e) => return Err(err(e)),
+        };
+        f(&view)
     }
 
     fn write<R>(
@@ -153,26 +208,20 @@ impl RedbTree {
         f: impl FnOnce(&mut redb::Table<'_, &'static [u8], &'static [u8]>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         if !self.writer {
-            // Only the owner's batch commits; a write from elsewhere would
-            // ride along with whichever batch comes next.
+            // Only the owner writes: its flush is what makes a write durable.
             return Err(StoreError::Backend(format!(
                 "a write to {} outside the store's owner",
                 self.name
             )));
         }
         self.core.in_txn(|txn| {
-            let mut t = txn.open_table(table(self.name)).map_err(err)?;
+            let mut t = txn.open_table(self.def()).map_err(err)?;
             f(&mut t)
         })
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        let found =
-            |g: Option<redb::AccessGuard<'_, &'static [u8]>>| g.map(|v| Bytes::from(v.value()));
-        if self.writer {
-            return self.write(|t| Ok(found(t.get(key).map_err(err)?)));
-        }
-        self.snapshot(None, |t| Ok(found(t.get(key).map_err(err)?)))
+        self.read(|v| v.get(key))
     }
 
     pub fn insert(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
@@ -198,29 +247,20 @@ impl RedbTree {
     }
 
     pub fn len(&self) -> Result<usize, StoreError> {
-        let n = if self.writer {
-            self.write(|t| t.len().map_err(err))?
-        } else {
-            self.snapshot(0, |t| t.len().map_err(err))?
-        };
+        let n = self.read(|v| v.len())?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
-    /// The entries within `bounds`, in key order or reversed.
+    /// The entries within `bounds`, in key order or reversed, read a chunk
+    /// at a time.
     pub fn scan(&self, bounds: Bounds, rev: bool) -> RedbIter {
-        let scanned = if self.writer {
-            self.write(|t| collect(t.range::<&[u8]>(range(&bounds)).map_err(err)?, rev))
-                .map(RedbIter::Rows)
-        } else {
-            self.snapshot(RedbIter::Rows(Vec::new().into_iter()), |t| {
-                let r = t.range::<&[u8]>(range(&bounds)).map_err(err)?;
-                Ok(RedbIter::Live {
-                    range: Box::new(r),
-                    rev,
-                })
-            })
-        };
-        scanned.unwrap_or_else(|e| RedbIter::Failed(Some(e)))
+        RedbIter {
+            tree: self.clone(),
+            bounds,
+            rev,
+            buf: Vec::new().into_iter(),
+            done: false,
+        }
     }
 }
 
@@ -232,42 +272,52 @@ fn range(b: &Bounds) -> (std::ops::Bound<&[u8]>, std::ops::Bound<&[u8]>) {
     )
 }
 
-fn collect(
+fn take(
     r: redb::Range<'_, &'static [u8], &'static [u8]>,
     rev: bool,
-) -> Result<std::vec::IntoIter<Row>, StoreError> {
+    n: usize,
+) -> Result<Vec<Row>, StoreError> {
     let entries: Box<dyn Iterator<Item = _>> = if rev { Box::new(r.rev()) } else { Box::new(r) };
     let mut rows = Vec::new();
-    for e in entries {
+    for e in entries.take(n) {
         let (k, v) = e.map_err(err)?;
         rows.push(row(k.value(), v.value()));
     }
-    Ok(rows.into_iter())
+    Ok(rows)
 }
 
-/// A scan: rows collected inside the writer's transaction, or a live
-/// range over a reader's snapshot.
-pub(super) enum RedbIter {
-    Rows(std::vec::IntoIter<Row>),
-    Live {
-        range: Box<redb::Range<'static, &'static [u8], &'static [u8]>>,
-        rev: bool,
-    },
-    Failed(Option<StoreError>),
+/// A scan that reads [`CHUNK`] rows per visit and resumes after the last
+/// key it returned, so it holds no transaction between visits.
+pub(super) struct RedbIter {
+    tree: RedbTree,
+    bounds: Bounds,
+    rev: bool,
+    buf: std::vec::IntoIter<Row>,
+    done: bool,
 }
 
 impl RedbIter {
     /// Turns the scan around; only before it has started.
-    pub fn reverse(self) -> RedbIter {
-        match self {
-            RedbIter::Rows(rows) => {
-                let mut v: Vec<Row> = rows.collect();
-                v.reverse();
-                RedbIter::Rows(v.into_iter())
+    pub fn reverse(mut self) -> RedbIter {
+        self.rev = !self.rev;
+        self
+    }
+
+    fn refill(&mut self) -> Result<(), StoreError> {
+        let rows = self.tree.read(|v| v.chunk(&self.bounds, self.rev, CHUNK))?;
+        self.done = rows.len() < CHUNK;
+        if let Some((last, _)) = rows.last() {
+            if self.rev {
+                self.bounds.below = Some(last.to_vec());
+            } else {
+                // The smallest key above `last`.
+                let mut next = last.to_vec();
+                next.push(0);
+                self.bounds.from = Some(next);
             }
-            RedbIter::Live { range, rev } => RedbIter::Live { range, rev: !rev },
-            failed => failed,
         }
+        self.buf = rows.into_iter();
+        Ok(())
     }
 }
 
@@ -275,17 +325,16 @@ impl Iterator for RedbIter {
     type Item = Result<Row, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        match self {
-            RedbIter::Rows(rows) => rows.next().map(Ok),
-            RedbIter::Live { range, rev } => {
-                let next = if *rev {
-                    range.next_back()
-                } else {
-                    range.next()
-                };
-                next.map(|e| e.map(|(k, v)| row(k.value(), v.value())).map_err(err))
-            }
-            RedbIter::Failed(e) => e.take().map(Err),
+        if let Some(r) = self.buf.next() {
+            return Some(Ok(r));
         }
+        if self.done {
+            return None;
+        }
+        if let Err(e) = self.refill() {
+            self.done = true;
+            return Some(Err(e));
+        }
+        self.buf.next().map(Ok)
     }
 }
