@@ -1,4 +1,5 @@
-//! Durable state in sled, with typed access. Knows nothing about mail or chat:
+//! Durable state in sled (or redb, or PostgreSQL: see `kv`), with typed
+//! access. Knows nothing about mail or chat:
 //! outbox items are opaque bytes with an envelope, kinds are strings.
 //!
 //! Opened once from the data directory (`Store::open(data_dir)`), cheap to
