@@ -113,6 +113,15 @@ pub fn classify(
         reasons.push("list: List-Unsubscribe header (bulk mail)".into());
         return Ok(machine(Kind::List));
     }
+    if p.null_sender {
+        // RFC 5321 §4.5.5 and RFC 3834: the null reverse-path is for
+        // delivery reports and automatic replies, so that nothing answers
+        // them; a person's mail always has one.
+        reasons.push(
+            "autoreply: the envelope sender is null (<>), which only automatic mail uses".into(),
+        );
+        return Ok(machine(Kind::Autoreply));
+    }
     if !addressed {
         // A person's mail whose From has no address (a broken client, a
         // hand-typed header) is still a person's: a person reads it.
@@ -191,9 +200,9 @@ fn bounce(
     let token = verp_token(p);
     let subject = bounce_subject().is_some_and(|r| r.is_match(&p.subject));
     let sender = bounce_sender(p);
-    let null_path = p
-        .header("return-path")
-        .is_some_and(|r| r.trim().trim_matches(['<', '>']).is_empty());
+    let null_path = p.null_sender
+        || p.header("return-path")
+            .is_some_and(|r| r.trim().trim_matches(['<', '>']).is_empty());
     let why = if dsn {
         "DSN (multipart/report; report-type=delivery-status)"
     } else if token.is_some() && (subject || sender || null_path) {
@@ -384,6 +393,22 @@ mod tests {
             Class::Human => None,
             Class::Machine { kind, .. } => Some(kind),
         }
+    }
+
+    /// A machine that writes like a person (no auto-reply header, an
+    /// ordinary subject) still gives itself away by the null envelope sender.
+    #[test]
+    fn a_null_envelope_sender_is_never_a_person() {
+        let mut p = human();
+        assert_eq!(kind(&p), None);
+        p.null_sender = true;
+        assert_eq!(kind(&p), Some(Kind::Autoreply));
+        p.subject = "Undeliverable: Question".into();
+        assert_eq!(
+            kind(&p),
+            Some(Kind::Bounce),
+            "a bounce subject with <> is a bounce"
+        );
     }
 
     #[test]

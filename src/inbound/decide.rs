@@ -232,7 +232,23 @@ pub fn analyze_with(
     faq: &dyn FaqOracle,
     verified: Option<&Verdicts>,
 ) -> Result<Decision, DirectoryError> {
-    match catch_unwind(AssertUnwindSafe(|| analyze_inner(raw, dir, faq, verified))) {
+    analyze_received(raw, dir, faq, verified, None)
+}
+
+/// [`analyze_with`] for mail an MTA handed over, with the envelope sender
+/// it gave (`Some("")` is the null sender `<>`, which only automatic mail
+/// uses: such mail is never answered).
+pub fn analyze_received(
+    raw: &[u8],
+    dir: &dyn Directory,
+    faq: &dyn FaqOracle,
+    verified: Option<&Verdicts>,
+    mail_from: Option<&str>,
+) -> Result<Decision, DirectoryError> {
+    let null_sender = mail_from.is_some_and(|m| m.trim().trim_matches(['<', '>']).is_empty());
+    match catch_unwind(AssertUnwindSafe(|| {
+        analyze_inner(raw, dir, faq, verified, null_sender)
+    })) {
         Ok(d) => d,
         Err(_) => Ok(Decision::machine(
             None,
@@ -247,9 +263,10 @@ fn analyze_inner(
     dir: &dyn Directory,
     faq: &dyn FaqOracle,
     verified: Option<&Verdicts>,
+    null_sender: bool,
 ) -> Result<Decision, DirectoryError> {
     let p = match parse(raw) {
-        Ok(p) => p,
+        Ok(p) => Parsed { null_sender, ..p },
         Err(e) => {
             return Ok(Decision::machine(
                 None,

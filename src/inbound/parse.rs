@@ -49,6 +49,10 @@ pub struct Parsed {
     pub html: Option<String>,
     /// Number of attachments (mail-parser's count).
     pub attachments: usize,
+    /// The envelope's reverse-path was null (`MAIL FROM:<>`, a pipe's empty
+    /// `${sender}`). Not in the message itself: set from what the MTA
+    /// handed over, false when that is unknown (a file).
+    pub null_sender: bool,
 }
 
 impl Parsed {

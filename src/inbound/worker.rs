@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::decide::{Action, Decision, analyze_with};
+use super::decide::{Action, Decision, analyze_received};
 use super::intake::{MailState, Spool};
 use super::ports::{Directory, FaqOracle};
 use super::thread::NamedOrder;
@@ -201,12 +201,14 @@ impl Worker {
     }
 
     fn process(&self, id: u64, raw: &[u8]) -> Result<(Decision, Outcome), ActionError> {
-        let verified = self.verify(id, raw);
-        let decision = analyze_with(
+        let mail_from = self.envelope_sender(id);
+        let verified = self.verify(raw, mail_from.as_deref());
+        let decision = analyze_received(
             raw,
             self.directory.as_ref(),
             self.faq.as_ref(),
             verified.as_ref(),
+            mail_from.as_deref(),
         )
         .map_err(|e| ActionError::Unavailable(e.to_string()))?;
         let mut outcome = Outcome::default();
@@ -275,15 +277,18 @@ impl Worker {
 
     /// The message's DKIM/SPF/DMARC verdicts, when verification is
     /// configured (SPF from the envelope sender and our MTA's Received line).
-    fn verify(&self, id: u64, raw: &[u8]) -> Option<Verdicts> {
+    fn verify(&self, raw: &[u8], mail_from: Option<&str>) -> Option<Verdicts> {
         let verifier = self.verifier.as_ref()?;
-        let mail_from = self
-            .spool
+        verifier.verify(raw, &Connection::from_received(raw, mail_from))
+    }
+
+    /// The envelope sender the MTA gave for mail `id` (`Some("")` for `<>`).
+    fn envelope_sender(&self, id: u64) -> Option<String> {
+        self.spool
             .meta(id)
             .ok()
             .flatten()
-            .and_then(|m| m.envelope.mail_from);
-        verifier.verify(raw, &Connection::from_received(raw, mail_from.as_deref()))
+            .and_then(|m| m.envelope.mail_from)
     }
 
     /// The FAQ answer mail's values for `entry` in the message's language.

@@ -758,3 +758,54 @@ fn with_verification_the_daemon_records_verdicts_and_holds_an_unsigned_team_repl
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(sink.messages().len(), before + 2, "nothing relayed");
 }
+
+/// Mail whose envelope sender is null (`MAIL FROM:<>`) is automatic by
+/// definition (RFC 5321 §4.5.5): even when it reads like a person's question
+/// and carries no auto-reply header, it is stored and never answered. The
+/// same mail with an ordinary envelope sender gets its FAQ answer.
+#[test]
+fn a_null_envelope_sender_is_never_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = start(tmp.path(), "5");
+    let to = ["support@edesk.example.com"];
+    let question = |n: u32| {
+        Mail::new("ana@example.org", &to)
+            .header("From: ana@example.org")
+            .header(&format!("Message-Id: <null-{n}@example.org>"))
+            .header("Subject: notification emails")
+            .body("How do I stop receiving notification emails?")
+            .to_bytes()
+    };
+    let out = lmtp::deliver(d.lmtp, "", &to, &question(1));
+    assert!(out.ok(), "{}", out.transcript);
+    let out = lmtp::deliver(d.lmtp, "ana@example.org", &to, &question(2));
+    assert!(out.ok(), "{}", out.transcript);
+    let mails = processed(&d, 2);
+    let by_id = |id: &str| {
+        mails
+            .iter()
+            .find(|m| m.to_string().contains(id))
+            .unwrap_or_else(|| panic!("{id} in {mails:?}"))
+            .clone()
+    };
+    let null = by_id("null-1@example.org");
+    assert_eq!(null["decision"]["kind"], "autoreply", "{null}");
+    assert!(
+        null["decision"]["reasons"]
+            .to_string()
+            .contains("envelope sender is null"),
+        "{null}"
+    );
+    let person = by_id("null-2@example.org");
+    assert_eq!(person["decision"]["kind"], "new", "{person}");
+    wait_mails(&d, &sink, 1);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let answers: Vec<_> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| rcpt_to(m) == "ana@example.org")
+        .collect();
+    assert_eq!(answers.len(), 1, "only the mail with a sender is answered");
+    let replied_to = header(&answers[0], "In-Reply-To").unwrap_or_default();
+    assert!(replied_to.contains("null-2@example.org"), "{replied_to}");
+}
