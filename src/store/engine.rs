@@ -51,6 +51,11 @@ const REOPEN_EVERY: Duration = Duration::from_millis(500);
 /// hold: redb reuses a page freed by a non-durable commit only after the
 /// next durable one, so without it a long import grows the file.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// Free space above `min_free_bytes` below which the store calls itself
+/// not ready: a write is charged about twice its size, so from here on an
+/// ordinary message (up to ~500 KB) may already be refused, and `/readyz`
+/// must say so before a client finds out.
+const READY_HEADROOM: u64 = 1 << 20;
 /// How often the owner looks at the free space of the data directory.
 const SPACE_EVERY: Duration = Duration::from_millis(500);
 
@@ -539,8 +544,10 @@ impl Shared {
             .clone()
     }
 
+    /// Near the free-space floor: within [`READY_HEADROOM`] of it, where an
+    /// ordinary message no longer fits the write budget ([`charge`]).
     fn low_space(&self) -> bool {
-        self.free_bytes.load(Ordering::Relaxed) < self.min_free_bytes
+        self.free_bytes.load(Ordering::Relaxed) < self.min_free_bytes.saturating_add(READY_HEADROOM)
     }
 }
 
@@ -665,9 +672,10 @@ impl Engine {
         }
         self.shared.low_space().then(|| {
             format!(
-                "disk almost full: {} bytes free in the data directory (minimum {})",
+                "disk almost full: {} bytes free in the data directory (minimum {} and {} of headroom)",
                 self.shared.free_bytes.load(Ordering::Relaxed),
-                self.shared.min_free_bytes
+                self.shared.min_free_bytes,
+                READY_HEADROOM
             )
         })
     }
@@ -698,6 +706,13 @@ impl Engine {
         f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
         done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
+        // Near the floor a write that adds data is refused before it queues,
+        // by the same test `/readyz` uses: not ready and refusing agree.
+        if let Cost::Grows(_) = cost
+            && let Some(reason) = self.refuse_growth()
+        {
+            return Err(StoreError::Unavailable(reason));
+        }
         let apply: Apply = Box::new(move |trees: Result<&Trees, StoreError>| {
             let result = trees.and_then(f);
             let ok = result.is_ok();
@@ -1026,7 +1041,10 @@ impl Owner {
             return;
         }
         self.last_space_check = Some(Instant::now());
-        if let Ok(free) = fs2::available_space(&self.source.path) {
+        // The data directory: sled's `store/` is in it, redb's `store.redb`
+        // beside it (a path that may not exist yet, and fails the call).
+        let dir = self.source.path.parent().unwrap_or(&self.source.path);
+        if let Ok(free) = fs2::available_space(dir) {
             self.shared.free_bytes.store(free, Ordering::Relaxed);
         }
     }
