@@ -133,8 +133,18 @@ fn dot_stuffed_lines_arrive_unstuffed() {
 
 #[test]
 fn accepted_mail_survives_sigkill() {
+    accepted_mail_survives_sigkill_on("sled");
+}
+
+#[test]
+fn accepted_mail_survives_sigkill_on_redb() {
+    accepted_mail_survives_sigkill_on("redb");
+}
+
+fn accepted_mail_survives_sigkill_on(engine: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let d = spawn_daemon(dir.path(), &[]);
+    let env = [("EDESK_STORE__BACKEND", engine)];
+    let d = spawn_daemon(dir.path(), &env);
     for i in 0..5 {
         let mid = format!("Message-Id: <kill-{i}@example.org>");
         let to = ["support@edesk.example.com"];
@@ -144,7 +154,7 @@ fn accepted_mail_survives_sigkill() {
     // Killed right after the last 250: nothing acknowledged may be lost,
     // and whatever was not processed yet is processed after the restart.
     d.sigkill();
-    let d = spawn_daemon(dir.path(), &[]);
+    let d = spawn_daemon(dir.path(), &env);
     let list = mail_list(&d);
     assert_eq!(list["messages"].as_array().unwrap().len(), 5, "{list}");
     d.wait_for("every message processed after restart", || {
