@@ -1099,29 +1099,18 @@ fn probe(o: &Opened) -> Result<(), StoreError> {
 }
 
 fn describe(e: &StoreError) -> String {
-    match e {
-        StoreError::Sled(sled::Error::Io(io)) if io.kind() == std::io::ErrorKind::StorageFull => {
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem, StorageFull};
+    if let StoreError::Unavailable(r) = e {
+        return r.clone();
+    }
+    match e.io() {
+        Some(io) if io.kind() == StorageFull => {
             "disk full: the data directory has no space left".into()
         }
-        StoreError::Sled(sled::Error::Io(io))
-            if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
-                || io.kind() == std::io::ErrorKind::PermissionDenied =>
-        {
+        Some(io) if matches!(io.kind(), ReadOnlyFilesystem | PermissionDenied) => {
             format!("the data directory is not writable: {io}")
         }
-        StoreError::Unavailable(r) => r.clone(),
-        other => match other.redb_io() {
-            Some(io) if io.kind() == std::io::ErrorKind::StorageFull => {
-                "disk full: the data directory has no space left".into()
-            }
-            Some(io)
-                if io.kind() == std::io::ErrorKind::ReadOnlyFilesystem
-                    || io.kind() == std::io::ErrorKind::PermissionDenied =>
-            {
-                format!("the data directory is not writable: {io}")
-            }
-            _ => other.to_string(),
-        },
+        _ => e.to_string(),
     }
 }
 

@@ -121,14 +121,13 @@ pub enum StoreError {
 impl StoreError {
     /// A condition that passes by itself (temporary failure for clients).
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Closed)
-            || matches!(self, StoreError::Sled(sled::Error::Io(_)))
-            || self.redb_io().is_some()
+        matches!(self, StoreError::Unavailable(_) | StoreError::Closed) || self.io().is_some()
     }
 
-    /// The I/O error under a redb failure, if that is what it is.
-    pub(crate) fn redb_io(&self) -> Option<&std::io::Error> {
+    /// The I/O error under an embedded engine's failure (sled or redb).
+    pub(crate) fn io(&self) -> Option<&std::io::Error> {
         match self {
+            StoreError::Sled(sled::Error::Io(io)) => Some(io),
             StoreError::Redb(e) => match &**e {
                 redb::Error::Io(io) => Some(io),
                 _ => None,
@@ -141,9 +140,8 @@ impl StoreError {
     pub fn is_storage_full(&self) -> bool {
         match self {
             StoreError::Unavailable(r) => r.starts_with("disk"),
-            StoreError::Sled(sled::Error::Io(io)) => io.kind() == std::io::ErrorKind::StorageFull,
             other => other
-                .redb_io()
+                .io()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull),
         }
     }

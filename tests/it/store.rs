@@ -723,17 +723,7 @@ fn redb_conformance() {
 #[test]
 fn sled_to_redb_copy_in_place() {
     let e = Engine::sled();
-    orders_outbox_and_history(&e);
-    inbound_spool_and_dedup(&e);
-    let names = [
-        "orders",
-        "outbox",
-        "history",
-        "mail_raw",
-        "mail_meta",
-        "keys",
-    ];
-    let digests = names.map(|n| e.open().tree_digest(n).unwrap());
+    let digests = filled_sled_digests(&e);
     let dir = e.dir.path().display().to_string();
 
     let out = edesk_store_copy(["sled", &dir], ["redb", &dir]);
@@ -931,6 +921,25 @@ fn postgres_schema_and_restart() {
     }
 }
 
+/// Fills a sled store with orders, outbox, history and inbound mail, and
+/// returns the digests a copy of it must reproduce. Not `counters`: every
+/// sled open moves its id floor (sled's own generator), so it differs
+/// between any two opens.
+fn filled_sled_digests(e: &Engine) -> [edesk::store::TreeCopy; 6] {
+    orders_outbox_and_history(e);
+    inbound_spool_and_dedup(e);
+    let s = e.open();
+    [
+        "orders",
+        "outbox",
+        "history",
+        "mail_raw",
+        "mail_meta",
+        "keys",
+    ]
+    .map(|n| s.tree_digest(n).unwrap())
+}
+
 fn edesk_store_copy(from: [&str; 2], to: [&str; 2]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_edesk"))
         .args(["store", "copy", "--json", "--from"])
@@ -949,22 +958,7 @@ fn postgres_store_copy_round_trip() {
     let cluster = Cluster::start();
     let url = cluster.database("copy");
     let sled = Engine::sled();
-    orders_outbox_and_history(&sled);
-    inbound_spool_and_dedup(&sled);
-    let digests = {
-        let s = sled.open();
-        // Not `counters`: every sled open moves its id floor (sled's own
-        // generator), so it differs between any two opens.
-        let names = [
-            "orders",
-            "outbox",
-            "history",
-            "mail_raw",
-            "mail_meta",
-            "keys",
-        ];
-        names.map(|n| s.tree_digest(n).unwrap())
-    };
+    let digests = filled_sled_digests(&sled);
     let dir = sled.dir.path().display().to_string();
 
     let out = edesk_store_copy(["sled", &dir], ["postgres", &url]);
