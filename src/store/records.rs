@@ -28,6 +28,10 @@ pub trait TicketIndex {
     /// The customer as the ticket shows them; indexed ASCII
     /// case-insensitively (the desk compares customers that way).
     fn customer(&self) -> &str;
+    /// What the ticket is about that a later ticket may share (its orders,
+    /// its purchase orders), each as a short reference such as `so:123`;
+    /// indexed with the customer, compared ASCII case-insensitively.
+    fn about(&self) -> Vec<String>;
 }
 
 /// Index keys in `ticket_meta`: `open/` + due day + ticket number (big
@@ -81,6 +85,55 @@ fn cust_key(customer: &str, n: u64) -> Vec<u8> {
 fn cust_number_of(prefix: &[u8], key: &[u8]) -> Option<u64> {
     let b = key.get(prefix.len()..)?;
     Some(u64::from_be_bytes(b.try_into().ok()?))
+}
+
+/// Index keys in `ticket_meta`: `cref/`, the customer and a reference of
+/// [`TicketIndex::about`] (ASCII lowercase, each ended by a NUL), the
+/// ticket number (big endian). Whether a customer already wrote about an
+/// order is then one short prefix read, however many tickets they have.
+const CREF_PREFIX: &[u8] = b"cref/";
+/// Present once the reference index covers every ticket.
+const CREF_INDEXED: &[u8] = b"cref-indexed";
+
+fn cref_prefix(customer: &str, reference: &str) -> Vec<u8> {
+    let mut k = CREF_PREFIX.to_vec();
+    for part in [customer, reference] {
+        // A NUL inside would let one pair pose as another; neither an
+        // address nor an order number has one, so it is only kept out.
+        k.extend(part.to_ascii_lowercase().bytes().filter(|b| *b != 0));
+        k.push(0);
+    }
+    k
+}
+
+fn cref_keys(customer: &str, about: &[String], n: u64) -> Vec<Vec<u8>> {
+    about
+        .iter()
+        .map(|r| {
+            let mut k = cref_prefix(customer, r);
+            k.extend_from_slice(&n.to_be_bytes());
+            k
+        })
+        .collect()
+}
+
+/// Keeps ticket `n`'s reference entries in step with its customer and
+/// what it is about.
+fn reindex_about(
+    t: &Trees,
+    n: u64,
+    before: (&str, &[String]),
+    after: (&str, &[String]),
+) -> Result<(), StoreError> {
+    let old = cref_keys(before.0, before.1, n);
+    let new = cref_keys(after.0, after.1, n);
+    for k in old.iter().filter(|k| !new.contains(k)) {
+        t.ticket_meta.remove(k)?;
+    }
+    for k in new.iter().filter(|k| !old.contains(k)) {
+        t.ticket_meta.insert(k, [])?;
+    }
+    Ok(())
 }
 
 /// Keeps ticket `n`'s customer entry in step when its customer changes
@@ -148,6 +201,7 @@ impl Store {
                 .insert(n.to_be_bytes(), serde_json::to_vec(&record)?)?;
             reindex(t, n, None, record.open_due_day())?;
             t.ticket_meta.insert(cust_key(record.customer(), n), [])?;
+            reindex_about(t, n, ("", &[]), (record.customer(), &record.about()))?;
             for mid in &thread {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -187,9 +241,16 @@ impl Store {
                 return Ok(None);
             };
             let (before, customer) = (record.open_due_day(), record.customer().to_string());
+            let about = record.about();
             change(&mut record);
             reindex(t, n, before, record.open_due_day())?;
             reindex_customer(t, n, &customer, record.customer())?;
+            reindex_about(
+                t,
+                n,
+                (&customer, &about),
+                (record.customer(), &record.about()),
+            )?;
             for mid in &link {
                 t.ticket_threads.insert(thread_key(mid), n.to_be_bytes())?;
             }
@@ -289,6 +350,42 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `customer` has a ticket about any of `about` (references as
+    /// [`TicketIndex::about`] gives them): a few index reads, whatever the
+    /// number of tickets. A store from before the index is indexed first,
+    /// once.
+    pub fn customer_wrote_about<T>(
+        &self,
+        customer: &str,
+        about: &[String],
+    ) -> Result<bool, StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        self.ensure_about_index::<T>()?;
+        let trees = self.trees()?;
+        for r in about {
+            let prefix = cref_prefix(customer, r);
+            for key in trees.ticket_meta.scan_prefix(&prefix).keys() {
+                if key?.len() == prefix.len() + 8 {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Builds the reference index once for a store from before it.
+    fn ensure_about_index<T>(&self) -> Result<(), StoreError>
+    where
+        T: DeserializeOwned + TicketIndex + Send + 'static,
+    {
+        if self.trees()?.ticket_meta.get(CREF_INDEXED)?.is_none() {
+            self.engine.write(true, index_every_about::<T>)?;
+        }
+        Ok(())
     }
 
     /// Builds the open-ticket index once for a store from before it.
@@ -430,6 +527,33 @@ fn index_every_customer<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<
     Ok(())
 }
 
+/// Builds the reference index from every ticket, as
+/// [`index_every_customer`] builds the customer index (marker read first,
+/// entries only added).
+fn index_every_about<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
+    if t.ticket_meta.get(CREF_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let entries: Vec<Vec<u8>> = t
+        .tickets
+        .iter()
+        .map(|r| {
+            let (k, v) = r?;
+            let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
+            let rec = decode::<T>("tickets", &v)?;
+            Ok(cref_keys(rec.customer(), &rec.about(), n))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    for key in entries {
+        t.ticket_meta.insert(key, [])?;
+    }
+    t.ticket_meta.insert(CREF_INDEXED, [])?;
+    Ok(())
+}
+
 /// Ticket numbers continue the counter earlier versions kept in
 /// `ticket_meta/seq`.
 fn next_ticket_number(t: &Trees) -> Result<u64, StoreError> {
@@ -454,6 +578,8 @@ mod tests {
         n: u64,
         customer: String,
         due: Option<i32>,
+        #[serde(default)]
+        about: Vec<String>,
     }
 
     impl TicketIndex for Rec {
@@ -462,6 +588,9 @@ mod tests {
         }
         fn customer(&self) -> &str {
             &self.customer
+        }
+        fn about(&self) -> Vec<String> {
+            self.about.clone()
         }
     }
 
@@ -472,10 +601,23 @@ mod tests {
     }
 
     fn create(s: &Store, customer: &str, due: Option<i32>) -> u64 {
+        create_about(s, customer, due, &[])
+    }
+
+    fn create_about(s: &Store, customer: &str, due: Option<i32>, about: &[&str]) -> u64 {
         let customer = customer.to_string();
-        s.ticket_create(move |n| (Rec { n, customer, due }, vec![]))
-            .unwrap()
-            .n
+        let about = about.iter().map(|r| r.to_string()).collect();
+        s.ticket_create(move |n| {
+            let rec = Rec {
+                n,
+                customer,
+                due,
+                about,
+            };
+            (rec, vec![])
+        })
+        .unwrap()
+        .n
     }
 
     /// What a full scan answers for `customer`, ticket numbers oldest first.
@@ -620,5 +762,102 @@ mod tests {
             .scan_prefix(CUST_PREFIX)
             .count();
         assert_eq!(entries, 43, "one entry per ticket");
+    }
+
+    /// What a scan answers: does `customer` have a ticket about one of `about`?
+    fn wrote_about_by_scan(s: &Store, customer: &str, about: &[&str]) -> bool {
+        s.tickets::<Rec>().unwrap().iter().any(|t| {
+            t.customer.eq_ignore_ascii_case(customer)
+                && t.about
+                    .iter()
+                    .any(|r| about.iter().any(|a| a.eq_ignore_ascii_case(r)))
+        })
+    }
+
+    fn reference_index_agrees_with_a_scan(s: &Store) {
+        let probes: [&[&str]; 6] = [
+            &["so:1"],
+            &["so:2"],
+            &["po:abc"],
+            &["PO:ABC", "so:9"],
+            &["so:1/x"],
+            &[],
+        ];
+        for c in CUSTOMERS {
+            for about in probes {
+                let refs: Vec<String> = about.iter().map(|r| r.to_string()).collect();
+                assert_eq!(
+                    s.customer_wrote_about::<Rec>(c, &refs).unwrap(),
+                    wrote_about_by_scan(s, c, about),
+                    "{c} {about:?}"
+                );
+            }
+        }
+    }
+
+    fn some_tickets_about_orders(s: &Store) {
+        let about: [&[&str]; 4] = [&["so:1"], &["po:ABC", "so:2"], &[], &["so:1/x"]];
+        for (i, c) in CUSTOMERS[..5].iter().cycle().take(17).enumerate() {
+            create_about(s, c, None, about[i % about.len()]);
+        }
+    }
+
+    #[test]
+    fn the_reference_index_answers_as_a_scan_and_follows_updates() {
+        let (_d, s) = store();
+        some_tickets_about_orders(&s);
+        reference_index_agrees_with_a_scan(&s);
+        assert!(
+            !s.customer_wrote_about::<Rec>("discord:a", &["so:1".into()])
+                .unwrap()
+                || wrote_about_by_scan(&s, "discord:a", &["so:1"]),
+            "not discord:a/b's"
+        );
+        // A follow-up naming another order, a customer change, an order dropped.
+        s.ticket_update::<Rec, _>(3, vec![], |t| t.about.push("so:9".into()))
+            .unwrap();
+        s.ticket_update::<Rec, _>(2, vec![], |t| t.customer = "nobody@example.com".into())
+            .unwrap();
+        s.ticket_update::<Rec, _>(1, vec![], |t| t.about.clear())
+            .unwrap();
+        reference_index_agrees_with_a_scan(&s);
+        assert!(
+            s.customer_wrote_about::<Rec>("NOBODY@example.com", &["po:abc".into()])
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn an_older_store_gets_the_reference_index_once() {
+        let (_d, s) = store();
+        some_tickets_about_orders(&s);
+        s.engine
+            .write(true, |t| {
+                let keys: Vec<Vec<u8>> = t
+                    .ticket_meta
+                    .scan_prefix(CREF_PREFIX)
+                    .keys()
+                    .map(|k| k.map(|k| k.to_vec()))
+                    .collect::<Result<_, _>>()?;
+                for k in keys {
+                    t.ticket_meta.remove(k)?;
+                }
+                t.ticket_meta.remove(CREF_INDEXED)?;
+                Ok(())
+            })
+            .unwrap();
+        assert!(
+            !s.customer_wrote_about::<Rec>("ana@example.com", &[])
+                .unwrap()
+        );
+        reference_index_agrees_with_a_scan(&s);
+        let entries = s
+            .trees()
+            .unwrap()
+            .ticket_meta
+            .scan_prefix(CREF_PREFIX)
+            .count();
+        // 17 tickets cycling through 1, 2, 0 and 1 references.
+        assert_eq!(entries, 5 + 2 * 4 + 4);
     }
 }

@@ -411,6 +411,9 @@ struct Ticket {
     /// Who it is for (indexed case-insensitively).
     #[serde(default)]
     customer: String,
+    /// The orders it is about (indexed with the customer).
+    #[serde(default)]
+    about: Vec<String>,
 }
 
 impl TicketIndex for Ticket {
@@ -420,6 +423,10 @@ impl TicketIndex for Ticket {
 
     fn customer(&self) -> &str {
         &self.customer
+    }
+
+    fn about(&self) -> Vec<String> {
+        self.about.clone()
     }
 }
 
@@ -441,6 +448,7 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
                             notes: 0,
                             due,
                             customer,
+                            about: vec![format!("so:{}", n % 5)],
                         };
                         (t, vec![mid])
                     })
@@ -512,6 +520,10 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
             other,
             &["c0@example.com", "C1@EXAMPLE.COM", "c9@Example.com"],
         );
+        references_agree_with_a_scan(
+            other,
+            &["c0@example.com", "C1@EXAMPLE.COM", "c9@Example.com"],
+        );
     }
     assert_eq!(
         s.tickets_of_customer::<Ticket>("C9@example.COM")
@@ -521,6 +533,25 @@ fn tickets_are_atomic(stores: &[Arc<Store>]) {
             .collect::<Vec<_>>(),
         [late]
     );
+}
+
+/// "Did this customer write about this order?" through the reference
+/// index, as a scan of every ticket answers it.
+fn references_agree_with_a_scan(s: &Store, customers: &[&str]) {
+    let tickets = s.tickets::<Ticket>().unwrap();
+    for c in customers {
+        for k in 0..6 {
+            let probe = format!("SO:{k}");
+            let scanned = tickets.iter().any(|t| {
+                t.customer.eq_ignore_ascii_case(c)
+                    && t.about.iter().any(|r| r.eq_ignore_ascii_case(&probe))
+            });
+            let indexed = s
+                .customer_wrote_about::<Ticket>(c, std::slice::from_ref(&probe))
+                .unwrap();
+            assert_eq!(indexed, scanned, "{c} {probe}");
+        }
+    }
 }
 
 fn customers_agree_with_a_scan(s: &Store, customers: &[&str]) {
@@ -819,6 +850,7 @@ fn postgres_customer_index_for_an_older_database() {
                     notes: 0,
                     due: Some(100),
                     customer,
+                    about: vec![],
                 };
                 (t, vec![])
             })
@@ -853,6 +885,7 @@ fn postgres_customer_index_for_an_older_database() {
                     notes: 0,
                     due: None,
                     customer: c,
+                    about: vec![],
                 };
                 (t, vec![])
             })
