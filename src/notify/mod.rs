@@ -384,18 +384,12 @@ impl Notifier {
     ) -> Result<(), NotifyError> {
         let today = Utc::now().date_naive();
         let mark = self.inner.store.write_mark();
-        for order in orders {
-            let so = order.so.clone();
-            let existed = self
-                .inner
-                .store
-                .exclusive(|| self.upsert(order, requested_by, today, report))?;
-            if existed {
-                report.updated.push(so.to_string());
-            } else {
-                report.imported.push(so.to_string());
-            }
-        }
+        // The whole batch under the import lock: an order's commit may still
+        // be queued when the next one is prepared, so nobody else may read
+        // an order in between.
+        self.inner
+            .store
+            .exclusive(|| self.import_pipelined(orders, requested_by, today, report))?;
         // One flush for the batch, before anything is acknowledged.
         self.inner.store.flush(mark)?;
         if report.queued > 0 {
@@ -404,13 +398,75 @@ impl Notifier {
         Ok(())
     }
 
+    /// Prepares each order (render, plan) while the store applies the one
+    /// before it. An order named twice in a batch waits for its first
+    /// commit, so it is planned against what that one wrote.
+    fn import_pipelined(
+        &self,
+        orders: Vec<Order>,
+        requested_by: &str,
+        today: NaiveDate,
+        report: &mut ImportReport,
+    ) -> Result<(), NotifyError> {
+        let mut in_flight: Vec<crate::store::Deferred<crate::store::CommitOutcome>> = Vec::new();
+        let mut sos = std::collections::HashSet::new();
+        let mut result = Ok(());
+        for order in orders {
+            if sos.contains(&order.so) {
+                wait_all(&mut in_flight, report)?;
+                sos.clear();
+            }
+            let so = order.so.clone();
+            let (existed, commit) = match self.plan_upsert(order, requested_by, today) {
+                Ok(planned) => planned,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            match self.inner.store.commit_deferred(commit) {
+                Ok(d) => in_flight.push(d),
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+            sos.insert(so.clone());
+            if existed {
+                report.updated.push(so.to_string());
+            } else {
+                report.imported.push(so.to_string());
+            }
+        }
+        // Every queued commit is waited for, also after an error: what was
+        // queued is applied, and its outcome belongs in the report.
+        wait_all(&mut in_flight, report)?;
+        result
+    }
+
+    /// Imports one order now (its commit applied on return, not flushed).
     fn upsert(
         &self,
-        mut order: Order,
+        order: Order,
         requested_by: &str,
         today: NaiveDate,
         report: &mut ImportReport,
     ) -> Result<bool, NotifyError> {
+        let (existed, commit) = self.plan_upsert(order, requested_by, today)?;
+        let outcome = self.inner.store.commit(commit)?;
+        report.queued += outcome.queued.len();
+        report.skipped += outcome.skipped;
+        Ok(existed)
+    }
+
+    /// What importing `order` writes: the order, its meta, its tokens and
+    /// the mails its state change calls for (rendered). Whether it existed.
+    fn plan_upsert(
+        &self,
+        mut order: Order,
+        requested_by: &str,
+        today: NaiveDate,
+    ) -> Result<(bool, Commit), NotifyError> {
         let store = &self.inner.store;
         let prev = store.order(&order.so)?;
         let mut meta = store.order_meta(&order.so)?;
@@ -465,10 +521,7 @@ impl Notifier {
         let existed = prev.is_some();
         commit.meta = Some((order.so.clone(), meta));
         commit.order = Some(order);
-        let outcome = store.commit(commit)?;
-        report.queued += outcome.queued.len();
-        report.skipped += outcome.skipped;
-        Ok(existed)
+        Ok((existed, commit))
     }
 
     /// Re-evaluates orders waiting for their requested date (early ship "No")
@@ -799,3 +852,23 @@ pub(crate) fn data_path(config: &Config, rel: &str) -> std::path::PathBuf {
 
 #[cfg(test)]
 mod tests;
+
+/// Waits for every queued commit, adding what each queued or skipped to
+/// `report`; the first failure is returned after all were waited for.
+fn wait_all(
+    in_flight: &mut Vec<crate::store::Deferred<crate::store::CommitOutcome>>,
+    report: &mut ImportReport,
+) -> Result<(), NotifyError> {
+    let mut first = Ok(());
+    for d in in_flight.drain(..) {
+        match d.wait() {
+            Ok(outcome) => {
+                report.queued += outcome.queued.len();
+                report.skipped += outcome.skipped;
+            }
+            Err(e) if first.is_ok() => first = Err(e.into()),
+            Err(_) => {}
+        }
+    }
+    first
+}

@@ -157,6 +157,61 @@ fn import_queues_once_and_records_skips() {
     assert_eq!(n.store().orders_by_po("po-10458321").unwrap(), vec![so]);
 }
 
+/// What a store holds after an import: each order's notification history.
+fn histories(n: &Notifier, sos: &[&str]) -> Vec<Vec<(String, String)>> {
+    sos.iter()
+        .map(|so| {
+            n.history(&so.parse().unwrap())
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.entry.kind, h.status))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn one_batch_naming_an_order_twice_equals_two_imports() {
+    let mut held = sample("10458321");
+    held["holds"] = json!([{"type": "export"}]);
+    let mut released = held.clone();
+    released["holds"][0]["released"] = json!(true);
+    let steps = [held, sample("10458322"), released, sample("10458323")];
+    let sos = ["10458321", "10458322", "10458323"];
+    // The whole life in one request: the commits are pipelined, the
+    // second 10458321 must still be planned on what the first wrote.
+    // The store's owner is held up meanwhile, so no commit of the batch is
+    // applied by chance before the order comes round again.
+    let dir = tempfile::tempdir().unwrap();
+    let batched = notifier(dir.path());
+    let (release, stalled) = batched.store().stall_owner().unwrap();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        release.send(())
+    });
+    let r = batched
+        .import_value(&Value::Array(steps.to_vec()), "test")
+        .unwrap();
+    releaser.join().unwrap().unwrap();
+    stalled.wait().unwrap();
+    assert_eq!(r.imported.len(), 3);
+    assert_eq!(r.updated, ["10458321"]);
+    // One request per order.
+    let dir2 = tempfile::tempdir().unwrap();
+    let single = notifier(dir2.path());
+    let mut queued = 0;
+    for step in &steps {
+        queued += single.import_value(step, "test").unwrap().queued;
+    }
+    assert_eq!(r.queued, queued);
+    assert_eq!(histories(&batched, &sos), histories(&single, &sos));
+    assert_eq!(
+        histories(&batched, &sos)[0].len(),
+        4,
+        "on hold, available (skipped), released, available"
+    );
+}
+
 #[test]
 fn preferences_and_suppression_skip_with_reason() {
     let dir = tempfile::tempdir().unwrap();

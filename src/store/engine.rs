@@ -563,6 +563,19 @@ pub struct EngineSettings {
     pub backend: Backend,
 }
 
+/// A write queued by [`Engine::write_deferred`]; dropping it does not
+/// cancel the write, it only forgoes its result.
+#[must_use = "a deferred write's result (an error) is only seen through wait"]
+pub struct Deferred<R>(std::sync::mpsc::Receiver<Result<R, StoreError>>);
+
+impl<R> Deferred<R> {
+    /// Waits until the owner applied the write (and flushed it, when it was
+    /// queued durable) and returns its result.
+    pub fn wait(self) -> Result<R, StoreError> {
+        self.0.recv().map_err(|_| StoreError::Closed)?
+    }
+}
+
 impl Default for EngineSettings {
     fn default() -> Self {
         EngineSettings {
@@ -755,6 +768,23 @@ impl Engine {
             let _ = tx.send(r);
         })?;
         rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// [`Engine::write_costing`] without waiting: the job is queued and the
+    /// caller goes on (preparing the next one while the owner applies this
+    /// one); [`Deferred::wait`] gives its result. Jobs of one caller are
+    /// applied in the order they were queued.
+    pub fn write_deferred<R: Send + 'static>(
+        &self,
+        durable: bool,
+        cost: Cost,
+        f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<Deferred<R>, StoreError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(durable, cost, f, move |r| {
+            let _ = tx.send(r);
+        })?;
+        Ok(Deferred(rx))
     }
 
     /// [`Engine::write`] for async callers: does not block the runtime.

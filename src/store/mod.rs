@@ -55,7 +55,7 @@ use std::sync::Arc;
 pub use chat::{ChatKey, ChatNs};
 pub use copy::{TreeCopy, TreeStats};
 pub use downloads::DownloadRecord;
-pub use engine::{Backend, EngineSettings, Health};
+pub use engine::{Backend, Deferred, EngineSettings, Health};
 pub use jobs::{JobState, OrderHead, RunOutcome, RunRecord, Trigger};
 pub use mail::{Accepted, Envelope, MailMeta, MailOutcome, MailState, dedup_key};
 pub use pg::PG_SCHEMA_VERSION;
@@ -416,6 +416,30 @@ impl Store {
     /// grouped with whatever else is waiting for the same flush.
     pub fn commit_durable(&self, c: Commit) -> Result<CommitOutcome, StoreError> {
         self.write_commit(c, true)
+    }
+
+    /// [`Store::commit`] queued without waiting for the owner to apply it:
+    /// a caller importing many orders prepares the next while this one is
+    /// written. Reads see it only once [`Deferred::wait`] returned.
+    pub fn commit_deferred(&self, c: Commit) -> Result<Deferred<CommitOutcome>, StoreError> {
+        let encoded = EncodedCommit::new(&c)?;
+        let cost = Cost::Grows(encoded.size());
+        self.engine
+            .write_deferred(false, cost, move |t| encoded.apply(t))
+    }
+
+    /// Test hook: blocks the owner thread until the sender is used or
+    /// dropped, so that the writes queued meanwhile stay unapplied.
+    #[cfg(test)]
+    pub(crate) fn stall_owner(
+        &self,
+    ) -> Result<(std::sync::mpsc::Sender<()>, Deferred<()>), StoreError> {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let stalled = self.engine.write_deferred(false, Cost::Small, move |_| {
+            let _ = rx.recv();
+            Ok(())
+        })?;
+        Ok((tx, stalled))
     }
 
     fn write_commit(&self, c: Commit, durable: bool) -> Result<CommitOutcome, StoreError> {
