@@ -27,12 +27,21 @@ pub struct ScaleArgs {
     /// Keep the data directory (default: removed at the end).
     #[arg(long)]
     pub keep_data: bool,
+    /// Orders of the small-store run the rate is compared with (§6: at
+    /// least 0.8 × the 3,000-order rate), run on a fresh directory before
+    /// and after the large import; 0 skips it.
+    #[arg(long, default_value_t = 3000)]
+    pub baseline: usize,
 }
 
 #[derive(Debug, Default, Serialize)]
 struct ScaleReport {
     orders: usize,
     notifications_per_sec: Option<f64>,
+    /// The small-store rate before and after the large import.
+    baseline_per_sec: Vec<f64>,
+    /// `notifications_per_sec` over the mean of `baseline_per_sec`.
+    rate_ratio: Option<f64>,
     import_peak_rss_mb: f64,
     data_dir_mb: f64,
     bytes_per_order: f64,
@@ -58,7 +67,15 @@ pub fn run(args: &ScaleArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
         orders: args.orders,
         ..ScaleReport::default()
     };
-    import(&dir, args.orders, &mut report)?;
+    baseline(args.baseline, &mut report)?;
+    let (rate, peak) = import(&dir, args.orders)?;
+    (report.notifications_per_sec, report.import_peak_rss_mb) = (rate, peak);
+    baseline(args.baseline, &mut report)?;
+    let base = &report.baseline_per_sec;
+    if !base.is_empty() {
+        let mean = base.iter().sum::<f64>() / base.len() as f64;
+        report.rate_ratio = rate.map(|r| r / mean);
+    }
     report.data_dir_mb = mib(crate::store::disk_bytes(&dir));
     report.bytes_per_order = crate::store::disk_bytes(&dir) as f64 / args.orders.max(1) as f64;
     serve(&dir, args.probes, &mut report)?;
@@ -71,9 +88,23 @@ pub fn run(args: &ScaleArgs, data_dir: Option<&Path>) -> Result<ExitCode, BenchE
     Ok(ExitCode::SUCCESS)
 }
 
+/// The rate of a `baseline`-order import on a fresh directory (removed after).
+fn baseline(orders: usize, report: &mut ScaleReport) -> Result<(), BenchError> {
+    if orders == 0 {
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("edesk-scale-base-{}", new_run_id()));
+    let measured = import(&dir, orders);
+    let _ = std::fs::remove_dir_all(&dir);
+    if let (Some(rate), _) = measured? {
+        report.baseline_per_sec.push(rate);
+    }
+    Ok(())
+}
+
 /// Runs the end-to-end notification benchmark in a child and samples its
-/// peak resident memory while it runs.
-fn import(dir: &Path, orders: usize, report: &mut ScaleReport) -> Result<(), BenchError> {
+/// peak resident memory while it runs: (notifications/s, peak RSS in MB).
+fn import(dir: &Path, orders: usize) -> Result<(Option<f64>, f64), BenchError> {
     let exe = std::env::current_exe().map_err(|e| err(format!("current executable: {e}")))?;
     let mut child = std::process::Command::new(exe)
         .arg("--data-dir")
@@ -105,14 +136,13 @@ fn import(dir: &Path, orders: usize, report: &mut ScaleReport) -> Result<(), Ben
     if !status.success() {
         return Err(err(format!("notify bench failed ({status}):\n{out}")));
     }
-    report.import_peak_rss_mb = peak_kb as f64 / 1024.0;
     // "end to end: … = 1234 notifications/s"
-    report.notifications_per_sec = out
+    let rate = out
         .lines()
         .find(|l| l.starts_with("end to end"))
         .and_then(|l| l.rsplit_once('=').map(|(_, r)| r.to_string()))
         .and_then(|r| r.split_whitespace().next().and_then(|n| n.parse().ok()));
-    Ok(())
+    Ok((rate, peak_kb as f64 / 1024.0))
 }
 
 /// Starts `serve` on the filled directory: time to ready, idle memory,
@@ -191,6 +221,17 @@ fn print(r: &ScaleReport, json: bool) {
         "import: {rate} notifications/s end to end, peak RSS {:.0} MB",
         r.import_peak_rss_mb
     );
+    if let Some(ratio) = r.rate_ratio {
+        let base: Vec<String> = r
+            .baseline_per_sec
+            .iter()
+            .map(|b| format!("{b:.0}"))
+            .collect();
+        println!(
+            "rate: {ratio:.2} x the small-store rate ({} notifications/s before and after)",
+            base.join(" and ")
+        );
+    }
     println!(
         "store: {:.1} MB, {:.0} bytes per order",
         r.data_dir_mb, r.bytes_per_order
