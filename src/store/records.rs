@@ -692,23 +692,28 @@ mod tests {
         assert_eq!(due(s.tickets_open().unwrap()), [1, 2, 5]);
     }
 
-    /// Takes the customer index out, as a store written before it has none.
-    fn forget_customer_index(s: &Store) {
+    /// Takes an index (its entries under `prefix` and its `marker`) out, as
+    /// a store written before it has none.
+    fn forget_index(s: &Store, prefix: &'static [u8], marker: &'static [u8]) {
         s.engine
-            .write(true, |t| {
+            .write(true, move |t| {
                 let keys: Vec<Vec<u8>> = t
                     .ticket_meta
-                    .scan_prefix(CUST_PREFIX)
+                    .scan_prefix(prefix)
                     .keys()
                     .map(|k| k.map(|k| k.to_vec()))
                     .collect::<Result<_, _>>()?;
                 for k in keys {
                     t.ticket_meta.remove(k)?;
                 }
-                t.ticket_meta.remove(CUST_INDEXED)?;
+                t.ticket_meta.remove(marker)?;
                 Ok(())
             })
             .unwrap();
+    }
+
+    fn forget_customer_index(s: &Store) {
+        forget_index(s, CUST_PREFIX, CUST_INDEXED);
     }
 
     #[test]
@@ -831,21 +836,7 @@ mod tests {
     fn an_older_store_gets_the_reference_index_once() {
         let (_d, s) = store();
         some_tickets_about_orders(&s);
-        s.engine
-            .write(true, |t| {
-                let keys: Vec<Vec<u8>> = t
-                    .ticket_meta
-                    .scan_prefix(CREF_PREFIX)
-                    .keys()
-                    .map(|k| k.map(|k| k.to_vec()))
-                    .collect::<Result<_, _>>()?;
-                for k in keys {
-                    t.ticket_meta.remove(k)?;
-                }
-                t.ticket_meta.remove(CREF_INDEXED)?;
-                Ok(())
-            })
-            .unwrap();
+        forget_index(&s, CREF_PREFIX, CREF_INDEXED);
         assert!(
             !s.customer_wrote_about::<Rec>("ana@example.com", &[])
                 .unwrap()
