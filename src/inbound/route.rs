@@ -670,8 +670,13 @@ mod tests {
         f.product_matter = c.product_matter.find(&Text::new(text));
         f.pids = vec!["CUWL-STD-12X".into()];
         assert_eq!(decide(&f, text).route, Route::Team(Team::Cuwl));
-        // The same words on an order of another product: the FAQ answers.
+        // The same words on an order of another product: not CUWL's, and
+        // a license that shows the wrong thing is licensing trouble.
         f.pids = vec!["L-ASA5516-TD-1Y".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
+        // A question about the product's licenses without trouble: the FAQ.
+        let text = "What does the workspace licensing tier on this order include?";
+        f.product_matter = c.product_matter.find(&Text::new(text));
         assert_eq!(decide(&f, text).route, Route::Faq);
         // A download question on the UCSS order is not about the product.
         let text = "How do I use the download manager for this order?";
