@@ -441,6 +441,36 @@ pub fn person_rule(text: &str) -> Option<&'static Rule> {
         .map(|(_, r)| r)
 }
 
+/// The first rule of weight [`Weight::Person`] that names a person's work
+/// in what the customer asks: a single phrase must sit in `asked` (the
+/// sentences that ask, request or report, not the context around them:
+/// "I can see an export compliance hold" asks nothing), while a
+/// co-occurrence rule reads all of `text`, since its parts are often told
+/// in separate sentences ("I registered the PAK." "The license is wrong.").
+pub fn person_rule_asked(text: &str, asked: &str) -> Option<&'static Rule> {
+    let (text, asked) = (
+        crate::domain::fold_ascii(text),
+        crate::domain::fold_ascii(asked),
+    );
+    let whole = RoutingInput {
+        text: &text,
+        ..Default::default()
+    };
+    let part = RoutingInput {
+        text: &asked,
+        ..Default::default()
+    };
+    RULES
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.weight == Weight::Person)
+        .find(|(i, r)| match r.signal {
+            Signal::AllTextUnless(..) => matches(*i, r, &whole),
+            _ => matches(*i, r, &part),
+        })
+        .map(|(_, r)| r)
+}
+
 /// Whether rule `i` matches. Text rules see `input.text` as the public
 /// functions pass it: folded to ASCII (lowercase, no accents), which makes
 /// them accent-insensitive and keeps the regex engine on its fast path.
@@ -612,6 +642,19 @@ mod tests {
         );
         // Words in two different sentences are not one license's trouble.
         assert!(person_rule("We have the license documents. The download is wrong.").is_none());
+    }
+
+    #[test]
+    fn a_phrase_rule_names_a_person_only_where_the_customer_asks() {
+        let text = "I see an export compliance hold.\nIs that normal?";
+        assert!(person_rule(text).is_some());
+        assert!(person_rule_asked(text, "Is that normal?").is_none());
+        // A co-occurrence rule reads the whole text.
+        let text = "I registered the PAK yesterday.\nThe license is for the wrong model.";
+        assert_eq!(
+            person_rule_asked(text, "The license is for the wrong model.").map(|r| r.route),
+            Some(Route::Team(Team::Licensing))
+        );
     }
 
     #[test]

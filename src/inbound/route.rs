@@ -19,7 +19,8 @@
 //!   `Person` (booking, cancellation, change, early-ship change,
 //!   expedite, order stuck before eDelivery, RMA, license trouble or
 //!   transfer, UCSS, CUWL, new product and export holds) need a person
-//!   even when an FAQ entry mentions the topic, while its topic words
+//!   even when an FAQ entry mentions the topic, when the customer asks or
+//!   reports it rather than mentions it in passing, while its topic words
 //!   ("license", "export") never turn an answer into a ticket.
 //!
 //! The precedence is written once, in [`decide`]; it is pure.
@@ -344,7 +345,8 @@ fn team(f: &Features, text: &str, why: &str) -> Verdict {
 ///    order's product has its own team and the mail is about its licenses,
 ///    subscription or upgrades → that team;
 /// 3. a person rule (order action, license trouble, new product / export
-///    hold) → its team, whatever the FAQ says;
+///    hold) in what the customer asks or reports, not in the context
+///    around it → its team, whatever the FAQ says;
 /// 4. an open hold and a status question → the hold's team;
 /// 5. tried and still failing → a person (team by the table);
 /// 6. asked to act ("can you send / check / provide …"), or a request
@@ -384,7 +386,10 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
             ),
         };
     }
-    let person = routing::person_rule(text);
+    let person = match &f.requests.asked {
+        Some(asked) => routing::person_rule_asked(text, asked),
+        None => routing::person_rule(text),
+    };
     if let Some(r) = person.filter(|r| r.weight == Weight::Person) {
         return team(f, text, &format!("a person's work ({})", r.name));
     }

@@ -214,9 +214,19 @@ pub struct Requests {
     pub found: Vec<Request>,
     /// The words announcing several requests ("two things"), if any.
     pub announced: Option<String>,
+    /// The subject and every segment that is not mere context: where a
+    /// phrase of the rule table names a person's work (`None`: not cut).
+    pub asked: Option<String>,
 }
 
 impl Requests {
+    fn add_asked(&mut self, segment: &str) {
+        if let Some(a) = &mut self.asked {
+            a.push('\n');
+            a.push_str(segment);
+        }
+    }
+
     fn push(&mut self, topic: Topic, sure: bool, form: Form, mark: Mark, segment: &str) {
         self.found.push(Request {
             topic: topic.0,
@@ -314,10 +324,12 @@ pub(super) fn detect(
     faq: &dyn FaqOracle,
 ) -> Requests {
     let s = &c.segments;
+    let subject = text.strip_suffix(body).unwrap_or_default();
     let body = super::without_abbreviation_dots(body);
     let mut out = Requests {
         found: Vec::new(),
         announced: s.announce.find(&Text::new(text)),
+        asked: Some(subject.trim().to_string()),
     };
     let mut pending = Mark::None;
     let mut asked_faq = 0;
@@ -326,14 +338,17 @@ pub(super) fn detect(
         let mark = pending.max(mark(s, &seg, &t));
         let rule = routing::person_rule(seg.text);
         if content_words(seg.text) < min_words(rule) {
-            // A lone "Second, unrelated:" marks what follows.
+            // A lone "Second, unrelated:" marks what follows; a short
+            // "Please cancel it." is not context either.
             pending = mark;
+            out.add_asked(seg.text);
             continue;
         }
         pending = Mark::None;
         if s.forwards.is_match(&t) {
             // The forwarded mail (cut from the new text) asks something
             // of its own.
+            out.add_asked(seg.text);
             let topic = ("forwarded".into(), None);
             out.push(topic, true, Form::Requests, mark, seg.text);
             continue;
@@ -341,6 +356,7 @@ pub(super) fn detect(
         let Some(form) = form(c, &seg, &t, mark) else {
             continue;
         };
+        out.add_asked(seg.text);
         if mark != Mark::Separate && !out.found.is_empty() && s.refers_back.is_match(&t) {
             continue;
         }
@@ -540,5 +556,16 @@ mod tests {
         let q = "Can I forward the notification to my customer's email address?";
         let r = detect(c, q, q, Lang::En, &Unsure);
         assert!(r.found.iter().all(|r| r.topic != "forwarded"));
+    }
+
+    #[test]
+    fn context_is_not_asked() {
+        let c = super::super::cues().unwrap();
+        let body = "In CCW I can see an export compliance hold on our new order. \
+                    Is something wrong with the order, or is that normal?";
+        let r = detect(c, body, body, Lang::En, &Unsure);
+        let asked = r.asked.unwrap_or_default();
+        assert!(!asked.contains("export compliance"), "{asked}");
+        assert!(asked.contains("is that normal"), "{asked}");
     }
 }
