@@ -40,19 +40,23 @@ const REFERRAL_MAX_WORDS: usize = 30;
 
 /// Attempt cues: the customer did something already.
 const ATTEMPT: &str = concat!(
-    r"(?i)\b(already|again|followed|(as|like) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|automatic answer)|",
+    r"(?i)\b(already|again|followed|(as|like|as per) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|automatic answer)|",
+    r"(as|like) (described|explained|suggested|indicated|shown) (in|by) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|page)|",
     r"i did (that|this|what|as|it)|did what|tried|disabled|enabled|turned off|switched (off|to)|reset|cleared|checked|verified|closed|",
-    r"reinstalled|restarted|re-?clicked|contacted|lowered|allowed|whitelisted|(is|are|was|were) (off|disabled|enabled|allowed)|",
+    r"reinstalled|restarted|rebooted|relaunched|re-?downloaded|re-?clicked|contacted|lowered|allowed|whitelisted|(is|are|was|were) (off|disabled|enabled|allowed)|",
     r"even after|despite|in spite of|after (doing|trying|following|disabling|clearing|resetting)|",
     r"d[ée]j[àa]|suivi|essay[ée]|d[ée]sactiv[ée]|activ[ée]|autoris[ée]|r[ée]initialis[ée]|v[ée]rifi[ée]|ferm[ée]|recliqu[ée]|contact[ée]|",
-    r"malgr[ée]|m[êe]me apr[èe]s|comme (indiqu|conseill|demand|pr[ée]conis)[ée])\b"
+    r"vid[ée] (le|la|les|l'|mon|ma|mes|notre|nos)|relanc[ée]|red[ée]marr[ée]|ret[ée]l[ée]charg[ée]|r[ée]install[ée]|",
+    r"malgr[ée]|m[êe]me apr[èe]s|comme (indiqu|conseill|demand|pr[ée]conis|d[ée]crit)[ée]?)\b"
 );
 
 /// Failure-after-steps cues: it still fails.
 const STILL_FAILS: &str = concat!(
     r"(?i)\b(still|keeps?|kept)\b.{0,40}\b(not|no|nothing|fail\w*|error|broken|same|stuck|stop\w*|cannot|can't|won't|doesn't|does not|unable|time\w* ?out|there|shown|shows|appears?)\b|",
-    r"\b(persist\w*|same (thing|error|problem|issue|result|message)|no (luck|change|difference)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time)\b|",
-    r"\b(toujours|encore|persiste\w*|m[êe]me (probl[èe]me|erreur|chose|r[ée]sultat)|sans (succ[èe]s|r[ée]sultat)|rien n'y fait|quand m[êe]me|[àa] chaque fois|n'a rien chang[ée]|pas mieux)\b"
+    r"\b(persist\w*|same (\w+ )?(thing|error|problem|issue|result|message)|no (luck|change|difference)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time|",
+    r"no (answer|reply|response)|(nobody|no one|neither( of them)?) (knows|knew|could|can|was able)|still (receiv\w*|getting|gets?|seeing|see))\b|",
+    r"\b(toujours|encore|persiste\w*|m[êe]me (\w+ )?(d')?(probl[èe]me|erreur|chose|r[ée]sultat)|sans (succ[èe]s|r[ée]sultat)|rien n'y fait|quand m[êe]me|[àa] chaque fois|n'a rien chang[ée]|pas mieux|",
+    r"aucune r[ée]ponse|sans r[ée]ponse|personne ne (sait|savait|peut|a pu)|aucun des deux|ne sa(it|vent|vait) (pas )?quoi faire)\b"
 );
 
 /// The customer asks for something to be done, not how something works.
@@ -539,6 +543,16 @@ mod tests {
         assert!(has(&c.attempt, t) && has(&c.still, t));
         let t = "Can I still get software from an old order?";
         assert!(!(has(&c.attempt, t) && has(&c.still, t)));
+        // The FAQ's step was to contact someone, and it did not help.
+        let t = "I did what the FAQ says and wrote to the bill-to contact: no answer in a week.";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
+        let t = "J'ai contacté mon collègue puis le revendeur : aucun des deux ne sait quoi faire.";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
+        let t =
+            "I set the preference to No as described in your FAQ, and I'm still receiving them.";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
+        let t = "J'ai vidé le cache et relancé le navigateur, même message d'erreur.";
+        assert!(has(&c.attempt, t) && has(&c.still, t));
     }
 
     #[test]
