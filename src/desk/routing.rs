@@ -95,8 +95,13 @@ pub enum Signal {
     /// Case-insensitive regex over the customer's subject and new text.
     Text(&'static str),
     /// Every one of these case-insensitive regexes matches somewhere in the
-    /// text (a co-occurrence: "registered" + "license" + "wrong").
-    AllText(&'static [&'static str]),
+    /// text (a co-occurrence: "registered" + "license" + "wrong"), and the
+    /// second regex matches nowhere ("has not been registered").
+    AllTextUnless(&'static [&'static str], &'static str),
+    /// Every one of these regexes matches within one sentence, and the
+    /// second regex does not match that sentence: the words are about the
+    /// same thing ("the PAK" + "is invalid"), not two things of one mail.
+    Sentence(&'static [&'static str], &'static str),
     /// A hold type open on the order (DESIGN's hold names).
     Hold(&'static str),
     /// A product ID on the order starting with this prefix (case-insensitive).
@@ -171,6 +176,37 @@ const ORDER_ACTION: &str = concat!(
     r"|\bRMA\b|\breturn material|\bretour de mat[ée]riel|\breturn (the|this|our|it|these)\b.{0,20}\b(software|order|licen\w*|product)|\bretourner\b"
 );
 
+/// The registration did not happen: what follows is not "after
+/// registration" ("the PAKs are not registered, we want to return them");
+/// or the trouble is the registration *link*, which the FAQ answers.
+const NOT_REGISTERED: &str = r"\b(links?|liens?|url)\b|\b(has|have|had|are|is|was|were)( still)? (not|never) (yet )?(been )?regist\w*|\bn'(a|ont|est|sont) (pas|jamais) (encore )?(été )?enregistr\w*";
+
+/// Licensing work asked for: moving or re-hosting a license or its
+/// registration, or help registering PAKs, EN and FR.
+const LICENSE_WORK: &str = concat!(
+    r"\b(transfer\w*|move|moving|rehost\w*|re-host\w*|reassign\w*|migrat\w*|transf[ée]r\w*|d[ée]plac\w*|r[ée]affect\w*|r[ée]attribu\w*)\s+(\w+\s+){0,2}(licen[cs]\w*|paks?|registrations?|enregistrements?)\b|",
+    r"\b(licen[cs]\w*|paks?|registrations?|enregistrements?)\s+(\w+\s+){0,3}(transferred|moved|rehosted|reassigned|migrated|transf[ée]r[ée]e?s?|d[ée]plac[ée]e?s?|r[ée]affect[ée]e?s?)\b|",
+    r"\b(help|aide|assistance)\b.{0,20}\b(regist\w*|enregistr\w*)\b.{0,20}\b(paks?|licen[cs]\w*|cl[ée]s?)\b"
+);
+
+/// A license, a PAK, or where licenses land (a Smart / virtual account).
+const LICENSE_OBJECT: &str = r"\b(paks?|licen[cs]\w*|smart account|virtual account|compte (virtuel|smart)|cl[ée]s? de licence|license keys?)\b";
+
+/// What goes wrong with a license itself.
+const LICENSE_TROUBLE: &str = concat!(
+    r"\b(invalid\w*|not valid|rejected|refus\w*|fulfilled|already (been )?(registered|used|fulfilled|redeemed|consumed)|d[ée]j[àa] (utilis|enregistr|consomm)\w*|",
+    r"wrong|incorrect|incomplete|incompl[èe]te?s?|missing|manque\w*|zero|erron\w*|mauvais\w*|expired?|expir[ée]e?s?|",
+    r"(shows?|showing|contains?|there is|there's|is|are|has|have)( still)? (nothing|no licen\w*)|n'y a (toujours )?(rien|aucune?)|ne contient (rien|aucune?)|",
+    r"only (got|received|shows?|enables?|covers|contains)|ne contient que|won'?t accept|not (showing|shown|show|appear\w*)|does(n't| not) (show|appear|work)|ne (fonctionne|marche|s'affiche|appara[iî]t) pas|absent\w*)\b"
+);
+
+/// A sentence about the link, the mail or the download: eDelivery's (and
+/// the FAQ's), whatever it says of PAKs; or about a PAK not registered yet.
+const NOT_LICENSE_ITSELF: &str = concat!(
+    r"\b(links?|liens?|url|e-?mails?|courriels?|notifications?|download\w*|t[ée]l[ée]charg\w*)\b|",
+    r"\b(has|have|had|are|is|was|were)( still)? (not|never) (yet )?(been )?regist\w*|\bn'(a|ont|est|sont) (pas|jamais) (encore )?(été )?enregistr\w*"
+);
+
 /// A hold to release: the team of the open hold when the order has one
 /// (export, new product), customer service for the others ("For all other
 /// holds, contact Customer Service Central").
@@ -196,15 +232,27 @@ pub const RULES: &[Rule] = &[
     // "If you have successfully registered your PAK and did not receive
     // the correct/complete license, please contact Global Licensing".
     Rule {
-        signal: Signal::AllText(&[
-            r"\b(regist\w+|enregistr\w+)",
-            r"\b(licen[cs]\w*|keys?|cl[ée]s?|paks?)\b",
-            r"\b(wrong|incorrect|incomplete|missing|partial|instead of|au lieu de|only covers|different|another|autre|expired?|expir[ée]e?|mismatch\w*|not (the )?(right|correct|complete)|does(n't| not) (work|match|show)|do(n't| not) show|ne (fonctionne|correspond) pas|manque\w*|mauvaise?|erron\w+|incompl\w+|already registered|d[ée]j[àa] enregistr\w+|rehost\w*|no (licen[cs]e|key|file)s?|(did not|didn't|never|not) (receive|get|got)\w*|pas re[çc]ue?|aucune? (licence|cl[ée]))\b",
-        ]),
+        signal: Signal::AllTextUnless(
+            &[
+                r"\b(regist\w+|enregistr\w+)",
+                r"\b(licen[cs]\w*|keys?|cl[ée]s?|paks?)\b",
+                r"\b(wrong|incorrect|incomplete|missing|partial|instead of|au lieu de|only (covers|got|received|shows?|enables?|contains)|ne contient que|invalid\w*|not valid|rejected|fulfilled|zero|different|another|autre|expired?|expir[ée]e?|mismatch\w*|not (the )?(right|correct|complete)|does(n't| not) (work|match|show)|do(n't| not) show|ne (fonctionne|correspond) pas|manque\w*|mauvaise?|erron\w+|incompl\w+|already registered|d[ée]j[àa] enregistr\w+|rehost\w*|no (licen[cs]e|key|file)s?|(did not|didn't|never|not) (receive|get|got)\w*|pas re[çc]ue?|aucune? (licence|cl[ée]))\b",
+            ],
+            NOT_REGISTERED,
+        ),
         route: Route::Team(Team::Licensing),
         name: "license wrong after registration",
         weight: Weight::Person,
     },
+    // "… if you need help registering Product Authorization Keys (PAKs),
+    // please contact Global Licensing Operations": registering, moving
+    // or re-hosting a license is their work.
+    text(
+        LICENSE_WORK,
+        Route::Team(Team::Licensing),
+        "license transfer or registration help",
+        Weight::Person,
+    ),
     text(
         r"\bL-ISE\S*|\bNPH\b|new[- ]product hold|blocage (de |pour )?nouveau produit|nouveau produit bloqu",
         Route::Team(Team::SacSupport),
@@ -223,6 +271,17 @@ pub const RULES: &[Rule] = &[
         "order action",
         Weight::Person,
     ),
+    // The license or PAK itself is in trouble (invalid, already used,
+    // missing from the account, wrong): licensing's, after the order
+    // actions ("we ordered the wrong license, cancel it" is customer
+    // service's) and never when the sentence is about the link, the mail
+    // or the download (eDelivery's, and the FAQ's).
+    Rule {
+        signal: Signal::Sentence(&[LICENSE_OBJECT, LICENSE_TROUBLE], NOT_LICENSE_ITSELF),
+        route: Route::Team(Team::Licensing),
+        name: "license trouble",
+        weight: Weight::Person,
+    },
     text(
         r"\bexport(ation)?s?\b",
         Route::Team(Team::Exportops),
@@ -382,14 +441,51 @@ pub fn person_rule(text: &str) -> Option<&'static Rule> {
         .map(|(_, r)| r)
 }
 
+/// The first rule of weight [`Weight::Person`] that names a person's work
+/// in what the customer asks: a single phrase must sit in `asked` (the
+/// sentences that ask, request or report, not the context around them:
+/// "I can see an export compliance hold" asks nothing), while a
+/// co-occurrence rule reads all of `text`, since its parts are often told
+/// in separate sentences ("I registered the PAK." "The license is wrong.").
+pub fn person_rule_asked(text: &str, asked: &str) -> Option<&'static Rule> {
+    let (text, asked) = (
+        crate::domain::fold_ascii(text),
+        crate::domain::fold_ascii(asked),
+    );
+    let whole = RoutingInput {
+        text: &text,
+        ..Default::default()
+    };
+    let part = RoutingInput {
+        text: &asked,
+        ..Default::default()
+    };
+    RULES
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.weight == Weight::Person)
+        .find(|(i, r)| match r.signal {
+            Signal::AllTextUnless(..) => matches(*i, r, &whole),
+            _ => matches(*i, r, &part),
+        })
+        .map(|(_, r)| r)
+}
+
 /// Whether rule `i` matches. Text rules see `input.text` as the public
 /// functions pass it: folded to ASCII (lowercase, no accents), which makes
 /// them accent-insensitive and keeps the regex engine on its fast path.
 fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     match rule.signal {
         Signal::Text(_) if input.without_topic_words && rule.weight == Weight::Topic => false,
-        Signal::Text(_) | Signal::AllText(_) => compiled(i)
-            .is_some_and(|res| !res.is_empty() && res.iter().all(|re| re.is_match(input.text))),
+        Signal::Text(_) | Signal::AllTextUnless(..) => {
+            compiled(i).is_some_and(|c| c.matches(input.text))
+        }
+        Signal::Sentence(..) => compiled(i).is_some_and(|c| {
+            input
+                .text
+                .split(['.', '!', '?', ';', '\n'])
+                .any(|sentence| c.matches(sentence))
+        }),
         Signal::Hold(h) => input.holds.iter().any(|x| x.eq_ignore_ascii_case(h)),
         Signal::PidPrefix(p) => input.pids.iter().any(|x| {
             x.get(..p.len())
@@ -405,28 +501,44 @@ fn matches(i: usize, rule: &Rule, input: &RoutingInput<'_>) -> bool {
     }
 }
 
+/// A text rule's regexes: all of `all` must match, `unless` must not.
+struct Compiled {
+    all: Vec<Regex>,
+    unless: Option<Regex>,
+}
+
+impl Compiled {
+    fn matches(&self, text: &str) -> bool {
+        !self.all.is_empty()
+            && self.all.iter().all(|re| re.is_match(text))
+            && !self.unless.as_ref().is_some_and(|re| re.is_match(text))
+    }
+}
+
 /// Compiled text rules, by index in `RULES`. A rule with a pattern that
 /// fails to compile never matches (a unit test keeps them all valid).
-fn compiled(i: usize) -> Option<&'static Vec<Regex>> {
-    static CELL: OnceLock<Vec<Option<Vec<Regex>>>> = OnceLock::new();
-    CELL.get_or_init(|| {
-        RULES
-            .iter()
-            .map(|r| {
-                let pats: &[&str] = match &r.signal {
-                    Signal::Text(re) => std::slice::from_ref(re),
-                    Signal::AllText(res) => res,
-                    _ => return None,
-                };
-                // Matched against `fold_ascii`ed text (see `matches`).
-                pats.iter()
-                    .map(|p| Regex::new(&format!("(?i){}", crate::domain::fold_pattern(p))).ok())
-                    .collect()
-            })
-            .collect()
+fn compiled(i: usize) -> Option<&'static Compiled> {
+    static CELL: OnceLock<Vec<Option<Compiled>>> = OnceLock::new();
+    CELL.get_or_init(|| RULES.iter().map(|r| compile(&r.signal)).collect())
+        .get(i)
+        .and_then(|r| r.as_ref())
+}
+
+/// Matched against `fold_ascii`ed text (see `matches`).
+fn compile(signal: &Signal) -> Option<Compiled> {
+    let re = |p: &str| Regex::new(&format!("(?i){}", crate::domain::fold_pattern(p))).ok();
+    let (all, unless): (&[&str], Option<&str>) = match signal {
+        Signal::Text(p) => (std::slice::from_ref(p), None),
+        Signal::AllTextUnless(all, unless) | Signal::Sentence(all, unless) => (all, Some(unless)),
+        _ => return None,
+    };
+    Some(Compiled {
+        all: all.iter().map(|p| re(p)).collect::<Option<_>>()?,
+        unless: match unless {
+            Some(p) => Some(re(p)?),
+            None => None,
+        },
     })
-    .get(i)
-    .and_then(|r| r.as_ref())
 }
 
 #[cfg(test)]
@@ -444,7 +556,10 @@ mod tests {
     #[test]
     fn every_text_rule_compiles() {
         for (i, r) in RULES.iter().enumerate() {
-            if matches!(r.signal, Signal::Text(_) | Signal::AllText(_)) {
+            if matches!(
+                r.signal,
+                Signal::Text(_) | Signal::AllTextUnless(..) | Signal::Sentence(..)
+            ) {
                 assert!(compiled(i).is_some(), "rule {} does not compile", r.name);
             }
         }
@@ -499,6 +614,46 @@ mod tests {
         assert_eq!(
             by_text("where is my download link?"),
             Route::Team(Team::EdeliverySupport)
+        );
+    }
+
+    #[test]
+    fn license_trouble_is_licensing_but_not_the_link_or_an_unregistered_pak() {
+        let lic = Route::Team(Team::Licensing);
+        assert_eq!(by_text("The PAK on our claim certificate is invalid."), lic);
+        assert_eq!(
+            by_text("Notre compte virtuel Smart : il n'y a rien dedans, aucune licence."),
+            lic
+        );
+        assert_eq!(
+            by_text("How can the registration be moved to our new admin account?"),
+            lic
+        );
+        assert_eq!(by_text("Besoin d'aide pour enregistrer nos clés PAK"), lic);
+        // The link is eDelivery's (and the FAQ's), whatever it says of PAKs.
+        assert!(person_rule("The PAK registration link in the email is invalid").is_none());
+        assert!(person_rule("I registered the PAK but the registration link fails").is_none());
+        // Not registered yet: nothing went wrong "after registration".
+        assert_eq!(
+            by_text(
+                "The PAKs are not registered. We ordered 20 instead of 10, we would like to return the extra licenses."
+            ),
+            Route::Team(Team::CustomerService)
+        );
+        // Words in two different sentences are not one license's trouble.
+        assert!(person_rule("We have the license documents. The download is wrong.").is_none());
+    }
+
+    #[test]
+    fn a_phrase_rule_names_a_person_only_where_the_customer_asks() {
+        let text = "I see an export compliance hold.\nIs that normal?";
+        assert!(person_rule(text).is_some());
+        assert!(person_rule_asked(text, "Is that normal?").is_none());
+        // A co-occurrence rule reads the whole text.
+        let text = "I registered the PAK yesterday.\nThe license is for the wrong model.";
+        assert_eq!(
+            person_rule_asked(text, "The license is for the wrong model.").map(|r| r.route),
+            Some(Route::Team(Team::Licensing))
         );
     }
 
