@@ -502,56 +502,45 @@ fn index_every_ticket<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<()
     Ok(())
 }
 
-/// Builds the customer index from every ticket. The marker is read first
-/// inside the write: on PostgreSQL that read locks it until the commit, so
-/// daemons that find the index missing at once build it one after the
-/// other, and the later ones find it built. Entries are only added: each
-/// ticket written since this version wrote its own, and they are right.
-fn index_every_customer<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
-    if t.ticket_meta.get(CUST_INDEXED)?.is_some() {
+/// Builds an index from every ticket: `keys` gives a ticket's entries. The
+/// marker is read first inside the write: on PostgreSQL that read locks it
+/// until the commit, so daemons that find the index missing at once build
+/// it one after the other, and the later ones find it built. Entries are
+/// only added: each ticket written since the index existed wrote its own,
+/// and they are right.
+fn index_every_ticket_by<T, K>(t: &Trees, marker: &[u8], keys: K) -> Result<(), StoreError>
+where
+    T: DeserializeOwned,
+    K: Fn(&T, u64) -> Vec<Vec<u8>>,
+{
+    if t.ticket_meta.get(marker)?.is_some() {
         return Ok(());
     }
-    let entries: Vec<Vec<u8>> = t
-        .tickets
-        .iter()
-        .map(|r| {
-            let (k, v) = r?;
-            let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
-            Ok(cust_key(decode::<T>("tickets", &v)?.customer(), n))
-        })
-        .collect::<Result<_, StoreError>>()?;
+    let mut entries = Vec::new();
+    for r in t.tickets.iter() {
+        let (k, v) = r?;
+        let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
+        entries.extend(keys(&decode::<T>("tickets", &v)?, n));
+    }
     for key in entries {
         t.ticket_meta.insert(key, [])?;
     }
-    t.ticket_meta.insert(CUST_INDEXED, [])?;
+    t.ticket_meta.insert(marker, [])?;
     Ok(())
 }
 
-/// Builds the reference index from every ticket, as
-/// [`index_every_customer`] builds the customer index (marker read first,
-/// entries only added).
+/// Builds the customer index from every ticket.
+fn index_every_customer<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
+    index_every_ticket_by(t, CUST_INDEXED, |rec: &T, n| {
+        vec![cust_key(rec.customer(), n)]
+    })
+}
+
+/// Builds the reference index from every ticket.
 fn index_every_about<T: DeserializeOwned + TicketIndex>(t: &Trees) -> Result<(), StoreError> {
-    if t.ticket_meta.get(CREF_INDEXED)?.is_some() {
-        return Ok(());
-    }
-    let entries: Vec<Vec<u8>> = t
-        .tickets
-        .iter()
-        .map(|r| {
-            let (k, v) = r?;
-            let n = <[u8; 8]>::try_from(k.as_ref()).map_or(0, u64::from_be_bytes);
-            let rec = decode::<T>("tickets", &v)?;
-            Ok(cref_keys(rec.customer(), &rec.about(), n))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?
-        .into_iter()
-        .flatten()
-        .collect();
-    for key in entries {
-        t.ticket_meta.insert(key, [])?;
-    }
-    t.ticket_meta.insert(CREF_INDEXED, [])?;
-    Ok(())
+    index_every_ticket_by(t, CREF_INDEXED, |rec: &T, n| {
+        cref_keys(rec.customer(), &rec.about(), n)
+    })
 }
 
 /// Ticket numbers continue the counter earlier versions kept in
