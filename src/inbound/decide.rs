@@ -484,7 +484,12 @@ fn human(
 ) -> Result<Decision, DirectoryError> {
     let sender = p.from.clone().unwrap_or_default();
     let new_text = extract::new_text(p.text.as_deref(), p.html.as_deref(), p.from_name.as_deref());
-    let t = thread(&p, &new_text, dir)?;
+    let forwarded = forwarded_request(&p, dir, &mut reasons);
+    // Orders the forwarded mail names are the forwarder's request too.
+    let t = match &forwarded {
+        Some(f) => thread(&p, &format!("{new_text}\n{f}"), dir)?,
+        None => thread(&p, &new_text, dir)?,
+    };
     let kind = if is_reply(&p, &t) {
         Kind::Reply
     } else {
@@ -533,7 +538,7 @@ fn human(
             d.reasons.push(format!("command: {command}"));
             no_such_order(&mut d);
         }
-        None => decide_question(&mut d, &p, &t, faq),
+        None => decide_question(&mut d, &p, &t, forwarded.as_deref(), faq),
     }
     if !sender.contains('@') {
         nobody_to_answer(&mut d, &p);
@@ -637,7 +642,28 @@ fn escalate(d: &mut Decision, team: Route, rule: &str) {
     d.reasons.push(format!("escalate to {team} (rule: {rule})"));
 }
 
-fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle) {
+/// The text of a mail the sender forwards, unless it is one of ours (a
+/// notification forwarded to a colleague is history, not a request).
+fn forwarded_request(p: &Parsed, dir: &dyn Directory, reasons: &mut Vec<String>) -> Option<String> {
+    let f = extract::forwarded_text(p.text.as_deref(), p.html.as_deref(), &p.subject)?;
+    if f.from.as_deref().is_some_and(|a| dir.is_own_address(a)) {
+        reasons.push("forwarded message is one of ours: history, not a request".into());
+        return None;
+    }
+    reasons.push(format!(
+        "forwarded message read with the new text ({} words)",
+        f.text.split_whitespace().count()
+    ));
+    Some(f.text)
+}
+
+fn decide_question(
+    d: &mut Decision,
+    p: &Parsed,
+    t: &Thread,
+    forwarded: Option<&str>,
+    faq: &dyn FaqOracle,
+) {
     let subject = command::bare_subject(&p.subject);
     let question = if d.new_text.chars().count() < SHORT_QUESTION_CHARS {
         format!("{subject}\n{}", d.new_text)
@@ -646,8 +672,16 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
     };
     let holds: Vec<String> = t.orders.iter().flat_map(|o| o.open_holds.clone()).collect();
     let pids: Vec<String> = t.orders.iter().flat_map(|o| o.pids.clone()).collect();
-    let routing_text = format!("{subject}\n{}", d.new_text);
-    if d.new_text.trim().is_empty() {
+    // A forwarded mail's request is the forwarder's: routed on both texts.
+    let (body, question) = match forwarded {
+        Some(f) => {
+            let both = format!("{}\n\n{f}", d.new_text);
+            (both.clone(), both)
+        }
+        None => (d.new_text.clone(), question),
+    };
+    let routing_text = format!("{subject}\n{body}");
+    if d.new_text.trim().is_empty() && forwarded.is_none() {
         d.reasons.push("no new text written".into());
         let r = routing::route(&RoutingInput {
             text: &routing_text,
@@ -663,7 +697,8 @@ fn decide_question(d: &mut Decision, p: &Parsed, t: &Thread, faq: &dyn FaqOracle
         &route::Message {
             text: &routing_text,
             question: &question,
-            body: &d.new_text,
+            body: &body,
+            forwarded,
             lang: d.lang,
             holds: &holds,
             pids: &pids,

@@ -33,7 +33,89 @@ pub fn new_text(text: Option<&str>, html_body: Option<&str>, sender_name: Option
     }
 }
 
+/// What a message forwarded inside this one says (its header block, its
+/// own quotes and signature cut), when the sender forwards one: a forward
+/// separator ("Forwarded message", "Message transféré", "Begin forwarded
+/// message"), or, in a mail whose subject says it is a forward (`Fwd:`,
+/// `TR:`), a header block (Outlook writes no separator). A reply's quoted
+/// history ("Original Message") is not a forward: it is what we wrote.
+pub fn forwarded_text(
+    text: Option<&str>,
+    html_body: Option<&str>,
+    subject: &str,
+) -> Option<Forwarded> {
+    let p = patterns()?;
+    let body = match (text, html_body) {
+        (Some(t), _) if !t.trim().is_empty() => plain_spaces(t),
+        (_, Some(h)) => plain_spaces(&html::to_text(h)),
+        _ => return None,
+    };
+    let lines: Vec<&str> = body.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| p.forward.is_match(l))
+        .or_else(|| {
+            p.forward_subject
+                .is_match(subject)
+                .then(|| (0..lines.len()).find(|&i| header_block_at(p, &lines, i)))
+                .flatten()
+        })?;
+    let block = &lines[start..];
+    let rest = skip_header_block(p, block);
+    let from = block[..block.len() - rest.len()]
+        .iter()
+        .find(|l| p.header_first.is_match(l))
+        .and_then(|l| address_in(l));
+    let text = strip(&rest.join("\n"), None);
+    (!text.trim().is_empty()).then_some(Forwarded { from, text })
+}
+
+/// A message forwarded inside another: who wrote it and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The address of its `From:` / `De :` line, if it shows one.
+    pub from: Option<String>,
+    /// Its text, without headers, quotes and signature.
+    pub text: String,
+}
+
+/// The mail address in a header line: inside `<>`, else a bare word with `@`.
+fn address_in(line: &str) -> Option<String> {
+    let bracketed = line
+        .split_once('<')
+        .and_then(|(_, rest)| rest.split_once('>'))
+        .map(|(a, _)| a);
+    bracketed
+        .or_else(|| {
+            line.split(|c: char| {
+                c.is_whitespace() || matches!(c, ':' | ',' | ';' | '"' | '(' | ')' | '[' | ']')
+            })
+            .find(|w| w.contains('@'))
+        })
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| a.contains('@'))
+}
+
+/// The lines after a forward's separator and header block.
+fn skip_header_block<'a, 'b>(p: &Patterns, lines: &'a [&'b str]) -> &'a [&'b str] {
+    let mut i = usize::from(
+        p.forward
+            .is_match(lines.first().copied().unwrap_or_default()),
+    );
+    while let Some(l) = lines.get(i) {
+        let header =
+            p.header_first.is_match(l) || p.header_next.is_match(l) || p.header_inline.is_match(l);
+        if !(header || l.trim().is_empty() || p.separator.is_match(l)) {
+            break;
+        }
+        i += 1;
+    }
+    &lines[i.min(lines.len())..]
+}
+
 struct Patterns {
+    forward: Regex,
+    forward_subject: Regex,
     attribution: Regex,
     separator: Regex,
     header_first: Regex,
@@ -48,6 +130,11 @@ fn patterns() -> Option<&'static Patterns> {
     static P: OnceLock<Option<Patterns>> = OnceLock::new();
     P.get_or_init(|| {
         Some(Patterns {
+            forward: Regex::new(
+                r"(?i)^\s*(-{2,}|_{2,}|={2,})?\s*(forwarded message|message transf[ée]r[ée]|message r[ée]exp[ée]di[ée]|weitergeleitete nachricht|mensaje reenviado)\s*(-{2,}|_{2,}|={2,})?\s*$|^\s*(begin forwarded message|d[ée]but du message r[ée]exp[ée]di[ée]|d[ée]but du message transf[ée]r[ée])\s*:?\s*$",
+            )
+            .ok()?,
+            forward_subject: Regex::new(r"(?i)^\s*((re|aw|r[ée][fp])\s*:\s*)*(fwd?|tr|wg|rv)\s*:").ok()?,
             // EN/FR/DE/ES/NL/IT forms; wrapped lines are joined before matching.
             attribution: Regex::new(
                 r"(?i)^\s*(\*\s*)?(on|le|am|el|op|il)\b.{0,250}\b(wrote|a [ée]crit|schrieb|escribi[óo]|schreef|ha scritto)\s*:?\s*(\*\s*)?$|^\s*message du \d{1,2}/\d{1,2}/\d{2,4}.{0,120}$|^\s*-{2,}\s*.{0,120}\b(wrote|a [ée]crit)\s*:?\s*-{2,}\s*$|^.{0,120}<[^>\s]+@[^>\s]+>\s+(wrote|a [ée]crit)\s*:\s*$",
@@ -260,6 +347,53 @@ fn tidy(lines: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_mail_is_read_without_its_headers_and_signature() {
+        let body = "Hi team,\n\nSee my customer's mail below.\n\n\
+                    ---------- Forwarded message ---------\n\
+                    From: IT Ops <itops@granite.example.com>\n\
+                    Date: Tue, 1 Dec 2026 10:00\n\
+                    Subject: licenses missing\n\
+                    To: Chris <chris@partner.example.net>\n\n\
+                    The smart account only shows 2 of the 5 licenses.\n\n\
+                    Regards,\nIT Ops\n";
+        let f = forwarded_text(Some(body), None, "FW: licenses missing");
+        assert_eq!(
+            f,
+            Some(Forwarded {
+                from: Some("itops@granite.example.com".into()),
+                text: "The smart account only shows 2 of the 5 licenses.".into()
+            })
+        );
+        // The new text stops at the forward, as before.
+        assert_eq!(
+            strip(body, None),
+            "Hi team,\n\nSee my customer's mail below."
+        );
+    }
+
+    #[test]
+    fn outlook_forwards_have_only_a_header_block_and_a_subject_that_says_so() {
+        let body = "Voir ci-dessous.\n\n________________________________\n\
+                    De : Karen Walsh <k.walsh@freight.example.com>\n\
+                    Envoyé : mardi 1 décembre 2026 16:12\n\
+                    À : Nick <nick@doyle.example.net>\n\
+                    Objet : licence\n\n\
+                    Le routeur refuse la licence.\n";
+        let f = forwarded_text(Some(body), None, "TR: licence");
+        assert_eq!(
+            f.as_ref().map(|f| (f.from.as_deref(), f.text.as_str())),
+            Some((
+                Some("k.walsh@freight.example.com"),
+                "Le routeur refuse la licence."
+            ))
+        );
+        // The same block under a reply is our own history, not a forward.
+        assert_eq!(forwarded_text(Some(body), None, "RE: licence"), None);
+        let reply = "Thanks!\n\n-----Original Message-----\nFrom: support\nSent: today\nTo: me\nSubject: x\n\nYour order is ready.";
+        assert_eq!(forwarded_text(Some(reply), None, "Re: x"), None);
+    }
 
     #[test]
     fn patterns_compile() {

@@ -41,22 +41,23 @@ const REFERRAL_MAX_WORDS: usize = 30;
 /// Attempt cues: the customer did something already.
 const ATTEMPT: &str = concat!(
     r"(?i)\b(already|again|followed|(as|like|as per) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|automatic answer)|",
-    r"(as|like) (described|explained|suggested|indicated|shown) (in|by) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|page)|",
+    r"(as|like) (described|explained|suggested|indicated|shown|recommended|advised) (in|by|on) (the|your) (faq|answer|reply|instructions?|documentation|article|guide|page|site|website)|",
+    r"before (writing|contacting|reaching out)|(a|one more) (second|third|another) time|(second|third|several|multiple|many) (times|attempts)|(wrote|written|emailed|called|phoned) (to )?(the|them|him|her|our|my|your)|",
     r"i did (that|this|what|as|it)|did what|tried|disabled|enabled|turned off|switched (off|to)|reset|cleared|checked|verified|closed|",
     r"reinstalled|restarted|rebooted|relaunched|re-?downloaded|re-?clicked|contacted|lowered|allowed|whitelisted|(is|are|was|were) (off|disabled|enabled|allowed)|",
     r"even after|despite|in spite of|after (doing|trying|following|disabling|clearing|resetting)|",
     r"d[ée]j[àa]|suivi|essay[ée]|d[ée]sactiv[ée]|activ[ée]|autoris[ée]|r[ée]initialis[ée]|v[ée]rifi[ée]|ferm[ée]|recliqu[ée]|contact[ée]|",
-    r"vid[ée] (le|la|les|l'|mon|ma|mes|notre|nos)|relanc[ée]|red[ée]marr[ée]|ret[ée]l[ée]charg[ée]|r[ée]install[ée]|",
+    r"vid[ée] (le|la|les|l'|mon|ma|mes|notre|nos)|relanc[ée]|red[ée]marr[ée]|ret[ée]l[ée]charg[ée]|r[ée]install[ée]|(j'ai|nous avons|on a) ([ée]crit|appel[ée]|t[ée]l[ée]phon[ée]|demand[ée])|(plusieurs|deux|trois) (fois|tentatives|essais)|avant de vous [ée]crire|",
     r"malgr[ée]|m[êe]me apr[èe]s|comme (indiqu|conseill|demand|pr[ée]conis|d[ée]crit)[ée]?)\b"
 );
 
 /// Failure-after-steps cues: it still fails.
 const STILL_FAILS: &str = concat!(
     r"(?i)\b(still|keeps?|kept)\b.{0,40}\b(not|no|nothing|fail\w*|error|broken|same|stuck|stop\w*|cannot|can't|won't|doesn't|does not|unable|time\w* ?out|there|shown|shows|appears?)\b|",
-    r"\b(persist\w*|same (\w+ )?(thing|error|problem|issue|result|message)|no (luck|change|difference)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time|",
+    r"\b(persist\w*|same (\w+ )?(thing|error|problem|issue|result|message|failure|behaviou?r|outcome|page|screen)|no (luck|change|difference)|every (single )?time|what (now|else can (i|we) do)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time|",
     r"no (answer|reply|response)|(nobody|no one|neither( of them)?) (knows|knew|could|can|was able)|still (receiv\w*|getting|gets?|seeing|see))\b|",
     r"\b(toujours|encore|persiste\w*|m[êe]me (\w+ )?(d')?(probl[èe]me|erreur|chose|r[ée]sultat)|sans (succ[èe]s|r[ée]sultat)|rien n'y fait|quand m[êe]me|[àa] chaque fois|n'a rien chang[ée]|pas mieux|",
-    r"aucune r[ée]ponse|sans r[ée]ponse|personne ne (sait|savait|peut|a pu)|aucun des deux|ne sa(it|vent|vait) (pas )?quoi faire)\b"
+    r"aucune r[ée]ponse|sans r[ée]ponse|pas de (r[ée]ponse|retour)|personne ne (sait|savait|peut|a pu)|aucun des deux|ne sa(is|it|vons|vent|vait) (pas |plus )?quoi faire|m[êe]me (\w+ )?(r[ée]sultat|[ée]chec|page|[ée]cran))\b"
 );
 
 /// The customer asks for something to be done, not how something works.
@@ -68,9 +69,11 @@ const REQUEST: &str = concat!(
 /// The customer asks us to act on something ("can you send / check /
 /// release …", "pouvez-vous vérifier …"), not how to do it themselves.
 const ACTION_REQUEST: &str = concat!(
-    r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|merci de|pouvez-vous|pourriez-vous|veuillez)\W+(\w+\W+){0,3}?",
+    r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|could someone|can anyone|could anyone|are you able to|",
+    r"(is|would) it (be )?possible for (you|someone|your team) to|merci de|pouvez-vous|pourriez-vous|veuillez|",
+    r"(est-il|serait-il) possible de (nous|me|m')|(vous )?serait-il possible de)\W+(\w+\W+){0,3}?",
     r"(send|resend|check|verify|look|investigate|fix|correct|release|give|provide|reset|unlock|enable|activate|add|remove|transfer|move|extend|",
-    r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
+    r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|name|appoint|assign|designate|nommer|d[ée]signer|attribuer|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
     r"supprimer|confirmer|me dire qui)\b"
 );
 
@@ -194,8 +197,11 @@ pub fn is_referral(answer: &str) -> bool {
 /// What one message looks like to the decision.
 #[derive(Debug, Clone, Default)]
 pub struct Features {
-    /// The FAQ's match for the whole text.
+    /// The FAQ's match: for the whole text, or for what is asked in it
+    /// where that names the same entry more surely ([`sharper`]).
     pub faq: Option<FaqHit>,
+    /// The whole text's confidence, when what is asked sharpened it.
+    pub faq_whole: Option<f64>,
     /// "already tried … still fails": the two phrases found.
     pub tried: Option<(String, String)>,
     /// A request for action was found.
@@ -239,6 +245,25 @@ pub struct Message<'a> {
     pub pids: &'a [String],
     /// An order is threaded or written in the text.
     pub names_order: bool,
+    /// The text of a message the sender forwards, which `body` ends with.
+    pub forwarded: Option<&'a str>,
+}
+
+#[cfg(test)]
+impl<'a> Message<'a> {
+    /// A new English mail to support whose subject is empty.
+    pub(crate) fn plain(body: &'a str) -> Message<'a> {
+        Message {
+            text: body,
+            question: body,
+            body,
+            lang: Lang::En,
+            holds: &[],
+            pids: &[],
+            names_order: false,
+            forwarded: None,
+        }
+    }
 }
 
 /// Computes the features of one message (asks the FAQ once per request).
@@ -249,9 +274,11 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
     let hit = faq.ask(m.question, m.lang);
     let (body, text) = (Text::new(m.body), Text::new(m.text));
     let tried = c.attempt.find(&body).zip(c.still.find(&body));
-    let requests = requests::detect(c, m.text, m.body, m.lang, faq);
+    let requests = requests::detect(c, m, faq);
+    let (hit, whole) = sharper(hit, requests.asked.as_deref(), m.lang, faq);
     Features {
         faq: hit.id.is_some().then_some(hit),
+        faq_whole: whole,
         tried,
         request: c.request.find(&text),
         action: c.action.find(&body),
@@ -264,6 +291,30 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         holds: m.holds.to_vec(),
         pids: m.pids.to_vec(),
         product_matter: c.product_matter.find(&text),
+    }
+}
+
+/// The FAQ's match for what the customer asks (subject and request
+/// segments, without the context, greetings and thanks around them) when
+/// it names the same entry as the whole mail with more confidence: a mail's
+/// context dilutes the match of a question the FAQ answers, but a question
+/// alone can lose what the context adds, so it only sharpens an agreement.
+/// Returns the hit and, when it sharpened, the whole mail's confidence.
+fn sharper(
+    whole: FaqHit,
+    asked: Option<&str>,
+    lang: Lang,
+    faq: &dyn FaqOracle,
+) -> (FaqHit, Option<f64>) {
+    let Some(asked) = asked.filter(|a| !a.trim().is_empty()) else {
+        return (whole, None);
+    };
+    let focus = faq.ask(asked, lang);
+    if focus.id.is_some() && focus.id == whole.id && focus.confidence > whole.confidence {
+        let was = whole.confidence;
+        (focus, Some(was))
+    } else {
+        (whole, None)
     }
 }
 
@@ -423,11 +474,18 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
     match &f.faq {
         Some(h) if h.answered => match (&h.id, h.referral, h.needs_person) {
             (_, true, _) => team(f, text, "the FAQ entry only refers to a team"),
-            (_, _, true) if f.request.is_some() || f.problem.is_some() || !f.question => team(
-                f,
-                text,
-                "the FAQ entry needs a person unless only asked how it works",
-            ),
+            (_, _, true)
+                if f.request.is_some()
+                    || f.problem.is_some()
+                    || !f.question
+                    || about_its_order(f) =>
+            {
+                team(
+                    f,
+                    text,
+                    "the FAQ entry needs a person unless only asked how it works",
+                )
+            }
             (Some(id), _, _) => Verdict {
                 route: Route::Faq,
                 answer: Some(id.clone()),
@@ -439,14 +497,24 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
     }
 }
 
+/// The customer asks where their own order stands ("is something
+/// blocking these licenses?" on an order named): for an entry that needs a
+/// person, that is the person's work, not "how does it work".
+fn about_its_order(f: &Features) -> bool {
+    f.names_order && f.status.is_some()
+}
+
 /// One line per feature, for `mail inspect`.
 pub fn explain(f: &Features) -> Vec<String> {
     let mut out = Vec::new();
     out.push(match &f.faq {
         Some(h) => format!(
-            "feature faq: {} confidence {:.2}{}{}{}",
+            "feature faq: {} confidence {:.2}{}{}{}{}",
             h.id.as_deref().unwrap_or("-"),
             h.confidence,
+            f.faq_whole.map_or(String::new(), |w| format!(
+                " (asked alone; whole mail {w:.2})"
+            )),
             if h.answered {
                 ", confident"
             } else {
@@ -553,6 +621,15 @@ mod tests {
         assert!(has(&c.attempt, t) && has(&c.still, t));
         let t = "J'ai vidé le cache et relancé le navigateur, même message d'erreur.";
         assert!(has(&c.attempt, t) && has(&c.still, t));
+        // Other ways of telling both halves, EN and FR.
+        for t in [
+            "As suggested on your FAQ I switched to the non-Java download; it times out every single time.",
+            "Before writing to you I compared the checksums. Downloaded it a second time: same install failure.",
+            "J'ai recliqué depuis le mail, puis je suis passé par l'application : je ne sais plus quoi faire.",
+            "J'ai écrit à la personne qui me l'a envoyée (pas de réponse depuis 10 jours).",
+        ] {
+            assert!(has(&c.attempt, t) && has(&c.still, t), "{t}");
+        }
     }
 
     #[test]
@@ -567,6 +644,97 @@ mod tests {
             "Pouvez-vous m'envoyer la liste des téléchargements ?"
         ));
         assert!(!has(&c.action, "Can you tell me how to add a user?"));
+        for t in [
+            "It has been six days. Could someone look at it?",
+            "Is it possible for you to provide such a report?",
+            "Pouvez-vous me nommer administrateur à sa place ?",
+        ] {
+            assert!(has(&c.action, t), "{t}");
+        }
+        // Asking whether something can be done is how it works, not a
+        // request that we do it.
+        assert!(!has(
+            &c.action,
+            "Is it possible to download an older release?"
+        ));
+    }
+
+    /// An oracle with one answer per text: what is asked alone matches
+    /// "asked" surely, the whole mail "whole" less surely.
+    struct TwoTexts {
+        asked: (&'static str, f64),
+        whole: (&'static str, f64),
+    }
+
+    impl FaqOracle for TwoTexts {
+        fn ask(&self, q: &str, _: Lang) -> FaqHit {
+            let (id, confidence) = if q.contains("moved offices") {
+                self.whole
+            } else {
+                self.asked
+            };
+            FaqHit {
+                answered: confidence >= 0.7,
+                id: Some(id.into()),
+                question: Some(id.into()),
+                confidence,
+                ..FaqHit::abstain()
+            }
+        }
+
+        fn entry(&self, _: &str, _: Lang) -> Option<crate::inbound::ports::FaqText> {
+            None
+        }
+    }
+
+    #[test]
+    fn what_is_asked_sharpens_an_agreeing_match_only() {
+        let body = "We moved offices last month and the old admin left.\n\
+                    How do I add a colleague as a user of our account?";
+        let m = Message::plain(body);
+        let agree = TwoTexts {
+            asked: ("add-user", 0.85),
+            whole: ("add-user", 0.64),
+        };
+        let f = features(&m, &agree);
+        let hit = f.faq.as_ref().unwrap();
+        assert_eq!((hit.confidence, hit.answered), (0.85, true));
+        assert_eq!(f.faq_whole, Some(0.64));
+        assert!(
+            explain(&f)[0].contains("whole mail 0.64"),
+            "{:?}",
+            explain(&f)
+        );
+        assert_eq!(decide(&f, body).answer.as_deref(), Some("add-user"));
+        // Another entry for the question alone: the whole mail's context
+        // may be what names the entry, so nothing is sharpened.
+        let disagree = TwoTexts {
+            asked: ("other-entry", 0.95),
+            whole: ("add-user", 0.64),
+        };
+        let f = features(&m, &disagree);
+        let hit = f.faq.as_ref().unwrap();
+        assert_eq!((hit.id.as_deref(), hit.answered), (Some("add-user"), false));
+        assert_eq!(f.faq_whole, None);
+        assert_eq!(decide(&f, body).answer, None);
+    }
+
+    #[test]
+    fn an_entry_that_needs_a_person_does_not_answer_where_their_order_stands() {
+        let mut f = confident("ask-holds-released-orders");
+        if let Some(h) = f.faq.as_mut() {
+            h.needs_person = true;
+        }
+        f.question = true;
+        let text = "Is something blocking the release of these licenses?";
+        assert_eq!(decide(&f, text).route, Route::Faq, "asked how it works");
+        f.names_order = true;
+        f.status = Some("blocking".into());
+        assert_ne!(
+            decide(&f, text).route,
+            Route::Faq,
+            "asked about their order"
+        );
     }
 
     #[test]
@@ -690,7 +858,7 @@ mod tests {
     }
 
     fn topics(c: &Cues, body: &str) -> Vec<String> {
-        requests::detect(c, body, body, Lang::En, &FirstWord).distinct()
+        requests::detect(c, &Message::plain(body), &FirstWord).distinct()
     }
 
     #[test]

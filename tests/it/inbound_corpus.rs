@@ -266,6 +266,13 @@ fn routing_by_rule() {
         ("thunderbird-en-reply", Route::Team(Team::SacSupport)),
         ("hostile-en-crlfword", Route::Team(Team::Licensing)),
         ("thunderbird-en-newso", Route::Faq),
+        // A reseller forwards its customer's mail: routed on the customer's
+        // words (a wrong license after registration; three requests).
+        ("outlook-en-fwcustomer", Route::Team(Team::Licensing)),
+        (
+            "thunderbird-fr-fwclient",
+            Route::Team(Team::EdeliverySupport),
+        ),
     ];
     for (name, route) in cases {
         let d = decide(name);

@@ -20,7 +20,7 @@
 
 use regex::Regex;
 
-use super::{Cue, Cues, Text, content_words};
+use super::{Cue, Cues, Message, Text, content_words};
 use crate::desk::routing::{self, Route};
 use crate::domain::Lang;
 use crate::inbound::ports::FaqOracle;
@@ -205,6 +205,8 @@ pub struct Request {
     pub mark: Mark,
     /// The segment, shortened, for the reasons.
     pub quote: String,
+    /// It is in the mail the sender forwards, not in their own text.
+    pub forwarded: bool,
 }
 
 /// The requests of a message and whether it is laid out as several.
@@ -217,6 +219,8 @@ pub struct Requests {
     /// The subject and every segment that is not mere context: where a
     /// phrase of the rule table names a person's work (`None`: not cut).
     pub asked: Option<String>,
+    /// Requests found from here on are in the forwarded mail.
+    in_forwarded: bool,
 }
 
 impl Requests {
@@ -235,6 +239,7 @@ impl Requests {
             form,
             mark,
             quote: quote(segment),
+            forwarded: self.in_forwarded,
         });
     }
 
@@ -244,13 +249,35 @@ impl Requests {
         self.announced.is_some() || self.found.iter().any(|r| r.mark == Mark::Separate)
     }
 
+    /// The forwarded mail (or the sender's own text) is laid out as several
+    /// requests by itself; an announcement counts for the sender's text.
+    fn part_laid_out(&self, forwarded: bool) -> bool {
+        (!forwarded && self.announced.is_some())
+            || self
+                .found
+                .iter()
+                .any(|r| r.forwarded == forwarded && r.mark == Mark::Separate)
+    }
+
     /// The distinct topics that count: sure ones always, guessed ones
-    /// only in a mail laid out as several requests.
+    /// only in a text laid out as several requests. A forwarded mail none
+    /// of whose requests counts is one request of its own ("forwarded"):
+    /// someone else asks something, whatever the FAQ makes of it.
     pub fn distinct(&self) -> Vec<String> {
-        let laid_out = self.laid_out();
+        let own = self.part_laid_out(false);
+        let fwd = self.part_laid_out(true);
+        let counts = |r: &&Request| r.sure || if r.forwarded { fwd } else { own };
         let mut out: Vec<String> = Vec::new();
         let mut teams: Vec<Route> = Vec::new();
-        for r in self.found.iter().filter(|r| r.sure || laid_out) {
+        let forwarded_counted = self
+            .found
+            .iter()
+            .filter(|r| r.forwarded)
+            .any(|r| counts(&r));
+        if !forwarded_counted && self.found.iter().any(|r| r.forwarded) {
+            out.push("forwarded".into());
+        }
+        for r in self.found.iter().filter(counts) {
             // Two rules of one team ("registered, the license is wrong",
             // "can it be moved?") are that team's one request.
             if let Some(team) = r.team {
@@ -280,7 +307,7 @@ impl Requests {
                 format!("{}{}", r.topic, if r.sure { "" } else { " guessed" })
             };
             out.push(format!(
-                "feature request {}: {:?} ({}{}; topic {topic})",
+                "feature request {}: {:?} ({}{}{}; topic {topic})",
                 i + 1,
                 r.quote,
                 r.form.as_str(),
@@ -288,6 +315,11 @@ impl Requests {
                     Mark::None => "",
                     Mark::Also => ", added with also",
                     Mark::Separate => ", set apart",
+                },
+                if r.forwarded {
+                    ", in the forwarded mail"
+                } else {
+                    ""
                 },
             ));
         }
@@ -316,24 +348,53 @@ struct Segment<'a> {
 
 /// Finds the requests of `body` (`text`, subject included, for the
 /// announcement), asking the FAQ once per request segment.
-pub(super) fn detect(
-    c: &Cues,
-    text: &str,
-    body: &str,
-    lang: Lang,
-    faq: &dyn FaqOracle,
-) -> Requests {
+pub(super) fn detect(c: &Cues, m: &Message<'_>, faq: &dyn FaqOracle) -> Requests {
+    let (text, body, lang) = (m.text, m.body, m.lang);
     let s = &c.segments;
     let subject = text.strip_suffix(body).unwrap_or_default();
-    let body = super::without_abbreviation_dots(body);
     let mut out = Requests {
         found: Vec::new(),
         announced: s.announce.find(&Text::new(text)),
         asked: Some(subject.trim().to_string()),
+        in_forwarded: false,
     };
+    // A forwarded mail is someone else's: its requests are weighed apart
+    // from the forwarder's own (see `Requests::distinct`).
+    let own = m
+        .forwarded
+        .and_then(|f| body.strip_suffix(f))
+        .unwrap_or(body);
+    let parts = [(own, false), (m.forwarded.unwrap_or_default(), true)];
+    let mut scan = Scan {
+        lang,
+        faq,
+        asked_faq: 0,
+        forwarded_read: m.forwarded.is_some(),
+    };
+    for (part, forwarded) in parts {
+        let part = super::without_abbreviation_dots(part);
+        out.in_forwarded = forwarded;
+        detect_in(c, &part, &mut scan, &mut out);
+    }
+    out
+}
+
+/// What [`detect_in`] carries from one part of a message to the next.
+struct Scan<'f> {
+    lang: Lang,
+    faq: &'f dyn FaqOracle,
+    /// Segments asked to the FAQ so far.
+    asked_faq: usize,
+    /// The mail the sender forwards is read as a part of its own.
+    forwarded_read: bool,
+}
+
+/// The requests of one part of a message: the sender's own text, or the
+/// mail they forward.
+fn detect_in(c: &Cues, body: &str, scan: &mut Scan<'_>, out: &mut Requests) {
+    let s = &c.segments;
     let mut pending = Mark::None;
-    let mut asked_faq = 0;
-    for seg in segments(&s.breaks, &body) {
+    for seg in segments(&s.breaks, body) {
         let t = Text::new(seg.text);
         let mark = pending.max(mark(s, &seg, &t));
         let rule = routing::person_rule(seg.text);
@@ -346,9 +407,13 @@ pub(super) fn detect(
         }
         pending = Mark::None;
         if s.forwards.is_match(&t) {
-            // The forwarded mail (cut from the new text) asks something
-            // of its own.
+            // "See my customer's mail below": when the forwarded mail is
+            // read with the new text, its own requests count; when it was
+            // cut, it asks something of its own.
             out.add_asked(seg.text);
+            if scan.forwarded_read {
+                continue;
+            }
             let topic = ("forwarded".into(), None);
             out.push(topic, true, Form::Requests, mark, seg.text);
             continue;
@@ -362,16 +427,15 @@ pub(super) fn detect(
         }
         let (topic, sure) = match rule {
             Some(r) => ((format!("rule:{}", r.name), Some(r.route)), true),
-            None if asked_faq >= MAX_SEGMENTS => continue,
+            None if scan.asked_faq >= MAX_SEGMENTS => continue,
             None => {
-                asked_faq += 1;
+                scan.asked_faq += 1;
                 let asks = asks_faq(&seg, form, mark, out.announced.is_some());
-                faq_topic(faq, seg.text, lang, asks, out.found.len())
+                faq_topic(scan.faq, seg.text, scan.lang, asks, out.found.len())
             }
         };
         out.push(topic, sure, form, mark, seg.text);
     }
-    out
 }
 
 /// Content words a segment needs to be a request: fewer when a person
@@ -515,7 +579,7 @@ mod tests {
 
     fn distinct(body: &str) -> Vec<String> {
         let c = super::super::cues().unwrap();
-        detect(c, body, body, Lang::En, &Unsure).distinct()
+        detect(c, &Message::plain(body), &Unsure).distinct()
     }
 
     #[test]
@@ -542,7 +606,7 @@ mod tests {
         let c = super::super::cues().unwrap();
         let body = "Our order 61200457 has been on export hold for two weeks. \
                     What documents do you need to release it?";
-        let r = detect(c, body, body, Lang::En, &Unsure);
+        let r = detect(c, &Message::plain(body), &Unsure);
         assert_eq!(r.found.len(), 1, "{:?}", r.found);
     }
 
@@ -554,8 +618,44 @@ mod tests {
         // Forwarding *to* someone is a question about forwarding.
         let c = super::super::cues().unwrap();
         let q = "Can I forward the notification to my customer's email address?";
-        let r = detect(c, q, q, Lang::En, &Unsure);
+        let r = detect(c, &Message::plain(q), &Unsure);
         assert!(r.found.iter().all(|r| r.topic != "forwarded"));
+    }
+
+    fn forwarded(own: &str, fwd: &str) -> Requests {
+        let c = super::super::cues().unwrap();
+        let body = format!("{own}\n\n{fwd}");
+        let m = Message {
+            forwarded: Some(fwd),
+            ..Message::plain(&body)
+        };
+        detect(c, &m, &Unsure)
+    }
+
+    #[test]
+    fn a_forwarded_mail_is_one_request_unless_it_lists_several() {
+        // Its sentences are guesses: together, one request of someone else.
+        let r = forwarded(
+            "Forwarding from our customer below. Can you help?",
+            "We registered the PAK and converted it. The account shows 2 of the 5 licenses, \
+             and they landed in the default virtual account.",
+        );
+        assert_eq!(r.distinct(), vec!["forwarded".to_string()]);
+        assert!(r.found.iter().all(|q| q.forwarded), "{:?}", r.found);
+        // A list in the forwarded mail is several requests.
+        let r = forwarded(
+            "Je vous transfère les questions de notre client.",
+            "1. Comment renouveler notre abonnement ?\n\
+             2. Pourquoi la commande reste-t-elle bloquée dans CCW ?\n\
+             3. Où trouver la moitié des licences qui manque ?",
+        );
+        assert!(r.distinct().len() >= 2, "{:?}", r.distinct());
+        // The forwarder's own request and the forwarded one are two.
+        let r = forwarded(
+            "On our side we'd like to return the unused licenses from SO 64640220.",
+            "Hi Owen, the download of the firewall software keeps stopping halfway.",
+        );
+        assert_eq!(r.distinct().len(), 2, "{:?}", r.found);
     }
 
     #[test]
@@ -563,7 +663,7 @@ mod tests {
         let c = super::super::cues().unwrap();
         let body = "In CCW I can see an export compliance hold on our new order. \
                     Is something wrong with the order, or is that normal?";
-        let r = detect(c, body, body, Lang::En, &Unsure);
+        let r = detect(c, &Message::plain(body), &Unsure);
         let asked = r.asked.unwrap_or_default();
         assert!(!asked.contains("export compliance"), "{asked}");
         assert!(asked.contains("is that normal"), "{asked}");
