@@ -30,7 +30,9 @@
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
 //! outbox transitions, mail intake) returns after the group flush, except
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
-//! `flush`; the sender journals deliveries first, see `notify::sender`).
+//! `flush`; the sender journals deliveries first, see `notify::sender`), and
+//! except inside [`Store::deferring_flushes`] (the inbound worker's batches,
+//! made durable by one `flush` before anything of them counts as done).
 
 #![warn(missing_docs)]
 
