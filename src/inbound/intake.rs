@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 
 pub use crate::store::{Accepted, Envelope, MailMeta, MailState, dedup_key};
-use crate::store::{MailOutcome, Store, StoreError};
+use crate::store::{MailOutcome, Store, StoreError, WriteMark};
 
 /// The spool could not store or read a message.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +79,28 @@ impl Spool {
             0
         };
         Ok(self.store.mail_claim(id, lease)?)
+    }
+
+    /// Starts a batch of processing whose writes one [`Spool::flush`] makes durable.
+    pub fn write_mark(&self) -> WriteMark {
+        self.store.write_mark()
+    }
+
+    /// Makes every write since `mark` durable, or fails when the store
+    /// failed meanwhile (some of them may be lost).
+    pub fn flush(&self, mark: WriteMark) -> Result<(), IntakeError> {
+        Ok(self.store.flush(mark)?)
+    }
+
+    /// Whether the store failed since `mark` (writes since may be lost).
+    pub fn failed_since(&self, mark: WriteMark) -> bool {
+        self.store.failed_since(mark)
+    }
+
+    /// Runs `f` with its writes applied without waiting for a flush each;
+    /// see [`Store::deferring_flushes`].
+    pub fn deferring_flushes<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.store.deferring_flushes(f)
     }
 
     /// The raw bytes of a stored message; `None` when the id is unknown.

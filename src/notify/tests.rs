@@ -213,6 +213,42 @@ fn one_batch_naming_an_order_twice_equals_two_imports() {
 }
 
 #[test]
+fn a_batch_larger_than_a_chunk_equals_one_import_per_order() {
+    let mut held = sample("10458321");
+    held["holds"] = json!([{"type": "export"}]);
+    let mut released = held.clone();
+    released["holds"][0]["released"] = json!(true);
+    let steps = [held, sample("10458322"), released, sample("10458323")];
+    let sos = ["10458321", "10458322", "10458323"];
+    let dir = tempfile::tempdir().unwrap();
+    let single = notifier(dir.path());
+    let mut queued = 0;
+    for step in &steps {
+        queued += single.import_value(step, "test").unwrap().queued;
+    }
+    let now = Utc::now().fixed_offset();
+    // Chunks of 2 split the order named twice across two holds of the
+    // lock; 1 and 3 put the boundary elsewhere.
+    for chunk in [1, 2, 3] {
+        let dir = tempfile::tempdir().unwrap();
+        let chunked = notifier(dir.path());
+        let orders = steps.iter().map(|v| parse_order(v, now).unwrap()).collect();
+        let mut r = ImportReport::default();
+        chunked
+            .import_in_chunks(orders, "test", &mut r, chunk)
+            .unwrap();
+        assert_eq!(r.imported.len(), 3, "chunk {chunk}");
+        assert_eq!(r.updated, ["10458321"], "chunk {chunk}");
+        assert_eq!(r.queued, queued, "chunk {chunk}");
+        assert_eq!(
+            histories(&chunked, &sos),
+            histories(&single, &sos),
+            "chunk {chunk}"
+        );
+    }
+}
+
+#[test]
 fn preferences_and_suppression_skip_with_reason() {
     let dir = tempfile::tempdir().unwrap();
     let n = notifier(dir.path());

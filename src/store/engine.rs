@@ -28,6 +28,7 @@
 //! batch were never acknowledged; callers that batch several writes behind one
 //! [`Engine::barrier`] learn about the failure through the epoch.
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -677,6 +678,12 @@ impl Engine {
         self.shared.epoch.load(Ordering::SeqCst)
     }
 
+    /// What a failure does to the epoch, without the failure.
+    #[cfg(test)]
+    pub fn simulate_failure(&self) {
+        self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
     /// Whether writes that add data should be refused now (low disk space
     /// or a failed store), and why.
     pub fn refuse_growth(&self) -> Option<String> {
@@ -719,6 +726,8 @@ impl Engine {
         f: impl FnOnce(&Trees) -> Result<R, StoreError> + Send + 'static,
         done: impl FnOnce(Result<R, StoreError>) + Send + 'static,
     ) -> Result<(), StoreError> {
+        // Inside `deferring_flushes` the caller flushes once for the lot.
+        let durable = durable && !DEFERRING.with(Cell::get);
         // Near the floor a write that adds data is refused before it queues,
         // by the same test `/readyz` uses: not ready and refusing agree.
         if let Cost::Grows(_) = cost
@@ -820,6 +829,30 @@ impl Engine {
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.write_async(false, Cost::Nothing, |_| Ok(())).await
     }
+}
+
+thread_local! {
+    /// Set while this thread runs inside [`deferring_flushes`].
+    static DEFERRING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every write this thread makes answered once applied, not
+/// once flushed: a caller doing many operations that each wait for their
+/// own flush (the inbound worker: ticket, outbox, loop guard…) makes them
+/// durable with one [`Engine::barrier`] instead, and must acknowledge
+/// nothing before it. Reads, and the order of writes, are as without it.
+/// Synchronous on purpose: the flag is per thread, so `f` cannot hop
+/// threads at an `.await` and leave it behind.
+pub fn deferring_flushes<T>(f: impl FnOnce() -> T) -> T {
+    /// Restores the flag also when `f` panics.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DEFERRING.with(|d| d.set(self.0));
+        }
+    }
+    let _restore = Restore(DEFERRING.with(|d| d.replace(true)));
+    f()
 }
 
 /// Answers jobs with the outcome of the commit or flush they waited for.

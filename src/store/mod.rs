@@ -30,7 +30,9 @@
 //! Every method that acknowledges a write to a caller (`set_*`, `suppress`,
 //! outbox transitions, mail intake) returns after the group flush, except
 //! `commit` and `mark_sent_many` (callers batch behind one `write_mark` and
-//! `flush`; the sender journals deliveries first, see `notify::sender`).
+//! `flush`; the sender journals deliveries first, see `notify::sender`), and
+//! except inside [`Store::deferring_flushes`] (the inbound worker's batches,
+//! made durable by one `flush` before anything of them counts as done).
 
 #![warn(missing_docs)]
 
@@ -274,6 +276,22 @@ impl Store {
         self.engine.barrier(mark.0)
     }
 
+    /// Whether the store failed since `mark`: writes made since may be
+    /// lost, and [`Store::flush`] with it will fail.
+    pub fn failed_since(&self, mark: WriteMark) -> bool {
+        self.engine.epoch() != mark.0
+    }
+
+    /// Runs `f` with every write this thread makes (through any handle of
+    /// any store) answered once applied instead of once flushed. The caller
+    /// takes a [`Store::write_mark`] first and [`Store::flush`]es once after,
+    /// and acknowledges nothing `f` did before that flush. Readers see the
+    /// writes as soon as they are applied, as always; the outbox sender
+    /// sends only what a flush covers (its claim is a durable write).
+    pub fn deferring_flushes<T>(&self, f: impl FnOnce() -> T) -> T {
+        engine::deferring_flushes(f)
+    }
+
     /// [`Store::flush`] for async callers: waits without blocking the runtime.
     pub async fn flush_async(&self, mark: WriteMark) -> Result<(), StoreError> {
         self.engine.barrier_async(mark.0).await
@@ -426,6 +444,13 @@ impl Store {
         let cost = Cost::Grows(encoded.size());
         self.engine
             .write_deferred(false, cost, move |t| encoded.apply(t))
+    }
+
+    /// Test hook: counts as a store failure for every [`WriteMark`] taken
+    /// before (as after a failed and reopened database), losing nothing.
+    #[cfg(test)]
+    pub(crate) fn simulate_failure(&self) {
+        self.engine.simulate_failure();
     }
 
     /// Test hook: blocks the owner thread until the sender is used or

@@ -304,3 +304,103 @@ fn an_in_process_daemon_publishes_its_ports_and_releases_the_store() {
     let store = edesk::store::Store::open(dir.path()).expect("the store is free after stop");
     drop(store);
 }
+
+/// SIGKILL while the worker is processing a burst (it flushes per batch of
+/// mails): after a restart every accepted mail is processed, each has one
+/// ticket, and nobody gets two different mails for one request.
+#[test]
+fn sigkill_while_processing_repeats_nothing() {
+    let (tmp, sink, d) = burst_then_restart();
+    let (status, body) = d.get("/v1/tickets");
+    assert_eq!(status, 200, "{body}");
+    let tickets: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(tickets.len(), BURST, "one ticket per message");
+    d.wait_for("the outbox sent everything", || {
+        let (_, metrics) = d.get("/metrics");
+        metrics.contains("\nedesk_outbox_pending 0\n").then_some(())
+    });
+    // Give a duplicate the chance to show up before counting.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let per = mails_per_recipient(&sink);
+    for (rcpt, ids) in &per {
+        if rcpt.starts_with("customer") {
+            assert_eq!(ids.len(), 1, "{rcpt} got different mails: {ids:?}");
+        }
+    }
+    let to_teams: usize = per
+        .iter()
+        .filter(|(rcpt, _)| !rcpt.starts_with("customer"))
+        .map(|(_, ids)| ids.len())
+        .sum();
+    assert!(
+        to_teams <= BURST,
+        "{to_teams} team mails for {BURST} tickets"
+    );
+    drop(tmp);
+}
+
+/// Known gap, before and after batching (2 of 3 runs failed on
+/// `ee92fb1` too): killed after a ticket was written but before its
+/// acknowledgement was queued, the message is processed again, the desk
+/// finds its ticket ("already recorded") and queues nothing, so that
+/// customer never hears back. The fix belongs in `DeskService::follow_up`
+/// (queue the opening mails again; their keys make that idempotent).
+#[test]
+#[ignore = "known gap: an acknowledgement can be lost to a crash (see the comment)"]
+fn sigkill_while_processing_loses_no_acknowledgement() {
+    let (_tmp, sink, d) = burst_then_restart();
+    d.wait_for("a reply to every customer", || {
+        let per = mails_per_recipient(&sink);
+        (0..BURST)
+            .all(|i| per.contains_key(&burst_customer(i)))
+            .then_some(())
+    });
+}
+
+const BURST: usize = 300;
+
+fn burst_customer(i: usize) -> String {
+    format!("customer{i}@crash{}.example.org", i % 7)
+}
+
+/// Sends [`BURST`] mails, SIGKILLs the daemon right after the last 250
+/// (the worker is still at it) and waits until the restarted one has
+/// processed them all.
+fn burst_then_restart() -> (tempfile::TempDir, support::Sink, support::Daemon) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (sink, d) = support::spawn_with_sink(tmp.path(), &[]);
+    let to = ["support@edesk.example.com"];
+    for i in 0..BURST {
+        let from = burst_customer(i);
+        let m = Mail::new(&from, &to).body("Hello, my licence key is refused. Who can help me?");
+        let out = lmtp::deliver(d.lmtp_addr(), &from, &to, &m.to_bytes());
+        assert!(out.ok(), "{}", out.transcript);
+    }
+    d.sigkill();
+    let url = sink.url();
+    let d = spawn_daemon(&tmp.path().join("data"), &[("EDESK_SMTP__URL", &url)]);
+    d.wait_for("every message processed after restart", || {
+        let l = mail_list(&d);
+        let all = l["messages"].as_array()?;
+        let done = all.iter().all(|m| m["state"] == "processed");
+        (l["pending"] == 0 && all.len() == BURST && done).then_some(())
+    });
+    (tmp, sink, d)
+}
+
+/// Per recipient, the distinct mails (Message-IDs) the sink got. A copy
+/// with the same Message-ID is the SMTP window no client can close (see
+/// `notify_crash`); a different one is a duplicate.
+fn mails_per_recipient(
+    sink: &support::Sink,
+) -> std::collections::HashMap<String, std::collections::HashSet<String>> {
+    let parser = mail_parser::MessageParser::default();
+    let mut per: std::collections::HashMap<_, std::collections::HashSet<_>> = Default::default();
+    for raw in sink.messages() {
+        let m = parser.parse(&raw).unwrap();
+        per.entry(support::header(&m, "X-Sink-Rcpt-To").unwrap())
+            .or_default()
+            .insert(m.message_id().unwrap().to_string());
+    }
+    per
+}
