@@ -315,6 +315,12 @@ impl DeskService {
     /// adds it there (no new acknowledgement); or, for a retry, does nothing.
     pub fn open_or_follow_up(&self, req: TicketRequest) -> Result<TicketOutcome, DeskError> {
         if let Some(outcome) = self.follow_up(&req)? {
+            if outcome.disposition == Disposition::AlreadyRecorded
+                && opened_by(&outcome.ticket, &req)
+            {
+                // A crash may have come between the ticket and its mails.
+                return self.finish_opening(outcome, &req);
+            }
             return Ok(outcome);
         }
         let ticket = self.desk.open_ticket(
@@ -334,12 +340,48 @@ impl DeskService {
             },
             Utc::now(),
         )?;
-        let mut done = vec![format!("ticket {} for {}", ticket.id, req.team)];
-        let handed_over = self.mail_team(&ticket, &req, &mut done)?;
-        let ticket = self.acknowledge_request(ticket, &req, handed_over, &mut done)?;
+        let done = vec![format!("ticket {} for {}", ticket.id, req.team)];
+        self.finish_opening(
+            TicketOutcome {
+                ticket,
+                disposition: Disposition::Opened,
+                done,
+            },
+            &req,
+        )
+    }
+
+    /// Mails the team and acknowledges the customer for a ticket this
+    /// request opened, skipping what the ticket shows as done: run again
+    /// after a crash, the outbox keys send each mail once and the ticket
+    /// records each once.
+    fn finish_opening(
+        &self,
+        opened: TicketOutcome,
+        req: &TicketRequest,
+    ) -> Result<TicketOutcome, DeskError> {
+        let TicketOutcome {
+            ticket,
+            disposition,
+            mut done,
+        } = opened;
+        let handed_over = if ticket.escalations.is_empty() {
+            self.mail_team(&ticket, req, &mut done)?
+        } else {
+            true
+        };
+        let acknowledged = ticket
+            .events
+            .iter()
+            .any(|e| e.kind == EventKind::Acknowledged);
+        let ticket = if acknowledged {
+            ticket
+        } else {
+            self.acknowledge_request(ticket, req, handed_over, &mut done)?
+        };
         Ok(TicketOutcome {
             ticket,
-            disposition: Disposition::Opened,
+            disposition,
             done,
         })
     }
@@ -656,6 +698,13 @@ impl DeskService {
     }
 }
 
+/// The ticket was opened by this request (its first event is the
+/// request's own), not continued by it.
+fn opened_by(ticket: &Ticket, req: &TicketRequest) -> bool {
+    req.reference.is_some()
+        && ticket.events.first().and_then(|e| e.reference.as_ref()) == req.reference.as_ref()
+}
+
 /// An acknowledgement to mail (see [`DeskService::acknowledge`]).
 #[derive(Debug, Clone)]
 pub struct Ack {
@@ -773,6 +822,80 @@ mod tests {
             ticket: None,
             acknowledge: Acknowledge::Withhold("answered in chat".into()),
         }
+    }
+
+    fn mail_request(n: u32) -> TicketRequest {
+        TicketRequest {
+            key: format!("mail:{n}"),
+            reference: Some(format!("mail:{n}")),
+            customer: Customer::Mail("ana@example.org".parse().unwrap()),
+            message_id: Some(format!("<m{n}@example.org>").parse().unwrap()),
+            acknowledge: Acknowledge::ByMail,
+            orders: vec![],
+            ..chat_request(None, "My PAK is refused.", n)
+        }
+    }
+
+    #[test]
+    fn a_ticket_opened_before_a_crash_gets_its_mails_when_the_request_is_handled_again() {
+        let (_d, s, rec) = service(&[]);
+        let req = mail_request(7);
+        // The crash came after the ticket was stored, before its mails.
+        let t = s
+            .desk()
+            .open_ticket(
+                NewTicket {
+                    team: req.team,
+                    customer: req.customer.label(),
+                    lang: req.lang,
+                    subject: req.subject.clone(),
+                    orders: vec![],
+                    purchase_orders: vec![],
+                    faq: None,
+                    reasons: vec![],
+                    message_id: req.message_id.clone(),
+                    text: req.text.clone(),
+                    reference: req.reference.clone(),
+                    chat: None,
+                },
+                Utc::now(),
+            )
+            .unwrap();
+        let out = s.open_or_follow_up(mail_request(7)).unwrap();
+        assert_eq!(out.disposition, Disposition::AlreadyRecorded);
+        assert_eq!(out.ticket.id, t.id);
+        let to: Vec<String> = rec
+            .sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.to.email.to_string())
+            .collect();
+        assert_eq!(
+            to,
+            ["licensing@cisco.example", "ana@example.org"],
+            "{:?}",
+            out.done
+        );
+        assert_eq!(out.ticket.escalations.len(), 1);
+        // Handled once more: the ticket shows both done, nothing is sent.
+        let again = s.open_or_follow_up(mail_request(7)).unwrap();
+        assert_eq!(again.disposition, Disposition::AlreadyRecorded);
+        assert_eq!(rec.sent.lock().unwrap().len(), 2, "{:?}", again.done);
+        // A follow-up in the same ticket is not an opening: no new mails.
+        let more = s
+            .open_or_follow_up(TicketRequest {
+                thread: vec!["<m7@example.org>".parse().unwrap()],
+                ..mail_request(8)
+            })
+            .unwrap();
+        assert_eq!(more.disposition, Disposition::FollowedUp);
+        let again = s.open_or_follow_up(TicketRequest {
+            thread: vec!["<m7@example.org>".parse().unwrap()],
+            ..mail_request(8)
+        });
+        assert_eq!(again.unwrap().disposition, Disposition::AlreadyRecorded);
+        assert_eq!(rec.sent.lock().unwrap().len(), 2);
     }
 
     #[test]

@@ -339,14 +339,13 @@ fn sigkill_while_processing_repeats_nothing() {
     drop(tmp);
 }
 
-/// Known gap, before and after batching (2 of 3 runs failed on
-/// `ee92fb1` too): killed after a ticket was written but before its
-/// acknowledgement was queued, the message is processed again, the desk
-/// finds its ticket ("already recorded") and queues nothing, so that
-/// customer never hears back. The fix belongs in `DeskService::follow_up`
-/// (queue the opening mails again; their keys make that idempotent).
+/// Killed after a ticket was written but before its acknowledgement was
+/// queued, the message is processed again: the desk finds the ticket the
+/// message opened and queues the opening mails the ticket does not show
+/// (their outbox keys send each once). Before that, the desk answered
+/// "already recorded" and that customer never heard back (2 of 3 runs
+/// failed on `ee92fb1`).
 #[test]
-#[ignore = "known gap: an acknowledgement can be lost to a crash (see the comment)"]
 fn sigkill_while_processing_loses_no_acknowledgement() {
     let (_tmp, sink, d) = burst_then_restart();
     d.wait_for("a reply to every customer", || {
