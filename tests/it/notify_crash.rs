@@ -116,11 +116,15 @@ fn sigkill_while_sending(engine: &Engine) {
         "a recipient got two different mails: {twice:?}"
     );
     // The one window no SMTP client can close (RFC 1047): the server stored
-    // the message and the kill came before its 250 reached us. That message
-    // is sent again with the same Message-ID (receivers de-duplicate on it);
-    // at most the one in flight on each connection at the kill.
+    // the message and the kill came before its 250 reached us (or before
+    // the journal write right after it). That message is sent again with
+    // the same Message-ID (receivers de-duplicate on it); at most the one in
+    // flight on each connection at the kill: `outbox.per_domain_concurrency`
+    // (4) connections to each of the 5 recipient domains. On a loaded
+    // machine more than 4 were seen, so 4 was the wrong bound.
+    let connections = 5 * 4;
     assert!(
-        copies <= 4,
+        copies <= connections,
         "{copies} redeliveries: more than the messages in flight at the kill"
     );
 
