@@ -161,6 +161,7 @@ const ORDER_ACTION: &str = concat!(
     r"\b(cancel\w*|annul\w*)\b",
     r"|\bbook(ing)?\b|\b(place|placing) (a |an )?(new )?order\b|r[ée]servation de commande|passer (une )?(nouvelle )?commande",
     r"|\b(change|modify|amend|correct|adjust)\w*\s+(the |my |our |this |that )?(order|quantity|qty)\b|\bmodifi\w+\s+(ma |la |notre |cette )?commande\b|\border change\b",
+    r"|\b(modifi|chang|corrig|ajust|r[ée]dui|augment)\w*\s+(la |les |le |notre )?(quantit[ée]s?|nombre de licences)\b",
     r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,60}\b(early[- ]ship|exp[ée]dition anticip[ée]e)",
     r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)( flag| indicator| indicateur)? (to|[àa]|sur|en) (yes|oui|no|non)\b",
     r"|\bearly[- ]ship\w*\b.{0,120}\b(set|change|switch|flip|put|turn)\w* (it|this|that|the flag)( back)? to (yes|no)\b",
@@ -585,6 +586,10 @@ mod tests {
         );
         assert_eq!(
             by_text("We need an RMA for this"),
+            Route::Team(Team::CustomerService)
+        );
+        assert_eq!(
+            by_text("Est-il possible de modifier la quantité sur la commande existante ?"),
             Route::Team(Team::CustomerService)
         );
         assert_eq!(
