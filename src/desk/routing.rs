@@ -261,7 +261,11 @@ pub const RULES: &[Rule] = &[
         Weight::Person,
     ),
     text(
-        r"\bexport[- ](hold|control|compliance)|\bexport compliance|contr[ôo]le (à l'|a l'|des )?exportations?|blocage (à l'|a l')?export",
+        concat!(
+            r"\bexport[- ](hold|control|compliance)|\bexport compliance|contr[ôo]le (à l'|a l'|des )?exportations?|blocage (à l'|a l')?export",
+            r"|\b(on hold|held|blocked|stopped|pending) (for|by|at|in) export|",
+            r"\b(en attente|bloqu\w*|retenue?s?|suspendue?s?)( \w+)? (pour |à l'|a l'|de l'|par l'|par le contr[ôo]le (à l'|a l'|de l')?)?export(ation)?s?\b"
+        ),
         Route::Team(Team::Exportops),
         "export hold",
         Weight::Person,
@@ -616,6 +620,13 @@ mod tests {
             by_text("bloqué par le contrôle des exportations"),
             Route::Team(Team::Exportops)
         );
+        for held in [
+            "notre commande 60991544 est en attente export depuis le 3",
+            "la commande est en attente pour exportation depuis le 4",
+            "the order has been on hold for export review since Monday",
+        ] {
+            assert_eq!(by_text(held), Route::Team(Team::Exportops), "{held}");
+        }
         assert_eq!(
             by_text("where is my download link?"),
             Route::Team(Team::EdeliverySupport)
