@@ -170,14 +170,20 @@ fn histories(n: &Notifier, sos: &[&str]) -> Vec<Vec<(String, String)>> {
         .collect()
 }
 
-#[test]
-fn one_batch_naming_an_order_twice_equals_two_imports() {
+/// An order held, another, the first released, a third: the first order
+/// is named twice. Returns the steps and the three orders.
+fn a_life_naming_one_order_twice() -> ([Value; 4], [&'static str; 3]) {
     let mut held = sample("10458321");
     held["holds"] = json!([{"type": "export"}]);
     let mut released = held.clone();
     released["holds"][0]["released"] = json!(true);
     let steps = [held, sample("10458322"), released, sample("10458323")];
-    let sos = ["10458321", "10458322", "10458323"];
+    (steps, ["10458321", "10458322", "10458323"])
+}
+
+#[test]
+fn one_batch_naming_an_order_twice_equals_two_imports() {
+    let (steps, sos) = a_life_naming_one_order_twice();
     // The whole life in one request: the commits are pipelined, the
     // second 10458321 must still be planned on what the first wrote.
     // The store's owner is held up meanwhile, so no commit of the batch is
@@ -214,12 +220,7 @@ fn one_batch_naming_an_order_twice_equals_two_imports() {
 
 #[test]
 fn a_batch_larger_than_a_chunk_equals_one_import_per_order() {
-    let mut held = sample("10458321");
-    held["holds"] = json!([{"type": "export"}]);
-    let mut released = held.clone();
-    released["holds"][0]["released"] = json!(true);
-    let steps = [held, sample("10458322"), released, sample("10458323")];
-    let sos = ["10458321", "10458322", "10458323"];
+    let (steps, sos) = a_life_naming_one_order_twice();
     let dir = tempfile::tempdir().unwrap();
     let single = notifier(dir.path());
     let mut queued = 0;
