@@ -227,7 +227,13 @@ impl Store {
                 _ => "sled",
             },
         };
-        let persisted = store.engine.write(true, check_schema)?;
+        // Bookkeeping of a few bytes, admitted whatever the free space (the
+        // engine's probe wrote and flushed as much): a daemon restarted on
+        // an almost full disk must come up degraded (not ready, refusing
+        // what adds data), not exit.
+        let persisted = store
+            .engine
+            .write_costing(true, Cost::Nothing, check_schema)?;
         store.engine.init_ids(persisted)?;
         Ok(store)
     }
