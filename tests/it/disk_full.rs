@@ -167,11 +167,17 @@ fn fill_leaving(mnt: &Path, keep: u64) -> PathBuf {
 /// Started on a disk under the floor (4 MiB here): alive, not ready, and
 /// saying why.
 fn up_but_not_ready(d: &support::Daemon) {
+    let body = alive_and_not_ready(d);
+    assert!(body.contains("disk almost full"), "{body}");
+}
+
+/// `/healthz` 200 and `/readyz` 503; returns what `/readyz` said.
+fn alive_and_not_ready(d: &support::Daemon) -> String {
     let (status, body) = d.get("/readyz");
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("disk almost full"), "{body}");
-    let (status, body) = d.get("/healthz");
-    assert_eq!(status, 200, "{body}");
+    let (status, health) = d.get("/healthz");
+    assert_eq!(status, 200, "{health}");
+    body
 }
 
 /// LMTP until the disk is full: a temporary failure, after some accepted.
@@ -201,11 +207,8 @@ fn lmtp_until_the_disk_is_full(d: &support::Daemon) -> Vec<String> {
 
 /// Degraded, not dead: not ready with a reason, alive, and it says so.
 fn degraded_not_dead(d: &support::Daemon) {
-    let (status, body) = d.get("/readyz");
-    assert_eq!(status, 503, "{body}");
+    let body = alive_and_not_ready(d);
     assert!(body.contains("error"), "{body}");
-    let (status, body) = d.get("/healthz");
-    assert_eq!(status, 200, "{body}");
     let (status, _) = d.post_json(
         "/v1/orders",
         r#"{"so":"10458321","lang":"en","lines":[{"line":"1.1","pid":"X"}],"recipients":[]}"#,
