@@ -486,10 +486,11 @@ fn human(
     let new_text = extract::new_text(p.text.as_deref(), p.html.as_deref(), p.from_name.as_deref());
     let forwarded = forwarded_request(&p, dir, &mut reasons);
     // Orders the forwarded mail names are the forwarder's request too.
-    let t = match &forwarded {
-        Some(f) => thread(&p, &format!("{new_text}\n{f}"), dir)?,
-        None => thread(&p, &new_text, dir)?,
+    let named_in = match &forwarded {
+        Some(f) => std::borrow::Cow::Owned(format!("{new_text}\n{f}")),
+        None => std::borrow::Cow::Borrowed(new_text.as_str()),
     };
+    let t = thread(&p, &named_in, dir)?;
     let kind = if is_reply(&p, &t) {
         Kind::Reply
     } else {
@@ -665,21 +666,18 @@ fn decide_question(
     faq: &dyn FaqOracle,
 ) {
     let subject = command::bare_subject(&p.subject);
-    let question = if d.new_text.chars().count() < SHORT_QUESTION_CHARS {
-        format!("{subject}\n{}", d.new_text)
+    // A forwarded mail's request is the forwarder's: routed on both texts.
+    let body = match forwarded {
+        Some(f) => format!("{}\n\n{f}", d.new_text),
+        None => d.new_text.clone(),
+    };
+    let question = if forwarded.is_none() && d.new_text.chars().count() < SHORT_QUESTION_CHARS {
+        format!("{subject}\n{body}")
     } else {
-        d.new_text.clone()
+        body.clone()
     };
     let holds: Vec<String> = t.orders.iter().flat_map(|o| o.open_holds.clone()).collect();
     let pids: Vec<String> = t.orders.iter().flat_map(|o| o.pids.clone()).collect();
-    // A forwarded mail's request is the forwarder's: routed on both texts.
-    let (body, question) = match forwarded {
-        Some(f) => {
-            let both = format!("{}\n\n{f}", d.new_text);
-            (both.clone(), both)
-        }
-        None => (d.new_text.clone(), question),
-    };
     let routing_text = format!("{subject}\n{body}");
     if d.new_text.trim().is_empty() && forwarded.is_none() {
         d.reasons.push("no new text written".into());
