@@ -211,7 +211,7 @@ const NOT_LICENSE_ITSELF: &str = concat!(
 /// A hold to release: the team of the open hold when the order has one
 /// (export, new product), customer service for the others ("For all other
 /// holds, contact Customer Service Central").
-const HOLD_RELEASE: &str = r"\b(release|lift|remove)\b.{0,20}\bholds?\b|\bcredit( check)? hold|\b(lever|lib[ée]rer|d[ée]bloquer)\b";
+const HOLD_RELEASE: &str = r"\b(release|lift|remove)\b.{0,20}\bholds?\b|\bholds? (to be |be |being )?(released|lifted|removed)\b|\bcredit( check)? hold|\b(lever|lib[ée]rer|d[ée]bloquer)\b";
 
 /// The routing table, first match wins. Product families go before
 /// licensing because their names contain "Licensing"; rules that weigh as
@@ -393,16 +393,20 @@ pub fn route(input: &RoutingInput<'_>) -> Routed {
 }
 
 /// The team of the first open hold the table knows (export, new
-/// product, order change), whatever the text says.
-pub fn hold_route(holds: &[String]) -> Option<Routed> {
+/// product, order change), or of a product that is held by rule until
+/// its team releases it (`L-ISE` PIDs: SAC), whatever the text says.
+pub fn hold_route(holds: &[String], pids: &[String]) -> Option<Routed> {
     let input = RoutingInput {
         holds,
+        pids,
         ..Default::default()
     };
     RULES
         .iter()
         .enumerate()
-        .find(|(i, r)| matches!(r.signal, Signal::Hold(_)) && matches(*i, r, &input))
+        .find(|(i, r)| {
+            matches!(r.signal, Signal::Hold(_) | Signal::PidPrefix(_)) && matches(*i, r, &input)
+        })
         .map(|(_, r)| Routed {
             route: r.route,
             rule: r.name,

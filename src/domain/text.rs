@@ -159,17 +159,38 @@ pub fn fold_ascii(text: &str) -> String {
 
 /// A regex pattern for [`fold_ascii`]ed text: its accented letters folded
 /// the same way (ASCII, escapes and case untouched), so a pattern written
-/// with accents matches text typed with or without them.
+/// with accents matches text typed with or without them. A hyphen joining
+/// two letters outside a character class also matches a space: people
+/// type "pouvez vous", "est il", "e mail" as often as the hyphenated form.
 pub fn fold_pattern(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len());
-    for c in pattern.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            for l in c.to_lowercase() {
-                push_folded(&mut out, l);
+    let (mut in_class, mut escaped) = (false, false);
+    for (i, &c) in chars.iter().enumerate() {
+        let joins_letters = || {
+            i > 0
+                && chars[i - 1].is_alphabetic()
+                && chars.get(i + 1).is_some_and(|n| n.is_alphabetic())
+        };
+        match c {
+            _ if escaped => out.push(c),
+            '-' if !in_class && joins_letters() => out.push_str("[- ]"),
+            '[' => {
+                in_class = true;
+                out.push(c);
+            }
+            ']' => {
+                in_class = false;
+                out.push(c);
+            }
+            _ if c.is_ascii() => out.push(c),
+            _ => {
+                for l in c.to_lowercase() {
+                    push_folded(&mut out, l);
+                }
             }
         }
+        escaped = !escaped && c == '\\';
     }
     out
 }
@@ -178,6 +199,20 @@ pub fn fold_pattern(pattern: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_pattern_hyphen_between_letters_also_matches_a_space() {
+        let re = |p: &str| regex::Regex::new(&fold_pattern(p)).unwrap();
+        let polite = re(r"(?i)\b(pouvez-vous|est-il possible)\b");
+        assert!(polite.is_match("pouvez vous regarder"));
+        assert!(polite.is_match("Pouvez-vous regarder"));
+        assert!(polite.is_match("est il possible"));
+        // Classes and escapes keep their meaning.
+        let class = re(r"^[a-c]+\-x$");
+        assert!(class.is_match("abc-x"));
+        assert!(!class.is_match("abd-x") && !class.is_match("abc x"));
+        assert!(re(r"r[ée]ponse").is_match("reponse"));
+    }
 
     #[test]
     fn names_the_code_point() {

@@ -73,8 +73,8 @@ const ACTION_REQUEST: &str = concat!(
     r"(is|would) it (be )?possible for (you|someone|your team) to|merci de|pouvez-vous|pourriez-vous|veuillez|",
     r"(est-il|serait-il) possible de (nous|me|m')|(vous )?serait-il possible de)\W+(\w+\W+){0,3}?",
     r"(send|resend|check|verify|look|investigate|fix|correct|release|give|provide|reset|unlock|enable|activate|add|remove|transfer|move|extend|",
-    r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|name|appoint|assign|designate|nommer|d[ée]signer|attribuer|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
-    r"supprimer|confirmer|me dire qui)\b"
+    r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|name|appoint|assign|designate|block|revoke|reissue|re-issue|regenerate|restore|reinstate|nommer|d[ée]signer|attribuer|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
+    r"supprimer|confirmer|me dire qui|bloquer|r[ée]voquer|r[ée][ée]mettre|r[ée]g[ée]n[ée]rer|r[ée]tablir|restaurer|r[ée]initialiser|relancer)\b"
 );
 
 /// What a product with its own team is about (UCSS is a software
@@ -106,7 +106,7 @@ const PROBLEM: &str = concat!(
 /// A question about where an order is ("nothing arrived", "when will").
 const STATUS: &str = concat!(
     r"(?i)\b(nothing (has )?(arrived|come|been received)|not (yet )?(arrived|received|shipped|available|delivered)|has(n't| not) (arrived|shipped)|",
-    r"when will|still (not|no|has not|hasn't|waiting)|where is|what is (going on|blocking)|blocked|blocking|",
+    r"when will|when (it|they|this|that|the order|our order|my order) will|when (is|are|would) (it|they|this|the order|our order|my order) (be )?(released|delivered|available|shipped|ready)|what'?s holding|holding (it|this|things) up|still (not|no|has not|hasn't|waiting)|where is|what is (going on|blocking)|blocked|blocking|",
     r"pending|on hold|en attente|toujours (rien|pas)|rien re[çc]u|quand (sera|serons|allons|vais|recevr)|pas (encore )?(disponible|livr|re[çc]u)|bloqu\w*)"
 );
 
@@ -449,7 +449,7 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
         return team(f, text, &format!("a person's work ({})", r.name));
     }
     if f.status.is_some()
-        && let Some(h) = routing::hold_route(&f.holds)
+        && let Some(h) = routing::hold_route(&f.holds, &f.pids)
     {
         return Verdict {
             route: h.route,
@@ -648,6 +648,10 @@ mod tests {
             "It has been six days. Could someone look at it?",
             "Is it possible for you to provide such a report?",
             "Pouvez-vous me nommer administrateur à sa place ?",
+            // Typed without the hyphen or the accents.
+            "pouvez vous reinitialiser le compteur et regarder le fichier ?",
+            "Pouvez-vous bloquer ces accès et nous dire comment c'est arrivé ?",
+            "Could you revoke the access you sent to these addresses?",
         ] {
             assert!(has(&c.action, t), "{t}");
         }
@@ -784,6 +788,32 @@ mod tests {
         let mut f = confident("download-manager");
         f.product_matter = c.product_matter.find(&Text::new(text));
         f.pids = vec!["UCSS-CUCM-11-1Y".into()];
+        assert_eq!(decide(&f, text).route, Route::Faq);
+    }
+
+    #[test]
+    fn a_status_question_on_an_order_held_by_a_hold_or_by_its_product_goes_to_its_team() {
+        let c = cues().unwrap();
+        let text =
+            "This order is held because a product is brand new. Any idea when it will be released?";
+        let mut f = confident("ask-holds-released-orders");
+        f.status = c.status.find(&Text::new(text));
+        assert!(
+            f.status.is_some(),
+            "\"when it will\" asks where the order is"
+        );
+        f.names_order = true;
+        f.holds = vec!["new-product".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::SacSupport));
+        // No hold, but an L-ISE product: SAC releases it too.
+        let text = "CCW says it is not fulfilled yet. What's holding it up?";
+        let mut f = confident("logged-cisco-commerce-workspace-see");
+        f.status = c.status.find(&Text::new(text));
+        f.names_order = true;
+        f.pids = vec!["L-ISE-ADV-3Y-S1".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::SacSupport));
+        // The same question on an order of another product: the FAQ.
+        f.pids = vec!["L-ASA5516-TD-1Y".into()];
         assert_eq!(decide(&f, text).route, Route::Faq);
     }
 

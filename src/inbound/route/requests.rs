@@ -471,8 +471,18 @@ fn faq_topic(
     n: usize,
 ) -> (Topic, bool) {
     let hit = faq.ask(segment, lang);
+    let sure = hit.answered && asks;
+    // An entry that is itself about a person's work ("can I ask to have
+    // holds released?") is that rule's topic; one a specialist team owns
+    // counts with that team's rules (see `Requests::distinct`).
+    if let Some(rule) = hit.question.as_deref().and_then(routing::person_rule) {
+        return ((format!("rule:{}", rule.name), Some(rule.route)), sure);
+    }
+    let team = hit
+        .team
+        .filter(|t| *t != Route::Team(crate::domain::Team::EdeliverySupport));
     match hit.id {
-        Some(id) => ((format!("faq:{id}"), None), hit.answered && asks),
+        Some(id) => ((format!("faq:{id}"), team), sure),
         None => ((format!("text:{}", n + 1), None), false),
     }
 }
@@ -550,6 +560,7 @@ fn segments<'a>(breaks: &Regex, body: &'a str) -> Vec<Segment<'a>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Team;
     use crate::inbound::ports::{FaqHit, FaqText};
 
     /// An FAQ that is never sure, and guesses an entry named after the
@@ -575,6 +586,64 @@ mod tests {
         fn entry(&self, _: &str, _: Lang) -> Option<FaqText> {
             None
         }
+    }
+
+    /// An FAQ sure of every segment, with the entry, its question and its
+    /// team chosen by a word of the segment.
+    struct Teams;
+    impl FaqOracle for Teams {
+        fn ask(&self, q: &str, _: Lang) -> FaqHit {
+            let (id, question, team) = if q.contains("holds") {
+                (
+                    "holds-entry",
+                    "Can I ask to have holds released on my orders?",
+                    None,
+                )
+            } else if q.contains("licence") || q.contains("license") {
+                (
+                    "license-entry",
+                    "My license did not arrive",
+                    Some(Team::Licensing),
+                )
+            } else {
+                (
+                    "download-entry",
+                    "How does the download manager work?",
+                    Some(Team::EdeliverySupport),
+                )
+            };
+            FaqHit {
+                answered: true,
+                id: Some(id.into()),
+                question: Some(question.into()),
+                confidence: 0.9,
+                needs_person: false,
+                team: team.map(Route::Team),
+                referral: false,
+            }
+        }
+        fn entry(&self, _: &str, _: Lang) -> Option<FaqText> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_rule_and_an_entry_of_the_same_team_or_subject_are_one_request() {
+        let c = super::super::cues().unwrap();
+        let count = |body: &str| detect(c, &Message::plain(body), &Teams).distinct();
+        // Licensing's rule and licensing's entry.
+        let fr = "Nous avons enregistré le PAK, mais la licence générée est incomplète. \
+                  Pouvez-vous nous fournir la licence complète ?";
+        assert_eq!(count(fr).len(), 1, "{:?}", count(fr));
+        // A new product hold and the entry about releasing holds.
+        let en = "We ordered L-ISE-PLS-3Y-S1 and it sits on a new product hold. \
+                  Can you check why the holds are not released?";
+        assert_eq!(count(en).len(), 1, "{:?}", count(en));
+        // eDelivery support's entries are not merged: two of its questions
+        // in one mail are still two requests.
+        let two = "Two questions:\n1) how does the download manager work on Linux?\n\
+                   2) why was my license not attached to the mail?";
+        assert_eq!(count(two).len(), 2, "{:?}", count(two));
     }
 
     fn distinct(body: &str) -> Vec<String> {
