@@ -67,6 +67,10 @@ pub enum MailCmd {
         /// Print the report as JSON instead of a summary.
         #[arg(long)]
         json: bool,
+        /// Print every case's outcome and reasons, one JSON object per
+        /// line, instead of the report (`scripts/route-gate.py` reads it).
+        #[arg(long, conflicts_with = "json")]
+        cases: bool,
     },
     /// Messages per second through parse → classify → thread → extract → decide.
     Bench {
@@ -184,7 +188,12 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
             write_out(&out)?;
             Ok(ExitCode::SUCCESS)
         }
-        MailCmd::RouteEval { files, world, json } => {
+        MailCmd::RouteEval {
+            files,
+            world,
+            json,
+            cases: every_case,
+        } => {
             let w = match world {
                 Some(p) => load_world(&p)?,
                 None => MemWorld::default(),
@@ -195,7 +204,13 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
                 cases.extend(eval::load_route_cases(f)?);
             }
             let report = eval::evaluate_routes(&cases, &w, faq.as_ref())?;
-            let out = if json {
+            let out = if every_case {
+                report
+                    .cases
+                    .iter()
+                    .map(|c| serde_json::to_string(c).unwrap_or_default() + "\n")
+                    .collect()
+            } else if json {
                 serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
             } else {
                 report.summary()

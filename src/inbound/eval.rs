@@ -210,6 +210,27 @@ pub struct RouteReport {
     pub per_lang: BTreeMap<String, LangScore>,
     /// Cases routed elsewhere, in input order.
     pub failures: Vec<RouteFailure>,
+    /// Every case's outcome, in input order (`mail route-eval --cases`).
+    #[serde(skip)]
+    pub cases: Vec<RouteOutcome>,
+}
+
+/// One case's outcome and the decision's reasons, for analysing the
+/// decision beyond the score (`mail route-eval --cases`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteOutcome {
+    /// The case's id.
+    pub id: String,
+    /// The case's class.
+    pub class: String,
+    /// The outcome: `faq:<id>`, `command:<name>` or the route.
+    pub got: String,
+    /// The outcomes it accepts.
+    pub expect: Vec<String>,
+    /// Whether `got` is one of them.
+    pub ok: bool,
+    /// The decision's reasons.
+    pub reasons: Vec<String>,
 }
 
 /// A case routed elsewhere than expected.
@@ -343,11 +364,19 @@ pub fn evaluate_routes(
             r.failures.push(RouteFailure {
                 id: case.id.clone(),
                 class: case.class.clone(),
-                got,
+                got: got.clone(),
                 expect: case.expect.clone(),
-                reasons: d.reasons,
+                reasons: d.reasons.clone(),
             });
         }
+        r.cases.push(RouteOutcome {
+            id: case.id.clone(),
+            class: case.class.clone(),
+            got,
+            expect: case.expect.clone(),
+            ok,
+            reasons: d.reasons,
+        });
     }
     for sc in r.per_class.values_mut().chain(r.per_lang.values_mut()) {
         sc.share = sc.passed as f64 / sc.total.max(1) as f64;

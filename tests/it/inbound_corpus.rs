@@ -546,6 +546,19 @@ fn routing_dev_set_accuracy_floor() {
     assert!(cases.len() >= 100, "{}", cases.len());
     let report = evaluate_routes(&cases, &w, &oracle).unwrap();
     println!("{}", report.summary());
+    // Every case's outcome is kept (`route-eval --cases`), agreeing with
+    // the score and the failures.
+    assert_eq!(report.cases.len(), cases.len());
+    assert_eq!(report.cases.iter().filter(|c| c.ok).count(), report.correct);
+    assert!(report.cases.iter().all(|c| !c.reasons.is_empty()));
+    let failed: Vec<_> = report
+        .cases
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| &c.id)
+        .collect();
+    let listed: Vec<_> = report.failures.iter().map(|f| &f.id).collect();
+    assert_eq!(failed, listed);
     assert!(report.accuracy >= 0.93, "{}", report.summary());
     for (class, sc) in &report.per_class {
         assert!(
