@@ -389,6 +389,8 @@ fn bench_end_to_end(
             Lang::En,
         )
     };
+    // The data directory may hold earlier runs' mail: count this run's.
+    let (_, sent_before, _) = n.store().outbox_counts()?;
     let sender: Arc<Sender> = Sender::new(n.clone(), config)?;
     let stop = tokio_util::sync::CancellationToken::new();
     let task = rt.spawn(sender.run(stop.clone()));
@@ -407,7 +409,8 @@ fn bench_end_to_end(
     let total = t.elapsed().as_secs_f64();
     stop.cancel();
     let _ = rt.block_on(task);
-    let (_, sent, _) = n.store().outbox_counts()?;
+    let (_, sent_after, _) = n.store().outbox_counts()?;
+    let sent = sent_after.saturating_sub(sent_before);
     println!(
         "end to end: {orders} orders imported+rendered+queued in {import_s:.3}s, {sent} delivered ({}) in {total:.3}s total = {:.0} notifications/s",
         config.smtp.url.as_deref().unwrap_or("files"),
