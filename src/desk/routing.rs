@@ -165,6 +165,8 @@ const ORDER_ACTION: &str = concat!(
     r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,60}\b(early[- ]ship|exp[ée]dition anticip[ée]e)",
     r"|\b(early[- ]ship\w*|exp[ée]dition anticip[ée]e)( flag| indicator| indicateur)? (to|[àa]|sur|en) (yes|oui|no|non)\b",
     r"|\bearly[- ]ship\w*\b.{0,120}\b(set|change|switch|flip|put|turn)\w* (it|this|that|the flag)( back)? to (yes|no)\b",
+    r"|\b(change|set|switch|flip|turn|modify|update|put|mettre|passer|modifier|changer|basculer)\w*\b.{0,40}\b(flag|indicator|indicateur)\b.{0,20}\b(to|[àa]|sur|en)\W{0,3}(yes|oui|no|non)\b",
+    r"|\b(flag|indicator|indicateur)\b.{0,20}\b(be|[êe]tre) (changed|set|switched|flipped|turned|updated|pass[ée]|mis|modifi[ée])\w*.{0,10}\b(to|[àa]|sur|en)\W{0,3}(yes|oui|no|non)\b",
     r"|\bexp[ée]dition anticip[ée]e\b.{0,120}\b(mettre|remettre|passer|basculer|changer)\w* (la |le |l')?(a|à|sur|en) (oui|non)\b",
     r"|\b(can|could|may) (this|it|that|the order|our order|the so)( order)? (still )?be (changed|modified|amended|corrected|updated)\b",
     r"|\b(peut|pourrait)-(elle|il|on) (encore )?(la |le )?(etre )?(modifi|chang|corrig)\w*",
@@ -212,6 +214,10 @@ const NOT_LICENSE_ITSELF: &str = concat!(
 /// (export, new product), customer service for the others ("For all other
 /// holds, contact Customer Service Central").
 const HOLD_RELEASE: &str = r"\b(release|lift|remove)\b.{0,20}\bholds?\b|\bholds? (to be |be |being )?(released|lifted|removed)\b|\bcredit( check)? hold|\b(lever|lib[ée]rer|d[ée]bloquer)\b";
+
+/// The name of the rule for trouble with a license itself (wrong,
+/// missing, not showing), which an order's hold can explain.
+pub const LICENSE_TROUBLE_RULE: &str = "license trouble";
 
 /// The routing table, first match wins. Product families go before
 /// licensing because their names contain "Licensing"; rules that weigh as
@@ -284,7 +290,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         signal: Signal::Sentence(&[LICENSE_OBJECT, LICENSE_TROUBLE], NOT_LICENSE_ITSELF),
         route: Route::Team(Team::Licensing),
-        name: "license trouble",
+        name: LICENSE_TROUBLE_RULE,
         weight: Weight::Person,
     },
     text(
@@ -579,6 +585,27 @@ mod tests {
         for r in Route::ALL {
             assert_eq!(r.as_str().parse::<Route>(), Ok(r));
             assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{r}\""));
+        }
+    }
+
+    #[test]
+    fn changing_the_early_ship_flag_is_an_order_change_asking_about_it_is_not() {
+        for t in [
+            "Can the flag be changed to Yes so it ships now?",
+            "Pouvez-vous passer l'indicateur à « Oui » ?",
+            "please set the early ship indicator to yes",
+        ] {
+            assert_eq!(by_text(t), Route::Team(Team::CustomerService), "{t}");
+        }
+        for t in [
+            "What does it mean when the early ship flag is set to No?",
+            "Que se passe-t-il si l'indicateur d'expédition anticipée est à Non ?",
+        ] {
+            assert_ne!(
+                person_rule(t).map(|r| r.route),
+                Some(Route::Team(Team::CustomerService)),
+                "{t}"
+            );
         }
     }
 

@@ -445,12 +445,22 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
         Some(asked) => routing::person_rule_asked(text, asked),
         None => routing::person_rule(text),
     };
-    if let Some(r) = person.filter(|r| r.weight == Weight::Person) {
+    let held = f
+        .status
+        .as_ref()
+        .and_then(|_| routing::hold_route(&f.holds, &f.pids));
+    // Licenses "still not showing" on an order a hold (or its product)
+    // keeps back are not licensing trouble: the hold's team releases them.
+    // A license refused or wrong is, whatever the order's holds.
+    if let Some(r) = person.filter(|r| {
+        r.weight == Weight::Person
+            && !(held.is_some()
+                && r.name == routing::LICENSE_TROUBLE_RULE
+                && license_not_there_yet(text))
+    }) {
         return team(f, text, &format!("a person's work ({})", r.name));
     }
-    if f.status.is_some()
-        && let Some(h) = routing::hold_route(&f.holds, &f.pids)
-    {
+    if let Some(h) = held {
         return Verdict {
             route: h.route,
             answer: None,
@@ -495,6 +505,18 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
         },
         _ => team(f, text, "no confident FAQ answer"),
     }
+}
+
+/// One sentence says both that a license is in trouble and that it has
+/// not arrived yet ("the licenses are still not showing as available").
+fn license_not_there_yet(text: &str) -> bool {
+    let Some(c) = cues() else {
+        return false;
+    };
+    text.split(['.', '!', '?', '\n']).any(|s| {
+        c.status.is_match(&Text::new(s))
+            && routing::person_rule(s).is_some_and(|r| r.name == routing::LICENSE_TROUBLE_RULE)
+    })
 }
 
 /// The customer asks where their own order stands ("is something
@@ -815,6 +837,27 @@ mod tests {
         // The same question on an order of another product: the FAQ.
         f.pids = vec!["L-ASA5516-TD-1Y".into()];
         assert_eq!(decide(&f, text).route, Route::Faq);
+    }
+
+    #[test]
+    fn licenses_not_showing_on_a_held_order_are_the_holds_team_not_licensing() {
+        let c = cues().unwrap();
+        let text = "The licenses on this order are still not showing as available. \
+                    Kindly check the status.";
+        let mut f = confident("start-pak-registration-edelivery-order");
+        f.status = c.status.find(&Text::new(text));
+        f.names_order = true;
+        f.pids = vec!["L-ISE-APX-5Y-S2".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::SacSupport));
+        // Without the hold (or the held product), it is licensing trouble.
+        f.pids = vec!["L-ASA5516-TD-1Y".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
+        // A PAK refused is licensing trouble even on a held order.
+        let text = "La page indique « en attente ». Le PAK est refusé comme invalide.";
+        f.status = c.status.find(&Text::new(text));
+        assert!(f.status.is_some());
+        f.holds = vec!["export".into()];
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
     }
 
     #[test]
