@@ -86,7 +86,8 @@ const ACTION_REQUEST: &str = concat!(
 const PRODUCT_MATTER: &str = concat!(
     r"(?i)\b(subscri\w*|upgrades?|migr\w*|renew\w*|tiers?|seats?|entitle\w*|coverage|workspace|contract\w*|",
     r"licen[cs]\w* (counts?|levels?|types?|quantit\w*|allocation|split\w*|terms?)|",
-    r"abonnement\w*|souscri\w*|mises? (a|à) niveau|renouvel\w*|niveau de licence|droits? d'utilisation)\b"
+    r"abonnement\w*|souscri\w*|mises? (a|à) niveau|renouvel\w*|niveau de licence|droits? d'utilisation|contrat\w*|",
+    r"(nombre d'|des |les |de nos |nos )utilisateurs|postes)\b"
 );
 /// A question, as opposed to a statement of a problem or a request.
 const QUESTION: &str = concat!(
@@ -805,6 +806,16 @@ mod tests {
         let text = "What does the workspace licensing tier on this order include?";
         f.product_matter = c.product_matter.find(&Text::new(text));
         assert_eq!(decide(&f, text).route, Route::Faq);
+        // In French, typed without accents: the contract and its users.
+        let text =
+            "peut on transferer une partie des utilisateurs de ce contrat vers notre filiale ?";
+        let mut fr = confident("need-print-software-entitlement-license");
+        fr.product_matter = c.product_matter.find(&Text::new(text));
+        fr.pids = vec!["CUWL-PRO-K9-250U".into()];
+        assert_eq!(decide(&fr, text).route, Route::Team(Team::Cuwl));
+        // A user name is not the product's users.
+        let login = "Mon nom d'utilisateur est refusé sur le portail";
+        assert!(c.product_matter.find(&Text::new(login)).is_none());
         // A download question on the UCSS order is not about the product.
         let text = "How do I use the download manager for this order?";
         let mut f = confident("download-manager");
