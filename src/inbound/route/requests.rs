@@ -536,11 +536,25 @@ fn quote(text: &str) -> String {
     }
 }
 
+/// A "2)" that closes a parenthesis opened earlier on its line ("(line 2)
+/// is missing") is not an enumeration.
+fn closes_a_parenthesis(body: &str, at: usize, brk: &str) -> bool {
+    let marker = brk.trim();
+    if !marker.ends_with(')') || marker.starts_with('(') {
+        return false;
+    }
+    let line = body[..at].rsplit('\n').next().unwrap_or_default();
+    line.matches('(').count() > line.matches(')').count()
+}
+
 /// `body` cut at `breaks`, keeping the break before and after each piece.
 fn segments<'a>(breaks: &Regex, body: &'a str) -> Vec<Segment<'a>> {
     let mut out = Vec::new();
     let (mut start, mut before) = (0, "");
     for m in breaks.find_iter(body) {
+        if closes_a_parenthesis(body, m.start(), m.as_str()) {
+            continue;
+        }
         out.push(Segment {
             text: body[start..m.start()].trim(),
             before,
@@ -659,6 +673,30 @@ mod tests {
         let fr = "Bonjour,\n1) merci d'annuler la commande 64710020 (doublon)\n\
                   2) pouvez-vous ajouter ma collègue à notre compte entreprise ?";
         assert_eq!(distinct(fr).len(), 2, "{:?}", distinct(fr));
+    }
+
+    #[test]
+    fn a_number_closing_a_parenthesis_is_not_a_list_item() {
+        let c = super::super::cues().unwrap();
+        let segs = |b: &str| -> Vec<String> {
+            segments(&c.segments.breaks, b)
+                .into_iter()
+                .map(|s| s.text.to_string())
+                .collect()
+        };
+        let one = "La fonctionnalité commandée (ligne 2) n'y figure pas";
+        assert_eq!(segs(one), [one]);
+        // A real enumeration still cuts.
+        assert_eq!(
+            segs("1) cancel the order 2) add a user").len(),
+            3,
+            "{:?}",
+            segs("1) cancel the order 2) add a user")
+        );
+        assert_eq!(
+            segs("Two things (see below): 1) cancel it 2) add a user").len(),
+            4
+        );
     }
 
     #[test]
