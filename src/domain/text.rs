@@ -161,12 +161,22 @@ pub fn fold_ascii(text: &str) -> String {
 /// the same way (ASCII, escapes and case untouched), so a pattern written
 /// with accents matches text typed with or without them. A hyphen joining
 /// two letters outside a character class also matches a space: people
-/// type "pouvez vous", "est il", "e mail" as often as the hyphenated form.
+/// type "pouvez vous", "est il", "e mail" as often as the hyphenated form;
+/// an elision's apostrophe may be a space or missing ("n a pas", "cant").
 pub fn fold_pattern(pattern: &str) -> String {
     let chars: Vec<char> = pattern.chars().collect();
     let mut out = String::with_capacity(pattern.len());
     let (mut in_class, mut escaped) = (false, false);
     for (i, &c) in chars.iter().enumerate() {
+        // "n'a", "qu'est", "can't": typed as often without the apostrophe
+        // or with a space ("n a pas", "cant").
+        let elides = || {
+            i > 0
+                && chars[i - 1].is_alphabetic()
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_alphabetic() || *n == '(')
+        };
         let joins_letters = || {
             i > 0
                 && chars[i - 1].is_alphabetic()
@@ -175,6 +185,7 @@ pub fn fold_pattern(pattern: &str) -> String {
         match c {
             _ if escaped => out.push(c),
             '-' if !in_class && joins_letters() => out.push_str("[- ]"),
+            '\'' if !in_class && elides() => out.push_str("[' ]?"),
             '[' => {
                 in_class = true;
                 out.push(c);
@@ -212,6 +223,15 @@ mod tests {
         assert!(class.is_match("abc-x"));
         assert!(!class.is_match("abd-x") && !class.is_match("abc x"));
         assert!(re(r"r[ée]ponse").is_match("reponse"));
+        let elided = re(r"(?i)\bn'(a|ont) pas [ée]t[ée] enregistr|\bcan't find\b");
+        for t in [
+            "n'a pas été enregistrée",
+            "n a pas ete enregistree",
+            "cant find it",
+            "can't find",
+        ] {
+            assert!(elided.is_match(&crate::domain::fold_ascii(t)), "{t}");
+        }
     }
 
     #[test]
