@@ -263,3 +263,23 @@ fn greetings_and_sign_offs_do_not_change_the_answer() {
     assert_eq!(plain.id, mail.id);
     assert!(mail.answered, "{mail:?}");
 }
+
+/// A mail describes what it wants at length, in the words of the answer
+/// rather than the question: the entry whose answer says it comes first.
+#[test]
+fn a_long_mail_is_matched_on_what_the_answer_says() {
+    let e = engine();
+    // A signature and a disclaimer around it, as mail has.
+    let mail = "Hello, we are rolling out a hardened desktop build for our network \
+                operations staff next quarter. Before we sign it off I would like to know \
+                which operating systems and browsers the Cisco download manager officially \
+                works with, so that we do not break software retrieval for the team. \
+                Kind regards, Marc. This e-mail and any attachments are confidential. \
+                If you received it in error please notify the sender and delete it.";
+    let hit = e.ask(mail, Some(Lang::En));
+    assert_eq!(
+        hit.id.as_deref(),
+        Some("system-requirements-dlm"),
+        "{hit:?}"
+    );
+}
