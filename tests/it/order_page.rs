@@ -736,9 +736,16 @@ fn every_link_in_a_notification_resolves() {
     d.import_order(&order("10458321", 10, json!({})));
     let out = tmp.path().join("outgoing");
     let mails: Vec<String> = d.wait_for("the availability mails", || {
+        // Only finished mails: the sender writes `.ID.eml.tmp`, then renames.
         let m: Vec<String> = std::fs::read_dir(&out)
             .ok()?
-            .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with(".eml") && !n.starts_with('.'))
+            })
+            .filter_map(|p| std::fs::read(p).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .collect();
         (m.len() >= 2).then_some(m)
