@@ -177,10 +177,13 @@ pub fn fold_pattern(pattern: &str) -> String {
                     .get(i + 1)
                     .is_some_and(|n| n.is_alphabetic() || *n == '(')
         };
+        // Between words or groups of words: "est-il", "(peut|pourrait)-(il|on)".
         let joins_letters = || {
             i > 0
-                && chars[i - 1].is_alphabetic()
-                && chars.get(i + 1).is_some_and(|n| n.is_alphabetic())
+                && (chars[i - 1].is_alphabetic() || chars[i - 1] == ')')
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_alphabetic() || *n == '(')
         };
         match c {
             _ if escaped => out.push(c),
@@ -218,6 +221,8 @@ mod tests {
         assert!(polite.is_match("pouvez vous regarder"));
         assert!(polite.is_match("Pouvez-vous regarder"));
         assert!(polite.is_match("est il possible"));
+        let groups = re(r"(?i)\b(peut|pourrait)-(il|on)\b");
+        assert!(groups.is_match("peut on") && groups.is_match("pourrait-il"));
         // Classes and escapes keep their meaning.
         let class = re(r"^[a-c]+\-x$");
         assert!(class.is_match("abc-x"));

@@ -70,7 +70,7 @@ const REQUEST: &str = concat!(
 /// release …", "pouvez-vous vérifier …"), not how to do it themselves.
 const ACTION_REQUEST: &str = concat!(
     r"(?i)\b(please|pls|kindly|could you|can you|would you|can someone|could someone|can anyone|could anyone|are you able to|",
-    r"(is|would) it (be )?possible for (you|someone|your team) to|merci de|pouvez-vous|pourriez-vous|veuillez|",
+    r"(is|would) it (be )?possible for (you|someone|your team) to|merci de|pouvez-vous|pourriez-vous|veuillez|quelqu'un (peut|pourrait)[- ]il|",
     r"(est-il|serait-il) possible de (nous|me|m')|(vous )?serait-il possible de)\W+(\w+\W+){0,3}?",
     r"(send|resend|check|verify|look|investigate|fix|correct|release|give|provide|reset|unlock|enable|activate|add|remove|transfer|move|extend|",
     r"reactivate|confirm|tell me who|make|merge|delete|create|set up|change|update|name|appoint|assign|designate|block|revoke|reissue|re-issue|regenerate|restore|reinstate|nommer|d[ée]signer|attribuer|fusionner|cr[ée]er|modifier|changer|mettre|envoyer|renvoyer|v[ée]rifier|corriger|regarder|d[ée]bloquer|donner|fournir|transf[ée]rer|activer|ajouter|",
@@ -675,6 +675,7 @@ mod tests {
             "pouvez vous reinitialiser le compteur et regarder le fichier ?",
             "Pouvez-vous bloquer ces accès et nous dire comment c'est arrivé ?",
             "Could you revoke the access you sent to these addresses?",
+            "Quelqu'un peut il regarder la demande ?",
         ] {
             assert!(has(&c.action, t), "{t}");
         }
