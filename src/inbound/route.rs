@@ -55,7 +55,8 @@ const ATTEMPT: &str = concat!(
 const STILL_FAILS: &str = concat!(
     r"(?i)\b(still|keeps?|kept)\b.{0,40}\b(not|no|nothing|fail\w*|error|broken|same|stuck|stop\w*|cannot|can't|won't|doesn't|does not|unable|time\w* ?out|there|shown|shows|appears?)\b|",
     r"\b(persist\w*|same (\w+ )?(thing|error|problem|issue|result|message|failure|behaviou?r|outcome|page|screen)|no (luck|change|difference)|every (single )?time|what (now|else can (i|we) do)|did(n't| not) (help|work|fix|change)|does(n't| not) help|to no avail|without success|both fail\w*|every time|each time|",
-    r"no (answer|reply|response)|(nobody|no one|neither( of them)?) (knows|knew|could|can|was able)|still (receiv\w*|getting|gets?|seeing|see))\b|",
+    r"no (answer|reply|response)|(nobody|no one|neither( of them)?) (knows|knew|could|can|was able)|still (receiv\w*|getting|gets?|seeing|see)|",
+    r"(i|we) (have |had )?even (tried|tested)|(j'ai|nous avons|on a) m[êe]me (essay|tent|test)\w*)\b|",
     r"\b(toujours|encore|persiste\w*|m[êe]me (\w+ )?(d')?(probl[èe]me|erreur|chose|r[ée]sultat)|sans (succ[èe]s|r[ée]sultat)|rien n'y fait|quand m[êe]me|[àa] chaque fois|n'a rien chang[ée]|pas mieux|",
     r"aucune r[ée]ponse|sans r[ée]ponse|pas de (r[ée]ponse|retour)|personne ne (sait|savait|peut|a pu)|aucun des deux|ne sa(is|it|vons|vent|vait) (pas |plus )?quoi faire|m[êe]me (\w+ )?(r[ée]sultat|[ée]chec|page|[ée]cran))\b"
 );
@@ -650,6 +651,9 @@ mod tests {
             "Before writing to you I compared the checksums. Downloaded it a second time: same install failure.",
             "J'ai recliqué depuis le mail, puis je suis passé par l'application : je ne sais plus quoi faire.",
             "J'ai écrit à la personne qui me l'a envoyée (pas de réponse depuis 10 jours).",
+            // "Even tried" says the earlier steps failed.
+            "j'ai desactive le bloqueur de fenetres, j'ai meme essaye sur un autre poste",
+            "We cleared the cache and we even tried another browser.",
         ] {
             assert!(has(&c.attempt, t) && has(&c.still, t), "{t}");
         }
