@@ -122,6 +122,23 @@ const DRAIN_NICE: i32 = 10;
 /// runtime's blocking pool at normal priority.
 struct DrainThread {
     requests: Option<std::sync::mpsc::Sender<tokio::sync::oneshot::Sender<DrainResult>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The thread holds the worker, and through it the store: it must have let
+/// go before the daemon exits, or the store's last handle is never dropped
+/// and its final flush (of what was written behind: chat windows,
+/// transcripts) never happens. It is idle when this runs (`run` awaited its
+/// last drain), so the join is immediate.
+impl Drop for DrainThread {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            tracing::error!("inbound worker thread panicked");
+        }
+    }
 }
 
 type DrainResult = Result<usize, String>;
@@ -138,10 +155,16 @@ impl DrainThread {
                 }
             });
         match spawned {
-            Ok(_) => DrainThread { requests: Some(tx) },
+            Ok(t) => DrainThread {
+                requests: Some(tx),
+                thread: Some(t),
+            },
             Err(e) => {
                 tracing::error!(error = %e, "inbound worker thread; processing on the blocking pool");
-                DrainThread { requests: None }
+                DrainThread {
+                    requests: None,
+                    thread: None,
+                }
             }
         }
     }
@@ -915,6 +938,26 @@ mod tests {
 
     /// The processing thread runs behind LMTP, and only it: the nice
     /// value is the thread's own, not the process's.
+    /// The processing thread has let go of the worker (and the store) once
+    /// its handle is dropped: the store's final flush at exit depends on it.
+    #[test]
+    fn the_processing_thread_lets_go_of_the_worker_when_dropped() {
+        let (_dir, w, _) = worker(100);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let thread = DrainThread::spawn(w.clone());
+        assert!(rt.block_on(thread.drain(&w)).is_ok());
+        let weak = Arc::downgrade(&w);
+        drop(w);
+        assert!(weak.upgrade().is_some(), "the thread still holds it");
+        drop(thread);
+        assert!(
+            weak.upgrade().is_none(),
+            "released when the handle is dropped"
+        );
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn the_processing_thread_lowers_its_own_priority_only() {
