@@ -360,15 +360,6 @@ pub fn evaluate_routes(
             sc.total += 1;
             sc.passed += usize::from(ok);
         }
-        if !ok {
-            r.failures.push(RouteFailure {
-                id: case.id.clone(),
-                class: case.class.clone(),
-                got: got.clone(),
-                expect: case.expect.clone(),
-                reasons: d.reasons.clone(),
-            });
-        }
         r.cases.push(RouteOutcome {
             id: case.id.clone(),
             class: case.class.clone(),
@@ -382,5 +373,17 @@ pub fn evaluate_routes(
         sc.share = sc.passed as f64 / sc.total.max(1) as f64;
     }
     r.accuracy = r.correct as f64 / r.total.max(1) as f64;
+    r.failures = r
+        .cases
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| RouteFailure {
+            id: c.id.clone(),
+            class: c.class.clone(),
+            got: c.got.clone(),
+            expect: c.expect.clone(),
+            reasons: c.reasons.clone(),
+        })
+        .collect();
     Ok(r)
 }
