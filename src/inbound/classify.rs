@@ -319,11 +319,23 @@ fn failed_recipient(p: &Parsed, text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Subjects only automatic mail writes, wherever they stand.
 fn ooo_subject() -> Option<&'static Regex> {
     static C: OnceLock<Option<Regex>> = OnceLock::new();
     re(
         &C,
-        r"(?i)(out of (the )?office|automatic reply|auto(matic)?[- ]?reply|autoreply|auto[- ]response|away from (the )?office|on vacation|on leave|on holiday|absent\b|absence|r[ée]ponse automatique|r[ée]ponse auto\b|message d.absence|je suis absent|hors du bureau|en cong[ée]s?|en vacances|^\s*(read|not read|lu|non lu)\s*:|read receipt|return receipt|accus[ée] de (lecture|r[ée]ception)|notification de lecture)",
+        r"(?i)(out of (the )?office|automatic reply|auto(matic)?[- ]?reply|autoreply|auto[- ]response|away from (the )?office|r[ée]ponse automatique|r[ée]ponse auto\b|message d.absence|hors du bureau|^\s*(read|not read|lu|non lu)\s*:|read receipt|return receipt|accus[ée] de (lecture|r[ée]ception)|notification de lecture)",
+    )
+}
+
+/// Words a person also writes ("before I go on holiday", "absence de
+/// licence"): an absence notice only when the subject opens with them and
+/// they are not the start of a noun phrase ("absence of …").
+fn ooo_subject_opening() -> Option<&'static Regex> {
+    static C: OnceLock<Option<Regex>> = OnceLock::new();
+    re(
+        &C,
+        r"(?i)^\s*(i am |i'm |je suis )?(on vacation|on leave|on holiday|absent|absente|absence|en cong[ée]s?|en vacances)\b(\s*$|\s*[:\-–(]|\s+(until|till|from|du bureau|jusqu|until|le |au |the office))",
     )
 }
 
@@ -367,7 +379,9 @@ fn auto_reply(p: &Parsed) -> Option<String> {
     if p.report_type.as_deref() == Some("disposition-notification") {
         return Some("read receipt (MDN)".into());
     }
-    if ooo_subject().is_some_and(|r| r.is_match(&p.subject)) {
+    if ooo_subject().is_some_and(|r| r.is_match(&p.subject))
+        || ooo_subject_opening().is_some_and(|r| r.is_match(&p.subject))
+    {
         return Some(format!("subject {:?}", p.subject));
     }
     None
@@ -434,9 +448,30 @@ mod tests {
             p.subject = s.into();
             assert_eq!(kind(&p), Some(Kind::Autoreply), "{s}");
         }
-        let mut p = human();
-        p.subject = "Re: where is the office license file".into();
-        assert_eq!(kind(&p), None);
+        for s in [
+            "Absent: Your order 61000001",
+            "On vacation until 12 May",
+            "Je suis absente jusqu'au 3 janvier",
+            "En congés : Re: votre commande",
+            "Absence du bureau jusqu'au lundi",
+        ] {
+            let mut p = human();
+            p.subject = s.into();
+            assert_eq!(kind(&p), Some(Kind::Autoreply), "{s}");
+        }
+        // A person writes these words too.
+        for s in [
+            "Re: where is the office license file",
+            "before I go on holiday",
+            "Absence of license key on SO 61000001",
+            "Absence de licence sur la commande",
+            "colleague on leave, please resend the PAK",
+            "Commande à traiter avant mes congés",
+        ] {
+            let mut p = human();
+            p.subject = s.into();
+            assert_eq!(kind(&p), None, "{s}");
+        }
     }
 
     #[test]
