@@ -360,6 +360,18 @@ pub struct RoutingInput<'a> {
     pub without_topic_words: bool,
 }
 
+/// Whether the rule named `name` matches facts of the order (its holds or
+/// product ids) rather than words of the text.
+pub fn is_fact_rule(name: &str) -> bool {
+    RULES.iter().any(|r| {
+        r.name == name
+            && matches!(
+                r.signal,
+                Signal::Hold(_) | Signal::PidPrefix(_) | Signal::PidContains(_)
+            )
+    })
+}
+
 /// The chosen team and the name of the rule that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {

@@ -47,6 +47,10 @@ impl FaqOracle for EngineOracle {
         })
     }
 
+    fn route_model(&self) -> Option<&super::route::learned::Model> {
+        Some(super::route::learned::shipped())
+    }
+
     fn vocabulary(&self, text: &str) -> (usize, usize) {
         self.engine.langid().evidence(text)
     }

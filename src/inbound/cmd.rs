@@ -71,6 +71,14 @@ pub enum MailCmd {
         /// line, instead of the report (`scripts/route-gate.py` reads it).
         #[arg(long, conflicts_with = "json")]
         cases: bool,
+        /// Score the hand-written features alone, without the classifier
+        /// fitted on labelled mail.
+        #[arg(long)]
+        without_learned: bool,
+        /// Also write the cases as the classifier's training examples
+        /// (JSON Lines; `faq-index/routing-train.jsonl` is written so).
+        #[arg(long, value_name = "FILE")]
+        export_training: Option<PathBuf>,
     },
     /// Messages per second through parse → classify → thread → extract → decide.
     Bench {
@@ -193,6 +201,8 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
             world,
             json,
             cases: every_case,
+            without_learned,
+            export_training,
         } => {
             let w = match world {
                 Some(p) => load_world(&p)?,
@@ -203,7 +213,19 @@ pub fn run(cmd: MailCmd, config: &Config) -> Result<ExitCode, InboundError> {
             for f in &files {
                 cases.extend(eval::load_route_cases(f)?);
             }
-            let report = eval::evaluate_routes(&cases, &w, faq.as_ref())?;
+            let learned = if without_learned {
+                eval::Learned::Off
+            } else {
+                eval::Learned::Unseen
+            };
+            let report = eval::evaluate_routes(&cases, &w, faq.as_ref(), learned)?;
+            if let Some(path) = export_training {
+                let lines: String = eval::training_examples(&report)
+                    .iter()
+                    .map(|e| serde_json::to_string(e).unwrap_or_default() + "\n")
+                    .collect();
+                std::fs::write(&path, lines).map_err(|source| InboundError::Io { path, source })?;
+            }
             let out = if every_case {
                 report
                     .cases

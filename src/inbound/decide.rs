@@ -112,6 +112,9 @@ pub struct Decision {
     pub auth: Option<Proof>,
     /// DKIM/SPF/DMARC verdicts, when verification is configured.
     pub verified: Option<Verdicts>,
+    /// What the routing classifier saw (a human question only), for
+    /// `mail route-eval --export-training`.
+    pub view: Option<route::learned::View>,
 }
 
 /// The `auth` field of `mail inspect --json`: the proof, and the
@@ -209,6 +212,7 @@ impl Decision {
             bounce: None,
             auth: None,
             verified: None,
+            view: None,
         }
     }
 }
@@ -532,6 +536,7 @@ fn human(
         bounce: None,
         auth: Some(proof),
         verified: verified.cloned(),
+        view: None,
     };
     match command::find(&d.new_text, &p.subject) {
         Some(Ok(cmd)) => run_command(&mut d, cmd, &t, dir, &sender)?,
@@ -691,19 +696,18 @@ fn decide_question(
         escalate(d, r.route, r.rule);
         return;
     }
-    let f = route::features(
-        &route::Message {
-            text: &routing_text,
-            question: &question,
-            body: &body,
-            forwarded,
-            lang: d.lang,
-            holds: &holds,
-            pids: &pids,
-            names_order: !t.orders.is_empty() || !t.named.is_empty(),
-        },
-        faq,
-    );
+    let message = route::Message {
+        text: &routing_text,
+        question: &question,
+        body: &body,
+        forwarded,
+        lang: d.lang,
+        holds: &holds,
+        pids: &pids,
+        names_order: !t.orders.is_empty() || !t.named.is_empty(),
+    };
+    d.view = Some(message.view());
+    let f = route::features(&message, faq);
     if let Some(hit) = f.faq.as_ref().filter(|h| h.question.is_some()) {
         d.faq = Some(FaqShown {
             id: hit.id.clone(),

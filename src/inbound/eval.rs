@@ -12,6 +12,7 @@ use serde::Serialize;
 use super::InboundError;
 use super::decide::analyze;
 use super::ports::{Directory, FaqOracle};
+use super::route::learned;
 
 /// A text counts as correctly extracted at this similarity or above.
 pub const PASS_SIMILARITY: f64 = 0.9;
@@ -231,6 +232,9 @@ pub struct RouteOutcome {
     pub ok: bool,
     /// The decision's reasons.
     pub reasons: Vec<String>,
+    /// What the routing classifier saw, for `--export-training`.
+    #[serde(skip)]
+    pub view: Option<learned::View>,
 }
 
 /// A case routed elsewhere than expected.
@@ -330,17 +334,65 @@ pub fn case_mail(case: &RouteCase, world: &super::ports::MemWorld) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The FAQ port with the routing classifier refitted without some cases:
+/// a set is scored by a model that has not seen it.
+struct Unseen<'a> {
+    inner: &'a dyn FaqOracle,
+    model: Option<learned::Model>,
+}
+
+impl FaqOracle for Unseen<'_> {
+    fn ask(&self, text: &str, lang: crate::domain::Lang) -> super::ports::FaqHit {
+        self.inner.ask(text, lang)
+    }
+
+    fn entry(&self, id: &str, lang: crate::domain::Lang) -> Option<super::ports::FaqText> {
+        self.inner.entry(id, lang)
+    }
+
+    fn vocabulary(&self, text: &str) -> (usize, usize) {
+        self.inner.vocabulary(text)
+    }
+
+    fn route_model(&self) -> Option<&learned::Model> {
+        self.model.as_ref()
+    }
+}
+
+/// Whether [`evaluate_routes`] lets the fitted classifier take part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    /// Refitted on the shipped examples minus the cases scored.
+    Unseen,
+    /// The hand-written features alone.
+    Off,
+}
+
 /// Routes every case with the world's orders and the given FAQ; a case is
 /// right when its outcome (`faq:<id>` for an answer, else the route) is
-/// one of those it accepts.
+/// one of those it accepts. The routing classifier, when the FAQ port has
+/// one, is refitted without the cases scored (`Learned::Unseen`), so the
+/// score is never a model grading its own training mail.
 pub fn evaluate_routes(
     cases: &[RouteCase],
     world: &super::ports::MemWorld,
     faq: &dyn FaqOracle,
+    learned: Learned,
 ) -> Result<RouteReport, InboundError> {
+    let scored: std::collections::HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let unseen = Unseen {
+        inner: faq,
+        model: (learned == Learned::Unseen && faq.route_model().is_some()).then(|| {
+            learned::Model::train(
+                learned::shipped_examples()
+                    .iter()
+                    .filter(|e| !scored.contains(e.id.as_str())),
+            )
+        }),
+    };
     let mut r = RouteReport::default();
     for case in cases {
-        let d = analyze(&case_mail(case, world), world, faq)?;
+        let d = analyze(&case_mail(case, world), world, &unseen)?;
         let got = match &d.action {
             super::decide::Action::Answer { id } => format!("faq:{id}"),
             // What was asked: whether it is then proven is `inbound::auth`'s.
@@ -367,6 +419,7 @@ pub fn evaluate_routes(
             expect: case.expect.clone(),
             ok,
             reasons: d.reasons,
+            view: d.view,
         });
     }
     for sc in r.per_class.values_mut().chain(r.per_lang.values_mut()) {
@@ -386,4 +439,28 @@ pub fn evaluate_routes(
         })
         .collect();
     Ok(r)
+}
+
+/// The training examples of scored cases: the class is the first accepted
+/// outcome, an FAQ answer of any entry counting as [`learned::FAQ`]; cases
+/// that are commands or that reached no question are left out.
+pub fn training_examples(r: &RouteReport) -> Vec<learned::Example> {
+    r.cases
+        .iter()
+        .filter_map(|c| {
+            let first = c.expect.first()?;
+            let label = if first.starts_with("faq:") {
+                learned::FAQ.to_string()
+            } else if first.parse::<crate::desk::routing::Route>().is_ok() {
+                first.clone()
+            } else {
+                return None;
+            };
+            Some(learned::Example {
+                id: c.id.clone(),
+                label,
+                view: c.view.clone()?,
+            })
+        })
+        .collect()
 }

@@ -129,6 +129,11 @@ pub trait FaqOracle {
     fn vocabulary(&self, _text: &str) -> (usize, usize) {
         (0, 0)
     }
+    /// The classifier fitted on labelled mail ([`super::route::learned`]),
+    /// if routing should hear it.
+    fn route_model(&self) -> Option<&super::route::learned::Model> {
+        None
+    }
 }
 
 /// An oracle that never answers (everything is escalated).

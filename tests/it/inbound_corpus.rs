@@ -526,7 +526,7 @@ fn html_only_twins_of_plain_text_mail_match_what_the_person_wrote() {
 #[test]
 fn routing_dev_set_accuracy_floor() {
     use edesk::inbound::adapters::EngineOracle;
-    use edesk::inbound::eval::{evaluate_routes, load_route_cases};
+    use edesk::inbound::eval::{Learned, evaluate_routes, load_route_cases};
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let routing = root.join("tests/fixtures/routing");
     let data = tempfile::tempdir().unwrap();
@@ -544,7 +544,7 @@ fn routing_dev_set_accuracy_floor() {
         MemWorld::from_json(&std::fs::read_to_string(routing.join("world.json")).unwrap()).unwrap();
     let cases = load_route_cases(&routing.join("dev.jsonl")).unwrap();
     assert!(cases.len() >= 100, "{}", cases.len());
-    let report = evaluate_routes(&cases, &w, &oracle).unwrap();
+    let report = evaluate_routes(&cases, &w, &oracle, Learned::Unseen).unwrap();
     println!("{}", report.summary());
     // Every case's outcome is kept (`route-eval --cases`), agreeing with
     // the score and the failures.
@@ -568,4 +568,53 @@ fn routing_dev_set_accuracy_floor() {
             report.summary()
         );
     }
+}
+
+/// The routing classifier's shipped examples (`faq-index/routing-train.jsonl`)
+/// are the labelled routing sets: every case that routes to the FAQ or a
+/// team is there once, with its first accepted outcome as class, and
+/// nothing else is (mail commands never reach it). A new set is exported with `edesk mail route-eval
+/// --export-training` (README).
+#[test]
+fn the_routing_classifier_is_trained_on_every_labelled_set() {
+    use edesk::inbound::eval::load_route_cases;
+    use edesk::inbound::route::learned::{FAQ, parse_examples};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = parse_examples(
+        &std::fs::read_to_string(root.join("faq-index/routing-train.jsonl")).unwrap(),
+    )
+    .unwrap();
+    let mut want = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(root.join("tests/fixtures/routing")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            for c in load_route_cases(&p).unwrap() {
+                // A mail command never reaches the classifier.
+                if c.expect.iter().any(|e| e.starts_with("command:")) {
+                    continue;
+                }
+                let first = c.expect[0].clone();
+                let label = if first.starts_with("faq:") {
+                    FAQ.to_string()
+                } else {
+                    first
+                };
+                assert!(want.insert(c.id.clone(), label).is_none(), "{} twice", c.id);
+            }
+        }
+    }
+    let got: std::collections::BTreeMap<_, _> = shipped
+        .iter()
+        .map(|e| (e.id.clone(), e.label.clone()))
+        .collect();
+    assert_eq!(got.len(), shipped.len(), "an id is shipped twice");
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+    let stray: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(
+        missing.is_empty() && stray.is_empty(),
+        "missing {missing:?}, stray {stray:?}"
+    );
+    let relabelled: Vec<_> = want.iter().filter(|(k, v)| got[*k] != **v).collect();
+    assert!(relabelled.is_empty(), "{relabelled:?}");
+    assert!(shipped.iter().all(|e| !e.view.text.trim().is_empty()));
 }
