@@ -325,6 +325,28 @@ pub const RULES: &[Rule] = &[
         Route::Team(Team::SacSupport),
         "L-ISE PID",
     ),
+    // The source document, after export holds, new product holds and
+    // L-ISE PIDs: "For all other holds, contact Customer Service Central."
+    fact(
+        Signal::Hold("internet-delivery"),
+        Route::Team(Team::CustomerService),
+        "internet delivery hold on the order",
+    ),
+    fact(
+        Signal::Hold("compliance"),
+        Route::Team(Team::CustomerService),
+        "compliance hold on the order",
+    ),
+    fact(
+        Signal::Hold("special-discount"),
+        Route::Team(Team::CustomerService),
+        "special discount hold on the order",
+    ),
+    fact(
+        Signal::Hold("csm"),
+        Route::Team(Team::CustomerService),
+        "CSM hold on the order",
+    ),
     fact(
         Signal::PidContains("UCSS"),
         Route::Team(Team::Ucss),
@@ -590,6 +612,43 @@ mod tests {
                 assert!(compiled(i).is_some(), "rule {} does not compile", r.name);
             }
         }
+    }
+
+    /// The source document's hold table: export holds to export
+    /// operations, new product holds and L-ISE PIDs to SAC, every other
+    /// hold type to Customer Service Central; each is a fact rule.
+    #[test]
+    fn every_hold_type_has_its_team() {
+        let held = |hold: &str, pid: &str| {
+            hold_route(&[hold.to_string()], &[pid.to_string()]).map(|r| (r.route, r.rule))
+        };
+        let cs = Route::Team(Team::CustomerService);
+        assert_eq!(
+            held("export", "L-ASA").unwrap().0,
+            Route::Team(Team::Exportops)
+        );
+        assert_eq!(
+            held("new-product", "L-ASA").unwrap().0,
+            Route::Team(Team::SacSupport)
+        );
+        for hold in [
+            "internet-delivery",
+            "compliance",
+            "special-discount",
+            "csm",
+            "order-change",
+        ] {
+            let (route, rule) = held(hold, "L-ASA").unwrap();
+            assert_eq!(route, cs, "{hold}");
+            assert!(is_fact_rule(rule), "{rule}");
+        }
+        // An L-ISE product is SAC's whatever its other hold.
+        assert_eq!(
+            held("internet-delivery", "L-ISE-BSE-P").unwrap().0,
+            Route::Team(Team::SacSupport)
+        );
+        assert_eq!(held("none-such", "L-ASA"), None);
+        assert!(!is_fact_rule("licensing"));
     }
 
     #[test]
