@@ -207,6 +207,9 @@ pub struct Features {
     pub faq_whole: Option<f64>,
     /// "already tried … still fails": the two phrases found.
     pub tried: Option<(String, String)>,
+    /// An attempt cue alone ("cleared the cache", "même après"): the
+    /// customer did something already, failure or not.
+    pub attempt: Option<String>,
     /// A request for action was found.
     pub request: Option<String>,
     /// The customer asks us to act ("can you send …").
@@ -291,13 +294,15 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
     };
     let hit = faq.ask(m.question, m.lang);
     let (body, text) = (Text::new(m.body), Text::new(m.text));
-    let tried = c.attempt.find(&body).zip(c.still.find(&body));
+    let attempt = c.attempt.find(&body);
+    let tried = attempt.clone().zip(c.still.find(&body));
     let requests = requests::detect(c, m, faq);
     let (hit, whole) = sharper(hit, requests.asked.as_deref(), m.lang, faq);
     Features {
         faq: hit.id.is_some().then_some(hit),
         faq_whole: whole,
         tried,
+        attempt,
         request: c.request.find(&text),
         action: c.action.find(&body),
         question: c.question.is_match(&body),
@@ -468,7 +473,9 @@ pub fn decide(f: &Features, text: &str) -> Verdict {
 /// decides: it learned wording the cues were not written for. It never
 /// overrules a firm verdict (several requests, a product's own team, a
 /// hold: facts it only sees as tokens) nor an FAQ answer confident to
-/// [`LEARNED_OVERRULES_ANSWERS_UNDER`], and it answers with the FAQ only with
+/// [`LEARNED_OVERRULES_ANSWERS_UNDER`] unless the customer says they did
+/// something already (an attempt cue without the failure cue "tried"
+/// needs: +2 over the sets, none lost), and it answers with the FAQ only with
 /// the FAQ's best entry, confident to [`LEARNED_FAQ_FLOOR`], that neither
 /// needs a person nor only refers to a team.
 fn second_opinion(v: Verdict, f: &Features) -> Verdict {
@@ -477,9 +484,10 @@ fn second_opinion(v: Verdict, f: &Features) -> Verdict {
     };
     let answer_stands = v.route == Route::Faq
         && (g.is_faq()
-            || f.faq
-                .as_ref()
-                .is_none_or(|h| h.confidence >= LEARNED_OVERRULES_ANSWERS_UNDER));
+            || (f.attempt.is_none()
+                && f.faq
+                    .as_ref()
+                    .is_none_or(|h| h.confidence >= LEARNED_OVERRULES_ANSWERS_UNDER)));
     if v.firm || answer_stands {
         return v;
     }
@@ -663,8 +671,10 @@ pub fn explain(f: &Features) -> Vec<String> {
         ),
         None => "feature faq: no match".into(),
     });
-    if let Some((a, s)) = &f.tried {
-        out.push(format!("feature tried: {a:?} … {s:?}"));
+    match (&f.tried, &f.attempt) {
+        (Some((a, s)), _) => out.push(format!("feature tried: {a:?} … {s:?}")),
+        (None, Some(a)) => out.push(format!("feature attempt: {a:?}")),
+        (None, None) => {}
     }
     if let Some(r) = &f.request {
         out.push(format!("feature request: {r:?}"));
@@ -977,6 +987,12 @@ mod tests {
         assert_eq!((v.route, v.answer), (Route::Team(Team::Licensing), None));
         f.learned = sure(learned::FAQ, 1.0);
         assert_eq!(decide(&f, text).answer.as_deref(), Some("some-entry"));
+        // Very confident, but the customer did something already.
+        f.faq.as_mut().unwrap().confidence = 0.95;
+        f.learned = sure("licensing", 1.0);
+        assert_eq!(decide(&f, text).answer.as_deref(), Some("some-entry"));
+        f.attempt = Some("cleared".into());
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
     }
 
     #[test]
