@@ -163,7 +163,7 @@ fn patterns() -> Option<&'static Patterns> {
             )
             .ok()?,
             closing: Regex::new(
-                r"(?i)^\s*(thanks|thank you|many thanks|thanks again|thanks in advance|thank you in advance|thx|regards|best regards|kind regards|warm regards|warmest regards|best wishes|best|cheers|sincerely|yours sincerely|yours truly|yours faithfully|all the best|br|rgds|with thanks|respectfully|have a (nice|good|great) (day|week|weekend)|cordialement|bien cordialement|tr[èe]s cordialement|cdlt|bien [àa] vous|bien [àa] toi|salutations|meilleures salutations|sinc[èe]res salutations|salutations distingu[ée]es|bien sinc[èe]rement|merci|merci beaucoup|merci bien|merci d.avance|merci par avance|d.avance merci|en vous remerciant|en vous remerciant par avance|en vous remerciant d.avance|bonne journ[ée]e|bonne fin de journ[ée]e|belle journ[ée]e|amicalement|[àa] bient[ôo]t|bises)\s*[,.!]*\s*([,.!-]\s*\p{Lu}[\p{L}.'\- ]{0,40})?\s*$",
+                r"(?i)^\s*(thanks|thank you|many thanks|thanks again|thanks in advance|thank you in advance|thx|regards|best regards|kind regards|warm regards|warmest regards|best wishes|best|cheers|sincerely|yours sincerely|yours truly|yours faithfully|all the best|br|rgds|with thanks|respectfully|have a (nice|good|great) (day|week|weekend)|cordialement|bien cordialement|tr[èe]s cordialement|cdlt|bien [àa] vous|bien [àa] toi|salutations|meilleures salutations|sinc[èe]res salutations|salutations distingu[ée]es|bien sinc[èe]rement|merci|merci beaucoup|merci bien|merci d.avance|merci par avance|d.avance merci|en vous remerciant|en vous remerciant par avance|en vous remerciant d.avance|bonne journ[ée]e|bonne fin de journ[ée]e|belle journ[ée]e|amicalement|[àa] bient[ôo]t|bises|(je vous prie|nous vous prions|veuillez|recevez)[^\n]{0,60}\b(salutations|sentiments|considération|consideration)\b[^\n]{0,40})\s*[,.!]*\s*([,.!-]\s*\p{Lu}[\p{L}.'\- ]{0,40})?\s*$",
             )
             .ok()?,
         })
@@ -347,6 +347,30 @@ fn tidy(lines: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The formal French closing formula is a sign-off, not a request
+    /// ("Veuillez …" asks nothing), and the name under it goes with it.
+    #[test]
+    fn a_formal_french_closing_is_cut_with_the_name_under_it() {
+        for closing in [
+            "Veuillez agréer, Madame, Monsieur, nos salutations distinguées.",
+            "Je vous prie d'agréer, Madame, Monsieur, l'expression de mes sentiments distingués.",
+            "Recevez, Monsieur, mes salutations respectueuses.",
+        ] {
+            let body = format!(
+                "Madame, Monsieur,\n\nLe téléchargement s'arrête à 60 %.\n\n{closing}\n\nÉric Vasseur\nClinique des Alpilles\n"
+            );
+            let got = strip(&body, None);
+            assert_eq!(
+                got.trim(),
+                "Madame, Monsieur,\n\nLe téléchargement s'arrête à 60 %.",
+                "{closing}"
+            );
+        }
+        // "Veuillez" opening a request is the request.
+        let body = "Bonjour,\n\nVeuillez annuler la commande 72000922.\n\nCordialement,\nÉric\n";
+        assert!(strip(body, None).contains("Veuillez annuler"));
+    }
 
     #[test]
     fn a_forwarded_mail_is_read_without_its_headers_and_signature() {
