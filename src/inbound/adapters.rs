@@ -47,7 +47,7 @@ impl FaqOracle for EngineOracle {
         })
     }
 
-    fn route_model(&self) -> Option<&super::route::learned::Model> {
+    fn route_model(&self) -> Option<&super::route::learned::Models> {
         Some(super::route::learned::shipped())
     }
 

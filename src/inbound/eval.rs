@@ -338,7 +338,7 @@ pub fn case_mail(case: &RouteCase, world: &super::ports::MemWorld) -> Vec<u8> {
 /// a set is scored by a model that has not seen it.
 struct Unseen<'a> {
     inner: &'a dyn FaqOracle,
-    model: Option<learned::Model>,
+    model: Option<learned::Models>,
 }
 
 impl FaqOracle for Unseen<'_> {
@@ -354,7 +354,7 @@ impl FaqOracle for Unseen<'_> {
         self.inner.vocabulary(text)
     }
 
-    fn route_model(&self) -> Option<&learned::Model> {
+    fn route_model(&self) -> Option<&learned::Models> {
         self.model.as_ref()
     }
 }
@@ -383,7 +383,7 @@ pub fn evaluate_routes(
     let unseen = Unseen {
         inner: faq,
         model: (learned == Learned::Unseen && faq.route_model().is_some()).then(|| {
-            learned::Model::train(
+            learned::Models::train(
                 learned::shipped_examples()
                     .iter()
                     .filter(|e| !scored.contains(e.id.as_str())),
@@ -458,6 +458,7 @@ pub fn training_examples(r: &RouteReport) -> Vec<learned::Example> {
             };
             Some(learned::Example {
                 id: c.id.clone(),
+                entry: first.strip_prefix("faq:").map(str::to_string),
                 label,
                 view: c.view.clone()?,
             })

@@ -129,9 +129,9 @@ pub trait FaqOracle {
     fn vocabulary(&self, _text: &str) -> (usize, usize) {
         (0, 0)
     }
-    /// The classifier fitted on labelled mail ([`super::route::learned`]),
-    /// if routing should hear it.
-    fn route_model(&self) -> Option<&super::route::learned::Model> {
+    /// The classifiers fitted on labelled mail ([`super::route::learned`]),
+    /// if routing should hear them.
+    fn route_model(&self) -> Option<&super::route::learned::Models> {
         None
     }
 }

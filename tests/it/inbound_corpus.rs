@@ -594,10 +594,9 @@ fn the_routing_classifier_is_trained_on_every_labelled_set() {
                     continue;
                 }
                 let first = c.expect[0].clone();
-                let label = if first.starts_with("faq:") {
-                    FAQ.to_string()
-                } else {
-                    first
+                let label = match first.strip_prefix("faq:") {
+                    Some(entry) => (FAQ.to_string(), Some(entry.to_string())),
+                    None => (first, None),
                 };
                 assert!(want.insert(c.id.clone(), label).is_none(), "{} twice", c.id);
             }
@@ -605,7 +604,7 @@ fn the_routing_classifier_is_trained_on_every_labelled_set() {
     }
     let got: std::collections::BTreeMap<_, _> = shipped
         .iter()
-        .map(|e| (e.id.clone(), e.label.clone()))
+        .map(|e| (e.id.clone(), (e.label.clone(), e.entry.clone())))
         .collect();
     assert_eq!(got.len(), shipped.len(), "an id is shipped twice");
     let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();

@@ -50,6 +50,9 @@ pub struct Example {
     pub id: String,
     /// [`FAQ`] or a team name.
     pub label: String,
+    /// For an FAQ answer, the entry that answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
     /// What the model sees.
     #[serde(flatten)]
     pub view: View,
@@ -73,15 +76,43 @@ impl Guess {
     }
 }
 
-/// Counts per class, ready to score.
+/// Log-likelihoods per class, ready to score.
 #[derive(Debug, Clone, Default)]
 pub struct Model {
     labels: Vec<String>,
     log_prior: Vec<f64>,
-    /// Per token, how many examples of each class contain it.
-    counts: HashMap<String, Vec<u32>>,
-    /// Per class, the number of (example, token) pairs.
-    totals: Vec<u64>,
+    /// Per token, ln P(token | class) for each class (f32: the tables
+    /// are the model's whole size).
+    log_likelihood: HashMap<String, Vec<f32>>,
+}
+
+/// The two models routing consults.
+#[derive(Debug, Clone, Default)]
+pub struct Models {
+    /// FAQ answer or which team ([`FAQ`] or a team name).
+    pub route: Model,
+    /// Which FAQ entry, for mail that wants an FAQ answer.
+    pub entry: Model,
+}
+
+impl Models {
+    /// Both models from the examples: the entry model from the FAQ
+    /// examples that name their entry.
+    pub fn train<'a>(examples: impl IntoIterator<Item = &'a Example> + Clone) -> Models {
+        Models {
+            route: Model::fit(
+                examples
+                    .clone()
+                    .into_iter()
+                    .map(|e| (e.label.as_str(), &e.view)),
+            ),
+            entry: Model::fit(
+                examples
+                    .into_iter()
+                    .filter_map(|e| e.entry.as_deref().map(|id| (id, &e.view))),
+            ),
+        }
+    }
 }
 
 /// The features of a view: folded words of two or more characters that
@@ -110,37 +141,59 @@ fn pid_families(pid: &str) -> Vec<String> {
 }
 
 impl Model {
-    /// Counts the examples (each token once per example).
+    /// Counts the examples' route classes (each token once per example).
     pub fn train<'a>(examples: impl IntoIterator<Item = &'a Example>) -> Model {
-        let mut m = Model::default();
+        Model::fit(examples.into_iter().map(|e| (e.label.as_str(), &e.view)))
+    }
+
+    /// Counts (class, view) pairs, each token once per view, and turns the
+    /// counts into smoothed log-likelihoods.
+    pub fn fit<'a>(examples: impl IntoIterator<Item = (&'a str, &'a View)>) -> Model {
+        let mut labels: Vec<String> = Vec::new();
         let mut seen: Vec<u64> = Vec::new();
-        for ex in examples {
-            let k = match m.labels.iter().position(|l| *l == ex.label) {
+        let mut totals: Vec<u64> = Vec::new();
+        let mut counts: HashMap<String, Vec<u32>> = HashMap::new();
+        for (label, view) in examples {
+            let k = match labels.iter().position(|l| l == label) {
                 Some(k) => k,
                 None => {
-                    m.labels.push(ex.label.clone());
-                    m.totals.push(0);
+                    labels.push(label.to_string());
                     seen.push(0);
-                    for c in m.counts.values_mut() {
+                    totals.push(0);
+                    for c in counts.values_mut() {
                         c.push(0);
                     }
-                    m.labels.len() - 1
+                    labels.len() - 1
                 }
             };
             seen[k] += 1;
-            let n = m.labels.len();
-            for t in tokens(&ex.view) {
-                let c = m.counts.entry(t).or_insert_with(|| vec![0; n]);
-                c[k] += 1;
-                m.totals[k] += 1;
+            let n = labels.len();
+            for t in tokens(view) {
+                counts.entry(t).or_insert_with(|| vec![0; n])[k] += 1;
+                totals[k] += 1;
             }
         }
         let all: u64 = seen.iter().sum();
-        m.log_prior = seen
-            .iter()
-            .map(|&s| (s as f64 / all.max(1) as f64).ln())
-            .collect();
-        m
+        let vocab = counts.len() as f64;
+        let denominators: Vec<f64> = totals.iter().map(|&t| t as f64 + ALPHA * vocab).collect();
+        Model {
+            log_prior: seen
+                .iter()
+                .map(|&s| (s as f64 / all.max(1) as f64).ln())
+                .collect(),
+            log_likelihood: counts
+                .into_iter()
+                .map(|(t, c)| {
+                    let ll = c
+                        .iter()
+                        .zip(&denominators)
+                        .map(|(&n, d)| ((n as f64 + ALPHA) / d).ln() as f32)
+                        .collect();
+                    (t, ll)
+                })
+                .collect(),
+            labels,
+        }
     }
 
     /// Examples counted, per class label.
@@ -148,40 +201,26 @@ impl Model {
         &self.labels
     }
 
-    fn log_likelihood(&self, k: usize, count: u32) -> f64 {
-        let vocab = self.counts.len() as f64;
-        ((count as f64 + ALPHA) / (self.totals[k] as f64 + ALPHA * vocab)).ln()
-    }
-
     /// The most probable class of `v`, or none for an empty model.
     pub fn guess(&self, v: &View) -> Option<Guess> {
         if self.labels.is_empty() {
             return None;
         }
-        let known: Vec<(&String, &Vec<u32>)> = tokens(v)
+        let known: Vec<(&String, &Vec<f32>)> = tokens(v)
             .into_iter()
-            .filter_map(|t| self.counts.get_key_value(&t))
+            .filter_map(|t| self.log_likelihood.get_key_value(&t))
             .collect();
         let scores: Vec<f64> = (0..self.labels.len())
-            .map(|k| {
-                self.log_prior[k]
-                    + known
-                        .iter()
-                        .map(|(_, c)| self.log_likelihood(k, c[k]))
-                        .sum::<f64>()
-            })
+            .map(|k| self.log_prior[k] + known.iter().map(|(_, ll)| f64::from(ll[k])).sum::<f64>())
             .collect();
         let mut order: Vec<usize> = (0..scores.len()).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
         let (best, second) = (order[0], order.get(1).copied().unwrap_or(order[0]));
         let top = scores[best];
         let z: f64 = scores.iter().map(|s| (s - top).exp()).sum();
-        let mut weigh: Vec<(f64, &String)> = known
+        let mut weigh: Vec<(f32, &String)> = known
             .iter()
-            .map(|(t, c)| {
-                let d = self.log_likelihood(best, c[best]) - self.log_likelihood(second, c[second]);
-                (d, *t)
-            })
+            .map(|(t, ll)| (ll[best] - ll[second], *t))
             .collect();
         weigh.sort_by(|a, b| b.0.total_cmp(&a.0));
         Some(Guess {
@@ -221,10 +260,10 @@ pub fn shipped_examples() -> &'static [Example] {
     })
 }
 
-/// The model counted from every shipped example.
-pub fn shipped() -> &'static Model {
-    static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| Model::train(shipped_examples()))
+/// The models counted from every shipped example.
+pub fn shipped() -> &'static Models {
+    static MODELS: OnceLock<Models> = OnceLock::new();
+    MODELS.get_or_init(|| Models::train(shipped_examples()))
 }
 
 #[cfg(test)]
@@ -235,6 +274,7 @@ mod tests {
         Example {
             id: id.into(),
             label: label.into(),
+            entry: None,
             view: View {
                 text: text.into(),
                 ..View::default()
@@ -274,6 +314,7 @@ mod tests {
         let held = |id: &str, label: &str, hold: &str| Example {
             id: id.into(),
             label: label.into(),
+            entry: None,
             view: View {
                 text: "when will it arrive".into(),
                 holds: vec![hold.into()],
@@ -301,6 +342,25 @@ mod tests {
         assert_eq!(m.guess(&v).unwrap().label, "exportops");
         v.holds = vec!["new-product".into()];
         assert_eq!(m.guess(&v).unwrap().label, "sac-support");
+    }
+
+    /// The entry model learns from the FAQ examples that name their
+    /// entry, and only from them.
+    #[test]
+    fn the_entry_model_names_entries() {
+        let mut a = ex("1", FAQ, "how do I stop these notification mails");
+        a.entry = Some("stop-mails".into());
+        let mut b = ex("2", FAQ, "where do I download the image");
+        b.entry = Some("download".into());
+        let c = ex("3", "customer-service", "cancel my order");
+        let m = Models::train(&[a, b, c]);
+        assert_eq!(m.entry.labels(), ["stop-mails", "download"]);
+        assert_eq!(m.route.labels(), [FAQ, "customer-service"]);
+        let g = m
+            .entry
+            .guess(&view("please stop the notification mails"))
+            .unwrap();
+        assert_eq!(g.label, "stop-mails");
     }
 
     #[test]
