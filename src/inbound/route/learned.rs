@@ -7,13 +7,15 @@
 //! cues. A multinomial naive Bayes model over the words of the routing
 //! text (subject and new text), their pairs, and the order's holds and
 //! product-id families learns the rest from the labelled mail itself. Its
-//! classes are coarse on purpose: `faq` (any entry; which one is the FAQ
-//! index's job) and the teams, so every class has many examples.
+//! classes are coarse on purpose: `faq` (any entry) and the teams, so
+//! every class has many examples. A second model of the same kind, over
+//! the FAQ-answered mail with entry ids as classes, is a second opinion on
+//! which entry when the FAQ index is unsure ([`Models`]).
 //!
-//! The model is counted when first used from `faq-index/routing-train.jsonl`
-//! (written by `edesk mail route-eval --export-training`, from the
-//! labelled sets), in a few milliseconds. `mail route-eval` scores a set
-//! with a model that has not seen that set's cases.
+//! The models are counted when first used from
+//! `faq-index/routing-train.jsonl` (written by `edesk mail route-eval
+//! --export-training`, from the labelled sets), in about 50 ms.
+//! `mail route-eval` scores a set with models that have not seen its cases.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -196,7 +198,7 @@ impl Model {
         }
     }
 
-    /// Examples counted, per class label.
+    /// The class labels, in the order first seen.
     pub fn labels(&self) -> &[String] {
         &self.labels
     }
