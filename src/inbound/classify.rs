@@ -335,7 +335,7 @@ fn ooo_subject_opening() -> Option<&'static Regex> {
     static C: OnceLock<Option<Regex>> = OnceLock::new();
     re(
         &C,
-        r"(?i)^\s*(i am |i'm |je suis )?(on vacation|on leave|on holiday|absent|absente|absence|en cong[ée]s?|en vacances)\b(\s*$|\s*[:\-–(]|\s+(until|till|from|du bureau|jusqu|until|le |au |the office))",
+        r"(?i)^\s*(i am |i'm |je suis )?(on vacation|on leave|on holiday|absent|absente|absence|en cong[ée]s?|en vacances)\b(\s*$|\s*[:\-–(]|\s+(until|till|from|du bureau|jusqu|le |au |the office))",
     )
 }
 

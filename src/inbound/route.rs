@@ -301,10 +301,14 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
     let tried = attempt.clone().zip(c.still.find(&body));
     let requests = requests::detect(c, m, faq);
     let (hit, whole) = sharper(hit, requests.asked.as_deref(), m.lang, faq);
-    let learned_entry = faq
-        .route_model()
+    // Both models read the same tokens; they are cut once.
+    let models = faq.route_model();
+    let tokens = models.map(|_| learned::tokens(&m.view()));
+    let guess = |model: &learned::Model| tokens.as_ref().and_then(|t| model.guess_tokens(t));
+    let learned = models.and_then(|ms| guess(&ms.route));
+    let learned_entry = models
         .filter(|_| hit.id.is_some() && hit.confidence < LEARNED_ENTRY_UNDER)
-        .and_then(|models| models.entry.guess(&m.view()))
+        .and_then(|ms| guess(&ms.entry))
         // An entry renamed since the examples were written is no answer.
         .filter(|g| faq.entry(&g.label, m.lang).is_some());
     Features {
@@ -323,9 +327,7 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         holds: m.holds.to_vec(),
         pids: m.pids.to_vec(),
         product_matter: c.product_matter.find(&text),
-        learned: faq
-            .route_model()
-            .and_then(|models| models.route.guess(&m.view())),
+        learned,
         learned_entry,
     }
 }

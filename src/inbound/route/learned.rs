@@ -143,11 +143,6 @@ fn pid_families(pid: &str) -> Vec<String> {
 }
 
 impl Model {
-    /// Counts the examples' route classes (each token once per example).
-    pub fn train<'a>(examples: impl IntoIterator<Item = &'a Example>) -> Model {
-        Model::fit(examples.into_iter().map(|e| (e.label.as_str(), &e.view)))
-    }
-
     /// Counts (class, view) pairs, each token once per view, and turns the
     /// counts into smoothed log-likelihoods.
     pub fn fit<'a>(examples: impl IntoIterator<Item = (&'a str, &'a View)>) -> Model {
@@ -205,12 +200,17 @@ impl Model {
 
     /// The most probable class of `v`, or none for an empty model.
     pub fn guess(&self, v: &View) -> Option<Guess> {
+        self.guess_tokens(&tokens(v))
+    }
+
+    /// [`Model::guess`] on a view's [`tokens`], cut once for both models.
+    pub fn guess_tokens(&self, tokens: &BTreeSet<String>) -> Option<Guess> {
         if self.labels.is_empty() {
             return None;
         }
-        let known: Vec<(&String, &Vec<f32>)> = tokens(v)
-            .into_iter()
-            .filter_map(|t| self.log_likelihood.get_key_value(&t))
+        let known: Vec<(&String, &Vec<f32>)> = tokens
+            .iter()
+            .filter_map(|t| self.log_likelihood.get_key_value(t))
             .collect();
         let scores: Vec<f64> = (0..self.labels.len())
             .map(|k| self.log_prior[k] + known.iter().map(|(_, ll)| f64::from(ll[k])).sum::<f64>())
@@ -295,12 +295,13 @@ mod tests {
     /// words that decided are the shared ones.
     #[test]
     fn the_class_whose_examples_share_the_words_wins() {
-        let m = Model::train(&[
+        let m = Models::train(&[
             ex("1", "customer-service", "please cancel my order"),
             ex("2", "customer-service", "cancel the booking please"),
             ex("3", FAQ, "how do I download the image"),
             ex("4", FAQ, "where do I download my software"),
-        ]);
+        ])
+        .route;
         let g = m.guess(&view("Could you cancel this order")).unwrap();
         assert_eq!(g.label, "customer-service");
         assert!(g.p > 0.5 && g.p <= 1.0, "{g:?}");
@@ -334,12 +335,13 @@ mod tests {
         ] {
             assert!(t.contains(want), "{want} missing from {t:?}");
         }
-        let m = Model::train(&[
+        let m = Models::train(&[
             held("1", "exportops", "export"),
             held("2", "exportops", "export"),
             held("3", "sac-support", "new-product"),
             held("4", "sac-support", "new-product"),
-        ]);
+        ])
+        .route;
         let mut v = held("q", "", "export").view;
         assert_eq!(m.guess(&v).unwrap().label, "exportops");
         v.holds = vec!["new-product".into()];
