@@ -671,20 +671,37 @@ fn decide_question(
     faq: &dyn FaqOracle,
 ) {
     let subject = command::bare_subject(&p.subject);
+    // A new mail (not a reply or forward) with nothing under its subject
+    // is written in the subject ("cancel order 123 please").
+    let in_subject = forwarded.is_none()
+        && d.new_text.trim().is_empty()
+        && !subject.is_empty()
+        && subject == p.subject.trim();
+    if in_subject {
+        d.reasons
+            .push("no text under the subject: the subject is the message".into());
+    }
     // A forwarded mail's request is the forwarder's: routed on both texts.
     let body = match forwarded {
         Some(f) => format!("{}\n\n{f}", d.new_text),
+        None if in_subject => subject.to_string(),
         None => d.new_text.clone(),
     };
-    let question = if forwarded.is_none() && d.new_text.chars().count() < SHORT_QUESTION_CHARS {
+    let question = if in_subject {
+        body.clone()
+    } else if forwarded.is_none() && d.new_text.chars().count() < SHORT_QUESTION_CHARS {
         format!("{subject}\n{body}")
     } else {
         body.clone()
     };
     let holds: Vec<String> = t.orders.iter().flat_map(|o| o.open_holds.clone()).collect();
     let pids: Vec<String> = t.orders.iter().flat_map(|o| o.pids.clone()).collect();
-    let routing_text = format!("{subject}\n{body}");
-    if d.new_text.trim().is_empty() && forwarded.is_none() {
+    let routing_text = if in_subject {
+        body.clone()
+    } else {
+        format!("{subject}\n{body}")
+    };
+    if body.trim().is_empty() {
         d.reasons.push("no new text written".into());
         let r = routing::route(&RoutingInput {
             text: &routing_text,
@@ -697,6 +714,7 @@ fn decide_question(
         return;
     }
     let message = route::Message {
+        subject,
         text: &routing_text,
         question: &question,
         body: &body,
@@ -767,5 +785,36 @@ mod tests {
             );
             assert!(d.orders.is_empty(), "{body}: {:?}", d.orders);
         }
+    }
+
+    /// A new mail typed in its subject is read like a message; a reply
+    /// with nothing new is not.
+    #[test]
+    fn a_request_typed_in_the_subject_is_the_message() {
+        let w = MemWorld::default();
+        let mail = |subject: &str| {
+            format!(
+                "From: ana@partner.example.net\r\nTo: support@edesk.example.com\r\nSubject: {subject}\r\nMessage-ID: <s1@partner.example.net>\r\n\r\n\r\n"
+            )
+        };
+        let d = analyze(
+            mail("cancel order 74000203 please, typed it wrong").as_bytes(),
+            &w,
+            &w,
+        )
+        .unwrap();
+        let said = |d: &Decision, r: &str| d.reasons.iter().any(|x| x == r);
+        assert!(
+            said(&d, "no text under the subject: the subject is the message"),
+            "{:?}",
+            d.reasons
+        );
+        assert!(!said(&d, "no new text written"), "{:?}", d.reasons);
+        let team = Route::Team(Team::CustomerService);
+        assert_eq!(d.action, Action::Escalate { team }, "{:?}", d.reasons);
+        assert!(d.orders.iter().any(|o| *o == "74000203"), "{:?}", d.orders);
+
+        let d = analyze(mail("RE: cancel order 74000203 please").as_bytes(), &w, &w).unwrap();
+        assert!(said(&d, "no new text written"), "{:?}", d.reasons);
     }
 }

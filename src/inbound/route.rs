@@ -226,6 +226,9 @@ pub struct Features {
     pub requests: requests::Requests,
     /// Distinct requests that count, as topic keys (`faq:ID` or `rule:NAME`).
     pub topics: Vec<String>,
+    /// How many of them are sure (a person rule or a confident FAQ
+    /// answer), not guessed from the layout.
+    pub sure_topics: usize,
     /// Open holds of the orders named.
     pub holds: Vec<String>,
     /// Product ids (PIDs) of the orders named; some teams route by PID prefix.
@@ -243,6 +246,8 @@ pub struct Features {
 
 /// Inputs to [`features`].
 pub struct Message<'a> {
+    /// The subject alone (without `RE:`/`TR:`).
+    pub subject: &'a str,
     /// Subject and new text, for rules.
     pub text: &'a str,
     /// What the FAQ is asked for the whole message.
@@ -278,6 +283,7 @@ impl<'a> Message<'a> {
     /// A new English mail to support whose subject is empty.
     pub(crate) fn plain(body: &'a str) -> Message<'a> {
         Message {
+            subject: "",
             text: body,
             question: body,
             body,
@@ -322,7 +328,12 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         problem: c.problem.find(&body),
         names_order: m.names_order,
         status: c.status.find(&text),
-        topics: requests.distinct(),
+        sure_topics: requests.distinct_sure().len(),
+        topics: if about_own_product(m) {
+            requests.distinct_sure()
+        } else {
+            requests.distinct()
+        },
         requests,
         holds: m.holds.to_vec(),
         pids: m.pids.to_vec(),
@@ -330,6 +341,15 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         learned,
         learned_entry,
     }
+}
+
+/// The mail is about a product with its own team (UCSS, CUWL): an order
+/// of one, or the subject names it. Named in one sentence of the text
+/// only, it may be one request among others.
+fn about_own_product(m: &Message<'_>) -> bool {
+    routing::product_team(m.pids).is_some()
+        || routing::person_rule(m.subject)
+            .is_some_and(|r| matches!(r.route, Route::Team(Team::Ucss | Team::Cuwl)))
 }
 
 /// The FAQ's match for what the customer asks (subject and request
@@ -529,7 +549,9 @@ fn second_opinion(v: Verdict, f: &Features) -> Verdict {
                 && f.faq
                     .as_ref()
                     .is_none_or(|h| h.confidence >= LEARNED_OVERRULES_ANSWERS_UNDER)));
-    if v.firm || answer_stands {
+    // Several requests guessed from the layout are not one FAQ answer.
+    let several = f.topics.len() >= 2 && g.is_faq();
+    if v.firm || answer_stands || several {
         return v;
     }
     let why = format!(
@@ -570,7 +592,7 @@ fn by_rules(f: &Features, text: &str) -> Verdict {
             route: Route::Team(Team::EdeliverySupport),
             answer: None,
             rule: format!("{} distinct requests: one ticket", f.topics.len()),
-            firm: true,
+            firm: f.sure_topics >= 2,
         };
     }
     // A product named anywhere: the source document sends every question
@@ -1005,13 +1027,22 @@ mod tests {
         assert_eq!(decide(&f, text).route, rules.route);
         f.faq.as_mut().unwrap().needs_person = false;
 
-        // Several requests are one ticket whatever the classifier says.
+        // Several sure requests are one ticket whatever the classifier says.
         f.topics = vec!["faq:a".into(), "faq:b".into()];
+        f.sure_topics = 2;
         f.learned = sure("licensing", 1.0);
         let v = decide(&f, text);
         assert!(v.firm);
         assert_eq!(v.route, Route::Team(Team::EdeliverySupport));
+        // Guessed from the layout, the team the classifier is sure of
+        // takes them, but they are never one FAQ answer.
+        f.sure_topics = 1;
+        assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
+        f.learned = sure(learned::FAQ, 1.0);
+        assert_eq!(decide(&f, text).route, Route::Team(Team::EdeliverySupport));
+        f.learned = sure("licensing", 1.0);
         f.topics.clear();
+        f.sure_topics = 0;
 
         // An export hold on the order routes by fact, not by words.
         f.holds = vec!["export".into()];

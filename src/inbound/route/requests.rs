@@ -261,22 +261,28 @@ impl Requests {
 
     /// The distinct topics that count: sure ones always, guessed ones
     /// only in a text laid out as several requests. A forwarded mail none
-    /// of whose requests counts is one request of its own ("forwarded"):
-    /// someone else asks something, whatever the FAQ makes of it.
+    /// of whose requests counts is the mail's one request ("forwarded")
+    /// when the sender's own text asks nothing that counts; when it does,
+    /// that note is what the sender wants of the forwarded mail ("the
+    /// customer chases, can you release it?"), not a second request.
     pub fn distinct(&self) -> Vec<String> {
-        let own = self.part_laid_out(false);
-        let fwd = self.part_laid_out(true);
+        self.counted(true)
+    }
+
+    /// The sure topics alone: in a mail about a product with its own team,
+    /// what the FAQ only guesses at is the product's matter (its term, its
+    /// users, its versions), which the FAQ does not cover, not another
+    /// request. A forwarded mail is then the product's matter too.
+    pub fn distinct_sure(&self) -> Vec<String> {
+        self.counted(false)
+    }
+
+    fn counted(&self, guesses: bool) -> Vec<String> {
+        let own = guesses && self.part_laid_out(false);
+        let fwd = guesses && self.part_laid_out(true);
         let counts = |r: &&Request| r.sure || if r.forwarded { fwd } else { own };
         let mut out: Vec<String> = Vec::new();
         let mut teams: Vec<Route> = Vec::new();
-        let forwarded_counted = self
-            .found
-            .iter()
-            .filter(|r| r.forwarded)
-            .any(|r| counts(&r));
-        if !forwarded_counted && self.found.iter().any(|r| r.forwarded) {
-            out.push("forwarded".into());
-        }
         for r in self.found.iter().filter(counts) {
             // Two rules of one team ("registered, the license is wrong",
             // "can it be moved?") are that team's one request.
@@ -289,6 +295,9 @@ impl Requests {
             if !out.contains(&r.topic) {
                 out.push(r.topic.clone());
             }
+        }
+        if guesses && out.is_empty() && self.found.iter().any(|r| r.forwarded) {
+            out.push("forwarded".into());
         }
         merge_hold_release(&mut out);
         out
@@ -757,10 +766,17 @@ mod tests {
              3. Où trouver la moitié des licences qui manque ?",
         );
         assert!(r.distinct().len() >= 2, "{:?}", r.distinct());
-        // The forwarder's own request and the forwarded one are two.
+        // The forwarder's note that asks something is what they want of
+        // the forwarded mail, not a second request…
+        let r = forwarded(
+            "Our customer chases again, can you expedite this order?",
+            "Hi Owen, still nothing from Cisco for the router software. Any date?",
+        );
+        assert_eq!(r.distinct(), vec!["rule:order action".to_string()]);
+        // …but a request the forwarded mail makes surely is one of its own.
         let r = forwarded(
             "On our side we'd like to return the unused licenses from SO 64640220.",
-            "Hi Owen, the download of the firewall software keeps stopping halfway.",
+            "Hi Owen, we registered the PAK and the license we got is wrong.",
         );
         assert_eq!(r.distinct().len(), 2, "{:?}", r.found);
     }
