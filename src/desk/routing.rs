@@ -394,6 +394,48 @@ pub fn is_fact_rule(name: &str) -> bool {
     })
 }
 
+/// What the customer says they do not want ("we don't want to cancel or
+/// re-order anything", "on ne veut surtout pas annuler ni repasser la
+/// commande"): from the cue to the end of its clause. A declined action is
+/// not a request for it. Folded ASCII, as rules see text. The cues are of
+/// will, not of ability: "I can't cancel it in CCW" still asks for it.
+const DECLINED: &str = concat!(
+    r"\b(?:(?:i|we|they|customer) )?(?:do ?n['\s]?t|do not|does ?n['\s]?t|does not|did ?n['\s]?t|did not) (?:want|need|wish|intend|plan|mean)\b|",
+    r"\b(?:no |without (?:any )?)(?:need|wish|intention|plan) to\b|\bnot (?:looking|trying|planning|asking|wanting) to\b|\bneither\b|\bnor\b|",
+    r"\bn'?e? ?(?:veu[xt]|voulons|voulez|veulent|souhaite|souhaitons|souhaitez|souhaitent|desire|desirons|cherche|cherchons|demande|demandons)\b (?:surtout |absolument |en aucun cas |aucunement )?(?:pas|ni|plus)\b|",
+    r"\b(?:pas|sans) (?:besoin|la peine|l'intention|intention) d|\bni\b"
+);
+
+/// `text` folded for the rules, declined clauses ([`DECLINED`]) blanked.
+pub fn for_rules(text: &str) -> String {
+    static RE: OnceLock<Option<Regex>> = OnceLock::new();
+    static CLAUSE_END: OnceLock<Option<Regex>> = OnceLock::new();
+    let folded = crate::domain::fold_ascii(text);
+    let (Some(cue), Some(end)) = (
+        RE.get_or_init(|| Regex::new(DECLINED).ok()).as_ref(),
+        CLAUSE_END
+            .get_or_init(|| {
+                Regex::new(r"[.,;:!?\n]|\b(?:but|mais|just|juste|only|seulement|instead|plutot)\b")
+                    .ok()
+            })
+            .as_ref(),
+    ) else {
+        return folded;
+    };
+    let mut out = String::with_capacity(folded.len());
+    let mut at = 0;
+    while let Some(m) = cue.find_at(&folded, at) {
+        let stop = end
+            .find_at(&folded, m.end())
+            .map_or(folded.len(), |e| e.start());
+        out.push_str(&folded[at..m.start()]);
+        out.extend(std::iter::repeat_n(' ', stop - m.start()));
+        at = stop;
+    }
+    out.push_str(&folded[at..]);
+    out
+}
+
 /// The chosen team and the name of the rule that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routed {
@@ -405,7 +447,7 @@ pub struct Routed {
 
 /// Routes an escalation. Never returns `faq` or `none`.
 pub fn route(input: &RoutingInput<'_>) -> Routed {
-    let folded = crate::domain::fold_ascii(input.text);
+    let folded = for_rules(input.text);
     let input = &RoutingInput {
         text: &folded,
         ..input.clone()
@@ -478,7 +520,7 @@ pub fn product_team(pids: &[String]) -> Option<Routed> {
 /// The first text rule of weight [`Weight::Person`] matching `text`: the
 /// customer asks for a person's work whatever the FAQ says.
 pub fn person_rule(text: &str) -> Option<&'static Rule> {
-    let folded = crate::domain::fold_ascii(text);
+    let folded = for_rules(text);
     let input = RoutingInput {
         text: &folded,
         ..Default::default()
@@ -497,10 +539,7 @@ pub fn person_rule(text: &str) -> Option<&'static Rule> {
 /// co-occurrence rule reads all of `text`, since its parts are often told
 /// in separate sentences ("I registered the PAK." "The license is wrong.").
 pub fn person_rule_asked(text: &str, asked: &str) -> Option<&'static Rule> {
-    let (text, asked) = (
-        crate::domain::fold_ascii(text),
-        crate::domain::fold_ascii(asked),
-    );
+    let (text, asked) = (for_rules(text), for_rules(asked));
     let whole = RoutingInput {
         text: &text,
         ..Default::default()
@@ -600,6 +639,36 @@ mod tests {
             ..Default::default()
         })
         .route
+    }
+
+    /// An action the customer says they do not want is not asked for; one
+    /// they cannot do themselves still is.
+    #[test]
+    fn a_declined_action_is_not_a_request() {
+        let rule = |t: &str| person_rule(t).map(|r| r.name);
+        for declined in [
+            "To be clear I don't want to cancel or re-order anything, I just need the download back.",
+            "We do not want to cancel the order, only to know where it is.",
+            "No need to cancel anything.",
+            "On ne veut surtout pas annuler ni repasser la commande pour ça.",
+            "Nous ne souhaitons ni annuler ni repasser de commande.",
+            "Aucune licence n'a été téléchargée ni enregistrée.",
+        ] {
+            assert_eq!(rule(declined), None, "{declined}");
+        }
+        for asked in [
+            "Please cancel the order, it was placed twice.",
+            "I can't cancel it in CCW myself, could you cancel it?",
+            "Je n'arrive pas à annuler la commande, pouvez-vous l'annuler ?",
+            "Merci d'annuler la commande.",
+        ] {
+            assert_eq!(rule(asked), Some("order action"), "{asked}");
+        }
+        // Only the declined clause goes: what follows it still counts.
+        assert_eq!(
+            for_rules("We don't want to cancel it, but please expedite").trim_start(),
+            ", but please expedite"
+        );
     }
 
     #[test]
