@@ -182,7 +182,11 @@ const ORDER_ACTION: &str = concat!(
 /// The registration did not happen: what follows is not "after
 /// registration" ("the PAKs are not registered, we want to return them");
 /// or the trouble is the registration *link*, which the FAQ answers.
-const NOT_REGISTERED: &str = r"\b(links?|liens?|url)\b|\b(has|have|had|are|is|was|were)( still)? (not|never) (yet )?(been )?regist\w*|\bn'(a|ont|est|sont) (pas|jamais) (encore )?(été )?enregistr\w*";
+const NOT_REGISTERED: &str = concat!(
+    r"\b(links?|liens?|url)\b|\b(has|have|had|are|is|was|were)( still)? (not|never) (yet )?(been )?regist\w*|\bn'(a|ont|est|sont) (pas|jamais) (encore )?(été )?enregistr\w*|",
+    r"\b(none|nothing|neither)\b.{0,40}\b(has|have|had|is|are|was|were) (yet )?(been )?regist\w*|\b(not yet|never) (been )?regist\w*|",
+    r"\b(aucune?|rien|ni)\b.{0,40}\bn'?(a|ont|est|sont) (encore )?(été )?((\w+ )?ni )?enregistr\w*|\bpas encore (été )?enregistr\w*"
+);
 
 /// Licensing work asked for: moving or re-hosting a license or its
 /// registration, or help registering PAKs, EN and FR.
@@ -664,6 +668,22 @@ mod tests {
         ] {
             assert_eq!(rule(asked), Some("order action"), "{asked}");
         }
+        // A registration that did not happen is no trouble after one.
+        for never in [
+            "Aucune licence n'a été enregistrée.",
+            "Rien n'a été téléchargé ni enregistré.",
+            "None of them has been registered yet, the license tier is wrong.",
+        ] {
+            assert_ne!(
+                rule(never),
+                Some("license wrong after registration"),
+                "{never}"
+            );
+        }
+        assert_eq!(
+            rule("We registered the PAK and the license is wrong."),
+            Some("license wrong after registration")
+        );
         // Only the declined clause goes: what follows it still counts.
         assert_eq!(
             for_rules("We don't want to cancel it, but please expedite").trim_start(),

@@ -379,8 +379,13 @@ fn auto_reply(p: &Parsed) -> Option<String> {
     if p.report_type.as_deref() == Some("disposition-notification") {
         return Some("read receipt (MDN)".into());
     }
-    if ooo_subject().is_some_and(|r| r.is_match(&p.subject))
-        || ooo_subject_opening().is_some_and(|r| r.is_match(&p.subject))
+    // "RE: Accusé de réception de votre commande" is a person answering
+    // such a mail: a robot's subject opens with its own words
+    // ("Automatic reply: RE: …").
+    let replied = super::command::bare_subject(&p.subject) != p.subject.trim();
+    if !replied
+        && (ooo_subject().is_some_and(|r| r.is_match(&p.subject))
+            || ooo_subject_opening().is_some_and(|r| r.is_match(&p.subject)))
     {
         return Some(format!("subject {:?}", p.subject));
     }
@@ -467,6 +472,8 @@ mod tests {
             "Absence de licence sur la commande",
             "colleague on leave, please resend the PAK",
             "Commande à traiter avant mes congés",
+            "RE: Accusé de réception de votre commande 73000912",
+            "TR: Out of office: can someone else answer this?",
         ] {
             let mut p = human();
             p.subject = s.into();

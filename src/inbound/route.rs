@@ -113,6 +113,10 @@ const STATUS: &str = concat!(
     r"pending|on hold|en attente|toujours (rien|pas)|rien re[çc]u|quand (sera|serons|allons|vais|recevr)|pas (encore )?(disponible|livr|re[çc]u)|bloqu\w*)"
 );
 
+/// A hold named: on the customer's own held order, a question about it is
+/// where that order stands.
+const HOLD_NAMED: &str = r"(?i)\b(holds?|blocage|retenue)\b";
+
 struct Cues {
     problem: Cue,
     action: Cue,
@@ -121,6 +125,7 @@ struct Cues {
     still: Cue,
     request: Cue,
     status: Cue,
+    hold_named: Cue,
     product_matter: Cue,
     segments: requests::SegmentCues,
 }
@@ -183,6 +188,7 @@ fn cues() -> Option<&'static Cues> {
             still: Cue::new(STILL_FAILS)?,
             request: Cue::new(REQUEST)?,
             status: Cue::new(STATUS)?,
+            hold_named: Cue::new(HOLD_NAMED)?,
             product_matter: Cue::new(PRODUCT_MATTER)?,
             segments: requests::SegmentCues::new()?,
         })
@@ -222,6 +228,8 @@ pub struct Features {
     pub names_order: bool,
     /// A status question ("nothing arrived") was found.
     pub status: Option<String>,
+    /// A hold is named ("a compliance hold since Tuesday").
+    pub hold_named: Option<String>,
     /// The requests found, sentence by sentence ([`requests`]).
     pub requests: requests::Requests,
     /// Distinct requests that count, as topic keys (`faq:ID` or `rule:NAME`).
@@ -328,6 +336,7 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         problem: c.problem.find(&body),
         names_order: m.names_order,
         status: c.status.find(&text),
+        hold_named: c.hold_named.find(&text),
         sure_topics: requests.distinct_sure().len(),
         topics: if about_own_product(m) {
             requests.distinct_sure()
@@ -491,7 +500,7 @@ fn team(f: &Features, text: &str, why: &str) -> Verdict {
 /// 3. a person rule (order action, license trouble, new product / export
 ///    hold) in what the customer asks or reports, not in the context
 ///    around it → its team, whatever the FAQ says;
-/// 4. an open hold and a status question → the hold's team;
+/// 4. an open hold and a status question, or the hold named → the hold's team;
 /// 5. tried and still failing → a person (team by the table);
 /// 6. asked to act ("can you send / check / provide …"), or a request
 ///    stated about a named order without asking anything → a person;
@@ -650,6 +659,7 @@ fn by_rules(f: &Features, text: &str) -> Verdict {
     let held = f
         .status
         .as_ref()
+        .or(f.hold_named.as_ref())
         .and_then(|_| routing::hold_route(&f.holds, &f.pids));
     // Licenses "still not showing" on an order a hold (or its product)
     // keeps back are not licensing trouble: the hold's team releases them.
@@ -666,7 +676,10 @@ fn by_rules(f: &Features, text: &str) -> Verdict {
         return Verdict {
             route: h.route,
             answer: None,
-            rule: format!("open hold and a status question ({})", h.rule),
+            rule: format!(
+                "open hold and a status question or the hold named ({})",
+                h.rule
+            ),
             firm: true,
         };
     }
@@ -786,6 +799,10 @@ pub fn explain(f: &Features) -> Vec<String> {
     ));
     if let Some(s) = &f.status {
         out.push(format!("feature status question: {s:?}"));
+    }
+    // Only where it can decide: on an order with an open hold.
+    if let (Some(h), false) = (&f.hold_named, f.holds.is_empty()) {
+        out.push(format!("feature hold named: {h:?}"));
     }
     // Only where it can decide: on an order of a product with its own team.
     if let (Some(p), Some(m)) = (routing::product_team(&f.pids), &f.product_matter) {
@@ -1203,6 +1220,25 @@ mod tests {
         assert!(f.status.is_some());
         f.holds = vec!["export".into()];
         assert_eq!(decide(&f, text).route, Route::Team(Team::Licensing));
+    }
+
+    /// On an order with an open hold, a question about the hold is where
+    /// that order stands: the hold's team, not the FAQ's "what holds mean";
+    /// without an open hold, the FAQ answers it.
+    #[test]
+    fn a_question_about_the_hold_of_a_held_order_goes_to_the_holds_team() {
+        let c = cues().unwrap();
+        let text =
+            "This order has had a compliance hold since Tuesday. What's needed from our side?";
+        let mut f = confident("logged-cisco-commerce-workspace-see");
+        f.names_order = true;
+        f.hold_named = c.hold_named.find(&Text::new(text));
+        assert!(f.hold_named.is_some());
+        assert_eq!(decide(&f, text).route, Route::Faq);
+        f.holds = vec!["compliance".into()];
+        let v = decide(&f, text);
+        assert_eq!(v.route, Route::Team(Team::CustomerService), "{v:?}");
+        assert!(v.rule.starts_with("open hold"), "{}", v.rule);
     }
 
     #[test]
