@@ -208,9 +208,14 @@ const LICENSE_TROUBLE: &str = concat!(
 );
 
 /// A sentence about the link, the mail or the download: eDelivery's (and
-/// the FAQ's), whatever it says of PAKs; or about a PAK not registered yet.
+/// the FAQ's), whatever it says of PAKs; or about a PAK not registered yet;
+/// or about an ordering mistake ("we ordered the wrong licence tier",
+/// "commandées par erreur"), which the order action that undoes it makes
+/// customer service's, not licensing's.
 const NOT_LICENSE_ITSELF: &str = concat!(
     r"\b(links?|liens?|url|e-?mails?|courriels?|notifications?|download\w*|t[ée]l[ée]charg\w*)\b|",
+    r"\b(ordered|picked|chose|chosen|selected|booked|placed|bought|(avons|ai|a|ont|avez|été) (command|choisi)\w*)\b.{0,30}\b(wrong|incorrect|mauvais\w*)\b|",
+    r"\b(by mistake|in error|par erreur|en double|ordered twice)\b|",
     r"\b(has|have|had|are|is|was|were)( still)? (not|never) (yet )?(been )?regist\w*|\bn'(a|ont|est|sont) (pas|jamais) (encore )?(été )?enregistr\w*"
 );
 
@@ -667,6 +672,19 @@ mod tests {
             "Merci d'annuler la commande.",
         ] {
             assert_eq!(rule(asked), Some("order action"), "{asked}");
+        }
+        // An ordering mistake is undone by customer service.
+        for mistake in [
+            "We ordered the wrong term for our Webex licences, please cancel it.",
+            "Les licences ont été commandées par erreur pour le mauvais modèle.",
+        ] {
+            assert_ne!(rule(mistake), Some(LICENSE_TROUBLE_RULE), "{mistake}");
+        }
+        for trouble in [
+            "The license file is wrong: it shows the wrong serial number.",
+            "La commande contient la mauvaise licence, elle est refusée.",
+        ] {
+            assert_eq!(rule(trouble), Some(LICENSE_TROUBLE_RULE), "{trouble}");
         }
         // A registration that did not happen is no trouble after one.
         for never in [
