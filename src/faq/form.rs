@@ -38,7 +38,9 @@ const CUES: [(Form, &str); 4] = [
         Form::Definition,
         concat!(
             r"(?i)\b(what(\s+|')(is|are|s)\b|what does .{1,60}\bmean\b|meaning of\b|define\b|",
-            r"qu'?\s?est[- ]ce qu(e|')|que (signifie|veut dire)|c'est quoi\b|ca veut dire|signification)"
+            r"what (it|this|that|they) (is|are|means?)\b|what .{1,40}\b(is|are) (exactly|for)\b|",
+            r"qu'?\s?est[- ]ce qu(e|')|que (signifie|veut dire)|c'est quoi\b|ca veut dire|signification|",
+            r"de quoi (il |cela |ça |ca )?s'agit|(ça|ca|cela) sert [àa] quoi|[àa] quoi (ça |ca |cela )?sert|en quoi (ça |ca |cela )?consiste)"
         ),
     ),
     (Form::Reason, r"(?i)\b(why|pourquoi)\b"),
@@ -70,6 +72,20 @@ pub fn of(text: &str) -> Form {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn definitions_asked_in_other_words() {
+        for q in [
+            "Could you explain in a couple of lines what it is?",
+            "Pouvez-vous m'expliquer en deux mots de quoi il s'agit ?",
+            "En deux mots, ça sert à quoi et dans quel cas on l'utilise ?",
+            "What is OBA for exactly?",
+            "En quoi consiste l'accès basé sur le compte ?",
+        ] {
+            assert_eq!(of(q), Form::Definition, "{q}");
+        }
+        assert_eq!(of("How do I send it to my customer?"), Form::Procedure);
+    }
 
     #[test]
     fn forms_in_both_languages() {
