@@ -566,7 +566,8 @@ fn second_opinion(v: Verdict, f: &Features) -> Verdict {
     // of an entry the entry model is sure of too: then the "requests" were
     // the context around one question (the setup, the steps taken).
     let several = f.topics.len() >= 2 && g.is_faq();
-    let one_question = several && agreed_entry(f);
+    // Not when the customer says there are several ("two unrelated things").
+    let one_question = several && f.requests.announced.is_none() && agreed_entry(f);
     if ((v.firm || several) && !one_question) || answer_stands {
         return v;
     }
@@ -1089,6 +1090,10 @@ mod tests {
         f.learned_entry = sure("some-entry", 1.0);
         let v = decide(&f, text);
         assert_eq!(v.answer.as_deref(), Some("some-entry"), "{v:?}");
+        // Not when the customer announced several ("a few unrelated topics").
+        f.requests.announced = Some("a few unrelated topics".into());
+        assert_eq!(decide(&f, text).route, Route::Team(Team::EdeliverySupport));
+        f.requests.announced = None;
         f.learned_entry = sure("other-entry", 1.0);
         assert_eq!(decide(&f, text).route, Route::Team(Team::EdeliverySupport));
         f.learned_entry = None;

@@ -73,7 +73,7 @@ const ALSO: &str = concat!(
 /// diverses", or says they are unrelated.
 const ANNOUNCE: &str = concat!(
     r"(?i)\b(two|three|four|five|several|multiple|various|a few|a couple of|couple of|[2-9])\s+",
-    r"((more|other|different|separate|unrelated|quick|small|little|distinct)\s+)?(things|questions|issues|problems|requests|points|matters|topics|items)\b|",
+    r"((more|other|different|separate|unrelated|quick|small|little|distinct)\s+)?(things|questions|issues|problems|requests|points|matters|topics)\b|",
     r"\b(deux|trois|quatre|cinq|plusieurs|quelques|divers|diverses|[2-9])\s+((autres|petites|petits|diff[ée]rentes|diff[ée]rents)\s+)?",
     r"(choses|questions|demandes|probl[èe]mes|points|soucis|sujets)\b|",
     r"\b(questions|demandes|points|soucis) (diverses|divers|multiples)\b|",
@@ -779,6 +779,25 @@ mod tests {
             "Hi Owen, we registered the PAK and the license we got is wrong.",
         );
         assert_eq!(r.distinct().len(), 2, "{:?}", r.found);
+    }
+
+    #[test]
+    fn a_count_of_things_is_not_an_announcement() {
+        let c = super::super::cues().unwrap();
+        let r = detect(
+            c,
+            &Message::plain("Two items in my download basket have a red icon. What does it mean?"),
+            &Unsure,
+        );
+        assert_eq!(r.announced, None);
+        let r = detect(
+            c,
+            &Message::plain(
+                "Two unrelated questions. First, the link fails. Second, who renews UCSS?",
+            ),
+            &Unsure,
+        );
+        assert!(r.announced.is_some());
     }
 
     #[test]
