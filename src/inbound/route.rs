@@ -247,8 +247,9 @@ pub struct Features {
     /// The classifier fitted on labelled mail ([`learned`]), when the FAQ
     /// port has one.
     pub learned: Option<learned::Guess>,
-    /// Its entry model's guess, asked only when the FAQ's best entry is
-    /// under [`LEARNED_ENTRY_UNDER`].
+    /// Its entry model's guess, when the FAQ has a best entry: it replaces
+    /// that entry under [`LEARNED_ENTRY_UNDER`] and, agreeing with it,
+    /// makes several guessed requests one question.
     pub learned_entry: Option<learned::Guess>,
 }
 
