@@ -687,9 +687,8 @@ fn decide_question(
         None if in_subject => subject.to_string(),
         None => d.new_text.clone(),
     };
-    let question = if in_subject {
-        body.clone()
-    } else if forwarded.is_none() && d.new_text.chars().count() < SHORT_QUESTION_CHARS {
+    let short = forwarded.is_none() && d.new_text.chars().count() < SHORT_QUESTION_CHARS;
+    let question = if short && !in_subject {
         format!("{subject}\n{body}")
     } else {
         body.clone()

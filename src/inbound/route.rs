@@ -316,6 +316,7 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
     let tried = attempt.clone().zip(c.still.find(&body));
     let requests = requests::detect(c, m, faq);
     let (hit, whole) = sharper(hit, requests.asked.as_deref(), m.lang, faq);
+    let sure = requests.distinct_sure();
     // Both models read the same tokens; they are cut once.
     let models = faq.route_model();
     let tokens = models.map(|_| learned::tokens(&m.view()));
@@ -338,9 +339,9 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         names_order: m.names_order,
         status: c.status.find(&text),
         hold_named: c.hold_named.find(&text),
-        sure_topics: requests.distinct_sure().len(),
+        sure_topics: sure.len(),
         topics: if about_own_product(m) {
-            requests.distinct_sure()
+            sure
         } else {
             requests.distinct()
         },
