@@ -340,7 +340,7 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
         status: c.status.find(&text),
         hold_named: c.hold_named.find(&text),
         sure_topics: sure.len(),
-        topics: if about_own_product(m) {
+        topics: if about_own_product(m) && requests.announced.is_none() {
             sure
         } else {
             requests.distinct()
@@ -356,7 +356,10 @@ pub fn features(m: &Message<'_>, faq: &dyn FaqOracle) -> Features {
 
 /// The mail is about a product with its own team (UCSS, CUWL): an order
 /// of one, or the subject names it. Named in one sentence of the text
-/// only, it may be one request among others.
+/// only, it may be one request among others; so may it when the customer
+/// announces several ("two things", "sans rapport"): then the sentences
+/// the FAQ guesses at are the other requests, not the product's matter
+/// (+6 over 34 sets, scored each without its own mail, none lost).
 fn about_own_product(m: &Message<'_>) -> bool {
     routing::product_team(m.pids).is_some()
         || routing::person_rule(m.subject)
@@ -1316,6 +1319,40 @@ mod tests {
         fn entry(&self, _: &str, _: Lang) -> Option<crate::inbound::ports::FaqText> {
             None
         }
+    }
+
+    /// A FAQ never sure of anything: every sentence is a guess.
+    struct Guesses;
+    impl FaqOracle for Guesses {
+        fn ask(&self, q: &str, l: Lang) -> FaqHit {
+            FaqHit {
+                answered: false,
+                confidence: 0.4,
+                ..FirstWord.ask(q, l)
+            }
+        }
+        fn entry(&self, _: &str, _: Lang) -> Option<crate::inbound::ports::FaqText> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_mail_about_a_product_with_its_own_team_is_several_requests_only_when_announced() {
+        let subject = "UCSS renewal question and a new user for our account";
+        let verdict = |body: &str| {
+            let m = Message {
+                subject,
+                ..Message::plain(body)
+            };
+            decide(&features(&m, &Guesses), body).route
+        };
+        // The FAQ's guesses are the product's matter (its users, its term).
+        let one = "Our UCSS subscription expires next month, can the renewal be aligned \
+                   with our other contracts? Our new engineer needs access, how is that done?";
+        assert_eq!(verdict(one), Route::Team(Team::Ucss));
+        // Announced, the same sentences are two requests: one ticket.
+        let two = format!("Two unrelated things please. {one}");
+        assert_eq!(verdict(&two), Route::Team(Team::EdeliverySupport));
     }
 
     fn topics(c: &Cues, body: &str) -> Vec<String> {
