@@ -111,6 +111,17 @@ impl Engine {
     /// Answers a question (in `lang`, else the detected language): the best
     /// entry and its confidence, or an abstention with alternatives.
     pub fn ask(&self, question: &str, lang: Option<Lang>) -> Answer {
+        self.ask_ranked(question, lang, 0).0
+    }
+
+    /// [`Engine::ask`], and the ids of the `next` entries ranked after the
+    /// best one, whatever their score (the mail router weighs them).
+    pub fn ask_ranked(
+        &self,
+        question: &str,
+        lang: Option<Lang>,
+        next: usize,
+    ) -> (Answer, Vec<String>) {
         let q = question.trim();
         let lang = match lang {
             Some(l) => l,
@@ -125,7 +136,7 @@ impl Engine {
         let confidence = self.confidence(&ranked);
         let entries = self.ranker.entries(lang);
         let Some(best) = ranked.first() else {
-            return Answer {
+            let nothing = Answer {
                 answered: false,
                 lang,
                 id: None,
@@ -135,6 +146,7 @@ impl Engine {
                 confidence: 0.0,
                 alternatives: Vec::new(),
             };
+            return (nothing, Vec::new());
         };
         let answered = confidence >= self.threshold;
         // Close runner-ups are offered as "did you mean"; when abstaining,
@@ -154,7 +166,13 @@ impl Engine {
             })
             .collect();
         let entry = entries.get(best.topic);
-        Answer {
+        let runners_up = ranked
+            .iter()
+            .skip(1)
+            .take(next)
+            .filter_map(|c| entries.get(c.topic).map(|e| e.id.clone()))
+            .collect();
+        let answer = Answer {
             answered,
             lang,
             id: entry.map(|e| e.id.clone()),
@@ -163,7 +181,8 @@ impl Engine {
             score: round(best.score),
             confidence: round(confidence),
             alternatives,
-        }
+        };
+        (answer, runners_up)
     }
 }
 

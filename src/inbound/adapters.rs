@@ -27,7 +27,9 @@ pub struct EngineOracle {
 
 impl FaqOracle for EngineOracle {
     fn ask(&self, text: &str, lang: Lang) -> FaqHit {
-        let a = self.engine.ask(text, Some(lang));
+        let (a, runners_up) = self
+            .engine
+            .ask_ranked(text, Some(lang), super::ports::RUNNERS_UP);
         let entry = a.id.as_deref().and_then(|id| self.engine.entry(id, a.lang));
         FaqHit {
             answered: a.id.is_some() && a.confidence >= self.threshold,
@@ -37,6 +39,7 @@ impl FaqOracle for EngineOracle {
             needs_person: entry.is_some_and(|e| e.needs_person),
             team: entry.and_then(|e| e.team.parse::<Route>().ok()),
             referral: entry.is_some_and(|e| super::route::is_referral(&e.answer)),
+            runners_up,
         }
     }
 

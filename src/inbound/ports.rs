@@ -92,7 +92,13 @@ pub struct FaqHit {
     pub team: Option<Route>,
     /// The entry's answer only says whom to contact (`route::is_referral`).
     pub referral: bool,
+    /// The ranker's next best entries after `id`, best first (up to
+    /// [`RUNNERS_UP`]), whatever their score.
+    pub runners_up: Vec<String>,
 }
+
+/// How many runner-up entries a [`FaqHit`] carries.
+pub const RUNNERS_UP: usize = 4;
 
 impl FaqHit {
     /// No match at all: not answered, no entry, confidence 0.
@@ -105,6 +111,7 @@ impl FaqHit {
             needs_person: false,
             team: None,
             referral: false,
+            runners_up: Vec::new(),
         }
     }
 }
@@ -448,6 +455,13 @@ impl FaqOracle for MemWorld {
             needs_person: best.needs_person,
             team: best.team.as_deref().and_then(|t| t.parse().ok()),
             referral: best.referral,
+            runners_up: scored
+                .values()
+                .rev()
+                .skip(1)
+                .take(RUNNERS_UP)
+                .map(|e| e.id.clone())
+                .collect(),
         }
     }
 }

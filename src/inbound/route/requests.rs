@@ -604,6 +604,7 @@ mod tests {
                 needs_person: false,
                 team: None,
                 referral: false,
+                runners_up: Vec::new(),
             }
         }
         fn entry(&self, _: &str, _: Lang) -> Option<FaqText> {
@@ -643,6 +644,7 @@ mod tests {
                 needs_person: false,
                 team: team.map(Route::Team),
                 referral: false,
+                runners_up: Vec::new(),
             }
         }
         fn entry(&self, _: &str, _: Lang) -> Option<FaqText> {
