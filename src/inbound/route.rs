@@ -545,7 +545,7 @@ fn other_entry(v: Verdict, f: &Features) -> Verdict {
     if !f
         .faq
         .as_ref()
-        .is_some_and(|h| h.runners_up.iter().any(|r| *r == g.label))
+        .is_some_and(|h| h.runners_up.contains(&g.label))
     {
         return v;
     }
