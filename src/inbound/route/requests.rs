@@ -77,7 +77,9 @@ const ANNOUNCE: &str = concat!(
     r"\b(deux|trois|quatre|cinq|plusieurs|quelques|divers|diverses|[2-9])\s+((autres|petites|petits|diff[ée]rentes|diff[ée]rents)\s+)?",
     r"(choses|questions|demandes|probl[èe]mes|points|soucis|sujets)\b|",
     r"\b(questions|demandes|points|soucis) (diverses|divers|multiples)\b|",
-    r"\b(unrelated|completely separate|sans rapport|rien [àa] voir|aucun rapport)\b"
+    r"\b(unrelated|completely separate|sans rapport|rien [àa] voir|aucun rapport)\b|",
+    // The things left unnamed before a colon: "two more:", "deux autres :".
+    r"\b(two|three|four|a few|several|couple of|deux|trois|quatre|quelques|plusieurs)\s+(more|others|autres)\s*:"
 );
 
 /// A problem report in one segment: the message-level problem cue, a
@@ -800,6 +802,14 @@ mod tests {
             &Unsure,
         );
         assert!(r.announced.is_some());
+        // Left unnamed before a colon, they are announced too; "two more
+        // licences" counts things.
+        let announced = |body: &str| detect(c, &Message::plain(body), &Unsure).announced;
+        assert!(
+            announced("Thanks for the login. Two more: (a) the PDFs, (b) the ports.").is_some()
+        );
+        assert!(announced("Merci. Deux autres : la facture et le lien.").is_some());
+        assert_eq!(announced("We need two more licences for the lab."), None);
     }
 
     #[test]
