@@ -70,6 +70,24 @@ pub enum DaemonError {
     Verify(#[from] crate::inbound::verify::VerifyError),
 }
 
+/// sled replays its log at open, so a large sled store opens slowly (34 s
+/// at 1,000,000 orders, README *The embedded engine*); the operator hears
+/// of it, and of the way out, before it becomes an outage.
+fn report_open_time(store: &crate::store::Store, took: std::time::Duration) {
+    const SLOW: std::time::Duration = std::time::Duration::from_secs(5);
+    let engine = store.schema().map(|(e, _)| e).unwrap_or("unknown");
+    if engine == "sled" && took >= SLOW {
+        tracing::warn!(
+            engine,
+            seconds = took.as_secs_f64(),
+            "the store took long to open (sled replays its log at every start); \
+             a store this size opens at once on redb: `edesk store copy --from sled DIR --to redb DIR`"
+        );
+    } else {
+        tracing::info!(engine, seconds = took.as_secs_f64(), "store opened");
+    }
+}
+
 /// Everything the services share, built once at start.
 pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|source| DaemonError::DataDir {
@@ -82,7 +100,9 @@ pub fn build_state(config: &Config) -> Result<AppState, DaemonError> {
         config.faq.threshold,
     )?;
     let faq = Arc::new(faq);
+    let opening = std::time::Instant::now();
     let store = crate::store::Store::open_with(&config.data_dir, &config.store.engine_settings())?;
+    report_open_time(&store, opening.elapsed());
     let spool = intake::Spool::open(&store);
     let notifier = crate::notify::Notifier::new(store.clone(), config)?;
     let desk_service = Arc::new(crate::desk::service(
