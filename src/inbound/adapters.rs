@@ -47,6 +47,7 @@ impl FaqOracle for EngineOracle {
         self.engine.entry(id, lang).map(|e| FaqText {
             question: e.question.clone(),
             answer: e.answer.clone(),
+            needs_person: e.needs_person,
         })
     }
 

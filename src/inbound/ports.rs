@@ -123,6 +123,8 @@ pub struct FaqText {
     pub question: String,
     /// The answer text mailed to the customer.
     pub answer: String,
+    /// The entry's topic needs a person even when the match is confident.
+    pub needs_person: bool,
 }
 
 /// What inbound needs from the FAQ engine.
@@ -421,6 +423,7 @@ impl FaqOracle for MemWorld {
             .map(|e| FaqText {
                 question: e.question.clone(),
                 answer: e.answer.clone(),
+                needs_person: e.needs_person,
             })
     }
 
