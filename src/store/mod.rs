@@ -10,7 +10,8 @@
 //! - `orders`: `SO` → order JSON (the DESIGN.md shape)
 //! - `order_meta`: `SO` → [`OrderMeta`] (state edesk owns: event counters, grants)
 //! - `index`: `po/PO/SO`, `tok/TOKEN` → [`TokenTarget`], `mid/MESSAGE-ID` → `SO`, `out/MESSAGE-ID` → outbox id
-//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message (until sent); `queue`: due-ms BE ++ id BE → ()
+//! - `outbox`: id (u64 BE) → [`OutboxItem`]; `bodies`: id → raw message (until sent; on sled in
+//!   a database of its own, `DATA_DIR/store-spool/`); `queue`: due-ms BE ++ id BE → ()
 //! - `keys`: idempotency key → outbox id (0 when the mail was skipped)
 //! - `history`: `SO` ++ 0 ++ id BE → [`HistoryEntry`]
 //! - `prefs`: `address-key/kind` (`*` = all) → "no" | "yes"
@@ -195,7 +196,8 @@ pub fn disk_bytes(data_dir: &Path) -> u64 {
             })
             .sum()
     }
-    under(&data_dir.join("store")) + under(&data_dir.join("store.redb"))
+    let store = data_dir.join("store");
+    under(&store) + under(&engine::spool_path(&store)) + under(&data_dir.join("store.redb"))
 }
 
 /// The current time in unix milliseconds, the unit of outbox due times
@@ -235,6 +237,17 @@ impl Store {
             .engine
             .write_costing(true, Cost::Nothing, check_schema)?;
         store.engine.init_ids(persisted)?;
+        if !store.shared {
+            // Several daemons on PostgreSQL write an item and its body in
+            // one transaction: there is nothing to sweep, and a scan at
+            // each start would read every pending body.
+            let swept = store
+                .engine
+                .write_costing(true, Cost::Nothing, outbox::sweep_bodies)?;
+            if swept > 0 {
+                tracing::info!(swept, "removed outgoing bodies no item needs");
+            }
+        }
         Ok(store)
     }
 

@@ -81,6 +81,28 @@ fn update_in(
     Ok(item)
 }
 
+/// Removes bodies no pending or dead item needs: those of items a crash
+/// caught between the spool's flush and the main database's (an unknown
+/// item, never acknowledged) or between "sent" and the removal of its body.
+/// Returns how many went.
+pub(super) fn sweep_bodies(t: &Trees) -> Result<usize, StoreError> {
+    let mut stale = Vec::new();
+    for k in t.bodies.iter().keys() {
+        let k = k?;
+        let Ok(id) = <[u8; 8]>::try_from(k.as_ref()).map(u64::from_be_bytes) else {
+            stale.push(k);
+            continue;
+        };
+        if item_in(t, id)?.is_none_or(|i| i.status == OutboxStatus::Sent) {
+            stale.push(k);
+        }
+    }
+    for k in &stale {
+        t.bodies.remove(k)?;
+    }
+    Ok(stale.len())
+}
+
 impl Store {
     /// The item without its body (`raw` is empty), `None` when unknown.
     pub fn outbox_item(&self, id: u64) -> Result<Option<OutboxItem>, StoreError> {
@@ -281,9 +303,7 @@ impl Store {
                     // The history keeps what was sent (kind, recipient,
                     // Message-ID, when); the MIME itself is not kept
                     // forever: it is most of an order's footprint.
-                    Ok(_) => {
-                        t.bodies.remove(id.to_be_bytes())?;
-                    }
+                    Ok(_) => t.drop_body(id)?,
                     Err(StoreError::NoSuchItem(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -400,6 +420,123 @@ mod bounce_tests {
             bounce: None,
             ticket: None,
         }
+    }
+
+    /// Queues one item with its body; returns its id.
+    fn queue_one(s: &Store, key: &str) -> u64 {
+        let id = s.next_id().unwrap();
+        let mut it = item(id, &format!("<{key}@edesk.example.com>"));
+        it.key = key.into();
+        it.raw = format!("Subject: {key}\r\n\r\nbody of {key}");
+        s.commit_durable(Commit {
+            mails: vec![MailRecord {
+                key: key.into(),
+                entry: HistoryEntry {
+                    id: s.next_id().unwrap(),
+                    so: None,
+                    kind: it.kind.clone(),
+                    to: vec![it.to.to_string()],
+                    lines: vec![],
+                    requested_by: "t".into(),
+                    at: Utc::now(),
+                    skipped: None,
+                    outbox_id: Some(id),
+                    message_id: Some(it.message_id.clone()),
+                },
+                item: Some(it),
+            }],
+            ..Commit::default()
+        })
+        .unwrap();
+        id
+    }
+
+    fn sled_pair(data: &std::path::Path) -> (sled::Db, sled::Db) {
+        let main = data.join("store");
+        let spool = crate::store::engine::spool_path(&main);
+        let spool = sled::Config::new()
+            .path(spool)
+            .segment_size(crate::store::engine::SPOOL_SEGMENT)
+            .open()
+            .unwrap();
+        (sled::open(main).unwrap(), spool)
+    }
+
+    #[test]
+    fn bodies_live_in_the_spool_and_an_older_store_moves_them_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let id = queue_one(&s, "moved");
+        drop(s);
+        // Put the body back where stores written before the spool kept it.
+        let (main, spool) = sled_pair(dir.path());
+        let body = spool
+            .open_tree("bodies")
+            .unwrap()
+            .remove(id.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        main.open_tree("bodies")
+            .unwrap()
+            .insert(id.to_be_bytes(), body)
+            .unwrap();
+        main.flush().unwrap();
+        spool.flush().unwrap();
+        drop((main, spool));
+
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            s.outbox_body(id).unwrap().as_deref(),
+            Some("Subject: moved\r\n\r\nbody of moved")
+        );
+        drop(s);
+        let (main, spool) = sled_pair(dir.path());
+        assert!(
+            !main.tree_names().iter().any(|n| n.as_ref() == b"bodies"),
+            "the old tree is gone from the main database"
+        );
+        assert!(
+            spool
+                .open_tree("bodies")
+                .unwrap()
+                .contains_key(id.to_be_bytes())
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_sent_body_goes_after_the_flush_and_the_sweep_drops_what_a_crash_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let pending = queue_one(&s, "pending");
+        let sent = queue_one(&s, "sent");
+        let mark = s.write_mark();
+        s.mark_sent_many(&[(sent, Utc::now())]).unwrap();
+        s.flush(mark).unwrap();
+        assert!(
+            s.outbox_body(sent).unwrap().is_none(),
+            "gone once sent is durable"
+        );
+        assert!(s.outbox_body(pending).unwrap().is_some());
+        drop(s);
+        // What a crash can leave in the spool: the body of an item whose
+        // "sent" was flushed, and one whose item never reached the disk.
+        let (main, spool) = sled_pair(dir.path());
+        let bodies = spool.open_tree("bodies").unwrap();
+        bodies.insert(sent.to_be_bytes(), &b"late"[..]).unwrap();
+        bodies
+            .insert(999_999u64.to_be_bytes(), &b"orphan"[..])
+            .unwrap();
+        spool.flush().unwrap();
+        drop((main, spool, bodies));
+
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.outbox_body(sent).unwrap().is_none());
+        assert!(s.outbox_body(999_999).unwrap().is_none());
+        assert!(
+            s.outbox_body(pending).unwrap().is_some(),
+            "a pending item keeps its body"
+        );
     }
 
     #[test]
