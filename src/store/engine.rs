@@ -391,13 +391,15 @@ pub(super) fn spool_path(path: &Path) -> PathBuf {
 /// against 2.2 KB of data (`bench scale --orders 100000`). Alone, their
 /// segments empty and are reused, and the main log holds little garbage.
 fn open_sled_once(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
+    // The main database first: when another process holds it, the error
+    // names the directory operators know.
+    let db = open_sled_db(path, cache_bytes, MAIN_SEGMENT)?;
     // The spool's working set is the pending mail: a small cache suffices.
     let spool = open_sled_db(
         &spool_path(path),
         (cache_bytes / 8).max(4 << 20),
         SPOOL_SEGMENT,
     )?;
-    let db = open_sled_db(path, cache_bytes, MAIN_SEGMENT)?;
     move_bodies_to_spool(&db, &spool)?;
     let trees = Arc::new(Trees::sled(&db, &spool)?);
     Ok(Opened {
