@@ -138,11 +138,11 @@ impl Trees {
         })
     }
 
-    fn sled(db: &sled::Db, spool: &sled::Db) -> Result<Trees, StoreError> {
+    fn sled(db: &sled::Db, bodies: &sled::Db) -> Result<Trees, StoreError> {
         let default: &sled::Tree = db;
         let floor = db.generate_id()? + 1;
         let mut trees = Trees::build(Tree::Sled(default.clone()), floor, |n| {
-            let home = if n == "bodies" { spool } else { db };
+            let home = if n == "bodies" { bodies } else { db };
             Ok(Tree::Sled(home.open_tree(n)?))
         })?;
         trees.spent_bodies = Some(Mutex::new(Vec::new()));
@@ -400,8 +400,12 @@ fn open_sled_once(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
         (cache_bytes / 8).max(4 << 20),
         SPOOL_SEGMENT,
     )?;
-    move_bodies_to_spool(&db, &spool)?;
-    let trees = Arc::new(Trees::sled(&db, &spool)?);
+    let bodies = if move_bodies_to_spool(path, &db, &spool)? {
+        &spool
+    } else {
+        &db
+    };
+    let trees = Arc::new(Trees::sled(&db, bodies)?);
     Ok(Opened {
         db: Db::Sled(db, spool),
         write: trees.clone(),
@@ -444,27 +448,46 @@ fn open_sled_db(path: &Path, cache_bytes: u64, segment: usize) -> Result<sled::D
 
 /// Stores written before the spool existed kept bodies in the main
 /// database: copy them over (durably), then drop the old tree. Run again
-/// after a crash, the copy repeats harmlessly.
-fn move_bodies_to_spool(db: &sled::Db, spool: &sled::Db) -> Result<(), StoreError> {
+/// after a crash, the copy repeats harmlessly. Returns where the bodies
+/// are: in the spool (true), or still in the main database when the disk
+/// has no room for the copy (sled never returns from a flush that meets a
+/// full disk); the next open tries again.
+fn move_bodies_to_spool(path: &Path, db: &sled::Db, spool: &sled::Db) -> Result<bool, StoreError> {
     if !db.tree_names().iter().any(|n| n.as_ref() == b"bodies") {
-        return Ok(());
+        return Ok(true);
     }
     let old = db.open_tree("bodies")?;
+    let mut bytes = 0u64;
+    for kv in old.iter() {
+        let (k, v) = kv?;
+        bytes += (k.len() + v.len()) as u64;
+    }
+    let free = path.parent().and_then(|d| fs2::available_space(d).ok());
+    if free.is_some_and(|f| f < bytes.saturating_mul(3).saturating_add(MOVE_HEADROOM)) {
+        tracing::warn!(
+            bytes,
+            ?free,
+            "no room to move outgoing bodies to the spool yet; they stay where they are"
+        );
+        return Ok(false);
+    }
     let new = spool.open_tree("bodies")?;
-    let mut moved = 0u64;
     for kv in old.iter() {
         let (k, v) = kv?;
         new.insert(k, v)?;
-        moved += 1;
     }
     spool.flush()?;
     db.drop_tree("bodies")?;
     db.flush()?;
-    if moved > 0 {
-        tracing::info!(moved, "moved pending outgoing bodies to the spool");
+    if bytes > 0 {
+        tracing::info!(bytes, "moved pending outgoing bodies to the spool");
     }
-    Ok(())
+    Ok(true)
 }
+
+/// Free space the move of old bodies leaves untouched, beyond three times
+/// their size (the copy, sled's overhead, the drop).
+const MOVE_HEADROOM: u64 = 16 << 20;
 
 fn open_redb(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
     let core = rdb::Core::open(path, cache_bytes)?;
