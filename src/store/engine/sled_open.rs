@@ -72,7 +72,8 @@ fn open_sled_once(path: &Path, cache_bytes: u64) -> Result<Opened, StoreError> {
         (cache_bytes / 8).max(4 << 20),
         SPOOL_SEGMENT,
     )?;
-    let bodies = if move_bodies_to_spool(path, &db, &spool)? {
+    let free = path.parent().and_then(|d| fs2::available_space(d).ok());
+    let bodies = if move_bodies_to_spool(&db, &spool, free)? {
         &spool
     } else {
         &db
@@ -124,7 +125,11 @@ fn open_sled_db(path: &Path, cache_bytes: u64, segment: usize) -> Result<sled::D
 /// are: in the spool (true), or still in the main database when the disk
 /// has no room for the copy (sled never returns from a flush that meets a
 /// full disk); the next open tries again.
-fn move_bodies_to_spool(path: &Path, db: &sled::Db, spool: &sled::Db) -> Result<bool, StoreError> {
+fn move_bodies_to_spool(
+    db: &sled::Db,
+    spool: &sled::Db,
+    free: Option<u64>,
+) -> Result<bool, StoreError> {
     if !db.tree_names().iter().any(|n| n.as_ref() == b"bodies") {
         return Ok(true);
     }
@@ -134,7 +139,6 @@ fn move_bodies_to_spool(path: &Path, db: &sled::Db, spool: &sled::Db) -> Result<
         let (k, v) = kv?;
         bytes += (k.len() + v.len()) as u64;
     }
-    let free = path.parent().and_then(|d| fs2::available_space(d).ok());
     if free.is_some_and(|f| f < bytes.saturating_mul(3).saturating_add(MOVE_HEADROOM)) {
         tracing::warn!(
             bytes,
@@ -160,3 +164,49 @@ fn move_bodies_to_spool(path: &Path, db: &sled::Db, spool: &sled::Db) -> Result<
 /// Free space the move of old bodies leaves untouched, beyond three times
 /// their size (the copy, sled's overhead, the drop).
 const MOVE_HEADROOM: u64 = 16 << 20;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A main database laid out as before the spool, with two bodies.
+    fn old_layout(dir: &Path) -> (sled::Db, sled::Db) {
+        let db = sled::open(dir.join("store")).unwrap();
+        let spool = sled::Config::new()
+            .path(dir.join("store-spool"))
+            .segment_size(SPOOL_SEGMENT)
+            .open()
+            .unwrap();
+        let old = db.open_tree("bodies").unwrap();
+        old.insert(1u64.to_be_bytes(), vec![b'a'; 5000]).unwrap();
+        old.insert(2u64.to_be_bytes(), &b"two"[..]).unwrap();
+        (db, spool)
+    }
+
+    #[test]
+    fn old_bodies_move_when_there_is_room_and_stay_put_when_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, spool) = old_layout(dir.path());
+
+        assert!(
+            !move_bodies_to_spool(&db, &spool, Some(1 << 20)).unwrap(),
+            "no room"
+        );
+        let stayed = db.open_tree("bodies").unwrap();
+        assert_eq!(stayed.len(), 2, "nothing moved, nothing lost");
+        assert!(spool.open_tree("bodies").unwrap().is_empty());
+
+        assert!(move_bodies_to_spool(&db, &spool, Some(1 << 30)).unwrap());
+        let moved = spool.open_tree("bodies").unwrap();
+        assert_eq!(
+            moved.get(2u64.to_be_bytes()).unwrap().as_deref(),
+            Some(&b"two"[..])
+        );
+        assert_eq!(moved.len(), 2);
+        assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"bodies"));
+        assert!(
+            move_bodies_to_spool(&db, &spool, Some(0)).unwrap(),
+            "nothing left to move"
+        );
+    }
+}
