@@ -85,6 +85,19 @@ fn update_in(
 /// caught between the spool's flush and the main database's (an unknown
 /// item, never acknowledged) or between "sent" and the removal of its body.
 /// Returns how many went.
+/// An item's state alone: the sweep reads one per pending mail at open,
+/// and the whole item (addresses validated, dates parsed) costs more.
+fn status_of(t: &Trees, id: u64) -> Result<Option<OutboxStatus>, StoreError> {
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: OutboxStatus,
+    }
+    t.outbox
+        .get(id.to_be_bytes())?
+        .map(|b| decode::<Status>("outbox", &b).map(|s| s.status))
+        .transpose()
+}
+
 pub(super) fn sweep_bodies(t: &Trees) -> Result<usize, StoreError> {
     let mut stale = Vec::new();
     for k in t.bodies.iter().keys() {
@@ -93,7 +106,7 @@ pub(super) fn sweep_bodies(t: &Trees) -> Result<usize, StoreError> {
             stale.push(k);
             continue;
         };
-        if item_in(t, id)?.is_none_or(|i| i.status == OutboxStatus::Sent) {
+        if status_of(t, id)?.is_none_or(|s| s == OutboxStatus::Sent) {
             stale.push(k);
         }
     }
