@@ -410,7 +410,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod bounce_tests {
+mod tests {
     use super::*;
     use crate::store::{Commit, HistoryEntry, MailRecord};
 
@@ -435,12 +435,9 @@ mod bounce_tests {
         }
     }
 
-    /// Queues one item with its body; returns its id.
-    fn queue_one(s: &Store, key: &str) -> u64 {
-        let id = s.next_id().unwrap();
-        let mut it = item(id, &format!("<{key}@edesk.example.com>"));
-        it.key = key.into();
-        it.raw = format!("Subject: {key}\r\n\r\nbody of {key}");
+    /// Commits one mail record (history entry and outbox item) under `key`.
+    fn commit_one(s: &Store, key: &str, it: OutboxItem) {
+        let id = it.id;
         s.commit_durable(Commit {
             mails: vec![MailRecord {
                 key: key.into(),
@@ -461,6 +458,15 @@ mod bounce_tests {
             ..Commit::default()
         })
         .unwrap();
+    }
+
+    /// Queues one item with its body; returns its id.
+    fn queue_one(s: &Store, key: &str) -> u64 {
+        let id = s.next_id().unwrap();
+        let mut it = item(id, &format!("<{key}@edesk.example.com>"));
+        it.key = key.into();
+        it.raw = format!("Subject: {key}\r\n\r\nbody of {key}");
+        commit_one(s, key, it);
         id
     }
 
@@ -558,26 +564,7 @@ mod bounce_tests {
         let s = Store::open(dir.path()).unwrap();
         let id = s.next_id().unwrap();
         let it = item(id, "<x.1.ab@edesk.example.com>");
-        s.commit_durable(Commit {
-            mails: vec![MailRecord {
-                key: "k".into(),
-                entry: HistoryEntry {
-                    id: s.next_id().unwrap(),
-                    so: None,
-                    kind: it.kind.clone(),
-                    to: vec![it.to.to_string()],
-                    lines: vec![],
-                    requested_by: "t".into(),
-                    at: Utc::now(),
-                    skipped: None,
-                    outbox_id: Some(id),
-                    message_id: Some(it.message_id.clone()),
-                },
-                item: Some(it),
-            }],
-            ..Commit::default()
-        })
-        .unwrap();
+        commit_one(&s, "k", it);
         s.mark_sent_many(&[(id, Utc::now())]).unwrap();
         let found = s
             .outbox_by_message_id("x.1.ab@edesk.example.com")
